@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+/**
+ * image-factory: the build tooling the Pulumi program's Commands run, usable on its own. No Pulumi import.
+ * Each subcommand takes flags, and falls back to FACTORY_* environment variables so Commands pass data through
+ * `environment` rather than on a command line.
+ */
+import { existsSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { CatalogError, loadCatalog } from "../images";
+import { planStack } from "./plan";
+import { scsMetadata } from "./scs";
+import { StackConfigError } from "./settings";
+import { readStackSettings, stackNames } from "./stack-files";
+
+/** An error the user can act on: printed without a stack trace, exit code 2. */
+export class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+export interface Subcommand {
+  summary: string;
+  usage: string;
+  options: Options;
+  /** Environment variables that stand in for flags: flag name → variable. */
+  env?: Record<string, string>;
+  run(values: Values, positionals: string[]): Promise<number | void> | number | void;
+}
+
+/** The project root (holding Pulumi.yaml), whether running from source or from dist/. */
+const PROJECT_DIR = [resolvePath(__dirname, ".."), resolvePath(__dirname, "..", "..")].find((d) =>
+  existsSync(resolvePath(d, "Pulumi.yaml")),
+)!;
+
+const commands: Record<string, Subcommand> = {};
+export function register(name: string, cmd: Subcommand): void {
+  commands[name] = cmd;
+}
+
+function print(value: unknown, json: boolean, table: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${table()}\n`);
+}
+
+register("catalog", {
+  summary: "list every release with its SCS-0102 metadata; exits non-zero on an invalid catalog",
+  usage: "image-factory catalog [--json]",
+  options: { json: { type: "boolean", default: false } },
+  run(values) {
+    const catalog = loadCatalog();
+    const rows = catalog.releases.map((r) => ({
+      id: r.id,
+      label: r.label,
+      title: r.title,
+      kind: r.kind,
+      ...(r.kind === "app" ? { base: r.base } : {}),
+      released: r.released,
+      eol: r.eol,
+      architectures: r.architectures,
+      recipe: r.recipe,
+      scs: Object.fromEntries(r.architectures.map((arch) => [arch, scsMetadata(catalog, r, arch)])),
+    }));
+    print(rows, values.json === true, () =>
+      table(
+        ["id", "label", "arch", "eol", "os_distro", "os_version", "image_source"],
+        rows.map((r) => {
+          const first = Object.values(r.scs)[0]!;
+          return [r.id, r.label, r.architectures.join(","), r.eol ?? "rolling", first.os_distro, first.os_version, first.image_source].map(String);
+        }),
+      ),
+    );
+  },
+});
+
+register("plan", {
+  summary: "show what a stack ships: images, content hashes, artifact keys",
+  usage: "image-factory plan --stack NAME [--json]   (or --all)",
+  options: { stack: { type: "string" }, all: { type: "boolean", default: false }, json: { type: "boolean", default: false } },
+  run(values) {
+    const catalog = loadCatalog();
+    const stacks = values.all ? stackNames(PROJECT_DIR) : [String(values.stack ?? "")];
+    if (!stacks[0]) throw new UsageError("plan: give --stack NAME or --all");
+    const rows = stacks.flatMap((stack) =>
+      planStack(catalog, readStackSettings(PROJECT_DIR, stack, catalog)).map((p) => ({
+        stack,
+        name: p.name,
+        zone: p.zone,
+        release: p.release.id,
+        arch: p.arch,
+        contentHash: p.contentHash,
+        artifactKey: p.artifactKey,
+        hashInputs: p.hashInputs,
+      })),
+    );
+    print(rows, values.json === true, () =>
+      table(["stack", "image", "zone", "content hash"], rows.map((r) => [r.stack, r.name, r.zone, r.contentHash.slice(0, 16)])),
+    );
+  },
+});
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+function help(): string {
+  const names = Object.keys(commands).sort();
+  return [
+    "usage: image-factory <command> [options]",
+    "",
+    ...names.map((n) => `  ${n.padEnd(14)} ${commands[n]!.summary}`),
+    "",
+    "image-factory <command> --help for a command's options",
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h") {
+    process.stdout.write(`${help()}\n`);
+    return name ? 0 : 2;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    process.stderr.write(`image-factory: unknown command "${name}"\n\n${help()}\n`);
+    return 2;
+  }
+  if (rest.includes("--help")) {
+    process.stdout.write(`usage: ${cmd.usage}\n`);
+    return 0;
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
+    for (const [flag, variable] of Object.entries(cmd.env ?? {}))
+      if (values[flag] === undefined && process.env[variable] !== undefined) (values as Values)[flag] = process.env[variable];
+    return (await cmd.run(values as Values, positionals)) ?? 0;
+  } catch (err) {
+    if (err instanceof CatalogError || err instanceof StackConfigError || err instanceof UsageError) {
+      process.stderr.write(`image-factory ${name}: ${err.message}\n`);
+      return 2;
+    }
+    if ((err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`image-factory ${name}: ${(err as Error).message}\nusage: ${cmd.usage}\n`);
+      return 2;
+    }
+    process.stderr.write(`image-factory ${name}: error: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`image-factory: ${String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

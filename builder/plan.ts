@@ -1,0 +1,134 @@
+/**
+ * The planner: from catalog + stack settings, which images this zone ships, the content hash of each artifact
+ * and why it would rebuild. Pure functions; the Pulumi program and the CLI both call them.
+ */
+import { osBase, type Catalog } from "../images";
+import type { Architecture, Release, Step } from "../images/schema";
+import { canonicalJson, sha256Hex } from "./canonical";
+import { scsMetadata, type ScsMetadata } from "./scs";
+import type { StackSettings } from "./settings";
+import { upstreamLocation } from "./upstream-url";
+import { regionOf, type Zone } from "./zones";
+
+/**
+ * Bump when the build tooling changes what it writes into an artifact for the same inputs, so every image
+ * rebuilds once. Never bump for refactors that keep artifacts identical.
+ */
+export const BUILDER_REVISION = 1;
+
+/** Everything an artifact's bytes depend on. Equal inputs ⇒ equal content hash ⇒ nothing rebuilds. */
+export interface HashInputs {
+  release: string;
+  arch: Architecture;
+  upstream: { image: string; serial: string; checksum: string | null };
+  /** The OS recipe; for an app, its base's recipe. */
+  recipe: Step[];
+  /** The app's own steps, layered on `recipe`. */
+  appRecipe: Step[] | null;
+  ecosystemVersion: string;
+  releaseEpoch: string;
+  securityEpoch: number;
+  builderRevision: number;
+}
+
+export interface PlannedImage {
+  release: Release;
+  arch: Architecture;
+  zone: Zone;
+  region: string;
+  /** Component name; child names derive from it and never change once shipped. */
+  name: string;
+  /** The Instance image's display name. */
+  imageName: string;
+  hashInputs: HashInputs;
+  contentHash: string;
+  /** Object key in the regional bucket: content-addressed, so every zone of a region shares one upload. */
+  artifactKey: string;
+  scs: ScsMetadata;
+}
+
+/** The highest security rebuild counter that applies to a release (`*:n` or `<id>:n`). */
+export function securityEpoch(releaseId: string, rules: readonly string[]): number {
+  let epoch = 0;
+  for (const rule of rules) {
+    const [id, n] = rule.split(":");
+    if (id === "*" || id === releaseId) epoch = Math.max(epoch, Number(n));
+  }
+  return epoch;
+}
+
+export function hashInputs(catalog: Catalog, release: Release, arch: Architecture, settings: StackSettings): HashInputs {
+  const os = osBase(catalog, release);
+  const where = upstreamLocation(os, arch);
+  return {
+    release: release.id,
+    arch,
+    upstream: { image: where.image, serial: where.serial, checksum: where.checksum ?? null },
+    recipe: os.recipe,
+    appRecipe: release.kind === "app" ? release.recipe : null,
+    ecosystemVersion: settings.ecosystemVersion,
+    releaseEpoch: settings.releaseEpoch,
+    // An app inherits its base's security rebuilds.
+    securityEpoch: Math.max(securityEpoch(release.id, settings.securityRebuilds), securityEpoch(os.id, settings.securityRebuilds)),
+    builderRevision: BUILDER_REVISION,
+  };
+}
+
+export function contentHash(inputs: HashInputs): string {
+  return sha256Hex(canonicalJson(inputs));
+}
+
+export function artifactKey(releaseId: string, arch: Architecture, hash: string): string {
+  return `images/${releaseId}/${arch}/${hash}.qcow2`;
+}
+
+/** The releases a stack selects, in catalog order, each for the architectures both sides have. */
+export function selectReleases(catalog: Catalog, settings: StackSettings): { release: Release; arch: Architecture }[] {
+  const wanted = settings.images.includes("*") ? null : new Set(settings.images);
+  return catalog.releases
+    .filter((r) => wanted === null || wanted.has(r.id))
+    .flatMap((release) =>
+      settings.architectures.filter((arch) => release.architectures.includes(arch)).map((arch) => ({ release, arch })),
+    );
+}
+
+export function planStack(catalog: Catalog, settings: StackSettings): PlannedImage[] {
+  return selectReleases(catalog, settings).map(({ release, arch }) => {
+    const inputs = hashInputs(catalog, release, arch, settings);
+    const hash = contentHash(inputs);
+    return {
+      release,
+      arch,
+      zone: settings.zone,
+      region: regionOf(settings.zone),
+      name: `${release.id}-${arch}`,
+      imageName: `${release.title} (${arch})`,
+      hashInputs: inputs,
+      contentHash: hash,
+      artifactKey: artifactKey(release.id, arch, hash),
+      scs: scsMetadata(catalog, release, arch),
+    };
+  });
+}
+
+/** Why an artifact with `next` inputs differs from the one built from `previous` (none: it does not rebuild). */
+export function rebuildReasons(previous: HashInputs | undefined, next: HashInputs): string[] {
+  if (!previous) return ["new image in this zone"];
+  const reasons: string[] = [];
+  const p = previous.upstream;
+  const n = next.upstream;
+  if (p.serial !== n.serial || p.image !== n.image)
+    reasons.push(`new upstream build: ${p.serial} → ${n.serial}`);
+  else if (p.checksum !== n.checksum) reasons.push(`upstream checksum pinned: ${p.checksum ?? "none"} → ${n.checksum ?? "none"}`);
+  if (canonicalJson(previous.recipe) !== canonicalJson(next.recipe))
+    reasons.push(next.appRecipe ? "base recipe changed" : "recipe changed");
+  if (canonicalJson(previous.appRecipe) !== canonicalJson(next.appRecipe)) reasons.push("app recipe changed");
+  if (previous.ecosystemVersion !== next.ecosystemVersion)
+    reasons.push(`new scaleway-ecosystem: ${previous.ecosystemVersion} → ${next.ecosystemVersion}`);
+  if (previous.releaseEpoch !== next.releaseEpoch)
+    reasons.push(`quarterly release: ${previous.releaseEpoch} → ${next.releaseEpoch}`);
+  if (previous.securityEpoch !== next.securityEpoch) reasons.push(`security rebuild #${next.securityEpoch}`);
+  if (previous.builderRevision !== next.builderRevision)
+    reasons.push(`build tooling revision ${previous.builderRevision} → ${next.builderRevision}`);
+  return reasons;
+}

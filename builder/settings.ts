@@ -1,0 +1,108 @@
+/**
+ * A stack's dial settings, parsed once at the program's boundary. Stack files hold only these: zone, images,
+ * bucket, test commercial types, release epoch and the other triggers.
+ */
+import { z } from "zod";
+import type { Catalog } from "../images";
+import { Architecture } from "../images/schema";
+import { ZONES } from "./zones";
+
+/** The Pulumi project name: every config key is `image-factory:<key>`. */
+export const PROJECT = "image-factory";
+
+const commercialType = z.string().regex(/^[A-Z0-9][A-Z0-9_-]*$/, "expected a commercial type such as DEV1-S");
+
+export const StackSettings = z.strictObject({
+  /** Environment name (`prod`, `staging`, `local`); also a tag on every resource. */
+  environment: z.string().regex(/^[a-z][a-z0-9-]*$/, "expected a lowercase environment name"),
+  zone: z.enum(ZONES),
+  /** Release ids to ship in this zone, or `["*"]` for the whole catalog. */
+  images: z.array(z.string().min(1)).min(1),
+  architectures: z.array(Architecture).min(1).default(["x86_64"]),
+  /** Object Storage bucket in the zone's region that holds the artifacts to import. */
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "expected an S3 bucket name"),
+  /** Commercial type of the x86_64 test Instance. */
+  testCommercialType: commercialType.default("DEV1-S"),
+  /** Commercial type of the arm64 test Instance. */
+  testCommercialTypeArm64: commercialType.default("COPARM1-2C-8G"),
+  /** The quarterly release this stack ships (`2026Q4`): bumping it rebuilds every image. */
+  releaseEpoch: z.string().regex(/^\d{4}Q[1-4]$/, "expected a quarter such as 2026Q4"),
+  /** Security rebuilds: `<id>:<n>` rebuilds one image, `*:<n>` all; bump n for the next fix. */
+  securityRebuilds: z
+    .array(z.string().regex(/^(\*|[a-z][a-z0-9.-]*):[0-9]+$/, "expected <image-id>:<n> or *:<n>"))
+    .default([]),
+  /** The scaleway-ecosystem package version images get; a new version rebuilds every image. */
+  ecosystemVersion: z.string().regex(/^[0-9][0-9A-Za-z.+~-]*$/, "expected a package version"),
+  /** Package repository that serves scaleway-ecosystem (apt/dnf/pacman layout under it). */
+  ecosystemRepository: z.url(),
+  /** Fetch upstream images through this mirror (`<mirror>/<host>/<path>`); metadata still names upstream. */
+  mirror: z.url().optional(),
+  /** S3 endpoint override; by default the zone region's Object Storage endpoint. */
+  s3Endpoint: z.url().optional(),
+  /** Boot a test Instance and run the test battery before release. */
+  runTests: z.boolean().default(true),
+  /** Days after upstream end of life before an image is deprecated. */
+  deprecationGraceDays: z.number().int().nonnegative().default(90),
+  /** Scaleway Project that owns the images; the provider's default when unset. */
+  projectId: z.uuid().optional(),
+});
+export type StackSettings = z.infer<typeof StackSettings>;
+
+/** The test Instance's commercial type for an architecture. */
+export function testCommercialType(settings: StackSettings, arch: Architecture): string {
+  return arch === "arm64" ? settings.testCommercialTypeArm64 : settings.testCommercialType;
+}
+
+export class StackConfigError extends Error {
+  constructor(stack: string, problems: string[]) {
+    super(`stack ${stack}: invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "StackConfigError";
+  }
+}
+
+/** Pulumi hands structured config over as JSON strings; scalars stay strings unless they parse as JSON. */
+function decode(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * Parses `image-factory:*` keys (as `pulumi.runtime.allConfig()` returns them) into settings, checking image ids
+ * against the catalog. Unknown keys are errors: a typo must not silently fall back to a default.
+ */
+export function parseStackSettings(stack: string, config: Record<string, string>, catalog: Catalog): StackSettings {
+  const raw: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) {
+    const [ns, name] = key.split(":", 2);
+    if (ns !== PROJECT || !name) continue;
+    // Pulumi keeps strings that look like other types as strings; ids such as "12" stay what zod expects.
+    raw[name] = name === "releaseEpoch" || name === "ecosystemVersion" ? value : decode(value);
+  }
+  const parsed = StackSettings.safeParse(raw);
+  if (!parsed.success) {
+    throw new StackConfigError(
+      stack,
+      parsed.error.issues.map((i) =>
+        i.code === "unrecognized_keys"
+          ? `unknown config keys: ${i.keys.map((k) => `${PROJECT}:${k}`).join(", ")}`
+          : `${PROJECT}:${i.path.join(".") || "(root)"}: ${i.message}`,
+      ),
+    );
+  }
+  const settings = parsed.data;
+  const problems: string[] = [];
+  const wildcard = settings.images.includes("*");
+  if (wildcard && settings.images.length > 1) problems.push(`${PROJECT}:images: "*" cannot be combined with ids`);
+  for (const id of settings.images)
+    if (id !== "*" && !catalog.byId.has(id)) problems.push(`${PROJECT}:images: no release "${id}" in the catalog`);
+  for (const rule of settings.securityRebuilds) {
+    const id = rule.split(":")[0]!;
+    if (id !== "*" && !catalog.byId.has(id))
+      problems.push(`${PROJECT}:securityRebuilds: no release "${id}" in the catalog`);
+  }
+  if (problems.length) throw new StackConfigError(stack, problems);
+  return settings;
+}

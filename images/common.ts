@@ -1,0 +1,25 @@
+/** Pieces several catalog files share. Data only. */
+import type { ScsDeclared, Step } from "./schema";
+
+/** Scaleway boots Instance images from Block Storage volumes attached over virtio-scsi (`/dev/sda`). */
+export const SCALEWAY_DEFAULTS = {
+  replace_frequency: "quarterly",
+  uuid_validity: "last-3",
+  hw_disk_bus: "scsi",
+  min_disk: 10,
+  hash_algo: "sha256",
+} as const satisfies Partial<ScsDeclared>;
+
+/** What every OS image gets on Scaleway, per the blog: ecosystem package, fresh kernel and cloud-init. */
+export function baseRecipe(kernelPackage: string): Step[] {
+  return [
+    { op: "scaleway-ecosystem" },
+    { op: "upgrade-kernel", package: kernelPackage },
+    { op: "upgrade-cloud-init" },
+  ];
+}
+
+/** RHEL-family images also get an SELinux relabel (last, after every file write) and UEFI boot where missing. */
+export function rhelRecipe(): Step[] {
+  return [...baseRecipe("kernel"), { op: "ensure-uefi" }, { op: "selinux-relabel" }];
+}

@@ -1,0 +1,28 @@
+/**
+ * The image factory's Pulumi program: one stack per environment and Availability Zone. Composition only — the
+ * catalog, the planner and the components do the work.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { planStack } from "./builder/plan";
+import { parseStackSettings } from "./builder/settings";
+import { zonalImages } from "./components/factory-stack";
+import { loadCatalog } from "./images";
+
+const catalog = loadCatalog();
+const settings = parseStackSettings(pulumi.getStack(), pulumi.runtime.allConfig(), catalog);
+const plans = planStack(catalog, settings);
+
+// Object Storage uses the Scaleway API key pair, as the provider does: config first, then the environment.
+const scw = new pulumi.Config("scaleway");
+const accessKey = scw.get("accessKey") ?? process.env.SCW_ACCESS_KEY;
+const secretKey = scw.getSecret("secretKey") ?? (process.env.SCW_SECRET_KEY && pulumi.secret(process.env.SCW_SECRET_KEY));
+if (!accessKey || !secretKey) {
+  throw new Error("set scaleway:accessKey and scaleway:secretKey (or SCW_ACCESS_KEY and SCW_SECRET_KEY)");
+}
+
+const images = zonalImages(plans, settings, { accessKey, secretKey });
+
+export const zone = settings.zone;
+export const releaseEpoch = settings.releaseEpoch;
+export const releasedImages = Object.fromEntries(images.map((img, i) => [plans[i]!.name, img.releasedImageId]));
+export const contentHashes = Object.fromEntries(plans.map((p) => [p.name, p.contentHash]));

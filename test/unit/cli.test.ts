@@ -1,0 +1,69 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { SCS_KEYS } from "../../builder/scs";
+
+async function run(args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => (out.push(String(s)), true));
+  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => (err.push(String(s)), true));
+  try {
+    const { main } = await import("../../builder/cli.js");
+    const code = await main(args);
+    return { code, stdout: out.join(""), stderr: err.join("") };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+afterEach(() => {
+  vi.doUnmock("../../images");
+  vi.resetModules();
+});
+
+describe("image-factory CLI", () => {
+  it("catalog --json prints every release with its SCS-0102 keys under exactly those names", async () => {
+    const { code, stdout } = await run(["catalog", "--json"]);
+    expect(code).toBe(0);
+    const rows = JSON.parse(stdout) as { id: string; architectures: string[]; scs: Record<string, Record<string, unknown>> }[];
+    expect(rows.length).toBeGreaterThanOrEqual(12);
+    for (const row of rows) {
+      expect(Object.keys(row.scs)).toEqual(row.architectures);
+      for (const meta of Object.values(row.scs)) expect(Object.keys(meta).sort()).toEqual([...SCS_KEYS].sort());
+    }
+  });
+
+  it("exits 2 with the problems on an invalid catalog", async () => {
+    vi.doMock("../../images", async (original) => {
+      const real = await original<typeof import("../../images")>();
+      return {
+        ...real,
+        loadCatalog: () => real.parseCatalog([{ file: "images/broken.ts", releases: [{ kind: "os", id: "x" }] }]),
+      };
+    });
+    const { code, stderr } = await run(["catalog", "--json"]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/image-factory catalog: invalid image catalog:\n  - images\/broken\.ts: entry 0 \(x\): /);
+  });
+
+  it("plans a stack from its stack file", async () => {
+    const { code, stdout } = await run(["plan", "--stack", "prod-fr-par-2", "--json"]);
+    expect(code).toBe(0);
+    const rows = JSON.parse(stdout) as { name: string; zone: string }[];
+    expect(rows.every((r) => r.zone === "fr-par-2")).toBe(true);
+    expect(rows.map((r) => r.name)).toContain("ubuntu-24.04-arm64");
+  });
+
+  it("names the stack and key on bad stack config", async () => {
+    const { code, stderr } = await run(["plan", "--stack", "no-such-stack"]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/stack no-such-stack: invalid configuration:\n  - .*Pulumi\.no-such-stack\.yaml: ENOENT/);
+  });
+
+  it("rejects unknown commands and flags", async () => {
+    expect((await run(["frobnicate"])).code).toBe(2);
+    const bad = await run(["catalog", "--jsn"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/Unknown option '--jsn'/);
+  });
+});

@@ -1,0 +1,20 @@
+import { loadCatalog } from "../../images";
+import { parseStackSettings, PROJECT, type StackSettings } from "../../builder/settings";
+
+/** Settings as a stack file would give them, with overrides; values in Pulumi's string form. */
+export function settingsFor(overrides: Record<string, unknown> = {}, stack = "test-fr-par-2"): StackSettings {
+  const base: Record<string, unknown> = {
+    environment: "test",
+    zone: "fr-par-2",
+    images: ["ubuntu-24.04", "debian-12"],
+    bucket: "scw-image-factory-fr-par",
+    releaseEpoch: "2026Q4",
+    ecosystemVersion: "1.0.0",
+    ecosystemRepository: "https://packages.example.org/scaleway",
+    ...overrides,
+  };
+  const config = Object.fromEntries(
+    Object.entries(base).map(([k, v]) => [`${PROJECT}:${k}`, typeof v === "string" ? v : JSON.stringify(v)]),
+  );
+  return parseStackSettings(stack, config, loadCatalog());
+}

@@ -1,0 +1,178 @@
+/**
+ * The program's shape under Pulumi mocks: which resources a zone stack declares, their inputs, names, tags and
+ * ordering. Mocks answer resource registrations only; any provider function call fails the test.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { loadCatalog } from "../../images";
+import { planStack } from "../../builder/plan";
+import { zonalImages } from "../../components/factory-stack";
+import { settingsFor } from "./helpers";
+
+interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+  parent?: string;
+  dependsOn: string[];
+}
+
+let registered: Registered[] = [];
+const opts = new Map<string, { parent?: string; dependsOn: string[] }>();
+
+beforeAll(() => {
+  pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        const o = opts.get(args.name) ?? { dependsOn: [] };
+        registered.push({ type: args.type, name: args.name, inputs: args.inputs, ...o });
+        return { id: `${args.inputs.zone ?? "fr-par-2"}/${args.name}-id`, state: args.inputs };
+      },
+      call: (args) => {
+        throw new Error(`unmocked provider call ${args.token}`);
+      },
+    },
+    "image-factory",
+    "test-fr-par-2",
+    false,
+  );
+});
+
+/** Records each resource's parent and dependsOn as the program passed them. */
+const recordOptions: pulumi.ResourceTransformation = (args) => {
+  const dependsOn = ([] as unknown[]).concat(args.opts.dependsOn ?? []) as pulumi.Resource[];
+  opts.set(args.name, {
+    parent: (args.opts.parent as { __name?: string } | undefined)?.__name,
+    dependsOn: dependsOn.map((r) => (r as unknown as { __name: string }).__name),
+  });
+  return undefined;
+};
+
+beforeEach(() => {
+  registered = [];
+});
+
+const credentials = { accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: pulumi.secret("00000000-0000-0000-0000-000000000000") };
+
+async function declare(overrides: Record<string, unknown> = {}) {
+  const settings = settingsFor(overrides);
+  const plans = planStack(loadCatalog(), settings);
+  const images = zonalImages(plans, settings, credentials, { transformations: [recordOptions] });
+  // Wait for every output so all registrations have happened.
+  await new Promise<void>((done) => pulumi.all(images.map((i) => i.releasedImageId)).apply(() => done()));
+  return { plans, images };
+}
+
+/** Pulumi's wire marker for a secret value, as mocks receive it. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const isSecret = (v: unknown): v is { value: unknown } => typeof v === "object" && v !== null && SECRET_SIG in v;
+const reveal = (v: any) => (isSecret(v) ? v.value : v);
+
+const byType = (type: string) => registered.filter((r) => r.type === type);
+const named = (name: string) => {
+  const r = registered.find((x) => x.name === name);
+  if (!r) throw new Error(`no resource ${name}; have ${registered.map((x) => x.name).join(", ")}`);
+  return r;
+};
+
+describe("a zone stack", () => {
+  it("declares exactly one ZonalImage per selected image, each with its five children", async () => {
+    const { plans } = await declare();
+    expect(byType("image-factory:index:ZonalImage").map((r) => r.name)).toEqual(["ubuntu-24.04-x86_64", "debian-12-x86_64"]);
+    for (const p of plans) {
+      const children = registered.filter((r) => r.parent === p.name).map((r) => `${r.type} ${r.name}`);
+      expect(children.sort()).toEqual(
+        [
+          `command:local:Command ${p.name}-artifact`,
+          `scaleway:block/snapshot:Snapshot ${p.name}-snapshot`,
+          `scaleway:instance/image:Image ${p.name}-image`,
+          `scaleway:instance/server:Server ${p.name}-test-server`,
+          `command:local:Command ${p.name}-tests`,
+        ].sort(),
+      );
+    }
+    expect(registered).toHaveLength(2 * 6);
+  });
+
+  it("puts every Scaleway resource in the stack's zone and the artifact in its region", async () => {
+    await declare({ zone: "nl-ams-3", bucket: "scw-image-factory-nl-ams" });
+    for (const r of registered.filter((r) => r.type.startsWith("scaleway:"))) expect(r.inputs.zone, r.name).toBe("nl-ams-3");
+    const env = reveal(named("debian-12-x86_64-artifact").inputs.environment);
+    expect(env.FACTORY_S3_REGION).toBe("nl-ams");
+    expect(env.FACTORY_S3_ENDPOINT).toBe("https://s3.nl-ams.scw.cloud");
+    expect(env.FACTORY_BUCKET).toBe("scw-image-factory-nl-ams");
+  });
+
+  it("imports the content-addressed artifact and builds image and test Instance on it", async () => {
+    const { plans } = await declare();
+    const p = plans.find((x) => x.name === "debian-12-x86_64")!;
+    const artifact = named(`${p.name}-artifact`);
+    expect(artifact.inputs.triggers).toEqual([p.contentHash]);
+    expect(artifact.inputs.create).toBe("node dist/builder/cli.js publish");
+    expect(artifact.inputs.delete).toBe("node dist/builder/cli.js unpublish");
+    expect(reveal(artifact.inputs.environment).FACTORY_KEY).toBe(p.artifactKey);
+    expect(artifact.inputs.logging).toBe("stderr");
+
+    const snapshot = named(`${p.name}-snapshot`);
+    expect(snapshot.inputs.import).toEqual({ bucket: "scw-image-factory-fr-par", key: p.artifactKey });
+    expect(snapshot.inputs.name).toBe(`debian-12-x86_64-${p.contentHash.slice(0, 12)}`);
+    expect(snapshot.dependsOn).toEqual([`${p.name}-artifact`]);
+
+    const image = named(`${p.name}-image`);
+    expect(image.inputs.rootVolumeId).toBe(`fr-par-2/${p.name}-snapshot-id`);
+    expect(image.inputs.name).toBe("Debian 12 Bookworm (x86_64)");
+    expect(image.inputs.architecture).toBe("x86_64");
+
+    const server = named(`${p.name}-test-server`);
+    expect(server.inputs.image).toBe(`fr-par-2/${p.name}-image-id`);
+    expect(server.inputs.type).toBe("DEV1-S");
+    expect(server.inputs.rootVolume).toEqual({ volumeType: "sbs_volume", sizeInGb: 10 });
+
+    const tests = named(`${p.name}-tests`);
+    expect(tests.dependsOn).toEqual([`${p.name}-test-server`]);
+    expect(tests.inputs.environment).toEqual({
+      FACTORY_SERVER_ID: `fr-par-2/${p.name}-test-server-id`,
+      FACTORY_ZONE: "fr-par-2",
+      FACTORY_RELEASE: "debian-12",
+    });
+  });
+
+  it("tags snapshot, image and test Instance with the SCS metadata, the content hash and user tags last", async () => {
+    const { plans } = await declare();
+    const p = plans.find((x) => x.name === "ubuntu-24.04-x86_64")!;
+    const tags: string[] = named(`${p.name}-image`).inputs.tags;
+    expect(tags.slice(0, 4)).toEqual([
+      "factory:release=ubuntu-24.04",
+      "factory:label=ubuntu_noble",
+      `factory:content-hash=${p.contentHash}`,
+      "factory:release-epoch=2026Q4",
+    ]);
+    expect(tags).toContain("scs:os_distro=ubuntu");
+    expect(tags).toContain("scs:architecture=x86_64");
+    expect(tags).toContain("scs:image_source=https://cloud-images.ubuntu.com/releases/noble/release-20261105/ubuntu-24.04-server-cloudimg-amd64.img");
+    expect(tags.at(-1)).toBe("factory:environment=test");
+    expect(named(`${p.name}-snapshot`).inputs.tags).toEqual(tags);
+    expect(named(`${p.name}-test-server`).inputs.tags).toEqual([...tags, "factory:role=test-instance"]);
+  });
+
+  it("passes the S3 secret only inside a secret environment", async () => {
+    await declare({ images: ["debian-12"] });
+    const env = named("debian-12-x86_64-artifact").inputs.environment;
+    expect(isSecret(env)).toBe(true);
+    expect(reveal(env).AWS_SECRET_ACCESS_KEY).toBe("00000000-0000-0000-0000-000000000000");
+    expect(JSON.stringify(named("debian-12-x86_64-artifact").inputs.create)).not.toContain("0000-0000");
+  });
+
+  it("skips the test Instance when tests are off and releases the image directly", async () => {
+    await declare({ runTests: false, images: ["debian-12"] });
+    expect(registered.map((r) => r.name).sort()).toEqual(
+      ["debian-12-x86_64", "debian-12-x86_64-artifact", "debian-12-x86_64-image", "debian-12-x86_64-snapshot"].sort(),
+    );
+  });
+
+  it("builds arm64 on the arm64 test type", async () => {
+    await declare({ images: ["ubuntu-24.04"], architectures: ["arm64"] });
+    expect(named("ubuntu-24.04-arm64-test-server").inputs.type).toBe("COPARM1-2C-8G");
+    expect(named("ubuntu-24.04-arm64-image").inputs.architecture).toBe("arm64");
+  });
+});
