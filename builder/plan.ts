@@ -57,7 +57,24 @@ export function securityEpoch(releaseId: string, rules: readonly string[]): numb
   return epoch;
 }
 
-export function hashInputs(catalog: Catalog, release: Release, arch: Architecture, settings: StackSettings): HashInputs {
+/** The stack dials that feed every content hash. */
+export interface BuildDials {
+  ecosystemVersion: string;
+  releaseEpoch: string;
+  securityEpoch: number;
+}
+
+export function dialsFor(release: Release, catalog: Catalog, settings: StackSettings): BuildDials {
+  const os = osBase(catalog, release);
+  return {
+    ecosystemVersion: settings.ecosystemVersion,
+    releaseEpoch: settings.releaseEpoch,
+    // An app inherits its base's security rebuilds.
+    securityEpoch: Math.max(securityEpoch(release.id, settings.securityRebuilds), securityEpoch(os.id, settings.securityRebuilds)),
+  };
+}
+
+export function hashInputs(catalog: Catalog, release: Release, arch: Architecture, dials: BuildDials): HashInputs {
   const os = osBase(catalog, release);
   const where = upstreamLocation(os, arch);
   return {
@@ -66,10 +83,7 @@ export function hashInputs(catalog: Catalog, release: Release, arch: Architectur
     upstream: { image: where.image, serial: where.serial, checksum: where.checksum ?? null },
     recipe: os.recipe,
     appRecipe: release.kind === "app" ? release.recipe : null,
-    ecosystemVersion: settings.ecosystemVersion,
-    releaseEpoch: settings.releaseEpoch,
-    // An app inherits its base's security rebuilds.
-    securityEpoch: Math.max(securityEpoch(release.id, settings.securityRebuilds), securityEpoch(os.id, settings.securityRebuilds)),
+    ...dials,
     builderRevision: BUILDER_REVISION,
   };
 }
@@ -94,7 +108,7 @@ export function selectReleases(catalog: Catalog, settings: StackSettings): { rel
 
 export function planStack(catalog: Catalog, settings: StackSettings): PlannedImage[] {
   return selectReleases(catalog, settings).map(({ release, arch }) => {
-    const inputs = hashInputs(catalog, release, arch, settings);
+    const inputs = hashInputs(catalog, release, arch, dialsFor(release, catalog, settings));
     const hash = contentHash(inputs);
     return {
       release,

@@ -1,0 +1,56 @@
+/**
+ * KVM when it really works, TCG otherwise. /dev/kvm existing proves little: nested KVM can accept the VM and then
+ * hang, so the probe boots the host kernel under KVM and waits for it to panic (no root fs) within seconds.
+ * The answer is cached per boot of the host.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { cacheDir } from "./paths";
+import { run } from "./exec";
+
+export type Accelerator = "kvm" | "tcg";
+
+function hostKernel(): string | undefined {
+  const kernels = existsSync("/boot") ? readdirSync("/boot").filter((f) => f.startsWith("vmlinuz-")).sort() : [];
+  return kernels.length ? join("/boot", kernels.at(-1)!) : undefined;
+}
+
+async function probeKvm(): Promise<boolean> {
+  const kernel = hostKernel();
+  if (!existsSync("/dev/kvm") || !kernel) return false;
+  try {
+    const { stdout } = await run(
+      "qemu-system-x86_64",
+      ["-accel", "kvm", "-m", "256", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
+        "-kernel", kernel, "-append", "console=ttyS0 panic=-1 quiet loglevel=3"],
+      { timeoutMs: 15_000 },
+    );
+    return /Kernel panic/.test(stdout);
+  } catch {
+    return false;
+  }
+}
+
+/** FACTORY_ACCEL=kvm|tcg overrides the probe. */
+export async function accelerator(): Promise<Accelerator> {
+  const forced = process.env.FACTORY_ACCEL;
+  if (forced === "kvm" || forced === "tcg") return forced;
+  const bootId = existsSync("/proc/sys/kernel/random/boot_id")
+    ? readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
+    : "unknown";
+  const file = join(cacheDir("accel"), `${bootId}.txt`);
+  if (existsSync(file)) return readFileSync(file, "utf8").trim() as Accelerator;
+  const accel: Accelerator = (await probeKvm()) ? "kvm" : "tcg";
+  mkdirSync(cacheDir("accel"), { recursive: true });
+  writeFileSync(file, accel);
+  return accel;
+}
+
+/** The environment libguestfs needs to use that accelerator. */
+export function guestfsEnv(accel: Accelerator): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    LIBGUESTFS_BACKEND: process.env.LIBGUESTFS_BACKEND ?? "direct",
+    ...(accel === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {}),
+  };
+}

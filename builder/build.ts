@@ -1,0 +1,150 @@
+/**
+ * One build: resolve → fetch → customise → finalise, always on a copy in a private work directory. Only a
+ * complete, checked artifact and its manifest are moved into the output directory; a failure anywhere leaves
+ * nothing behind.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadCatalog, osBase } from "../images";
+import type { Architecture, Release } from "../images/schema";
+import { accelerator, type Accelerator } from "./accel";
+import { canonicalJson, sha256Hex } from "./canonical";
+import { customiseImage, type EcosystemSource } from "./customise";
+import { run } from "./exec";
+import { digestFile, fetchVerified } from "./fetch";
+import { convertForImport, extractPackagesAndTrim, type PackageEntry } from "./finalise";
+import { contentHash, hashInputs, type BuildDials, type HashInputs } from "./plan";
+import { resolveSource, type ResolvedSource } from "./resolve";
+import { scsMetadata, type ScsMetadata } from "./scs";
+import { ensureUefi, uefiGuestArgs } from "./uefi";
+
+export interface BuildRequest {
+  releaseId: string;
+  arch: Architecture;
+  dials: BuildDials;
+  ecosystem: EcosystemSource;
+  mirror?: string;
+  outDir: string;
+  /** The content hash the caller planned; the build refuses to run if its own inputs hash differently. */
+  expectedContentHash?: string;
+}
+
+export interface Manifest {
+  schema: 1;
+  release: string;
+  label: string;
+  arch: Architecture;
+  contentHash: string;
+  hashInputs: HashInputs;
+  recipeHash: string;
+  upstream: Omit<ResolvedSource, "release" | "arch">;
+  output: { file: string; sha256: string; bytes: number; virtualSize: number; format: string; compression: string };
+  uefi: string;
+  packages: PackageEntry[];
+  tools: Record<string, string>;
+  accelerator: Accelerator;
+  scs: ScsMetadata & { image_build_date: string };
+}
+
+export interface BuildResult {
+  artifact: string;
+  manifestFile: string;
+  manifest: Manifest;
+}
+
+export class BuildInputError extends Error {}
+
+async function toolVersions(): Promise<Record<string, string>> {
+  const first = async (cmd: string, args: string[]) =>
+    (await run(cmd, args).then((r) => (r.stdout || r.stderr).split("\n")[0]!.trim(), () => "unknown"));
+  return {
+    "virt-customize": await first("virt-customize", ["--version"]),
+    "qemu-img": await first("qemu-img", ["--version"]),
+    node: process.version,
+  };
+}
+
+export function artifactFileName(release: Release, arch: Architecture, hash: string): string {
+  return `${release.id}-${arch}-${hash.slice(0, 16)}.qcow2`;
+}
+
+export async function buildImage(req: BuildRequest): Promise<BuildResult> {
+  const catalog = loadCatalog();
+  const release = catalog.byId.get(req.releaseId);
+  if (!release) throw new BuildInputError(`no release "${req.releaseId}" in the catalog`);
+  if (!release.architectures.includes(req.arch)) throw new BuildInputError(`${release.id} is not built for ${req.arch}`);
+  const os = osBase(catalog, release);
+  const inputs = hashInputs(catalog, release, req.arch, req.dials);
+  const hash = contentHash(inputs);
+  if (req.expectedContentHash && req.expectedContentHash !== hash)
+    throw new BuildInputError(
+      `content hash mismatch: the stack planned ${req.expectedContentHash}, these inputs give ${hash} (is dist/ stale? run npm run build)`,
+    );
+
+  const accel = await accelerator();
+  process.stderr.write(`build ${release.id} ${req.arch}: content hash ${hash.slice(0, 16)}, ${accel.toUpperCase()}\n`);
+  const source = await resolveSource(os, req.arch, req.mirror);
+  process.stderr.write(`build ${release.id} ${req.arch}: ${source.fileName} ${source.checksum.algo} ${source.checksum.hex.slice(0, 16)}… (${source.trust})\n`);
+  const blob = await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${req.arch}`);
+
+  mkdirSync(req.outDir, { recursive: true });
+  const work = mkdtempSync(join(req.outDir, ".work-"));
+  try {
+    const disk = join(work, "disk.qcow2");
+    copyFileSync(blob, disk);
+    const steps = [...os.recipe, ...(release.kind === "app" ? release.recipe : [])];
+    const uefi = steps.some((s) => s.op === "ensure-uefi")
+      ? await ensureUefi(disk, accel)
+      : { state: "not requested", needsBootloader: false };
+    const provenance = {
+      IMAGE_ID: release.id,
+      IMAGE_LABEL: release.label,
+      IMAGE_TITLE: release.title,
+      IMAGE_ARCH: req.arch,
+      IMAGE_RELEASE_EPOCH: req.dials.releaseEpoch,
+      IMAGE_CONTENT_HASH: hash,
+      IMAGE_SOURCE: source.imageUrl,
+      IMAGE_SOURCE_SERIAL: source.serial,
+      [`IMAGE_SOURCE_${source.checksum.algo.toUpperCase()}`]: source.checksum.hex,
+      SCALEWAY_ECOSYSTEM_VERSION: req.ecosystem.version,
+    };
+    await customiseImage(disk, { family: os.family, upstreamArch: source.upstreamArch, steps, ecosystem: req.ecosystem, provenance, extraArgs: uefiGuestArgs(os.family, uefi) }, accel);
+    const packages = await extractPackagesAndTrim(disk, join(work, "packages.tsv"), accel);
+    const out = join(work, "out.qcow2");
+    const info = await convertForImport(disk, out);
+    const sha256 = await digestFile(out, "sha256");
+    const fileName = artifactFileName(release, req.arch, hash);
+    const { release: _r, arch: _a, ...upstream } = source;
+    const manifest: Manifest = {
+      schema: 1,
+      release: release.id,
+      label: release.label,
+      arch: req.arch,
+      contentHash: hash,
+      hashInputs: inputs,
+      recipeHash: sha256Hex(canonicalJson(steps)),
+      upstream,
+      output: {
+        file: fileName,
+        sha256,
+        bytes: statSync(out).size,
+        virtualSize: info["virtual-size"],
+        format: info.format,
+        compression: info["format-specific"]?.data["compression-type"] ?? "none",
+      },
+      uefi: uefi.state,
+      packages,
+      tools: await toolVersions(),
+      accelerator: accel,
+      scs: { ...scsMetadata(catalog, release, req.arch), image_build_date: new Date().toISOString().slice(0, 10) },
+    };
+    const artifact = join(req.outDir, fileName);
+    const manifestFile = `${artifact}.manifest.json`;
+    writeFileSync(join(work, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+    renameSync(out, artifact);
+    renameSync(join(work, "manifest.json"), manifestFile);
+    return { artifact, manifestFile, manifest };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

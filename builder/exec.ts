@@ -1,0 +1,57 @@
+/** Running external tools (libguestfs, qemu-img, gpgv) with errors that say which tool failed and why. */
+import { spawn, type SpawnOptions } from "node:child_process";
+
+export class ToolError extends Error {
+  constructor(
+    readonly tool: string,
+    message: string,
+    readonly stderr = "",
+  ) {
+    super(message);
+    this.name = "ToolError";
+  }
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  input?: string | Buffer;
+  /** Stream the tool's stderr to ours as it runs (long libguestfs steps). */
+  streamStderr?: boolean;
+  timeoutMs?: number;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program to completion; a non-zero exit throws a ToolError carrying the tail of its stderr. */
+export function run(tool: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const spawnOpts: SpawnOptions = { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] };
+    const child = spawn(tool, args, spawnOpts);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    if (opts.timeoutMs) timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs);
+    child.stdout!.on("data", (d: Buffer) => out.push(d));
+    child.stderr!.on("data", (d: Buffer) => {
+      err.push(d);
+      if (opts.streamStderr) process.stderr.write(d);
+    });
+    child.on("error", (e: NodeJS.ErrnoException) =>
+      reject(new ToolError(tool, e.code === "ENOENT" ? `${tool} is not installed (not found on PATH)` : `${tool}: ${e.message}`)),
+    );
+    child.on("close", (code, signal) => {
+      if (timer) clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString("utf8");
+      const stderr = Buffer.concat(err).toString("utf8");
+      if (code === 0) return resolve({ stdout, stderr });
+      const tail = stderr.trim().split("\n").slice(-15).join("\n");
+      const how = signal ? `was killed by ${signal}` : `exited with ${code}`;
+      reject(new ToolError(tool, `${tool} ${how}${tail ? `:\n${tail}` : ""}`, stderr));
+    });
+    child.stdin!.end(opts.input ?? "");
+  });
+}

@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import { applianceUrl, customiseArgs, HYGIENE_DELETES, RecipeError, type CustomiseInput } from "../../builder/customise";
+import { parseLayout, planEsp } from "../../builder/uefi";
+import type { Step } from "../../images/schema";
+
+const base: CustomiseInput = {
+  family: "debian",
+  upstreamArch: "amd64",
+  steps: [],
+  ecosystem: { repository: "http://127.0.0.1:18680/packages", version: "1.0.0" },
+  provenance: { IMAGE_ID: "debian-12", IMAGE_CONTENT_HASH: "abc" },
+};
+const argsFor = (over: Partial<CustomiseInput>) => customiseArgs({ ...base, ...over });
+
+describe("customiseArgs", () => {
+  it.each([
+    { step: { op: "install", packages: ["htop", "jq"] } as Step, args: ["--install", "htop,jq"] },
+    { step: { op: "remove", packages: ["nano"] } as Step, args: ["--uninstall", "nano"] },
+    { step: { op: "upgrade-kernel", package: "linux-image-cloud-{arch}" } as Step, args: ["--install", "linux-image-cloud-amd64"] },
+    { step: { op: "upgrade-cloud-init" } as Step, args: ["--install", "cloud-init"] },
+    { step: { op: "run", command: "echo hi" } as Step, args: ["--run-command", "echo hi"] },
+    { step: { op: "enable-service", name: "chrony" } as Step, args: ["--run-command", "systemctl enable 'chrony'"] },
+    {
+      step: { op: "write-file", path: "/etc/motd", content: "hello\n", mode: "0600" } as const,
+      args: ["--write", "/etc/motd:hello\n", "--chmod", "0600:/etc/motd"],
+    },
+  ])("debian: $step.op", ({ step, args }) => {
+    expect(argsFor({ steps: [step] }).slice(0, args.length)).toEqual(args);
+  });
+
+  it.each([
+    { family: "rhel" as const, args: ["--run-command", "dnf -y upgrade kernel || dnf -y install kernel"] },
+    { family: "arch" as const, args: ["--run-command", "pacman -S --noconfirm --needed kernel"] },
+  ])("$family upgrades with its package manager", ({ family, args }) => {
+    expect(argsFor({ family, steps: [{ op: "upgrade-kernel", package: "kernel" }] }).slice(0, 2)).toEqual(args);
+  });
+
+  it("adds scaleway-ecosystem from a loopback repository through the appliance gateway, then removes the source", () => {
+    expect(argsFor({ steps: [{ op: "scaleway-ecosystem" }] }).slice(0, 6)).toEqual([
+      "--write", "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [trusted=yes] http://169.254.2.2:18680/packages/debian ./\n",
+      "--install", "scaleway-ecosystem=1.0.0",
+      "--delete", "/etc/apt/sources.list.d/scaleway-ecosystem.list",
+    ]);
+  });
+
+  it("refuses a remote ecosystem repository without a pinned key", () => {
+    expect(() =>
+      argsFor({ steps: [{ op: "scaleway-ecosystem" }], ecosystem: { repository: "https://pkgs.example/eco", version: "1" } }),
+    ).toThrow(RecipeError);
+  });
+
+  it("writes provenance, lists packages, cleans up, and relabels last", () => {
+    const args = argsFor({ family: "rhel", steps: [{ op: "selinux-relabel" }, { op: "install", packages: ["tmux"] }] });
+    expect(args.slice(0, 2)).toEqual(["--install", "tmux"]);
+    expect(args).toContain("/etc/scw-release:IMAGE_ID=debian-12\nIMAGE_CONTENT_HASH=abc\n");
+    for (const path of HYGIENE_DELETES) expect(args).toContain(path);
+    expect(args.slice(-3)).toEqual(["--truncate", "/etc/machine-id", "--selinux-relabel"]);
+  });
+
+  it.each([
+    ["http://127.0.0.1:9000/x/", "http://169.254.2.2:9000/x"],
+    ["http://localhost:9000/x", "http://169.254.2.2:9000/x"],
+    ["https://pkgs.example/x", "https://pkgs.example/x"],
+  ])("applianceUrl(%s) = %s", (url, out) => expect(applianceUrl(url)).toBe(out));
+});
+
+describe("ensure-uefi layout", () => {
+  const mbr = `TABLE msdos\nSECTORS 6815744\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 3221225471\n  part_size: 3220176896\n}\nTYPE 1 131\nTYPE 2\n`;
+  const gpt = `TABLE gpt\nSECTORS 20971520\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 2097151\n  part_size: 1048576\n}\n[1] = {\n  part_num: 2\n  part_start: 2097152\n  part_end: 211812351\n  part_size: 1\n}\nTYPE 1 21686148-6449-6E6F-744E-656564454649\nTYPE 2 C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n`;
+
+  it("finds an existing ESP by GPT type", () => {
+    expect(parseLayout(gpt).partitions.map((p) => p.esp)).toEqual([false, true]);
+  });
+
+  it("places a new ESP after the last partition, aligned, inside the grown MBR disk", () => {
+    const layout = parseLayout(mbr);
+    expect(layout.partitions).toEqual([{ num: 1, start: 1048576, end: 3221225471, esp: false }]);
+    expect(planEsp(layout)).toEqual({ start: 6291456, end: 6815743 });
+  });
+
+  it("refuses a full MBR", () => {
+    const layout = parseLayout(mbr);
+    layout.partitions = [1, 2, 3, 4].map((num) => ({ num, start: num, end: num, esp: false }));
+    expect(() => planEsp(layout)).toThrow(/four partitions/);
+  });
+});
