@@ -5,7 +5,7 @@
  */
 import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadCatalog, osBase } from "../images";
+import { loadCatalog, osBase, type Catalog } from "../images";
 import type { Architecture, Release } from "../images/schema";
 import { accelerator, type Accelerator } from "./accel";
 import { canonicalJson, sha256Hex } from "./canonical";
@@ -27,6 +27,8 @@ export interface BuildRequest {
   outDir: string;
   /** The content hash the caller planned; the build refuses to run if its own inputs hash differently. */
   expectedContentHash?: string;
+  /** The catalog to build from; the project's own by default. */
+  catalog?: Catalog;
 }
 
 export interface Manifest {
@@ -69,7 +71,7 @@ export function artifactFileName(release: Release, arch: Architecture, hash: str
 }
 
 export async function buildImage(req: BuildRequest): Promise<BuildResult> {
-  const catalog = loadCatalog();
+  const catalog = req.catalog ?? loadCatalog();
   const release = catalog.byId.get(req.releaseId);
   if (!release) throw new BuildInputError(`no release "${req.releaseId}" in the catalog`);
   if (!release.architectures.includes(req.arch)) throw new BuildInputError(`${release.id} is not built for ${req.arch}`);

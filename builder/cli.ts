@@ -4,39 +4,21 @@
  * Each subcommand takes flags, and falls back to FACTORY_* environment variables so Commands pass data through
  * `environment` rather than on a command line.
  */
-import { existsSync } from "node:fs";
-import { resolve as resolvePath } from "node:path";
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseArgs } from "node:util";
 import { CatalogError, loadCatalog } from "../images";
+import { projectRoot } from "./paths";
 import { planStack } from "./plan";
 import { scsMetadata } from "./scs";
 import { StackConfigError } from "./settings";
 import { readStackSettings, stackNames } from "./stack-files";
+import { commands, register, UsageError, type Values } from "./registry";
+import "./commands";
+import { table } from "./table";
 
-/** An error the user can act on: printed without a stack trace, exit code 2. */
-export class UsageError extends Error {}
+export { UsageError };
 
-type Options = NonNullable<ParseArgsConfig["options"]>;
-type Values = Record<string, string | boolean | string[] | undefined>;
+const PROJECT_DIR = projectRoot();
 
-export interface Subcommand {
-  summary: string;
-  usage: string;
-  options: Options;
-  /** Environment variables that stand in for flags: flag name → variable. */
-  env?: Record<string, string>;
-  run(values: Values, positionals: string[]): Promise<number | void> | number | void;
-}
-
-/** The project root (holding Pulumi.yaml), whether running from source or from dist/. */
-const PROJECT_DIR = [resolvePath(__dirname, ".."), resolvePath(__dirname, "..", "..")].find((d) =>
-  existsSync(resolvePath(d, "Pulumi.yaml")),
-)!;
-
-const commands: Record<string, Subcommand> = {};
-export function register(name: string, cmd: Subcommand): void {
-  commands[name] = cmd;
-}
 
 function print(value: unknown, json: boolean, table: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${table()}\n`);
@@ -98,11 +80,6 @@ register("plan", {
   },
 });
 
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
-}
 
 function help(): string {
   const names = Object.keys(commands).sort();

@@ -52,6 +52,8 @@ export function run(tool: string, args: string[], opts: RunOptions = {}): Promis
       const how = signal ? `was killed by ${signal}` : `exited with ${code}`;
       reject(new ToolError(tool, `${tool} ${how}${tail ? `:\n${tail}` : ""}`, stderr));
     });
+    // A tool may exit without reading its input; that is its exit status's business, not an EPIPE crash.
+    child.stdin!.on("error", () => undefined);
     child.stdin!.end(opts.input ?? "");
   });
 }

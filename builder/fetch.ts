@@ -49,7 +49,7 @@ export async function fetchBytes(url: string, attempts = 3): Promise<Buffer> {
   throw new DownloadError(url, last);
 }
 
-function progress(label: string, total: number | undefined) {
+function progress(label: string, total: number | undefined, startedAt: number) {
   let lastPrint = 0;
   const started = Date.now();
   return (done: number, final = false) => {
@@ -57,7 +57,8 @@ function progress(label: string, total: number | undefined) {
     if (!final && now - lastPrint < 2000) return;
     lastPrint = now;
     const mib = (n: number) => (n / 2 ** 20).toFixed(1);
-    const rate = done / Math.max(0.001, (now - started) / 1000);
+    // Rate of this transfer only, not of bytes a previous attempt already had.
+    const rate = (done - startedAt) / Math.max(0.001, (now - started) / 1000);
     const pct = total ? ` ${Math.floor((100 * done) / total)}%` : "";
     process.stderr.write(`fetch ${label}:${pct} ${mib(done)}${total ? `/${mib(total)}` : ""} MiB, ${mib(rate)} MiB/s\n`);
   };
@@ -75,7 +76,7 @@ async function downloadOnce(url: string, partial: string, hash: ReturnType<typeo
     throw new RetryFromScratch();
   }
   const length = Number(res.headers.get("content-length") ?? "") || undefined;
-  const report = progress(label, length !== undefined ? length + (resumed ? have : 0) : undefined);
+  const report = progress(label, length !== undefined ? length + (resumed ? have : 0) : undefined, resumed ? have : 0);
   let done = resumed ? have : 0;
   const body = Readable.fromWeb(res.body as import("node:stream/web").ReadableStream);
   body.on("data", (chunk: Buffer) => {

@@ -35,7 +35,7 @@ ensure_node() {
 }
 
 # Debian packages the build pipeline and its tests run for real.
-SYSTEM_PACKAGES=(libguestfs-tools qemu-utils qemu-system-x86 linux-image-amd64 debootstrap gpg gpgv ubuntu-keyring
+SYSTEM_PACKAGES=(libguestfs-tools qemu-utils qemu-system-x86 linux-image-amd64 debootstrap gpg gpgv
   openssh-client dpkg-dev cloud-image-utils)
 
 ensure_system_packages() {

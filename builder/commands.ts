@@ -1,0 +1,189 @@
+/** The build pipeline's subcommands: resolve, fetch, build, upload, publish, unpublish, ecosystem-repo. */
+import { readFileSync } from "node:fs";
+import { register, UsageError, type Values } from "./registry";
+import { buildImage } from "./build";
+import { loadCatalog, osBase } from "../images";
+import { Architecture } from "../images/schema";
+import { fetchVerified } from "./fetch";
+import { publish, unpublish } from "./publish";
+import { resolveSource } from "./resolve";
+import { s3Client, uploadArtifact, type S3Target } from "./upload";
+import { buildEcosystemRepo } from "./local/ecosystem-repo";
+import { runLocalJob } from "./local/local-job";
+import { table } from "./table";
+
+const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+function need(v: Values, k: string, env?: string): string {
+  const value = str(v, k);
+  if (!value) throw new UsageError(`missing --${k}${env ? ` (or ${env})` : ""}`);
+  return value;
+}
+
+function releaseAndArch(v: Values, positionals: string[]) {
+  const id = positionals[0] ?? str(v, "release");
+  if (!id) throw new UsageError("give a release id, e.g. debian-12");
+  const release = loadCatalog().byId.get(id);
+  if (!release) throw new UsageError(`no release "${id}" in the catalog (image-factory catalog lists them)`);
+  const arch = Architecture.safeParse(str(v, "arch") ?? "x86_64");
+  if (!arch.success) throw new UsageError(`--arch: expected one of ${Architecture.options.join(", ")}`);
+  if (!release.architectures.includes(arch.data)) throw new UsageError(`${id} is not built for ${arch.data}`);
+  return { release, arch: arch.data };
+}
+
+const sourceOptions = {
+  release: { type: "string" },
+  arch: { type: "string" },
+  mirror: { type: "string" },
+  json: { type: "boolean", default: false },
+} as const;
+const sourceEnv = { release: "FACTORY_RELEASE", arch: "FACTORY_ARCH", mirror: "FACTORY_MIRROR" };
+
+const buildOptions = {
+  ...sourceOptions,
+  "release-epoch": { type: "string" },
+  "security-epoch": { type: "string" },
+  "ecosystem-version": { type: "string" },
+  "ecosystem-repository": { type: "string" },
+  "content-hash": { type: "string" },
+} as const;
+const buildEnv = {
+  ...sourceEnv,
+  "release-epoch": "FACTORY_RELEASE_EPOCH",
+  "security-epoch": "FACTORY_SECURITY_EPOCH",
+  "ecosystem-version": "FACTORY_ECOSYSTEM_VERSION",
+  "ecosystem-repository": "FACTORY_ECOSYSTEM_REPOSITORY",
+  "content-hash": "FACTORY_CONTENT_HASH",
+};
+
+function buildInputs(v: Values, positionals: string[]) {
+  const { release, arch } = releaseAndArch(v, positionals);
+  const security = Number(str(v, "security-epoch") ?? "0");
+  if (!Number.isInteger(security) || security < 0) throw new UsageError("--security-epoch: expected a whole number");
+  const signingKeyFile = process.env.FACTORY_ECOSYSTEM_KEY_FILE;
+  return {
+    releaseId: release.id,
+    arch,
+    dials: {
+      releaseEpoch: need(v, "release-epoch", "FACTORY_RELEASE_EPOCH"),
+      ecosystemVersion: need(v, "ecosystem-version", "FACTORY_ECOSYSTEM_VERSION"),
+      securityEpoch: security,
+    },
+    ecosystem: {
+      repository: need(v, "ecosystem-repository", "FACTORY_ECOSYSTEM_REPOSITORY"),
+      version: need(v, "ecosystem-version", "FACTORY_ECOSYSTEM_VERSION"),
+      ...(signingKeyFile ? { signingKey: readFileSync(signingKeyFile, "utf8") } : {}),
+    },
+    ...(str(v, "mirror") ? { mirror: str(v, "mirror") } : {}),
+    ...(str(v, "content-hash") ? { expectedContentHash: str(v, "content-hash") } : {}),
+  };
+}
+
+const s3Options = {
+  endpoint: { type: "string" },
+  region: { type: "string" },
+  bucket: { type: "string" },
+  key: { type: "string" },
+} as const;
+const s3Env = { endpoint: "FACTORY_S3_ENDPOINT", region: "FACTORY_S3_REGION", bucket: "FACTORY_BUCKET", key: "FACTORY_KEY" };
+
+function s3Target(v: Values): S3Target {
+  const accessKeyId = process.env.AWS_ACCESS_KEY_ID ?? process.env.SCW_ACCESS_KEY;
+  const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY ?? process.env.SCW_SECRET_KEY;
+  if (!accessKeyId || !secretAccessKey) throw new UsageError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or SCW_ACCESS_KEY and SCW_SECRET_KEY)");
+  const region = need(v, "region", "FACTORY_S3_REGION");
+  return { endpoint: str(v, "endpoint") ?? `https://s3.${region}.scw.cloud`, region, bucket: need(v, "bucket", "FACTORY_BUCKET"), accessKeyId, secretAccessKey };
+}
+
+const out = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+
+register("resolve", {
+  summary: "read the upstream checksum file (verifying its signature) for a release's pinned build",
+  usage: "image-factory resolve <id> [--arch x86_64] [--mirror URL]",
+  options: sourceOptions,
+  env: sourceEnv,
+  async run(v, p) {
+    const { release, arch } = releaseAndArch(v, p);
+    out(await resolveSource(osBase(loadCatalog(), release), arch, str(v, "mirror")));
+  },
+});
+
+register("fetch", {
+  summary: "download and verify a release's upstream image into the cache; prints its path",
+  usage: "image-factory fetch <id> [--arch x86_64] [--mirror URL]",
+  options: sourceOptions,
+  env: sourceEnv,
+  async run(v, p) {
+    const { release, arch } = releaseAndArch(v, p);
+    const source = await resolveSource(osBase(loadCatalog(), release), arch, str(v, "mirror"));
+    out({ path: await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${arch}`), checksum: source.checksum });
+  },
+});
+
+register("build", {
+  summary: "resolve, fetch, customise and finalise an image into DIR (qcow2 + manifest.json)",
+  usage:
+    "image-factory build <id> --out DIR --release-epoch 2026Q4 --ecosystem-version V --ecosystem-repository URL [--arch] [--mirror] [--security-epoch N]",
+  options: { ...buildOptions, out: { type: "string" } },
+  env: buildEnv,
+  async run(v, p) {
+    const result = await buildImage({ ...buildInputs(v, p), outDir: need(v, "out") });
+    out({ artifact: result.artifact, manifest: result.manifestFile, contentHash: result.manifest.contentHash, sha256: result.manifest.output.sha256 });
+  },
+});
+
+register("upload", {
+  summary: "upload a built artifact to Object Storage (multipart, resumable, skipped when present)",
+  usage: "image-factory upload --file F --bucket B --key K --region R [--endpoint URL] --content-hash H",
+  options: { ...s3Options, file: { type: "string" }, "content-hash": { type: "string" } },
+  env: { ...s3Env, "content-hash": "FACTORY_CONTENT_HASH" },
+  async run(v) {
+    const target = s3Target(v);
+    out(await uploadArtifact(s3Client(target), target.bucket, need(v, "key"), need(v, "file"), need(v, "content-hash")));
+  },
+});
+
+register("publish", {
+  summary: "build and upload unless the bucket already holds this content hash (the ZonalImage Command)",
+  usage: "image-factory publish   (FACTORY_* environment, as the ZonalImage Command sets it)",
+  options: { ...buildOptions, ...s3Options, ref: { type: "string" } },
+  env: { ...buildEnv, ...s3Env, ref: "FACTORY_REF" },
+  async run(v, p) {
+    const inputs = buildInputs(v, p);
+    out(await publish({ ...inputs, s3: s3Target(v), key: need(v, "key", "FACTORY_KEY"), ref: need(v, "ref", "FACTORY_REF") }));
+  },
+});
+
+register("unpublish", {
+  summary: "drop a stack's reference to an artifact; delete the artifact with the last reference",
+  usage: "image-factory unpublish   (FACTORY_BUCKET, FACTORY_KEY, FACTORY_REF, FACTORY_S3_*)",
+  options: { ...s3Options, ref: { type: "string" } },
+  env: { ...s3Env, ref: "FACTORY_REF" },
+  async run(v) {
+    out(await unpublish(s3Target(v), need(v, "key", "FACTORY_KEY"), need(v, "ref", "FACTORY_REF")));
+  },
+});
+
+register("ecosystem-repo", {
+  summary: "build the factory's scaleway-ecosystem package into a flat APT repository",
+  usage: "image-factory ecosystem-repo --out DIR --version V",
+  options: { out: { type: "string" }, version: { type: "string" } },
+  async run(v) {
+    out({ repository: await buildEcosystemRepo(need(v, "out"), need(v, "version")) });
+  },
+});
+
+register("local", {
+  summary: "the local stack's main job: fixture upstream, embedded S3, build and publish every planned image",
+  usage: "image-factory local [--json]",
+  options: { json: { type: "boolean", default: false } },
+  async run(v) {
+    const results = await runLocalJob();
+    if (v.json) {
+      out(results);
+      return;
+    }
+    process.stdout.write(
+      `${table(["image", "built", "uploaded MiB", "seconds", "artifact"], results.map((r) => [r.image, r.built ? "yes" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.seconds.toFixed(0), r.key]))}\n`,
+    );
+  },
+});

@@ -1,0 +1,37 @@
+/**
+ * The fixture upstream image: a small bootable Debian 12 built by test/fixtures/build-debian-image.sh, cached per
+ * user under a key derived from the script, so a changed script rebuilds it and an unchanged one never does.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { accelerator } from "../accel";
+import { run } from "../exec";
+import { cacheDir, projectRoot } from "../paths";
+
+export type FixtureVariant = "debian-12" | "debian-12-broken-sshd";
+
+export async function ensureFixture(variant: FixtureVariant = "debian-12"): Promise<string> {
+  const script = join(projectRoot(), "test", "fixtures", "build-debian-image.sh");
+  const key = createHash("sha256").update(readFileSync(script)).digest("hex").slice(0, 16);
+  const dir = cacheDir("fixtures");
+  const file = join(dir, `${variant}-${key}.qcow2`);
+  if (existsSync(file)) return file;
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  process.stderr.write(`fixture: building ${variant} (cached afterwards as ${file})\n`);
+  try {
+    await run("bash", [script, tmp, ...(variant === "debian-12-broken-sshd" ? ["--broken-sshd"] : [])], {
+      streamStderr: true,
+      env: { ...process.env, LIBGUESTFS_BACKEND: "direct", ...(await tcgEnv()) },
+    });
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return file;
+}
+
+async function tcgEnv(): Promise<NodeJS.ProcessEnv> {
+  return (await accelerator()) === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {};
+}

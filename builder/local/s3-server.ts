@@ -1,0 +1,96 @@
+/**
+ * The embedded S3 server: versitygw (a real S3 gateway) over a local directory, on loopback. Built once from the
+ * Go module proxy into the per-user cache, keyed by version.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { join } from "node:path";
+import { run } from "../exec";
+import { cacheDir } from "../paths";
+
+export const VERSITYGW_VERSION = "v1.8.0";
+
+export interface S3Server {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** The directory holding the buckets: tests look inside to prove nothing was left behind. */
+  root: string;
+  stop(): Promise<void>;
+}
+
+function goBinary(): string {
+  for (const dir of (process.env.PATH ?? "").split(":")) if (existsSync(join(dir, "go"))) return join(dir, "go");
+  if (existsSync("/usr/local/go/bin/go")) return "/usr/local/go/bin/go";
+  throw new Error("the embedded S3 server is built with Go, and no go toolchain was found (install golang)");
+}
+
+export async function ensureVersitygw(): Promise<string> {
+  const dir = cacheDir("tools", `versitygw-${VERSITYGW_VERSION}`);
+  const bin = join(dir, "versitygw");
+  if (existsSync(bin)) return bin;
+  mkdirSync(dir, { recursive: true });
+  process.stderr.write(`s3: building versitygw ${VERSITYGW_VERSION} (once, cached in ${dir})\n`);
+  await run(
+    goBinary(),
+    ["install", "-ldflags", `-X main.Version=${VERSITYGW_VERSION} -X main.Build=${VERSITYGW_VERSION}`,
+      `github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}`],
+    { env: { ...process.env, GOBIN: dir, GOFLAGS: "-mod=mod", CGO_ENABLED: "0" } },
+  );
+  return bin;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`versitygw exited (${child.exitCode}): ${output()}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/`);
+      await res.arrayBuffer();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  throw new Error(`versitygw did not listen on 127.0.0.1:${port}: ${output()}`);
+}
+
+export async function startS3(root: string, port?: number, region = "fr-par"): Promise<S3Server> {
+  const bin = await ensureVersitygw();
+  mkdirSync(root, { recursive: true });
+  const p = port ?? (await freePort());
+  const accessKeyId = "SCWLOCALFACTORY00000";
+  const secretAccessKey = "local-factory-secret-key";
+  const child = spawn(bin, ["--access", accessKeyId, "--secret", secretAccessKey, "--region", region,
+    "--port", `127.0.0.1:${p}`, "posix", root], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  await waitForPort(p, child, () => out.slice(-2000));
+  return {
+    endpoint: `http://127.0.0.1:${p}`,
+    region,
+    accessKeyId,
+    secretAccessKey,
+    root,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}

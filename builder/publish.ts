@@ -1,0 +1,79 @@
+/**
+ * publish: what the ZonalImage's Command runs. The artifact key is the content hash, so when the object is already
+ * in the regional bucket (another zone's stack built it) nothing is built and nothing is uploaded; the stack only
+ * records its reference. Otherwise build, upload the manifest, then the artifact, then the reference.
+ */
+import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { artifactFileName, buildImage, type BuildRequest, type Manifest } from "./build";
+import { loadCatalog } from "../images";
+import { cacheDir } from "./paths";
+import { addReference, dropReference, objectContentHash, s3Client, uploadArtifact, type S3Target, type UploadOptions } from "./upload";
+
+export interface PublishRequest extends Omit<BuildRequest, "outDir"> {
+  s3: S3Target;
+  key: string;
+  /** Who holds the artifact (`<stack>/<name>`); the artifact goes with the last reference. */
+  ref: string;
+  upload?: UploadOptions;
+}
+
+export interface PublishResult {
+  key: string;
+  contentHash: string;
+  built: boolean;
+  uploaded: boolean;
+  uploadedBytes: number;
+  sha256?: string;
+}
+
+export async function publish(req: PublishRequest): Promise<PublishResult> {
+  if (!req.expectedContentHash) throw new Error("publish needs the planned content hash (FACTORY_CONTENT_HASH)");
+  const hash = req.expectedContentHash;
+  if (!req.key.includes(hash) || !req.key.endsWith(".qcow2"))
+    throw new Error(`artifact key ${req.key} must contain the content hash and end in .qcow2`);
+  const s3 = s3Client(req.s3);
+  const bucket = req.s3.bucket;
+  if ((await objectContentHash(s3, bucket, req.key)) === hash) {
+    await addReference(s3, bucket, req.key, req.ref);
+    process.stderr.write(`publish ${req.key}: already in ${bucket}, nothing to build or upload\n`);
+    return { key: req.key, contentHash: hash, built: false, uploaded: false, uploadedBytes: 0 };
+  }
+
+  // The local artifact cache is content-addressed too: a rerun after a failed upload does not rebuild.
+  const outDir = cacheDir("artifacts");
+  const release = (req.catalog ?? loadCatalog()).byId.get(req.releaseId);
+  const cached = release ? join(outDir, artifactFileName(release, req.arch, hash)) : "";
+  let artifact: string;
+  let manifest: Manifest;
+  let built = false;
+  if (cached && existsSync(cached) && existsSync(`${cached}.manifest.json`)) {
+    artifact = cached;
+    manifest = JSON.parse(readFileSync(`${cached}.manifest.json`, "utf8")) as Manifest;
+  } else {
+    const result = await buildImage({ ...req, outDir });
+    ({ artifact, manifest } = result);
+    built = true;
+  }
+
+  const manifestKey = `${req.key}.manifest.json`;
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: manifestKey, Body: JSON.stringify(manifest, null, 2), ContentType: "application/json" }));
+  try {
+    const up = await uploadArtifact(s3, bucket, req.key, artifact, hash, {
+      ...req.upload,
+      metadata: { sha256: manifest.output.sha256, release: manifest.release, arch: manifest.arch },
+    });
+    await addReference(s3, bucket, req.key, req.ref);
+    process.stderr.write(`publish ${req.key}: uploaded ${(up.bytes / 2 ** 20).toFixed(1)} MiB${up.resumedParts ? `, ${up.resumedParts} parts resumed` : ""}\n`);
+    return { key: req.key, contentHash: hash, built, uploaded: !up.skipped, uploadedBytes: up.bytes, sha256: manifest.output.sha256 };
+  } catch (err) {
+    // No manifest without its artifact.
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: manifestKey })).catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function unpublish(s3Target: S3Target, key: string, ref: string): Promise<{ deleted: boolean }> {
+  return dropReference(s3Client(s3Target), s3Target.bucket, key, ref);
+}

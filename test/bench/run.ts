@@ -1,0 +1,150 @@
+/**
+ * npm run bench: speed and size goals, measured (never asserted in tests). Writes bench-results.json and prints a
+ * table. Each comparison alternates the two sides on the same input to spread out noise (the guest's package
+ * downloads go over the network).
+ *   customise: our customise step vs bare virt-customize doing the same operations on the same fixture
+ *              (goal: at most 1.15x its time)
+ *   upload:    our multipart upload vs @aws-sdk/lib-storage's Upload to the same local S3 server
+ *              (goal: at least its throughput)
+ */
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { randomBytes } from "node:crypto";
+import { copyFileSync, createReadStream, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { accelerator, guestfsEnv } from "../../builder/accel";
+import { customiseArgs, customiseImage, type CustomiseInput } from "../../builder/customise";
+import { run } from "../../builder/exec";
+import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";
+import { ensureFixture } from "../../builder/local/fixture";
+import { serveDirectory } from "../../builder/local/http-server";
+import { ensureVersitygw, startS3 } from "../../builder/local/s3-server";
+import { s3Client, uploadArtifact } from "../../builder/upload";
+import { table } from "../../builder/table";
+import { loadCatalog, type OsRelease } from "../../images";
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+
+interface Row {
+  bench: string;
+  ours: number;
+  baseline: number;
+  unit: string;
+  ratio: number;
+  goal: string;
+  met: boolean;
+  samples: { ours: number[]; baseline: number[] };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+async function seconds(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+async function benchCustomise(work: string): Promise<Row> {
+  const fixture = await ensureFixture();
+  const accel = await accelerator();
+  await buildEcosystemRepo(join(work, "www", "packages"), "1.0.0");
+  const www = await serveDirectory(join(work, "www"));
+  const debian = loadCatalog().byId.get("debian-12") as OsRelease;
+  const input: CustomiseInput = {
+    family: "debian",
+    upstreamArch: "amd64",
+    steps: debian.recipe,
+    ecosystem: { repository: `${www.url}/packages`, version: "1.0.0" },
+    provenance: { IMAGE_ID: "debian-12", IMAGE_CONTENT_HASH: "bench" },
+  };
+  // The same operations written by hand, as someone would run virt-customize directly.
+  const bareArgs = customiseArgs(input);
+  const ours: number[] = [];
+  const bare: number[] = [];
+  try {
+    for (let i = 0; i < ROUNDS; i++) {
+      const a = join(work, `ours-${i}.qcow2`);
+      const b = join(work, `bare-${i}.qcow2`);
+      copyFileSync(fixture, a);
+      copyFileSync(fixture, b);
+      ours.push(await seconds(() => customiseImage(a, input, accel)));
+      bare.push(await seconds(() => run("virt-customize", ["--format", "qcow2", "-a", b, ...bareArgs], { env: guestfsEnv(accel) })));
+      rmSync(a);
+      rmSync(b);
+      process.stderr.write(`bench customise round ${i + 1}: ours ${ours.at(-1)!.toFixed(1)} s, bare ${bare.at(-1)!.toFixed(1)} s\n`);
+    }
+  } finally {
+    await www.close();
+  }
+  const ratio = median(ours) / median(bare);
+  return { bench: `customise debian-12 (${accel})`, ours: median(ours), baseline: median(bare), unit: "s", ratio, goal: "<= 1.15x", met: ratio <= 1.15, samples: { ours, baseline: bare } };
+}
+
+async function benchUpload(work: string): Promise<Row> {
+  await ensureVersitygw();
+  const s3 = await startS3(join(work, "s3"));
+  const bucket = "bench";
+  const client = s3Client({ ...s3, bucket });
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  const file = join(work, "payload.bin");
+  // Incompressible bytes, the size of a compressed small cloud image.
+  const size = 512 * 2 ** 20;
+  writeFileSync(file, randomBytes(size));
+  const ours: number[] = [];
+  const sdk: number[] = [];
+  try {
+    for (let i = 0; i < ROUNDS; i++) {
+      ours.push(await seconds(() => uploadArtifact(client, bucket, `ours-${i}.qcow2`, file, `h${i}`)));
+      sdk.push(
+        await seconds(() =>
+          new Upload({
+            client,
+            params: { Bucket: bucket, Key: `sdk-${i}.qcow2`, Body: createReadStream(file) },
+            partSize: 64 * 2 ** 20,
+            queueSize: 4,
+          }).done(),
+        ),
+      );
+      process.stderr.write(`bench upload round ${i + 1}: ours ${ours.at(-1)!.toFixed(2)} s, lib-storage ${sdk.at(-1)!.toFixed(2)} s\n`);
+    }
+  } finally {
+    await s3.stop();
+  }
+  const mib = statSync(file).size / 2 ** 20;
+  const oursRate = mib / median(ours);
+  const sdkRate = mib / median(sdk);
+  return {
+    bench: `upload ${mib} MiB to local S3`,
+    ours: oursRate,
+    baseline: sdkRate,
+    unit: "MiB/s",
+    ratio: oursRate / sdkRate,
+    goal: ">= 1.0x",
+    met: oursRate >= sdkRate,
+    samples: { ours: ours.map((s) => mib / s), baseline: sdk.map((s) => mib / s) },
+  };
+}
+
+async function main(): Promise<void> {
+  const only = process.argv[2];
+  const work = mkdtempSync(join(tmpdir(), "factory-bench-"));
+  const rows: Row[] = [];
+  try {
+    if (!only || only === "upload") rows.push(await benchUpload(work));
+    if (!only || only === "customise") rows.push(await benchCustomise(work));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  writeFileSync("bench-results.json", `${JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, results: rows }, null, 2)}\n`);
+  process.stdout.write(
+    `${table(
+      ["bench", "ours", "baseline", "unit", "ratio", "goal", "met"],
+      rows.map((r) => [r.bench, r.ours.toFixed(2), r.baseline.toFixed(2), r.unit, r.ratio.toFixed(3), r.goal, r.met ? "yes" : "NO"]),
+    )}\n(bench-results.json)\n`,
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,275 @@
+/**
+ * The build pipeline with its real parts: a debootstrapped Debian fixture served as a fake upstream on loopback,
+ * gpg, libguestfs (TCG unless KVM works), qemu-img and a real S3 server (versitygw). Slow: minutes.
+ */
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, CreateMultipartUploadCommand, UploadPartCommand } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { accelerator } from "../../builder/accel";
+import { buildImage } from "../../builder/build";
+import { run } from "../../builder/exec";
+import { ChecksumMismatchError, fetchVerified } from "../../builder/fetch";
+import { qemuImgInfo } from "../../builder/finalise";
+import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";
+import { ensureFixture } from "../../builder/local/fixture";
+import { serveDirectory, type StaticServer } from "../../builder/local/http-server";
+import { ensureVersitygw, startS3, type S3Server } from "../../builder/local/s3-server";
+import { artifactKey, contentHash, hashInputs } from "../../builder/plan";
+import { publish } from "../../builder/publish";
+import { resolveSource } from "../../builder/resolve";
+import { SignatureError } from "../../builder/signature";
+import { s3Client, uploadArtifact } from "../../builder/upload";
+import { loadCatalog, type Catalog, type OsRelease } from "../../images";
+import { createFakeUpstream } from "../support/upstream";
+
+const catalog = loadCatalog();
+const os = (id: string) => catalog.byId.get(id) as OsRelease;
+const dials = { releaseEpoch: "2026Q4", ecosystemVersion: "1.0.0", securityEpoch: 0 };
+const BUCKET = "image-factory-test";
+
+let work: string;
+let mirror: StaticServer;
+let s3: S3Server;
+let ecosystem: { repository: string; version: string };
+
+beforeAll(async () => {
+  // The fixture and the accelerator probe use the per-user cache; everything else gets a fresh one.
+  const fixture = await ensureFixture();
+  process.env.FACTORY_ACCEL = await accelerator();
+  await ensureVersitygw();
+  work = mkdtempSync(join(tmpdir(), "factory-it-"));
+  process.env.FACTORY_CACHE = join(work, "cache");
+  const { keysDir } = await createFakeUpstream(join(work, "www"), fixture);
+  process.env.FACTORY_KEYS_DIR = keysDir;
+  await buildEcosystemRepo(join(work, "www", "packages"), "1.0.0");
+  mirror = await serveDirectory(join(work, "www"));
+  ecosystem = { repository: `${mirror.url}/packages`, version: "1.0.0" };
+  s3 = await startS3(join(work, "s3"));
+  await s3Client({ ...s3, bucket: BUCKET }).send(new CreateBucketCommand({ Bucket: BUCKET }));
+});
+
+afterAll(async () => {
+  await mirror?.close();
+  await s3?.stop();
+  delete process.env.FACTORY_CACHE;
+  delete process.env.FACTORY_KEYS_DIR;
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+const upstream = () => `${mirror.url}/upstream`;
+const target = () => ({ ...s3, bucket: BUCKET });
+async function bucketKeys(): Promise<string[]> {
+  const list = await s3Client(target()).send(new ListObjectsV2Command({ Bucket: BUCKET }));
+  return (list.Contents ?? []).map((c) => c.Key!).sort();
+}
+
+describe("resolve: upstream checksum files in their real formats, through the mirror", () => {
+  it.each([
+    { id: "debian-12", algo: "sha512", trust: "https" },
+    { id: "ubuntu-24.04", algo: "sha256", trust: "pgp:ubuntu-cloudimage" },
+    { id: "rocky-9", algo: "sha256", trust: "https" },
+    { id: "archlinux-rolling", algo: "sha256", trust: "https" },
+  ])("$id ($algo, $trust)", async ({ id, algo, trust }) => {
+    const source = await resolveSource(os(id), "x86_64", upstream());
+    expect(source.checksum.algo).toBe(algo);
+    expect(source.trust).toBe(trust);
+    expect(source.fetchUrl.startsWith(`${mirror.url}/upstream/`)).toBe(true);
+    // Metadata keeps naming the official upstream.
+    expect(source.imageUrl.startsWith("https://")).toBe(true);
+  });
+
+  it("fails closed on a checksum file altered after signing", async () => {
+    await expect(resolveSource(os("ubuntu-22.04"), "x86_64", upstream())).rejects.toThrow(SignatureError);
+    await expect(resolveSource(os("ubuntu-22.04"), "x86_64", upstream())).rejects.toThrow(/BAD signature/);
+  });
+
+  it("fails closed when the pinned key is missing", async () => {
+    const keys = process.env.FACTORY_KEYS_DIR;
+    process.env.FACTORY_KEYS_DIR = join(work, "no-keys");
+    try {
+      await expect(resolveSource(os("ubuntu-24.04"), "x86_64", upstream())).rejects.toThrow(/pinned key ubuntu-cloudimage\.asc is not in/);
+    } finally {
+      process.env.FACTORY_KEYS_DIR = keys;
+    }
+  });
+
+  it("fails when the checksum file does not match the catalog's pinned checksum", async () => {
+    const pinned = structuredClone(os("debian-12"));
+    pinned.upstream.pins.x86_64!.checksum = "1".repeat(128);
+    await expect(resolveSource(pinned, "x86_64", upstream())).rejects.toThrow(/but the catalog pins 1111/);
+  });
+});
+
+describe("fetch: content-addressed cache", () => {
+  it("never caches a download whose digest does not match (tampered mirror)", async () => {
+    const source = await resolveSource(os("debian-13"), "x86_64", upstream());
+    await expect(fetchVerified(source.fetchUrl, source.checksum, "debian-13")).rejects.toThrow(ChecksumMismatchError);
+    await expect(fetchVerified(source.fetchUrl, source.checksum, "debian-13")).rejects.toThrow(/sha512 mismatch: expected eeee/);
+    const cache = process.env.FACTORY_CACHE!;
+    expect(existsSync(join(cache, "blobs", "sha512", source.checksum.hex))).toBe(false);
+    expect(readdirSync(join(cache, "partial"))).toEqual([]);
+  });
+
+  it("resumes a download cut mid-way with a Range request", async () => {
+    const source = await resolveSource(os("rocky-9"), "x86_64", upstream());
+    mirror.faults.push({ suffix: source.fileName, cutAfterBytes: 20 * 2 ** 20, times: 1 });
+    mirror.log.length = 0;
+    const path = await fetchVerified(source.fetchUrl, source.checksum, "rocky-9");
+    expect(path).toBe(join(process.env.FACTORY_CACHE!, "blobs", "sha256", source.checksum.hex));
+    const requests = mirror.log.filter((l) => l.path.endsWith(source.fileName));
+    expect(requests.map((r) => r.status)).toEqual([200, 206]);
+    // Bytes in flight when the connection dropped are lost: it resumes from what it really has.
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(requests[1]!.range ?? "")?.[1]);
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt).toBeLessThanOrEqual(20 * 2 ** 20);
+  });
+});
+
+describe("build and publish debian-12 end to end", () => {
+  const key = artifactKey("debian-12", "x86_64", contentHash(hashInputs(catalog, os("debian-12"), "x86_64", dials)));
+  const hash = key.split("/").at(-1)!.replace(".qcow2", "");
+  const request = () => ({
+    releaseId: "debian-12",
+    arch: "x86_64" as const,
+    dials,
+    ecosystem,
+    mirror: upstream(),
+    expectedContentHash: hash,
+    s3: target(),
+    key,
+    ref: "local/debian-12-x86_64",
+  });
+
+  it("stops at a recipe step failing mid-way, leaving nothing behind", async () => {
+    const broken: Catalog = {
+      releases: catalog.releases,
+      byId: new Map(catalog.byId),
+    };
+    const release = structuredClone(os("debian-12"));
+    release.recipe.splice(1, 0, { op: "run", command: "echo 'step two fails' >&2; exit 3" });
+    (broken.byId as Map<string, OsRelease>).set("debian-12", release);
+    const out = join(work, "out-broken");
+    await expect(
+      buildImage({ ...request(), catalog: broken, outDir: out, expectedContentHash: undefined }),
+    ).rejects.toThrow(/virt-customize exited with 1[\s\S]*exit 3/);
+    expect(readdirSync(out)).toEqual([]);
+    expect(await bucketKeys()).toEqual([]);
+  });
+
+  it("publishes a customised, never-booted, importable qcow2 with its manifest", async () => {
+    const result = await publish(request());
+    expect(result).toMatchObject({ key, built: true, uploaded: true });
+    expect(await bucketKeys()).toEqual([key, `${key}.manifest.json`, `${key}.refs/local%2Fdebian-12-x86_64`].sort());
+
+    // Take the object back out of S3 and look inside with libguestfs.
+    const client = s3Client(target());
+    const local = join(work, "downloaded.qcow2");
+    const obj = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    writeFileSync(local, Buffer.from(await obj.Body!.transformToByteArray()));
+    expect(createHash("sha256").update(readFileSync(local)).digest("hex")).toBe(result.sha256);
+    expect(obj.Metadata?.["content-hash"]).toBe(hash);
+
+    const info = await qemuImgInfo(local);
+    expect(info.format).toBe("qcow2");
+    expect(info["backing-filename"]).toBeUndefined();
+    expect(info["format-specific"]?.data["compression-type"]).toBe("zlib");
+
+    const script = [
+      "echo RELEASE", "cat /etc/scw-release",
+      "echo MACHINE_ID", "cat /etc/machine-id",
+      "echo ECOSYSTEM", "is-file /var/lib/dpkg/info/scaleway-ecosystem.list", "is-file /usr/sbin/scw-generate-ssh-keys",
+      "echo UNIT", "is-symlink /etc/systemd/system/multi-user.target.wants/scw-generate-ssh-keys.service",
+      "echo HOSTKEYS", "glob-expand /etc/ssh/ssh_host_*",
+      "echo CLOUD", "glob-expand /var/lib/cloud/*",
+      "echo HISTORY", "exists /root/.bash_history",
+      "echo APTLOG", "ls /var/log/apt",
+      "echo SOURCES", "exists /etc/apt/sources.list.d/scaleway-ecosystem.list",
+      "echo SBOM", "exists /root/.factory-packages.tsv",
+      "echo END",
+    ].join("\n");
+    const { stdout } = await run("guestfish", ["--ro", "-a", local, "-i"], {
+      input: script,
+      env: { ...process.env, LIBGUESTFS_BACKEND: "direct", ...(process.env.FACTORY_ACCEL === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {}) },
+    });
+    // Each "echo NAME" line starts a section; what guestfish printed until the next marker is its answer.
+    const sections = new Map<string, string[]>();
+    let current = "";
+    for (const line of stdout.split("\n")) {
+      if (/^[A-Z_]+$/.test(line)) sections.set((current = line), []);
+      else if (line) sections.get(current)?.push(line);
+    }
+    const section = (name: string) => (sections.get(name) ?? ["<missing>"]).join("\n");
+    expect(section("RELEASE")).toContain("IMAGE_ID=debian-12");
+    expect(section("RELEASE")).toContain(`IMAGE_CONTENT_HASH=${hash}`);
+    expect(section("RELEASE")).toMatch(/IMAGE_SOURCE=https:\/\/cloud\.debian\.org\/images\/cloud\/bookworm\//);
+    expect(section("MACHINE_ID")).toBe("");
+    expect(section("ECOSYSTEM")).toBe("true\ntrue");
+    expect(section("UNIT")).toBe("true");
+    expect(section("HOSTKEYS")).toBe("");
+    expect(section("CLOUD")).toBe("");
+    expect(section("HISTORY")).toBe("false");
+    expect(section("APTLOG")).toBe("");
+    expect(section("SOURCES")).toBe("false");
+    expect(section("SBOM")).toBe("false");
+
+    const manifest = JSON.parse(
+      await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${key}.manifest.json` }))).Body!.transformToString(),
+    );
+    expect(manifest.contentHash).toBe(hash);
+    expect(manifest.output.sha256).toBe(result.sha256);
+    expect(manifest.upstream.imageUrl).toMatch(/^https:\/\/cloud\.debian\.org\//);
+    expect(manifest.packages).toContainEqual({ name: "scaleway-ecosystem", version: "1.0.0", arch: "all" });
+    expect(manifest.packages.find((p: { name: string }) => p.name === "cloud-init")).toBeDefined();
+    expect(manifest.scs.image_source).toBe(manifest.upstream.imageUrl);
+  });
+
+  it("publishes again without building or uploading: same content hash", async () => {
+    const again = await publish({ ...request(), ref: "local-2/debian-12-x86_64" });
+    expect(again).toMatchObject({ built: false, uploaded: false, uploadedBytes: 0 });
+  });
+});
+
+describe("upload: interrupted and resumed", () => {
+  const file = () => {
+    const path = join(work, "payload.bin");
+    if (!existsSync(path)) writeFileSync(path, Buffer.alloc(23 * 2 ** 20, 7));
+    return path;
+  };
+
+  it("aborts the multipart upload when a part fails, leaving no object and no pending upload", async () => {
+    const client = s3Client(target());
+    await expect(
+      uploadArtifact(client, BUCKET, "images/x/interrupted.qcow2", file(), "h1", {
+        partSize: 5 * 2 ** 20,
+        onPart: (n) => {
+          if (n === 2) throw new Error("network went away");
+        },
+      }),
+    ).rejects.toThrow("network went away");
+    expect(await bucketKeys()).not.toContain("images/x/interrupted.qcow2");
+    const pending = await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }));
+    expect(pending.Uploads ?? []).toEqual([]);
+  });
+
+  it("resumes an upload a killed run left behind, reusing its finished parts", async () => {
+    const client = s3Client(target());
+    const key = "images/x/resumed.qcow2";
+    const data = readFileSync(file());
+    // What a run killed after its first part leaves behind.
+    const { UploadId } = await client.send(
+      new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key, Metadata: { "content-hash": "h2" } }),
+    );
+    await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: data.subarray(0, 5 * 2 ** 20) }));
+    const result = await uploadArtifact(client, BUCKET, key, file(), "h2", { partSize: 5 * 2 ** 20 });
+    expect(result.resumedParts).toBe(1);
+    expect(result.bytes).toBe(data.length - 5 * 2 ** 20);
+    const got = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(data)).toBe(true);
+    expect(got.Metadata?.["content-hash"]).toBe("h2");
+    const again = await uploadArtifact(client, BUCKET, key, file(), "h2", { partSize: 5 * 2 ** 20 });
+    expect(again.skipped).toBe(true);
+  });
+});
