@@ -92,7 +92,17 @@ function help(): string {
   ].join("\n");
 }
 
+/** Node 20 is end of life and @pulumi/pulumi needs 22: refuse to run on older rather than misbehave later. */
+export const MIN_NODE_MAJOR = 22;
+
 export async function main(argv: string[]): Promise<number> {
+  const major = Number(process.versions.node.split(".")[0]);
+  if (major < MIN_NODE_MAJOR) {
+    process.stderr.write(
+      `image-factory: Node.js ${process.versions.node} is not supported (need >= ${MIN_NODE_MAJOR}); run it through scripts/dev, which installs a supported LTS\n`,
+    );
+    return 2;
+  }
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h") {
     process.stdout.write(`${help()}\n`);

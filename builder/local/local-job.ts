@@ -61,7 +61,9 @@ export async function runLocalJob(): Promise<LocalJobResult[]> {
   if (!settings.mirror || !settings.s3Endpoint) throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
 
   const fixture = await ensureFixture();
-  const www = cacheDir("local", "www");
+  // Where the local stack keeps its mirror tree and its S3 buckets between runs.
+  const state = process.env.FACTORY_LOCAL_STATE ?? cacheDir("local");
+  const www = join(state, "www");
   rmSync(www, { recursive: true, force: true });
   mkdirSync(www, { recursive: true });
   for (const p of plans) {
@@ -71,7 +73,7 @@ export async function runLocalJob(): Promise<LocalJobResult[]> {
   }
   await buildEcosystemRepo(join(www, "packages"), settings.ecosystemVersion);
   const mirror = await serveDirectory(www, portOf(settings.mirror));
-  const s3 = await startS3(cacheDir("local", "s3"), portOf(settings.s3Endpoint), plans[0]?.region ?? "fr-par");
+  const s3 = await startS3(join(state, "s3"), portOf(settings.s3Endpoint), plans[0]?.region ?? "fr-par");
   const results: LocalJobResult[] = [];
   try {
     const client = s3Client({ ...s3, bucket: settings.bucket });

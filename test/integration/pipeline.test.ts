@@ -129,9 +129,24 @@ describe("fetch: content-addressed cache", () => {
 });
 
 describe("build and publish debian-12 end to end", () => {
-  const key = artifactKey("debian-12", "x86_64", contentHash(hashInputs(catalog, os("debian-12"), "x86_64", dials)));
+  // The fixture is as clean as a real upstream image, so the recipe here first leaves the residue a careless
+  // build would (host keys, a machine id, history, cloud-init state, logs): the hygiene step must remove it.
+  const dirty: Catalog = (() => {
+    const release = structuredClone(os("debian-12"));
+    release.recipe.unshift({
+      op: "run",
+      command:
+        "ssh-keygen -A && echo 0123456789abcdef0123456789abcdef > /etc/machine-id && echo 'history' > /root/.bash_history" +
+        " && mkdir -p /var/lib/cloud/instances/i-1 && echo boot > /var/log/cloud-init.log && echo x > /tmp/build-scratch",
+    });
+    const byId = new Map(catalog.byId);
+    byId.set("debian-12", release);
+    return { releases: catalog.releases.map((r) => byId.get(r.id)!), byId };
+  })();
+  const key = artifactKey("debian-12", "x86_64", contentHash(hashInputs(dirty, dirty.byId.get("debian-12")!, "x86_64", dials)));
   const hash = key.split("/").at(-1)!.replace(".qcow2", "");
   const request = () => ({
+    catalog: dirty,
     releaseId: "debian-12",
     arch: "x86_64" as const,
     dials,
@@ -185,6 +200,8 @@ describe("build and publish debian-12 end to end", () => {
       "echo HOSTKEYS", "glob-expand /etc/ssh/ssh_host_*",
       "echo CLOUD", "glob-expand /var/lib/cloud/*",
       "echo HISTORY", "exists /root/.bash_history",
+      "echo SCRATCH", "exists /tmp/build-scratch",
+      "echo CLOUDLOG", "exists /var/log/cloud-init.log",
       "echo APTLOG", "ls /var/log/apt",
       "echo SOURCES", "exists /etc/apt/sources.list.d/scaleway-ecosystem.list",
       "echo SBOM", "exists /root/.factory-packages.tsv",
@@ -211,6 +228,8 @@ describe("build and publish debian-12 end to end", () => {
     expect(section("HOSTKEYS")).toBe("");
     expect(section("CLOUD")).toBe("");
     expect(section("HISTORY")).toBe("false");
+    expect(section("SCRATCH")).toBe("false");
+    expect(section("CLOUDLOG")).toBe("false");
     expect(section("APTLOG")).toBe("");
     expect(section("SOURCES")).toBe("false");
     expect(section("SBOM")).toBe("false");

@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { loadCatalog } from "../../images";
+import { loadCatalog, type Catalog, type OsRelease } from "../../images";
 import { planStack } from "../../builder/plan";
 import { zonalImages } from "../../components/factory-stack";
 import { settingsFor } from "./helpers";
@@ -54,9 +54,9 @@ beforeEach(() => {
 
 const credentials = { accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: pulumi.secret("00000000-0000-0000-0000-000000000000") };
 
-async function declare(overrides: Record<string, unknown> = {}) {
+async function declare(overrides: Record<string, unknown> = {}, catalog: Catalog = loadCatalog()) {
   const settings = settingsFor(overrides);
-  const plans = planStack(loadCatalog(), settings);
+  const plans = planStack(catalog, settings);
   const images = zonalImages(plans, settings, credentials, { transformations: [recordOptions] });
   // Wait for every output so all registrations have happened.
   await new Promise<void>((done) => pulumi.all(images.map((i) => i.releasedImageId)).apply(() => done()));
@@ -168,6 +168,35 @@ describe("a zone stack", () => {
     expect(registered.map((r) => r.name).sort()).toEqual(
       ["debian-12-x86_64", "debian-12-x86_64-artifact", "debian-12-x86_64-image", "debian-12-x86_64-snapshot"].sort(),
     );
+  });
+
+  it("changes the triggers of exactly the images whose upstream pin or recipe changed", async () => {
+    const triggers = () =>
+      Object.fromEntries(byType("command:local:Command").filter((r) => r.name.endsWith("-artifact")).map((r) => [r.name, r.inputs.triggers[0]]));
+    const all = { images: ["*"] };
+    await declare(all);
+    const before = triggers();
+    const edited = (change: (r: OsRelease) => void, id: string): Catalog => {
+      const base = loadCatalog();
+      const copy = structuredClone(base.byId.get(id)) as OsRelease;
+      change(copy);
+      const releases = base.releases.map((r) => (r.id === id ? copy : r));
+      return { releases, byId: new Map(releases.map((r) => [r.id, r])) };
+    };
+    const changedBy = async (catalog: Catalog) => {
+      registered = [];
+      await declare(all, catalog);
+      const after = triggers();
+      return Object.keys(after).filter((k) => after[k] !== before[k]);
+    };
+    expect(Object.keys(before)).toHaveLength(12);
+    expect(await changedBy(edited((r) => (r.upstream.pins.x86_64!.serial = "20270101"), "ubuntu-24.04"))).toEqual([
+      "ubuntu-24.04-x86_64-artifact",
+    ]);
+    expect(await changedBy(edited((r) => r.recipe.push({ op: "install", packages: ["vim"] }), "almalinux-9"))).toEqual([
+      "almalinux-9-x86_64-artifact",
+    ]);
+    expect(await changedBy(loadCatalog())).toEqual([]);
   });
 
   it("builds arm64 on the arm64 test type", async () => {
