@@ -96,14 +96,18 @@ function s3Target(v: Values): S3Target {
 
 const out = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
+async function resolveFor(v: Values, positionals: string[]) {
+  const { release, arch } = releaseAndArch(v, positionals);
+  return { release, arch, source: await resolveSource(osBase(loadCatalog(), release), arch, str(v, "mirror")) };
+}
+
 register("resolve", {
   summary: "read the upstream checksum file (verifying its signature) for a release's pinned build",
   usage: "image-factory resolve <id> [--arch x86_64] [--mirror URL]",
   options: sourceOptions,
   env: sourceEnv,
   async run(v, p) {
-    const { release, arch } = releaseAndArch(v, p);
-    out(await resolveSource(osBase(loadCatalog(), release), arch, str(v, "mirror")));
+    out((await resolveFor(v, p)).source);
   },
 });
 
@@ -113,8 +117,7 @@ register("fetch", {
   options: sourceOptions,
   env: sourceEnv,
   async run(v, p) {
-    const { release, arch } = releaseAndArch(v, p);
-    const source = await resolveSource(osBase(loadCatalog(), release), arch, str(v, "mirror"));
+    const { release, arch, source } = await resolveFor(v, p);
     out({ path: await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${arch}`), checksum: source.checksum });
   },
 });

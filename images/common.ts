@@ -1,5 +1,5 @@
 /** Pieces several catalog files share. Data only. */
-import type { ScsDeclared, Step } from "./schema";
+import type { Architecture, ScsDeclared, Step } from "./schema";
 
 /** Scaleway boots Instance images from Block Storage volumes attached over virtio-scsi (`/dev/sda`). */
 export const SCALEWAY_DEFAULTS = {
@@ -23,3 +23,11 @@ export function baseRecipe(kernelPackage: string): Step[] {
 export function rhelRecipe(): Step[] {
   return [...baseRecipe("kernel"), { op: "ensure-uefi" }, { op: "selinux-relabel" }];
 }
+
+/** The same upstream serial for every architecture a release ships (upstreams publish them together). */
+export function pinsFor(serial: string, architectures: readonly Architecture[]): Partial<Record<Architecture, { serial: string }>> {
+  return Object.fromEntries(architectures.map((arch) => [arch, { serial }]));
+}
+
+/** Debian and Ubuntu name x86_64 `amd64`. */
+export const DEBIAN_ARCH_NAMES = { x86_64: "amd64", arm64: "arm64" } as const;

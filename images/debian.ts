@@ -1,4 +1,4 @@
-import { baseRecipe, SCALEWAY_DEFAULTS } from "./common";
+import { baseRecipe, DEBIAN_ARCH_NAMES, pinsFor, SCALEWAY_DEFAULTS } from "./common";
 import type { Release } from "./schema";
 
 const debian = (version: string, codename: string, released: string, eol: string, serial: string) =>
@@ -18,8 +18,8 @@ const debian = (version: string, codename: string, released: string, eol: string
       image: `https://cloud.debian.org/images/cloud/${codename}/{serial}/debian-${version}-genericcloud-{arch}-{serial}.qcow2`,
       checksums: `https://cloud.debian.org/images/cloud/${codename}/{serial}/SHA512SUMS`,
       checksumFormat: "sha512sums",
-      archNames: { x86_64: "amd64", arm64: "arm64" },
-      pins: { x86_64: { serial }, arm64: { serial } },
+      archNames: DEBIAN_ARCH_NAMES,
+      pins: pinsFor(serial, ["x86_64", "arm64"]),
     },
     scs: {
       ...SCALEWAY_DEFAULTS,

@@ -1,5 +1,5 @@
 /** The RHEL family: AlmaLinux, Rocky Linux and CentOS Stream. Their checksum files are BSD style. */
-import { rhelRecipe, SCALEWAY_DEFAULTS } from "./common";
+import { pinsFor, rhelRecipe, SCALEWAY_DEFAULTS } from "./common";
 import type { Release } from "./schema";
 
 interface RhelArgs {
@@ -33,7 +33,7 @@ const rhel = (a: RhelArgs) =>
       checksums: a.checksums,
       checksumFormat: "bsd",
       archNames: { x86_64: "x86_64", arm64: "aarch64" },
-      pins: { x86_64: { serial: a.serial }, arm64: { serial: a.serial } },
+      pins: pinsFor(a.serial, ["x86_64", "arm64"]),
     },
     scs: {
       ...SCALEWAY_DEFAULTS,

@@ -1,4 +1,4 @@
-import { baseRecipe, SCALEWAY_DEFAULTS } from "./common";
+import { baseRecipe, DEBIAN_ARCH_NAMES, pinsFor, SCALEWAY_DEFAULTS } from "./common";
 import type { Release } from "./schema";
 
 const ubuntu = (version: string, codename: string, title: string, released: string, eol: string, serial: string) =>
@@ -23,8 +23,8 @@ const ubuntu = (version: string, codename: string, title: string, released: stri
         kind: "detached",
         keyring: "ubuntu-cloudimage",
       },
-      archNames: { x86_64: "amd64", arm64: "arm64" },
-      pins: { x86_64: { serial }, arm64: { serial } },
+      archNames: DEBIAN_ARCH_NAMES,
+      pins: pinsFor(serial, ["x86_64", "arm64"]),
     },
     scs: {
       ...SCALEWAY_DEFAULTS,
