@@ -1,5 +1,5 @@
 /** The build pipeline's subcommands: resolve, fetch, build, upload, publish, unpublish, ecosystem-repo. */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { register, UsageError, type Values } from "./registry";
 import { buildImage } from "./build";
 import { loadCatalog, osBase } from "../images";
@@ -11,6 +11,7 @@ import { s3Client, uploadArtifact, type S3Target } from "./upload";
 import { buildEcosystemRepo } from "./local/ecosystem-repo";
 import { runLocalJob } from "./local/local-job";
 import { table } from "./table";
+import { testLocal } from "./testing/local-boot";
 
 const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
 function need(v: Values, k: string, env?: string): string {
@@ -188,5 +189,34 @@ register("local", {
     process.stdout.write(
       `${table(["image", "built", "uploaded MiB", "seconds", "artifact"], results.map((r) => [r.image, r.built ? "yes" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.seconds.toFixed(0), r.key]))}\n`,
     );
+  },
+});
+
+register("test-local", {
+  summary: "boot a built qcow2 in QEMU (KVM or TCG) and run the in-guest checks over SSH",
+  usage: "image-factory test-local <image.qcow2> --release ID [--user debian] [--uefi] [--json] [--console FILE]",
+  options: {
+    release: { type: "string" },
+    user: { type: "string" },
+    uefi: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    console: { type: "string" },
+  },
+  async run(v, p) {
+    const image = p[0];
+    if (!image) throw new UsageError("give the qcow2 to boot");
+    const releaseId = need(v, "release");
+    const release = loadCatalog().byId.get(releaseId);
+    if (!release) throw new UsageError(`no release "${releaseId}" in the catalog`);
+    const { results, console: consoleText } = await testLocal({
+      image,
+      releaseId,
+      user: str(v, "user") ?? release.scs.image_original_user,
+      firmware: v.uefi ? "uefi" : "bios",
+    });
+    if (str(v, "console")) writeFileSync(str(v, "console")!, consoleText);
+    if (v.json) out(results);
+    else process.stdout.write(`${table(["check", "result", "seconds", "reason"], results.map((r) => [r.name, r.status, r.seconds.toFixed(1), r.reason]))}\n`);
+    return results.some((r) => r.status === "fail") ? 1 : 0;
   },
 });

@@ -6,6 +6,9 @@ export class ToolError extends Error {
     readonly tool: string,
     message: string,
     readonly stderr = "",
+    readonly stdout = "",
+    /** Exit code; null when killed by a signal or never started. */
+    readonly code: number | null = null,
   ) {
     super(message);
     this.name = "ToolError";
@@ -50,7 +53,7 @@ export function run(tool: string, args: string[], opts: RunOptions = {}): Promis
       if (code === 0) return resolve({ stdout, stderr });
       const tail = stderr.trim().split("\n").slice(-15).join("\n");
       const how = signal ? `was killed by ${signal}` : `exited with ${code}`;
-      reject(new ToolError(tool, `${tool} ${how}${tail ? `:\n${tail}` : ""}`, stderr));
+      reject(new ToolError(tool, `${tool} ${how}${tail ? `:\n${tail}` : ""}`, stderr, stdout, code));
     });
     // A tool may exit without reading its input; that is its exit status's business, not an EPIPE crash.
     child.stdin!.on("error", () => undefined);

@@ -3,11 +3,12 @@
  * in the regional bucket (another zone's stack built it) nothing is built and nothing is uploaded; the stack only
  * records its reference. Otherwise build, upload the manifest, then the artifact, then the reference.
  */
-import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { artifactFileName, buildImage, type BuildRequest, type Manifest } from "./build";
-import { loadCatalog } from "../images";
+import { loadCatalog, osBase } from "../images";
+import { resolveSource } from "./resolve";
 import { cacheDir } from "./paths";
 import { addReference, dropReference, objectContentHash, s3Client, uploadArtifact, type S3Target, type UploadOptions } from "./upload";
 
@@ -35,7 +36,22 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
     throw new Error(`artifact key ${req.key} must contain the content hash and end in .qcow2`);
   const s3 = s3Client(req.s3);
   const bucket = req.s3.bucket;
+  const catalog = req.catalog ?? loadCatalog();
+  const release = catalog.byId.get(req.releaseId);
+  if (!release) throw new Error(`no release "${req.releaseId}" in the catalog`);
+  // Resolving is cheap and verifies the upstream again: an upstream serial whose bytes changed (no checksum
+  // pinned) must never be covered by an artifact built from the old bytes.
+  const upstream = await resolveSource(osBase(catalog, release), req.arch, req.mirror);
+  const sameUpstream = (m: Manifest) => m.upstream.checksum.hex === upstream.checksum.hex;
+
   if ((await objectContentHash(s3, bucket, req.key)) === hash) {
+    const existing = await readManifest(s3, bucket, `${req.key}.manifest.json`);
+    if (existing && !sameUpstream(existing))
+      throw new UpstreamChangedError(
+        `${req.key}: upstream ${upstream.fileName} (serial ${upstream.serial}) now has ${upstream.checksum.algo} ${upstream.checksum.hex}, ` +
+          `but the published artifact was built from ${existing.upstream.checksum.hex}: upstream replaced a build in place; ` +
+          `pin the checksum in the catalog (a new content hash) after checking why`,
+      );
     await addReference(s3, bucket, req.key, req.ref);
     process.stderr.write(`publish ${req.key}: already in ${bucket}, nothing to build or upload\n`);
     return { key: req.key, contentHash: hash, built: false, uploaded: false, uploadedBytes: 0 };
@@ -43,14 +59,16 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
 
   // The local artifact cache is content-addressed too: a rerun after a failed upload does not rebuild.
   const outDir = cacheDir("artifacts");
-  const release = (req.catalog ?? loadCatalog()).byId.get(req.releaseId);
-  const cached = release ? join(outDir, artifactFileName(release, req.arch, hash)) : "";
+  const cached = join(outDir, artifactFileName(release, req.arch, hash));
+  const cachedManifest = existsSync(cached) && existsSync(`${cached}.manifest.json`)
+    ? (JSON.parse(readFileSync(`${cached}.manifest.json`, "utf8")) as Manifest)
+    : undefined;
   let artifact: string;
   let manifest: Manifest;
   let built = false;
-  if (cached && existsSync(cached) && existsSync(`${cached}.manifest.json`)) {
+  if (cachedManifest && sameUpstream(cachedManifest)) {
     artifact = cached;
-    manifest = JSON.parse(readFileSync(`${cached}.manifest.json`, "utf8")) as Manifest;
+    manifest = cachedManifest;
   } else {
     const result = await buildImage({ ...req, outDir });
     ({ artifact, manifest } = result);
@@ -70,6 +88,18 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
   } catch (err) {
     // No manifest without its artifact.
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: manifestKey })).catch(() => undefined);
+    throw err;
+  }
+}
+
+export class UpstreamChangedError extends Error {}
+
+async function readManifest(s3: ReturnType<typeof s3Client>, bucket: string, key: string): Promise<Manifest | undefined> {
+  try {
+    const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return JSON.parse(await obj.Body!.transformToString()) as Manifest;
+  } catch (err) {
+    if ((err as Error).name === "NoSuchKey") return undefined;
     throw err;
   }
 }

@@ -36,7 +36,7 @@ ensure_node() {
 
 # Debian packages the build pipeline and its tests run for real.
 SYSTEM_PACKAGES=(libguestfs-tools qemu-utils qemu-system-x86 linux-image-amd64 debootstrap gpg gpgv
-  openssh-client dpkg-dev cloud-image-utils)
+  openssh-client dpkg-dev cloud-image-utils socat ovmf)
 
 ensure_system_packages() {
   local missing=()

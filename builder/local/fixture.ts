@@ -9,9 +9,8 @@ import { accelerator } from "../accel";
 import { run } from "../exec";
 import { cacheDir, projectRoot } from "../paths";
 
-export type FixtureVariant = "debian-12" | "debian-12-broken-sshd";
-
-export async function ensureFixture(variant: FixtureVariant = "debian-12"): Promise<string> {
+export async function ensureFixture(): Promise<string> {
+  const variant = "debian-12";
   const script = join(projectRoot(), "test", "fixtures", "build-debian-image.sh");
   const key = createHash("sha256").update(readFileSync(script)).digest("hex").slice(0, 16);
   const dir = cacheDir("fixtures");
@@ -21,7 +20,7 @@ export async function ensureFixture(variant: FixtureVariant = "debian-12"): Prom
   const tmp = `${file}.${process.pid}.tmp`;
   process.stderr.write(`fixture: building ${variant} (cached afterwards as ${file})\n`);
   try {
-    await run("bash", [script, tmp, ...(variant === "debian-12-broken-sshd" ? ["--broken-sshd"] : [])], {
+    await run("bash", [script, tmp], {
       streamStderr: true,
       env: { ...process.env, LIBGUESTFS_BACKEND: "direct", ...(await tcgEnv()) },
     });

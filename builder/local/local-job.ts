@@ -5,7 +5,7 @@
  */
 import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { loadCatalog, osBase } from "../../images";
 import { run } from "../exec";
 import { cacheDir, projectRoot } from "../paths";
@@ -61,8 +61,9 @@ export async function runLocalJob(): Promise<LocalJobResult[]> {
   if (!settings.mirror || !settings.s3Endpoint) throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
 
   const fixture = await ensureFixture();
-  // Where the local stack keeps its mirror tree and its S3 buckets between runs.
-  const state = process.env.FACTORY_LOCAL_STATE ?? cacheDir("local");
+  // Where the local stack keeps its mirror tree and its S3 buckets between runs: per fixture, because a rebuilt
+  // fixture is a different upstream under the same serial, which publish rightly refuses to paper over.
+  const state = process.env.FACTORY_LOCAL_STATE ?? cacheDir("local", basename(fixture, ".qcow2"));
   const www = join(state, "www");
   rmSync(www, { recursive: true, force: true });
   mkdirSync(www, { recursive: true });

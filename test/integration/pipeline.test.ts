@@ -18,7 +18,8 @@ import { ensureFixture } from "../../builder/local/fixture";
 import { serveDirectory, type StaticServer } from "../../builder/local/http-server";
 import { ensureVersitygw, startS3, type S3Server } from "../../builder/local/s3-server";
 import { artifactKey, contentHash, hashInputs } from "../../builder/plan";
-import { publish } from "../../builder/publish";
+import { publish, UpstreamChangedError } from "../../builder/publish";
+import { mirrorAs } from "../../builder/local/mirror";
 import { resolveSource } from "../../builder/resolve";
 import { SignatureError } from "../../builder/signature";
 import { s3Client, uploadArtifact } from "../../builder/upload";
@@ -248,6 +249,15 @@ describe("build and publish debian-12 end to end", () => {
   it("publishes again without building or uploading: same content hash", async () => {
     const again = await publish({ ...request(), ref: "local-2/debian-12-x86_64" });
     expect(again).toMatchObject({ built: false, uploaded: false, uploadedBytes: 0 });
+  });
+
+  it("refuses an upstream that replaced the build in place rather than covering it with the old artifact", async () => {
+    // Same serial, other bytes (no checksum is pinned for it in the catalog).
+    const other = join(work, "other.qcow2");
+    await run("qemu-img", ["create", "-q", "-f", "qcow2", other, "1G"]);
+    await mirrorAs(join(work, "www"), os("debian-12"), "x86_64", other);
+    await expect(publish({ ...request(), ref: "local-3/debian-12-x86_64" })).rejects.toThrow(UpstreamChangedError);
+    await expect(publish({ ...request(), ref: "local-3/debian-12-x86_64" })).rejects.toThrow(/upstream replaced a build in place/);
   });
 });
 
