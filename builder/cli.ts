@@ -127,7 +127,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`image-factory ${name}: ${err.message}\n`);
       return 2;
     }
-    if ((err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`image-factory ${name}: ${(err as Error).message}\nusage: ${cmd.usage}\n`);
       return 2;
     }

@@ -3,10 +3,11 @@
  * user under a key derived from the script, so a changed script rebuilds it and an unchanged one never does.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { accelerator } from "../accel";
 import { run } from "../exec";
+import { digestFile } from "../fetch";
 import { cacheDir, projectRoot } from "../paths";
 
 export async function ensureFixture(): Promise<string> {
@@ -15,7 +16,11 @@ export async function ensureFixture(): Promise<string> {
   const key = createHash("sha256").update(readFileSync(script)).digest("hex").slice(0, 16);
   const dir = cacheDir("fixtures");
   const file = join(dir, `${variant}-${key}.qcow2`);
-  if (existsSync(file)) return file;
+  // The fixture is shared by every mirror and test; a copy that no longer matches its recorded digest is rebuilt.
+  if (existsSync(file) && existsSync(`${file}.sha256`)) {
+    if ((await digestFile(file, "sha256")) === readFileSync(`${file}.sha256`, "utf8").trim()) return file;
+    process.stderr.write(`fixture: ${file} does not match its recorded sha256; rebuilding\n`);
+  }
   mkdirSync(dir, { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   process.stderr.write(`fixture: building ${variant} (cached afterwards as ${file})\n`);
@@ -24,6 +29,7 @@ export async function ensureFixture(): Promise<string> {
       streamStderr: true,
       env: { ...process.env, LIBGUESTFS_BACKEND: "direct", ...(await tcgEnv()) },
     });
+    writeFileSync(`${file}.sha256`, `${await digestFile(tmp, "sha256")}\n`);
     renameSync(tmp, file);
   } finally {
     rmSync(tmp, { force: true });

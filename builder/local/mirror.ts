@@ -2,7 +2,7 @@
  * Lays out a local mirror of upstream (`<root>/upstream/<host>/<path>`, as `--mirror` expects): an image placed
  * at a release's pinned URL, with the checksum file in that release's real format beside it.
  */
-import { copyFileSync, linkSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, linkSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Architecture, OsRelease } from "../../images/schema";
 import { digestFile } from "../fetch";
@@ -15,6 +15,8 @@ export function mirrorPath(root: string, url: string): string {
 
 function place(file: string, target: string): void {
   mkdirSync(dirname(target), { recursive: true });
+  // Never write through an existing path: it may be a hard link to a cached file shared with other mirrors.
+  rmSync(target, { force: true });
   try {
     linkSync(file, target);
   } catch {

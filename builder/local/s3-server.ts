@@ -27,10 +27,14 @@ function goBinary(): string {
   throw new Error("the embedded S3 server is built with Go, and no go toolchain was found (install golang)");
 }
 
+let found: string | undefined;
+
 export async function ensureVersitygw(): Promise<string> {
+  // Remembered per process: a caller may point the cache elsewhere after the server binary was found.
+  if (found && existsSync(found)) return found;
   const dir = cacheDir("tools", `versitygw-${VERSITYGW_VERSION}`);
   const bin = join(dir, "versitygw");
-  if (existsSync(bin)) return bin;
+  if (existsSync(bin)) return (found = bin);
   mkdirSync(dir, { recursive: true });
   process.stderr.write(`s3: building versitygw ${VERSITYGW_VERSION} (once, cached in ${dir})\n`);
   await run(
@@ -39,7 +43,7 @@ export async function ensureVersitygw(): Promise<string> {
       `github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}`],
     { env: { ...process.env, GOBIN: dir, GOFLAGS: "-mod=mod", CGO_ENABLED: "0" } },
   );
-  return bin;
+  return (found = bin);
 }
 
 export async function freePort(): Promise<number> {

@@ -78,7 +78,7 @@ describe("image-factory local", () => {
       input: "part-get-mbr-id /dev/sda 2\nis-file /boot/efi/EFI/BOOT/BOOTX64.EFI\ngrep EFI /etc/fstab\n",
       env: guestfsEnv(accel),
     });
-    expect(stdout.trim().split("\n")).toEqual(["239", "true", "LABEL=EFI /boot/efi vfat umask=0077 0 1"]);
+    expect(stdout.trim().split("\n")).toEqual(["0xef", "true", "LABEL=EFI /boot/efi vfat umask=0077 0 1"]);
     // Running it again finds the partition and changes nothing.
     expect((await ensureUefi(disk, accel)).state).toBe("present (partition 2)");
     const { results, console: consoleText } = await testLocal({ image: disk, releaseId: "debian-12", user: "debian", firmware: "uefi" });

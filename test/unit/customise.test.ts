@@ -65,7 +65,7 @@ describe("customiseArgs", () => {
 });
 
 describe("ensure-uefi layout", () => {
-  const mbr = `TABLE msdos\nSECTORS 6815744\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 3221225471\n  part_size: 3220176896\n}\nTYPE 1 131\nTYPE 2\n`;
+  const mbr = `TABLE msdos\nSECTORS 6815744\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 3221225471\n  part_size: 3220176896\n}\nTYPE 1 0x83\nTYPE 2\n`;
   const gpt = `TABLE gpt\nSECTORS 20971520\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 2097151\n  part_size: 1048576\n}\n[1] = {\n  part_num: 2\n  part_start: 2097152\n  part_end: 211812351\n  part_size: 1\n}\nTYPE 1 21686148-6449-6E6F-744E-656564454649\nTYPE 2 C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n`;
 
   it("finds an existing ESP by GPT type", () => {
