@@ -91,7 +91,7 @@ async function downloadOnce(url: string, partial: string, hash: ReturnType<typeo
 class RetryFromScratch extends Error {}
 
 /**
- * The path of a verified local copy of `url`. `mirrorOf` is only for messages: what was asked for upstream.
+ * The path of a verified local copy of `url`; `label` names it in progress lines and errors.
  */
 export async function fetchVerified(url: string, expected: Checksum, label: string, attempts = 4): Promise<string> {
   const blob = cacheDir("blobs", expected.algo, expected.hex);
