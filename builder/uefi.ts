@@ -33,7 +33,9 @@ export function parseLayout(out: string): PartitionLayout {
   const partitions: PartitionLayout["partitions"] = [];
   for (const m of out.matchAll(/part_num: (\d+)\s+part_start: (\d+)\s+part_end: (\d+)/g))
     partitions.push({ num: Number(m[1]), start: Number(m[2]), end: Number(m[3]), esp: false });
-  for (const m of out.matchAll(/^TYPE (\d+) (\S+)$/gm)) {
+  // The answer that counts is the one for the table's own kind (sgdisk also maps MBR ids to GPT GUIDs).
+  const kind = table === "gpt" ? "GPT" : "MBR";
+  for (const m of out.matchAll(new RegExp(`^${kind} (\\d+) (\\S+)$`, "gm"))) {
     const p = partitions.find((x) => x.num === Number(m[1]));
     if (!p) continue;
     p.esp = table === "gpt" ? m[2]!.toUpperCase() === ESP_GPT_TYPE : Number(m[2]) === ESP_MBR_ID;
@@ -59,6 +61,11 @@ async function guestfish(disk: string, script: string, accel: Accelerator, reado
   return stdout;
 }
 
+/** Joins each echoed tag line with the answer on the next line, when there is one (failed asks print nothing). */
+export function joinTags(raw: string): string {
+  return raw.replace(/^(TABLE|SECTORS|GPT \d+|MBR \d+)\n(?!GPT |MBR |TABLE|SECTORS|\[)(\S+)$/gm, "$1 $2");
+}
+
 async function queryLayout(disk: string, accel: Accelerator): Promise<PartitionLayout> {
   // guestfish has no variables: tag each answer with an echo and ask both table kinds ("-" ignores errors).
   const lines = [
@@ -67,12 +74,13 @@ async function queryLayout(disk: string, accel: Accelerator): Promise<PartitionL
     "echo SECTORS",
     "blockdev-getsz /dev/sda",
     "part-list /dev/sda",
-    ...Array.from({ length: 8 }, (_, i) => i + 1).flatMap((n) => [`echo TYPE ${n}`, `-part-get-gpt-type /dev/sda ${n}`, `-part-get-mbr-id /dev/sda ${n}`]),
+    ...Array.from({ length: 8 }, (_, i) => i + 1).flatMap((n) => [
+      `echo GPT ${n}`, `-part-get-gpt-type /dev/sda ${n}`,
+      `echo MBR ${n}`, `-part-get-mbr-id /dev/sda ${n}`,
+    ]),
   ];
   const raw = await guestfish(disk, lines.join("\n"), accel, true);
-  // Join each "echo" tag with the answer on the next line.
-  const joined = raw.replace(/^(TABLE|SECTORS|TYPE \d+)\n(?!TYPE |TABLE|SECTORS)(\S+)$/gm, "$1 $2");
-  return parseLayout(joined);
+  return parseLayout(joinTags(raw));
 }
 
 export async function ensureUefi(disk: string, accel: Accelerator): Promise<UefiResult> {

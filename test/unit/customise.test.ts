@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { applianceUrl, customiseArgs, HYGIENE_DELETES, RecipeError, type CustomiseInput } from "../../builder/customise";
-import { parseLayout, planEsp } from "../../builder/uefi";
+import { joinTags, parseLayout, planEsp } from "../../builder/uefi";
 import type { Step } from "../../images/schema";
 
 const base: CustomiseInput = {
@@ -65,8 +65,19 @@ describe("customiseArgs", () => {
 });
 
 describe("ensure-uefi layout", () => {
-  const mbr = `TABLE msdos\nSECTORS 6815744\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 3221225471\n  part_size: 3220176896\n}\nTYPE 1 0x83\nTYPE 2\n`;
-  const gpt = `TABLE gpt\nSECTORS 20971520\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 2097151\n  part_size: 1048576\n}\n[1] = {\n  part_num: 2\n  part_start: 2097152\n  part_end: 211812351\n  part_size: 1\n}\nTYPE 1 21686148-6449-6E6F-744E-656564454649\nTYPE 2 C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n`;
+  const mbr = `TABLE msdos\nSECTORS 6815744\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 3221225471\n  part_size: 3220176896\n}\nGPT 1 0FC63DAF-8483-4772-8E79-3D69D8477DE4\nMBR 1 0x83\nGPT 2\nMBR 2\n`;
+  const gpt = `TABLE gpt\nSECTORS 20971520\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 2097151\n  part_size: 1048576\n}\n[1] = {\n  part_num: 2\n  part_start: 2097152\n  part_end: 211812351\n  part_size: 1\n}\nGPT 1 21686148-6449-6E6F-744E-656564454649\nGPT 2 C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n`;
+
+  it("reads guestfish's answers for an MBR disk that has an ESP (sgdisk also answers with GUIDs)", () => {
+    // Verbatim guestfish output for the fixture after ensure-uefi; asks that failed printed nothing.
+    const raw =
+      "TABLE\nmsdos\nSECTORS\n6815744\n[0] = {\n  part_num: 1\n  part_start: 65536\n  part_end: 3221160447\n  part_size: 3221094912\n}\n" +
+      "[1] = {\n  part_num: 2\n  part_start: 3221225472\n  part_end: 3489660927\n  part_size: 268435456\n}\n" +
+      "GPT 1\n0FC63DAF-8483-4772-8E79-3D69D8477DE4\nMBR 1\n0x83\nGPT 2\nC12A7328-F81F-11D2-BA4B-00A0C93EC93B\nMBR 2\n0xef\nGPT 3\nMBR 3\n";
+    const layout = parseLayout(joinTags(raw));
+    expect(layout.table).toBe("msdos");
+    expect(layout.partitions.map((p) => [p.num, p.esp])).toEqual([[1, false], [2, true]]);
+  });
 
   it("finds an existing ESP by GPT type", () => {
     expect(parseLayout(gpt).partitions.map((p) => p.esp)).toEqual([false, true]);
