@@ -3,6 +3,7 @@
  * Go module proxy into the per-user cache, keyed by version.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -76,8 +77,11 @@ export async function startS3(root: string, port?: number, region = "fr-par"): P
   const bin = await ensureVersitygw();
   mkdirSync(root, { recursive: true });
   const p = port ?? (await freePort());
-  const accessKeyId = "SCWLOCALFACTORY00000";
-  const secretAccessKey = "local-factory-secret-key";
+  // Loopback-only server: credentials derived from its data directory, so a restart over the same buckets keeps
+  // their owner, and callers take them from this object rather than from a constant.
+  const digest = createHash("sha256").update(`versitygw:${root}`).digest("hex");
+  const accessKeyId = `local${digest.slice(0, 15)}`;
+  const secretAccessKey = digest.slice(15);
   const child = spawn(bin, ["--access", accessKeyId, "--secret", secretAccessKey, "--region", region,
     "--port", `127.0.0.1:${p}`, "posix", root], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
