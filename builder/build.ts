@@ -29,6 +29,8 @@ export interface BuildRequest {
   expectedContentHash?: string;
   /** The catalog to build from; the project's own by default. */
   catalog?: Catalog;
+  /** The upstream already resolved (and verified) by the caller; resolved here otherwise. */
+  source?: ResolvedSource;
 }
 
 export interface Manifest {
@@ -85,7 +87,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
 
   const accel = await accelerator();
   process.stderr.write(`build ${release.id} ${req.arch}: content hash ${hash.slice(0, 16)}, ${accel.toUpperCase()}\n`);
-  const source = await resolveSource(os, req.arch, req.mirror);
+  const source = req.source ?? (await resolveSource(os, req.arch, req.mirror));
   process.stderr.write(`build ${release.id} ${req.arch}: ${source.fileName} ${source.checksum.algo} ${source.checksum.hex.slice(0, 16)}… (${source.trust})\n`);
   const blob = await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${req.arch}`);
 

@@ -70,7 +70,7 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
     artifact = cached;
     manifest = cachedManifest;
   } else {
-    const result = await buildImage({ ...req, outDir });
+    const result = await buildImage({ ...req, outDir, source: upstream });
     ({ artifact, manifest } = result);
     built = true;
   }

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { accelerator } from "../accel";
+import { accelerator, guestfsEnv } from "../accel";
 import { run } from "../exec";
 import { digestFile } from "../fetch";
 import { cacheDir, projectRoot } from "../paths";
@@ -27,7 +27,7 @@ export async function ensureFixture(): Promise<string> {
   try {
     await run("bash", [script, tmp], {
       streamStderr: true,
-      env: { ...process.env, LIBGUESTFS_BACKEND: "direct", ...(await tcgEnv()) },
+      env: guestfsEnv(await accelerator()),
     });
     writeFileSync(`${file}.sha256`, `${await digestFile(tmp, "sha256")}\n`);
     renameSync(tmp, file);
@@ -35,8 +35,4 @@ export async function ensureFixture(): Promise<string> {
     rmSync(tmp, { force: true });
   }
   return file;
-}
-
-async function tcgEnv(): Promise<NodeJS.ProcessEnv> {
-  return (await accelerator()) === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {};
 }
