@@ -15,16 +15,44 @@ export interface MetadataServer {
   close(): Promise<void>;
 }
 
-export async function startMetadataServer(conf: Record<string, unknown>): Promise<MetadataServer> {
-  const userData = new Map<string, string>();
+/**
+ * The text form of `/conf`, as the real API writes it: one `KEY=value` line per scalar, nested keys joined with
+ * `_`, lists numbered and counted (`SSH_PUBLIC_KEYS=1`, `SSH_PUBLIC_KEYS_0_KEY='ssh-ed25519 …'`).
+ */
+export function confText(conf: Record<string, unknown>): string {
+  const lines: string[] = [];
+  const quote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  const walk = (prefix: string, v: unknown) => {
+    if (v === null || v === undefined) return;
+    if (Array.isArray(v)) {
+      lines.push(`${prefix}=${v.length}`);
+      v.forEach((item, i) => walk(`${prefix}_${i}`, item));
+    } else if (typeof v === "object") {
+      for (const [k, item] of Object.entries(v)) walk(prefix ? `${prefix}_${k.toUpperCase()}` : k.toUpperCase(), item);
+    } else lines.push(`${prefix}=${typeof v === "string" ? quote(v) : String(v)}`);
+  };
+  walk("", conf);
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * `conf` may be a function, read on each request, for an Instance whose tags, keys or NICs change while it runs;
+ * `userData` may be shared with the Instances API's `/servers/{id}/user_data`.
+ */
+export async function startMetadataServer(
+  conf: Record<string, unknown> | (() => Record<string, unknown>),
+  opts: { userData?: Map<string, string>; onWrite?: (key: string, value: string) => void } = {},
+): Promise<MetadataServer> {
+  const userData = opts.userData ?? new Map<string, string>();
+  const currentConf = () => (typeof conf === "function" ? conf() : conf);
   const waiters = new Map<string, ((v: string) => void)[]>();
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     const send = (status: number, body: string, type = "text/plain") => res.writeHead(status, { "content-type": type }).end(body);
     if (url.pathname === "/conf") {
       return url.searchParams.get("format") === "json"
-        ? send(200, JSON.stringify(conf), "application/json")
-        : send(200, Object.entries(conf).map(([k, v]) => `${k.toUpperCase()}=${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n"));
+        ? send(200, JSON.stringify(currentConf()), "application/json")
+        : send(200, confText(currentConf()));
     }
     if (url.pathname === "/user_data" && req.method === "GET") return send(200, JSON.stringify({ user_data: [...userData.keys()] }), "application/json");
     const m = /^\/user_data\/([A-Za-z0-9_.-]+)$/.exec(url.pathname);
@@ -42,6 +70,7 @@ export async function startMetadataServer(conf: Record<string, unknown>): Promis
         const value = Buffer.concat(chunks).toString("utf8");
         userData.set(key, value);
         for (const w of waiters.get(key) ?? []) w(value);
+        opts.onWrite?.(key, value);
         waiters.delete(key);
         send(204, "");
       });
