@@ -1,0 +1,252 @@
+/**
+ * One emulated Instance's hardware: a QEMU process with a QMP socket, so the emulator can reset it, power it down
+ * through ACPI, hot-plug volumes and NICs, take a point-in-time copy of a running disk and open or close forwarded
+ * ports as security group rules change.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { connect, type Socket } from "node:net";
+import { join } from "node:path";
+import type { Accelerator } from "../accel";
+import { OVMF } from "../testing/local-boot";
+
+export interface Disk {
+  /** Volume id: the disk's serial (virtio-blk keeps 20 characters) and QEMU node name. */
+  id: string;
+  file: string;
+}
+
+export interface Nic {
+  id: string;
+  mac: string;
+  /** IPv4 network the NIC's DHCP hands addresses from, e.g. 172.16.4.0/22. */
+  subnet: string;
+}
+
+export interface MachineSpec {
+  dir: string;
+  accel: Accelerator;
+  firmware: "bios" | "uefi";
+  memoryMiB: number;
+  commercialType: string;
+  /** Boot disk first. */
+  disks: Disk[];
+  nics: Nic[];
+  publicMac: string;
+  /** Public IPv4 on the host's loopback the forwarded ports listen on. */
+  publicIp: string;
+  /** Loopback port of this Instance's metadata API. */
+  metadataPort: number;
+}
+
+const node = (id: string) => `vol-${id.slice(0, 24)}`;
+const serial = (id: string) => id.slice(0, 20);
+
+export class QmpError extends Error {}
+
+export class Machine {
+  private proc?: ChildProcess;
+  private qmp?: Socket;
+  private buffered = "";
+  private pending: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  private listeners: ((event: { event: string; data?: Record<string, unknown> }) => void)[] = [];
+  private forwarded = new Set<string>();
+  private exitWaiters: (() => void)[] = [];
+  stderr = "";
+
+  constructor(readonly spec: MachineSpec) {}
+
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  get consoleLog(): string {
+    return join(this.spec.dir, "console.log");
+  }
+
+  console(): string {
+    return existsSync(this.consoleLog) ? readFileSync(this.consoleLog, "utf8") : "";
+  }
+
+  async start(): Promise<void> {
+    const s = this.spec;
+    // Unix socket paths are limited to 108 bytes; state directories can be deeper than that.
+    const sockDir = mkdtempSync(join(tmpdir(), "qmp-"));
+    const sock = join(sockDir, "qmp.sock");
+    const args = [
+      "-accel", s.accel, "-cpu", s.accel === "kvm" ? "host" : "max", "-smp", "2", "-m", String(s.memoryMiB),
+      "-nodefaults", "-display", "none", "-serial", `file:${this.consoleLog}`,
+      // What a Scaleway Instance's firmware reports: cloud-init picks its Scaleway datasource from it.
+      "-smbios", `type=1,manufacturer=Scaleway,product=${s.commercialType}`,
+      "-qmp", `unix:${sock},server=on,wait=off`,
+      ...s.disks.flatMap((d, i) => [
+        "-blockdev", `driver=qcow2,node-name=${node(d.id)},file.driver=file,file.filename=${d.file}`,
+        "-device", `virtio-blk-pci,drive=${node(d.id)},id=dev-${node(d.id)},serial=${serial(d.id)}${i === 0 ? ",bootindex=0" : ""}`,
+      ]),
+      // Public NIC: the guest reaches the host at 169.254.2.2 and the metadata API at its real address.
+      "-netdev", `user,id=public,net=169.254.0.0/16,ipv4=on,ipv6=on,guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${s.metadataPort}`,
+      "-device", `virtio-net-pci,netdev=public,mac=${s.publicMac}`,
+      ...s.nics.flatMap((n) => ["-netdev", nicNetdev(n), "-device", `virtio-net-pci,netdev=pn-${n.id.slice(0, 8)},mac=${n.mac},id=nic-${n.id.slice(0, 8)}`]),
+      "-device", "virtio-rng-pci",
+      ...(s.firmware === "uefi" ? ["-bios", OVMF] : []),
+    ];
+    this.forwarded.clear();
+    this.stderr = "";
+    const proc = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "ignore", "pipe"] });
+    this.proc = proc;
+    proc.stderr!.on("data", (d) => (this.stderr += d));
+    proc.once("exit", () => {
+      rmSync(sockDir, { recursive: true, force: true });
+      this.qmp?.destroy();
+      this.qmp = undefined;
+      for (const p of this.pending.splice(0)) p.reject(new QmpError(`QEMU exited: ${this.stderr.trim().slice(-300)}`));
+      for (const w of this.exitWaiters.splice(0)) w();
+    });
+    await this.connectQmp(sock);
+  }
+
+  private async connectQmp(sock: string): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      if (!this.running) throw new QmpError(`QEMU did not start: ${this.stderr.trim().slice(-300)}`);
+      if (existsSync(sock)) {
+        const ok = await new Promise<boolean>((resolve) => {
+          const c = connect(sock);
+          c.once("connect", () => {
+            this.qmp = c;
+            c.setEncoding("utf8");
+            c.on("data", (d: string) => this.onData(d));
+            resolve(true);
+          });
+          c.once("error", () => resolve(false));
+        });
+        if (ok) {
+          await this.command("qmp_capabilities");
+          return;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new QmpError("QMP socket never answered");
+  }
+
+  private onData(chunk: string): void {
+    this.buffered += chunk;
+    let nl: number;
+    while ((nl = this.buffered.indexOf("\n")) >= 0) {
+      const line = this.buffered.slice(0, nl).trim();
+      this.buffered = this.buffered.slice(nl + 1);
+      if (!line) continue;
+      const msg = JSON.parse(line) as { QMP?: unknown; event?: string; data?: Record<string, unknown>; return?: unknown; error?: { desc: string } };
+      if (msg.QMP) continue;
+      if (msg.event) {
+        for (const l of this.listeners) l({ event: msg.event, data: msg.data });
+        continue;
+      }
+      const p = this.pending.shift();
+      if (!p) continue;
+      if (msg.error) p.reject(new QmpError(msg.error.desc));
+      else p.resolve(msg.return);
+    }
+  }
+
+  command(execute: string, args?: Record<string, unknown>): Promise<unknown> {
+    if (!this.qmp) return Promise.reject(new QmpError("machine is not running"));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      this.qmp!.write(`${JSON.stringify(args ? { execute, arguments: args } : { execute })}\n`);
+    });
+  }
+
+  private async hmp(commandLine: string): Promise<void> {
+    const out = (await this.command("human-monitor-command", { "command-line": commandLine })) as string;
+    if (out.trim()) throw new QmpError(`${commandLine}: ${out.trim()}`);
+  }
+
+  waitEvent(name: string, match: (data: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.listeners = this.listeners.filter((l) => l !== listener);
+        reject(new QmpError(`no ${name} event within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      const listener = (e: { event: string; data?: Record<string, unknown> }) => {
+        if (e.event !== name || !match(e.data ?? {})) return;
+        clearTimeout(timer);
+        this.listeners = this.listeners.filter((l) => l !== listener);
+        resolve(e.data ?? {});
+      };
+      this.listeners.push(listener);
+    });
+  }
+
+  /** Opens exactly the given TCP ports on the public IP (the security group's verdict), closing the others. */
+  async forwardPorts(ports: number[]): Promise<void> {
+    const want = new Set(ports.map((p) => `tcp:${this.spec.publicIp}:${p}-:${p}`));
+    for (const rule of [...this.forwarded].filter((r) => !want.has(r))) {
+      await this.hmp(`hostfwd_remove public ${rule.replace(/-:\d+$/, "")}`);
+      this.forwarded.delete(rule);
+    }
+    for (const rule of [...want].filter((r) => !this.forwarded.has(r))) {
+      await this.hmp(`hostfwd_add public ${rule}`);
+      this.forwarded.add(rule);
+    }
+  }
+
+  /** A hard reset, like the API's `reboot` on a running Instance. */
+  async reset(): Promise<void> {
+    await this.command("system_reset");
+  }
+
+  /** ACPI power button; pulls the plug when the guest has not halted in time. */
+  async powerOff(graceMs = 90_000): Promise<void> {
+    if (!this.running) return;
+    const exited = new Promise<void>((r) => this.exitWaiters.push(r));
+    await this.command("system_powerdown").catch(() => undefined);
+    const timer = setTimeout(() => this.proc?.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  kill(): void {
+    this.proc?.kill("SIGKILL");
+  }
+
+  async attachDisk(d: Disk): Promise<void> {
+    await this.command("blockdev-add", { driver: "qcow2", "node-name": node(d.id), file: { driver: "file", filename: d.file } });
+    await this.command("device_add", { driver: "virtio-blk-pci", drive: node(d.id), id: `dev-${node(d.id)}`, serial: serial(d.id) });
+  }
+
+  /** Hot-unplug needs the guest's consent (ACPI); the node is released only once the device is gone. */
+  async detachDisk(id: string, timeoutMs = 120_000): Promise<void> {
+    const gone = this.waitEvent("DEVICE_DELETED", (d) => d.device === `dev-${node(id)}`, timeoutMs);
+    await this.command("device_del", { id: `dev-${node(id)}` });
+    await gone;
+    await this.command("blockdev-del", { "node-name": node(id) });
+  }
+
+  /** A crash-consistent, point-in-time copy of a disk while the guest runs (what a hot snapshot is). */
+  async copyDisk(id: string, target: string, timeoutMs = 600_000): Promise<void> {
+    const jobId = `copy-${node(id)}`;
+    const done = this.waitEvent("BLOCK_JOB_COMPLETED", (d) => d.device === jobId, timeoutMs);
+    await this.command("drive-backup", { "job-id": jobId, device: node(id), target, format: "qcow2", sync: "full", mode: "absolute-paths" });
+    const result = await done;
+    if (result.error) throw new QmpError(`copy of ${id} failed: ${String(result.error)}`);
+  }
+
+  async attachNic(n: Nic): Promise<void> {
+    const [net, prefix] = n.subnet.split("/");
+    await this.command("netdev_add", { type: "user", id: `pn-${n.id.slice(0, 8)}`, net: `${net}/${prefix}`, restrict: true, ipv6: false });
+    await this.command("device_add", { driver: "virtio-net-pci", netdev: `pn-${n.id.slice(0, 8)}`, mac: n.mac, id: `nic-${n.id.slice(0, 8)}` });
+  }
+
+  async detachNic(id: string, timeoutMs = 120_000): Promise<void> {
+    const gone = this.waitEvent("DEVICE_DELETED", (d) => d.device === `nic-${id.slice(0, 8)}`, timeoutMs);
+    await this.command("device_del", { id: `nic-${id.slice(0, 8)}` });
+    await gone;
+    await this.command("netdev_del", { id: `pn-${id.slice(0, 8)}` });
+  }
+}
+
+function nicNetdev(n: Nic): string {
+  return `user,id=pn-${n.id.slice(0, 8)},net=${n.subnet},restrict=on,ipv6=off`;
+}
