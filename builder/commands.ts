@@ -1,5 +1,5 @@
 /** The build pipeline's subcommands: resolve, fetch, build, upload, publish, unpublish, ecosystem-repo. */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { register, UsageError, type Values } from "./registry";
 import { buildImage } from "./build";
 import { loadCatalog, osBase } from "../images";
@@ -12,6 +12,8 @@ import { buildEcosystemRepo } from "./local/ecosystem-repo";
 import { runLocalJob } from "./local/local-job";
 import { table } from "./table";
 import { testLocal } from "./testing/local-boot";
+import { runBattery, SCENARIOS } from "./testing/battery";
+import { ZONES } from "./zones";
 
 const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
 function need(v: Values, k: string, env?: string): string {
@@ -178,17 +180,19 @@ register("ecosystem-repo", {
 
 register("local", {
   summary: "the local stack's main job: fixture upstream, embedded S3, build and publish every planned image",
-  usage: "image-factory local [--json]",
-  options: { json: { type: "boolean", default: false } },
+  usage: "image-factory local [--test [--only scenario,...]] [--json]",
+  options: { json: { type: "boolean", default: false }, test: { type: "boolean", default: false }, only: { type: "string" } },
   async run(v) {
-    const results = await runLocalJob();
+    const only = (str(v, "only") ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+    const results = await runLocalJob({ test: Boolean(v.test), only });
     if (v.json) {
       out(results);
-      return;
+      return results.some((r) => r.tests === "failed") ? 1 : 0;
     }
     process.stdout.write(
-      `${table(["image", "built", "uploaded MiB", "seconds", "artifact"], results.map((r) => [r.image, r.built ? "yes" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.seconds.toFixed(0), r.key]))}\n`,
+      `${table(["image", "built", "uploaded MiB", "tests", "seconds", "artifact"], results.map((r) => [r.image, r.built ? "yes" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.tests, r.seconds.toFixed(0), r.key]))}\n`,
     );
+    return results.some((r) => r.tests === "failed") ? 1 : 0;
   },
 });
 
@@ -218,5 +222,62 @@ register("test-local", {
     if (v.json) out(results);
     else process.stdout.write(`${table(["check", "result", "seconds", "reason"], results.map((r) => [r.name, r.status, r.seconds.toFixed(1), r.reason]))}\n`);
     return results.some((r) => r.status === "fail") ? 1 : 0;
+  },
+});
+
+register("test-instance", {
+  summary: "run the release test battery (in-guest checks + the 12 API scenarios) against a test Instance",
+  usage:
+    "image-factory test-instance --server ID --zone ZONE --release ID [--only a,b] [--dns name,...] [--report FILE] [--json]\n" +
+    "  credentials: SCW_ACCESS_KEY, SCW_SECRET_KEY, SCW_DEFAULT_PROJECT_ID (SCW_API_URL for another endpoint)\n" +
+    `  scenarios: ${SCENARIOS.join(", ")}`,
+  options: {
+    server: { type: "string" },
+    zone: { type: "string" },
+    release: { type: "string" },
+    only: { type: "string" },
+    dns: { type: "string" },
+    report: { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+  env: { server: "FACTORY_SERVER_ID", zone: "FACTORY_ZONE", release: "FACTORY_RELEASE", only: "FACTORY_TESTS", dns: "FACTORY_DNS_NAMES", report: "FACTORY_TEST_REPORT" },
+  async run(v) {
+    const serverId = need(v, "server", "FACTORY_SERVER_ID");
+    const zone = need(v, "zone", "FACTORY_ZONE");
+    if (!(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--zone: ${zone} is not a Scaleway Availability Zone`);
+    const releaseId = need(v, "release", "FACTORY_RELEASE");
+    if (!loadCatalog().byId.has(releaseId)) throw new UsageError(`no release "${releaseId}" in the catalog`);
+    const env = (name: string) => {
+      const value = process.env[name];
+      if (!value) throw new UsageError(`${name} is not set: the test runner calls the Scaleway API with it`);
+      return value;
+    };
+    const list = (k: string) => (str(v, k) ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+    const only = list("only");
+    const unknown = only.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
+    if (unknown.length) throw new UsageError(`--only: unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.join(", ")}`);
+    const report = await runBattery({
+      apiUrl: process.env.SCW_API_URL,
+      accessKey: env("SCW_ACCESS_KEY"),
+      secretKey: env("SCW_SECRET_KEY"),
+      projectId: env("SCW_DEFAULT_PROJECT_ID"),
+      zone,
+      serverId,
+      releaseId,
+      dnsNames: list("dns").length ? list("dns") : ["api.scaleway.com"],
+      only,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    const text = table(["test", "result", "seconds", "reason"], report.results.map((r) => [r.name, r.status, r.seconds.toFixed(1), r.reason]));
+    process.stderr.write(`${text}\n`);
+    const reportFile = str(v, "report");
+    if (reportFile) {
+      // Whole or not at all: a reader never sees half a report.
+      writeFileSync(`${reportFile}.tmp`, `${JSON.stringify(report, null, 2)}\n`);
+      renameSync(`${reportFile}.tmp`, reportFile);
+    }
+    if (v.json) out(report);
+    else process.stdout.write(`${text}\n`);
+    return report.results.some((r) => r.status === "fail") ? 1 : 0;
   },
 });

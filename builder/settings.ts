@@ -39,6 +39,8 @@ export const StackSettings = z.strictObject({
   mirror: z.url().optional(),
   /** S3 endpoint override; by default the zone region's Object Storage endpoint. */
   s3Endpoint: z.url().optional(),
+  /** Scaleway API endpoint override for the test runner (the emulator); by default the public API. */
+  apiUrl: z.url().optional(),
   /** Boot a test Instance and run the test battery before release. */
   runTests: z.boolean().default(true),
   /** Days after upstream end of life before an image is deprecated. */

@@ -21,6 +21,7 @@ export function zonalImages(
           plan,
           bucket: settings.bucket,
           s3Endpoint: settings.s3Endpoint,
+          apiUrl: settings.apiUrl,
           mirror: settings.mirror,
           ecosystemRepository: settings.ecosystemRepository,
           ecosystemVersion: settings.ecosystemVersion,

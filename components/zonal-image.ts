@@ -41,6 +41,8 @@ export interface ZonalImageArgs {
   cli: string;
   /** Extra tags, merged last onto every Scaleway resource. */
   tags?: pulumi.Input<string>[];
+  /** Scaleway API endpoint the test runner calls; the public API when unset (the emulator in the `local` stack). */
+  apiUrl?: pulumi.Input<string>;
 }
 
 export class ZonalImage extends pulumi.ComponentResource {
@@ -144,6 +146,8 @@ export class ZonalImage extends pulumi.ComponentResource {
           image: image.id,
           rootVolume: { volumeType: "sbs_volume", sizeInGb: Number(plan.scs.min_disk) },
           enableDynamicIp: true,
+          // Created stopped: the test runner authorises its ephemeral key, then makes the first boot itself.
+          state: "stopped",
           tags: tags.apply((t) => [...t, "factory:role=test-instance"]),
         },
         { parent: this },
@@ -156,11 +160,16 @@ export class ZonalImage extends pulumi.ComponentResource {
             FACTORY_SERVER_ID: server.id,
             FACTORY_ZONE: plan.zone,
             FACTORY_RELEASE: plan.release.id,
+            SCW_ACCESS_KEY: args.credentials.accessKey,
+            SCW_SECRET_KEY: pulumi.secret(args.credentials.secretKey),
+            ...(args.projectId ? { SCW_DEFAULT_PROJECT_ID: args.projectId } : {}),
+            ...(args.apiUrl ? { SCW_API_URL: args.apiUrl } : {}),
           },
           triggers: [server.id, plan.contentHash],
+          // The results table goes to stderr, the JSON report to stdout.
           logging: "stderr",
         },
-        { parent: this, dependsOn: [server] },
+        { parent: this, dependsOn: [server], additionalSecretOutputs: ["environment"] },
       );
       testServerId = server.id;
       released = pulumi.all([image.id, tests.stdout]).apply(([id]) => id);

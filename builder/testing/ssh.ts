@@ -43,8 +43,12 @@ export async function ephemeralKey(): Promise<{ dir: string; privateKey: string;
 export async function verifiedKnownHosts(host: string, port: number, published: string, dir: string): Promise<string> {
   const expected = fingerprintsIn(published);
   if (expected.size === 0) throw new HostKeyError(`no SSH host key fingerprints were published for ${host}:${port}`);
-  const { stdout } = await run("ssh-keyscan", ["-p", String(port), "-T", "10", host], { timeoutMs: 30_000 });
-  const lines = stdout.split("\n").filter((l) => l && !l.startsWith("#"));
+  // One key type per connection: parallel scans through QEMU's user-mode port forwarding can stall.
+  const lines: string[] = [];
+  for (const type of ["ed25519", "ecdsa", "rsa"]) {
+    const { stdout } = await run("ssh-keyscan", ["-t", type, "-p", String(port), "-T", "10", host], { timeoutMs: 30_000 });
+    lines.push(...stdout.split("\n").filter((l) => l && !l.startsWith("#")));
+  }
   const trusted: string[] = [];
   for (const line of lines) {
     const file = join(dir, "scanned.pub");

@@ -130,11 +130,15 @@ describe("a zone stack", () => {
 
     const tests = named(`${p.name}-tests`);
     expect(tests.dependsOn).toEqual([`${p.name}-test-server`]);
-    expect(tests.inputs.environment).toEqual({
+    expect(server.inputs.state).toBe("stopped");
+    expect(isSecret(tests.inputs.environment)).toBe(true);
+    expect(reveal(tests.inputs.environment)).toMatchObject({
       FACTORY_SERVER_ID: `fr-par-2/${p.name}-test-server-id`,
       FACTORY_ZONE: "fr-par-2",
       FACTORY_RELEASE: "debian-12",
+      SCW_SECRET_KEY: "00000000-0000-0000-0000-000000000000",
     });
+    expect(JSON.stringify(tests.inputs.create)).toBe(JSON.stringify("node dist/builder/cli.js test-instance"));
   });
 
   it("tags snapshot, image and test Instance with the SCS metadata, the content hash and user tags last", async () => {

@@ -1,0 +1,63 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { inSubnet, SCENARIOS } from "../../builder/testing/battery";
+import { confText } from "../../builder/testing/metadata-server";
+
+describe("test battery helpers", () => {
+  it.each([
+    { address: "172.16.4.15", cidr: "172.16.4.0/22", inside: true },
+    { address: "172.16.7.255", cidr: "172.16.4.0/22", inside: true },
+    { address: "172.16.8.1", cidr: "172.16.4.0/22", inside: false },
+    { address: "10.0.2.15", cidr: "172.16.0.0/12", inside: false },
+    { address: "192.168.1.1", cidr: "0.0.0.0/0", inside: true },
+    { address: "192.168.1.1", cidr: "192.168.1.1/32", inside: true },
+    { address: "192.168.1.2", cidr: "192.168.1.1/32", inside: false },
+  ])("$address in $cidr: $inside", ({ address, cidr, inside }) => {
+    expect(inSubnet(address, cidr)).toBe(inside);
+  });
+
+  it("has the blog's twelve scenarios", () => {
+    expect([...SCENARIOS].sort()).toEqual(
+      ["archive", "backup", "block volume", "cold snapshot", "dns", "hot snapshot", "network", "private networks", "reboot", "rescue", "security group", "stop in place"].sort(),
+    );
+  });
+});
+
+describe("metadata /conf text form", () => {
+  it("numbers lists, joins nested keys and quotes strings as the real API does", () => {
+    expect(confText({ id: "x", ssh_public_keys: [{ key: "ssh-ed25519 AAA c" }], public_ip: { address: "1.2.3.4" }, ipv6: null, n: 3 })).toBe(
+      ["ID='x'", "SSH_PUBLIC_KEYS=1", "SSH_PUBLIC_KEYS_0_KEY='ssh-ed25519 AAA c'", "PUBLIC_IP_ADDRESS='1.2.3.4'", "N=3", ""].join("\n"),
+    );
+    expect(confText({ name: "it's" })).toBe("NAME='it'\\''s'\n");
+  });
+});
+
+describe("image-factory test-instance", () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+  async function cli(args: string[]) {
+    const err: string[] = [];
+    const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => (err.push(String(s)), true));
+    try {
+      const { main } = await import("../../builder/cli.js");
+      return { code: await main(args), stderr: err.join("") };
+    } finally {
+      e.mockRestore();
+    }
+  }
+  it.each([
+    { args: ["test-instance"], env: {}, error: /missing --server \(or FACTORY_SERVER_ID\)/ },
+    { args: ["test-instance", "--server", "s", "--zone", "fr-par-9", "--release", "debian-12"], env: {}, error: /--zone: fr-par-9 is not a Scaleway Availability Zone/ },
+    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-99"], env: {}, error: /no release "debian-99"/ },
+    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-12", "--only", "reboot,teleport"], env: {}, error: /--only: unknown scenario\(s\) teleport/ },
+    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-12"], env: { SCW_ACCESS_KEY: "" }, error: /SCW_ACCESS_KEY is not set/ },
+  ])("refuses $args with a usage error", async ({ args, env, error }) => {
+    delete process.env.SCW_ACCESS_KEY;
+    delete process.env.FACTORY_SERVER_ID;
+    Object.assign(process.env, env);
+    const { code, stderr } = await cli(args);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(error);
+  });
+});
