@@ -4,7 +4,7 @@
  * ZonalImage Command does it (the same CLI, the same FACTORY_* environment).
  */
 import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { loadCatalog, osBase } from "../../images";
 import { run } from "../exec";
@@ -12,11 +12,14 @@ import { cacheDir, projectRoot } from "../paths";
 import { planStack, type PlannedImage } from "../plan";
 import { readStackSettings } from "../stack-files";
 import { s3Client } from "../upload";
-import { buildEcosystemRepo } from "./ecosystem-repo";
+import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
 import { ensureFixture } from "./fixture";
 import { serveDirectory } from "./http-server";
 import { mirrorAs } from "./mirror";
 import { startS3 } from "./s3-server";
+import { accelerator } from "../accel";
+import { testCommercialType } from "../settings";
+import { releaseThroughEmulator } from "./emulated-release";
 
 export const LOCAL_STACK = "local";
 
@@ -30,6 +33,23 @@ export interface LocalJobResult {
   built: boolean;
   uploadedBytes: number;
   seconds: number;
+  /** The test battery on the emulated API: passed, failed, or already passed for this content hash. */
+  tests: "passed" | "failed" | "passed earlier" | "not run";
+}
+
+export interface LocalJobOptions {
+  /** Run the release path on the emulated Scaleway API (import, image, test Instance, battery): opt-in while the
+   * battery on the emulator is being brought up (see README, "Limitations"). */
+  test: boolean;
+  /** Only these battery scenarios. */
+  only?: string[];
+}
+
+/** Names the guest resolves in the DNS test: this machine's package mirror, the one name the sandboxed guest can reach. */
+function localDnsNames(): string[] {
+  const sources = ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"].filter(existsSync).map((f) => readFileSync(f, "utf8")).join("\n");
+  const host = /(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)https?:\/\/([^/\s]+)/.exec(sources)?.[1];
+  return host ? [host] : ["localhost"];
 }
 
 /** The environment the ZonalImage's artifact Command gives `image-factory publish`. */
@@ -53,17 +73,23 @@ export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof read
   };
 }
 
-export async function runLocalJob(): Promise<LocalJobResult[]> {
-  const root = projectRoot();
+/** The local stack as the job runs it: its settings with the locally built ecosystem version, and its plan. */
+export function localStack(root = projectRoot()) {
   const catalog = loadCatalog();
-  const settings = readStackSettings(root, LOCAL_STACK, catalog);
-  const plans = planStack(catalog, settings);
+  const stack = readStackSettings(root, LOCAL_STACK, catalog);
+  const settings = { ...stack, ecosystemVersion: localEcosystemVersion(stack.ecosystemVersion) };
+  return { catalog, settings, plans: planStack(catalog, settings) };
+}
+
+export async function runLocalJob(opts: LocalJobOptions = { test: false }): Promise<LocalJobResult[]> {
+  const root = projectRoot();
+  const { catalog, settings, plans } = localStack(root);
   if (!settings.mirror || !settings.s3Endpoint) throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
 
   const fixture = await ensureFixture();
   // Where the local stack keeps its mirror tree and its S3 buckets between runs: per fixture, because a rebuilt
   // fixture is a different upstream under the same serial, which publish rightly refuses to paper over.
-  const state = process.env.FACTORY_LOCAL_STATE ?? cacheDir("local", basename(fixture, ".qcow2"));
+  const state = process.env.FACTORY_LOCAL_STATE ?? cacheDir("local", `${basename(fixture, ".qcow2")}-${readFileSync(`${fixture}.sha256`, "utf8").trim().slice(0, 12)}`);
   const www = join(state, "www");
   rmSync(www, { recursive: true, force: true });
   mkdirSync(www, { recursive: true });
@@ -87,7 +113,24 @@ export async function runLocalJob(): Promise<LocalJobResult[]> {
         streamStderr: true,
       });
       const out = JSON.parse(stdout) as { built: boolean; uploadedBytes: number };
-      results.push({ image: plan.name, key: plan.artifactKey, built: out.built, uploadedBytes: out.uploadedBytes, seconds: (Date.now() - started) / 1000 });
+      const result: LocalJobResult = { image: plan.name, key: plan.artifactKey, built: out.built, uploadedBytes: out.uploadedBytes, seconds: 0, tests: "not run" };
+      // Like the test Command's triggers: a content hash that passed once is not tested again.
+      const passedMark = join(state, "tested", `${plan.name}-${plan.contentHash}${opts.only?.length ? `-${opts.only.join("+")}` : ""}.json`);
+      if (opts.test && existsSync(passedMark)) result.tests = "passed earlier";
+      else if (opts.test) {
+        mkdirSync(join(state, "tested"), { recursive: true });
+        const report = join(state, "tested", `${plan.name}.report.json`);
+        const released = await releaseThroughEmulator({
+          stateDir: join(state, "emulator"), zone: plan.zone, s3: { ...s3, region: plan.region }, bucket: settings.bucket, key: plan.artifactKey,
+          name: plan.imageName, serverName: `test-${plan.name}-${plan.contentHash.slice(0, 8)}`, releaseId: plan.release.id, commercialType: testCommercialType(settings, plan.arch), accel: await accelerator(),
+          cli: join(root, "dist", "builder", "cli.js"), dnsNames: localDnsNames(), only: opts.only, reportFile: report,
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+        result.tests = released.passed ? "passed" : "failed";
+        if (released.passed) renameSync(report, passedMark);
+      }
+      result.seconds = (Date.now() - started) / 1000;
+      results.push(result);
     }
     const listed = await client.send(new ListObjectsV2Command({ Bucket: settings.bucket }));
     process.stderr.write(`local: bucket ${settings.bucket} holds ${listed.KeyCount ?? 0} objects\n`);

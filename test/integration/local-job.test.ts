@@ -13,9 +13,7 @@ import { run } from "../../builder/exec";
 import { GUEST_CHECKS } from "../../builder/testing/guest-checks";
 import { ensureUefi, uefiGuestArgs } from "../../builder/uefi";
 import { testLocal } from "../../builder/testing/local-boot";
-import { planStack } from "../../builder/plan";
-import { readStackSettings } from "../../builder/stack-files";
-import { loadCatalog } from "../../images";
+import { localStack } from "../../builder/local/local-job";
 
 const ROOT = join(__dirname, "..", "..");
 const state = mkdtempSync(join(tmpdir(), "factory-local-"));
@@ -25,15 +23,16 @@ const cli = (...args: string[]) =>
 afterAll(() => rmSync(state, { recursive: true, force: true }));
 
 describe("image-factory local", () => {
-  const settings = readStackSettings(ROOT, "local", loadCatalog());
-  const plans = planStack(loadCatalog(), settings);
+  const { settings, plans } = localStack(ROOT);
 
   it("publishes every image the local stack plans into the embedded S3 bucket", async () => {
     expect(existsSync(join(ROOT, "dist", "builder", "cli.js"))).toBe(true);
     const { stdout } = await cli("local", "--json");
-    const results = JSON.parse(stdout) as { image: string; key: string; uploadedBytes: number }[];
+    const results = JSON.parse(stdout) as { image: string; key: string; uploadedBytes: number; tests: string }[];
     expect(results.map((r) => r.image)).toEqual(plans.map((p) => p.name));
     for (const r of results) expect(r.uploadedBytes).toBeGreaterThan(0);
+    expect(results.map((r) => r.tests)).toEqual(plans.map(() => "not run"));
+
     // versitygw's posix backend keeps objects as files under <root>/<bucket>/<key>.
     for (const p of plans) expect(existsSync(join(state, "s3", settings.bucket, p.artifactKey))).toBe(true);
     expect(readdirSync(join(state, "s3", settings.bucket, "images", "debian-12", "x86_64")).sort()).toEqual(
@@ -88,7 +87,7 @@ describe("image-factory local", () => {
 
   it("does nothing the second time: no build, no upload", async () => {
     const { stdout } = await cli("local", "--json");
-    const results = JSON.parse(stdout) as { built: boolean; uploadedBytes: number }[];
-    expect(results.every((r) => !r.built && r.uploadedBytes === 0)).toBe(true);
+    const results = JSON.parse(stdout) as { built: boolean; uploadedBytes: number; tests: string }[];
+    expect(results.every((r) => !r.built && r.uploadedBytes === 0 && r.tests === "not run")).toBe(true);
   });
 });

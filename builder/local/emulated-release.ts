@@ -1,0 +1,83 @@
+/**
+ * What the ZonalImage's Scaleway resources do after publish, against the emulated API: import the artifact from
+ * Object Storage as a block snapshot, make an Instance image of it, create the test Instance (stopped, as the
+ * component does) and run `image-factory test-instance` with the environment the component's test Command gives it.
+ */
+import { createClient } from "@scaleway/sdk-client";
+import { Blockv1 } from "@scaleway/sdk-block";
+import { Instancev1 } from "@scaleway/sdk-instance";
+import { randomBytes, randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Accelerator } from "../accel";
+import { startEmulator, type Emulator } from "../emulator/api";
+import { run, ToolError } from "../exec";
+import type { CheckResult } from "../testing/guest-checks";
+
+export interface EmulatedReleaseOptions {
+  stateDir: string;
+  zone: string;
+  s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string };
+  bucket: string;
+  key: string;
+  /** Snapshot and image name, and the test server's (`test-<plan name>-<hash>`), as the ZonalImage derives them. */
+  name: string;
+  serverName: string;
+  releaseId: string;
+  commercialType: string;
+  accel: Accelerator;
+  cli: string;
+  dnsNames: string[];
+  only?: string[];
+  /** Where the test Command writes its JSON report. */
+  reportFile: string;
+  log: (line: string) => void;
+}
+
+export interface EmulatedReleaseResult {
+  imageId: string;
+  serverId: string;
+  passed: boolean;
+  results: CheckResult[];
+}
+
+export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise<EmulatedReleaseResult> {
+  const secretKey = randomUUID();
+  const accessKey = `SCW${randomBytes(9).toString("hex").toUpperCase().slice(0, 17)}`;
+  const projectId = randomUUID();
+  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.zone, s3: o.s3, accel: o.accel });
+  try {
+    const client = createClient({ accessKey, secretKey, defaultProjectId: projectId, defaultZone: o.zone as never, apiURL: emulator.url });
+    const block = new Blockv1.API(client);
+    const instance = new Instancev1.API(client);
+    o.log(`scaleway: importing s3://${o.bucket}/${o.key} as a block snapshot`);
+    const imported = await block.importSnapshotFromObjectStorage({ zone: o.zone as never, bucket: o.bucket, key: o.key, name: o.name, projectId, tags: [] });
+    const snap = await block.waitForSnapshot({ zone: o.zone as never, snapshotId: imported.id }, { timeout: 900, minDelay: 1, maxDelay: 5 });
+    if (snap.status !== "available") throw new Error(`snapshot import ended ${snap.status}`);
+    const image = (await instance.createImage({ zone: o.zone as never, name: o.name, rootVolume: snap.id, arch: "x86_64", project: projectId, public: false })).image!;
+    const server = (await instance.createServer({
+      zone: o.zone as never, name: o.serverName, commercialType: o.commercialType, image: image.id, dynamicIpRequired: true,
+      volumes: { "0": { volumeType: "sbs_volume" } }, bootType: "local", project: projectId, protected: false, tags: ["factory:role=test-instance"],
+    })).server!;
+    o.log(`scaleway: image ${image.id}, test server ${server.id}: running the battery`);
+    let passed = true;
+    try {
+      await run(process.execPath, [o.cli, "test-instance", "--report", o.reportFile, ...(o.only?.length ? ["--only", o.only.join(",")] : [])], {
+        env: {
+          ...process.env,
+          SCW_ACCESS_KEY: accessKey, SCW_SECRET_KEY: secretKey, SCW_DEFAULT_PROJECT_ID: projectId, SCW_API_URL: emulator.url,
+          FACTORY_SERVER_ID: server.id, FACTORY_ZONE: o.zone, FACTORY_RELEASE: o.releaseId, FACTORY_DNS_NAMES: o.dnsNames.join(","),
+        },
+        streamStderr: true,
+      });
+    } catch (err) {
+      if (!(err instanceof ToolError) || err.code !== 1) throw err;
+      passed = false;
+      o.log(`scaleway: test server console tail:\n${emulator.console(server.id).slice(-2000)}`);
+    }
+    const report = JSON.parse(readFileSync(o.reportFile, "utf8")) as { results: CheckResult[] };
+    return { imageId: image.id, serverId: server.id, passed, results: report.results };
+  } finally {
+    await emulator.close();
+  }
+}
