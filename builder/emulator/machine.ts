@@ -41,6 +41,8 @@ export interface MachineSpec {
 }
 
 const node = (id: string) => `vol-${id.slice(0, 24)}`;
+const netdev = (id: string) => `pn-${id.slice(0, 8)}`;
+const nicDevice = (id: string) => `nic-${id.slice(0, 8)}`;
 const serial = (id: string) => id.slice(0, 20);
 
 export class QmpError extends Error {}
@@ -87,7 +89,10 @@ export class Machine {
       // Public NIC: the guest reaches the host at 169.254.2.2 and the metadata API at its real address.
       "-netdev", `user,id=public,net=169.254.0.0/16,ipv4=on,ipv6=on,guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${s.metadataPort}`,
       "-device", `virtio-net-pci,netdev=public,mac=${s.publicMac}`,
-      ...s.nics.flatMap((n) => ["-netdev", nicNetdev(n), "-device", `virtio-net-pci,netdev=pn-${n.id.slice(0, 8)},mac=${n.mac},id=nic-${n.id.slice(0, 8)}`]),
+      ...s.nics.flatMap((n) => [
+        "-netdev", `user,id=${netdev(n.id)},net=${n.subnet},restrict=on,ipv6=off`,
+        "-device", `virtio-net-pci,netdev=${netdev(n.id)},mac=${n.mac},id=${nicDevice(n.id)}`,
+      ]),
       "-device", "virtio-rng-pci",
       ...(s.firmware === "uefi" ? ["-bios", OVMF] : []),
     ];
@@ -234,19 +239,15 @@ export class Machine {
   }
 
   async attachNic(n: Nic): Promise<void> {
-    const [net, prefix] = n.subnet.split("/");
-    await this.command("netdev_add", { type: "user", id: `pn-${n.id.slice(0, 8)}`, net: `${net}/${prefix}`, restrict: true, ipv6: false });
-    await this.command("device_add", { driver: "virtio-net-pci", netdev: `pn-${n.id.slice(0, 8)}`, mac: n.mac, id: `nic-${n.id.slice(0, 8)}` });
+    await this.command("netdev_add", { type: "user", id: netdev(n.id), net: n.subnet, restrict: true, ipv6: false });
+    await this.command("device_add", { driver: "virtio-net-pci", netdev: netdev(n.id), mac: n.mac, id: nicDevice(n.id) });
   }
 
   async detachNic(id: string, timeoutMs = 120_000): Promise<void> {
-    const gone = this.waitEvent("DEVICE_DELETED", (d) => d.device === `nic-${id.slice(0, 8)}`, timeoutMs);
-    await this.command("device_del", { id: `nic-${id.slice(0, 8)}` });
+    const gone = this.waitEvent("DEVICE_DELETED", (d) => d.device === nicDevice(id), timeoutMs);
+    await this.command("device_del", { id: nicDevice(id) });
     await gone;
-    await this.command("netdev_del", { id: `pn-${id.slice(0, 8)}` });
+    await this.command("netdev_del", { id: netdev(id) });
   }
 }
 
-function nicNetdev(n: Nic): string {
-  return `user,id=pn-${n.id.slice(0, 8)},net=${n.subnet},restrict=on,ipv6=off`;
-}

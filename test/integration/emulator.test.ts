@@ -19,12 +19,12 @@ const PROJECT = "00000000-0000-4000-8000-000000000002";
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 /** `GET /instance/v1/zones/fr-par-1/servers/{id}/user_data/{key}` */
-export function template(method: string, path: string): string {
+function template(method: string, path: string): string {
   return `${method} ${path.replace(UUID, "{id}").replace(/\/user_data\/[^/]+$/, "/user_data/{key}")}`;
 }
 
 /** Field paths of a JSON value, maps of numbered or id-keyed entries and arrays collapsed to `*`. */
-export function fieldPaths(value: unknown, prefix = "", depth = 4): Set<string> {
+function fieldPaths(value: unknown, prefix = "", depth = 4): Set<string> {
   const out = new Set<string>();
   if (depth === 0 || value === null || typeof value !== "object") return out;
   const entries = Array.isArray(value) ? value.map((v) => ["*", v] as const) : Object.entries(value);
