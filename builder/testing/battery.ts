@@ -12,10 +12,10 @@ import { Blockv1 } from "@scaleway/sdk-block";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { Vpcv2 } from "@scaleway/sdk-vpc";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { Socket } from "node:net";
 import { runGuestChecks, type CheckResult } from "./guest-checks";
-import { ephemeralKey, HostKeyError, sshSession, verifiedKnownHosts, type SshSession } from "./ssh";
+import { ephemeralKey, HostKeyError, sshSession, type SshSession } from "./ssh";
 
 type InstanceApi = Instancev1.API;
 type Server = Instancev1.Server;
@@ -174,23 +174,23 @@ class Battery {
       await sleep(3000);
     }
     let lastError = "";
+    const ssh = sshSession("root", host, 22, this.key.privateKey, published);
     while (Date.now() < deadline) {
       try {
-        const dir = mkdtempSync(`${this.key.dir}/known-`);
-        const knownHosts = await verifiedKnownHosts(host, 22, published, dir);
-        const ssh = sshSession("root", host, 22, this.key.privateKey, knownHosts, dir);
         const login = await ssh.exec("true", 30_000);
         if (login.code === 0) {
           this.ssh.set(id, ssh);
           return ssh;
         }
-        lastError = login.stderr.trim().split("\n")[0] ?? `exit ${login.code}`;
+        lastError = login.stderr.trim().split("\n")[0] || `exit ${login.code}`;
       } catch (err) {
-        if (err instanceof HostKeyError && /matches none/.test(err.message)) throw new ScenarioFailure(err.message);
-        lastError = (err as Error).message.split("\n")[0] ?? "";
+        ssh.dispose();
+        if (err instanceof HostKeyError) throw new ScenarioFailure(err.message);
+        throw err;
       }
       await sleep(3000);
     }
+    ssh.dispose();
     throw new ScenarioFailure(`no SSH login to ${host} within ${this.timeout} s: ${lastError}`);
   }
 

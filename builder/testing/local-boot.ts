@@ -13,7 +13,7 @@ import { run } from "../exec";
 import { freePort } from "../local/s3-server";
 import { GUEST_CHECKS, runGuestChecks, type CheckResult } from "./guest-checks";
 import { startMetadataServer } from "./metadata-server";
-import { ephemeralKey, sshSession, verifiedKnownHosts } from "./ssh";
+import { ephemeralKey, HostKeyError, sshSession } from "./ssh";
 
 export interface LocalBootOptions {
   image: string;
@@ -108,24 +108,33 @@ export async function testLocal(opts: LocalBootOptions): Promise<LocalBootResult
     results.push(result("boot: SSH host fingerprints published at first boot", started));
 
     started = Date.now();
-    let knownHosts: string | Error = new Error("not tried");
-    // sshd starts right after the keys exist; give it a minute under TCG.
-    for (let i = 0; i < 12; i++) {
-      knownHosts = await verifiedKnownHosts("127.0.0.1", sshPort, published, key.dir).catch((e: Error) => e);
-      if (!(knownHosts instanceof Error) || /matches none|no SSH host key/.test(knownHosts.message)) break;
-      await new Promise((r) => setTimeout(r, 5000));
+    const ssh = sshSession(opts.user, "127.0.0.1", sshPort, key.privateKey, published);
+    let login = { code: 255, stdout: "", stderr: "not tried" };
+    let refused = "";
+    try {
+      // sshd starts right after the keys exist; give it a minute under TCG.
+      for (let i = 0; i < 12 && login.code !== 0; i++) {
+        login = await ssh.exec("true", 30_000);
+        if (login.code !== 0) await new Promise((r) => setTimeout(r, 5000));
+      }
+    } catch (err) {
+      if (!(err instanceof HostKeyError)) throw err;
+      refused = err.message;
     }
-    if (knownHosts instanceof Error) {
-      const why = /matches none/.test(knownHosts.message) ? knownHosts.message : `sshd did not answer on port 22: ${knownHosts.message.split("\n")[0]}`;
-      results.push(result("ssh: host key verified, login with an ephemeral key", started, why));
-      for (const name of GUEST_CHECKS.map((c) => c.name))
-        results.push(result(name, Date.now(), "no SSH session", "skip"));
+    const firstLine = login.stderr.trim().split("\n")[0]?.slice(0, 200) ?? "";
+    const unreachable = /Connection (refused|closed|reset|timed out)|timed out|kex_exchange_identification/.test(login.stderr);
+    const why = refused || (login.code === 0 ? "" : unreachable ? `sshd did not answer on port 22: ${firstLine}` : `login as ${opts.user} failed: ${firstLine}`);
+    results.push(result("ssh: host key verified, login with an ephemeral key", started, why));
+    if (why) {
+      ssh.dispose();
+      for (const name of GUEST_CHECKS.map((c) => c.name)) results.push(result(name, Date.now(), "no SSH session", "skip"));
       return { results, console: readConsole(consoleLog) };
     }
-    const ssh = sshSession(opts.user, "127.0.0.1", sshPort, key.privateKey, knownHosts, key.dir);
-    const login = await ssh.exec("true");
-    results.push(result("ssh: host key verified, login with an ephemeral key", started, login.code === 0 ? "" : `login as ${opts.user} failed: ${login.stderr.trim().slice(0, 200)}`));
-    if (login.code === 0) results.push(...(await runGuestChecks(ssh, { hostname, releaseId: opts.releaseId })));
+    try {
+      results.push(...(await runGuestChecks(ssh, { hostname, releaseId: opts.releaseId })));
+    } finally {
+      ssh.dispose();
+    }
     return { results, console: readConsole(consoleLog) };
   } finally {
     qemu?.kill("SIGKILL");

@@ -1,9 +1,13 @@
 /**
  * SSH to a test Instance the way the Instances API notes say to: ephemeral keys, and the host key checked against
- * the `ssh-host-fingerprints` the image published as user data at first boot, before the first connection.
- * Host key checking is never turned off.
+ * the `ssh-host-fingerprints` the image published as user data at first boot. Host key checking is never turned
+ * off.
+ *
+ * The check happens inside ssh's own handshake: a KnownHostsCommand is handed the offered key's fingerprint and
+ * vouches for the key only if that fingerprint was published. One connection, no scan-then-connect window, and a
+ * key matching none of the fingerprints ends in "Host key verification failed" (StrictHostKeyChecking=yes).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, ToolError } from "../exec";
@@ -15,7 +19,7 @@ export class HostKeyError extends Error {
   }
 }
 
-/** `SHA256:…` fingerprints in `ssh-keygen -l` output. */
+/** `SHA256:…` fingerprints in `ssh-keygen -l` output or the published user data. */
 export function fingerprintsIn(text: string): Set<string> {
   return new Set([...text.matchAll(/\bSHA256:[A-Za-z0-9+/]{43}\b/g)].map((m) => m[0]));
 }
@@ -37,36 +41,46 @@ export async function ephemeralKey(): Promise<{ dir: string; privateKey: string;
 }
 
 /**
- * Scans the host's keys and keeps only those whose fingerprint was published; none matching is a refusal, not a
- * warning (it is what a man in the middle looks like).
+ * ssh's KnownHostsCommand: arguments are the offered key's fingerprint, the known_hosts name looked up, the key
+ * type and the key. It prints a known_hosts line only for a published fingerprint; ssh passes NONE when it only
+ * orders its algorithms. It always exits 0: a non-zero exit would end the connection with a less useful message.
  */
-export async function verifiedKnownHosts(host: string, port: number, published: string, dir: string): Promise<string> {
+const VOUCH = `#!/bin/sh
+[ "$1" != NONE ] && grep -qxF -- "$1" "$(dirname "$0")/published" && printf '%s %s %s\\n' "$2" "$3" "$4"
+exit 0
+`;
+
+/** The ssh options that trust exactly the host keys whose fingerprints were published. */
+export function pinnedHostKeys(published: string, dir: string): string[] {
   const expected = fingerprintsIn(published);
-  if (expected.size === 0) throw new HostKeyError(`no SSH host key fingerprints were published for ${host}:${port}`);
-  // One key type per connection: parallel scans through QEMU's user-mode port forwarding can stall.
-  const lines: string[] = [];
-  for (const type of ["ed25519", "ecdsa", "rsa"]) {
-    const { stdout } = await run("ssh-keyscan", ["-t", type, "-p", String(port), "-T", "10", host], { timeoutMs: 30_000 });
-    lines.push(...stdout.split("\n").filter((l) => l && !l.startsWith("#")));
-  }
-  const trusted: string[] = [];
-  for (const line of lines) {
-    const file = join(dir, "scanned.pub");
-    writeFileSync(file, `${line.split(" ").slice(1).join(" ")}\n`);
-    const fp = await run("ssh-keygen", ["-l", "-f", file]).then((r) => [...fingerprintsIn(r.stdout)][0], () => undefined);
-    if (fp && expected.has(fp)) trusted.push(line);
-  }
-  if (trusted.length === 0)
-    throw new HostKeyError(`host key of ${host}:${port} matches none of the published ssh-host-fingerprints: refusing to connect`);
-  const knownHosts = join(dir, "known_hosts");
-  writeFileSync(knownHosts, `${trusted.join("\n")}\n`);
-  return knownHosts;
+  if (expected.size === 0) throw new HostKeyError("no SSH host key fingerprints were published");
+  writeFileSync(join(dir, "published"), `${[...expected].join("\n")}\n`);
+  const vouch = join(dir, "vouch");
+  writeFileSync(vouch, VOUCH);
+  chmodSync(vouch, 0o755);
+  return [
+    "-o", `KnownHostsCommand=${vouch} %f %H %t %K`, "-o", "StrictHostKeyChecking=yes",
+    "-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "CheckHostIP=no",
+  ];
 }
 
-export function sshSession(user: string, host: string, port: number, privateKey: string, knownHosts: string, dir: string): SshSession {
+const REFUSED = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known/;
+
+/**
+ * A session to user@host:port trusting only the published host keys. `exec` throws a HostKeyError when the
+ * server's key matches none of them (what a man in the middle looks like); other failures are exit codes.
+ */
+export function sshSession(user: string, host: string, port: number, privateKey: string, published: string): SshSession {
+  const dir = mkdtempSync(join(tmpdir(), "factory-known-"));
+  let hostKeys: string[];
+  try {
+    hostKeys = pinnedHostKeys(published, dir);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const base = [
-    "-i", privateKey, "-p", String(port),
-    "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null",
+    "-i", privateKey, "-p", String(port), ...hostKeys,
     "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR",
   ];
   return {
@@ -78,8 +92,10 @@ export function sshSession(user: string, host: string, port: number, privateKey:
         const r = await run("ssh", [...base, `${user}@${host}`, command], { timeoutMs });
         return { code: 0, ...r };
       } catch (err) {
-        if (err instanceof ToolError) return { code: err.code ?? 255, stdout: err.stdout, stderr: err.stderr };
-        throw err;
+        if (!(err instanceof ToolError)) throw err;
+        if (err.code === 255 && REFUSED.test(err.stderr))
+          throw new HostKeyError(`host key of ${host}:${port} matches none of the published ssh-host-fingerprints: refusing to connect`);
+        return { code: err.code ?? 255, stdout: err.stdout, stderr: err.stderr };
       }
     },
     dispose: () => rmSync(dir, { recursive: true, force: true }),
