@@ -6,7 +6,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadCatalog, osBase, type Catalog } from "../images";
-import type { Architecture, Release } from "../images/schema";
+import type { Architecture, Release, Step } from "../images/schema";
 import { accelerator, type Accelerator } from "./accel";
 import { canonicalJson, sha256Hex } from "./canonical";
 import { customiseImage, type EcosystemSource } from "./customise";
@@ -17,6 +17,7 @@ import { contentHash, hashInputs, type BuildDials, type HashInputs } from "./pla
 import { resolveSource, type ResolvedSource } from "./resolve";
 import { scsMetadata, type ScsMetadata } from "./scs";
 import { ensureUefi, uefiGuestArgs } from "./uefi";
+import { throughMirror } from "./upstream-url";
 
 export interface BuildRequest {
   releaseId: string;
@@ -72,6 +73,20 @@ export function artifactFileName(release: Release, arch: Architecture, hash: str
   return `${release.id}-${arch}-${hash.slice(0, 16)}.qcow2`;
 }
 
+/**
+ * The recipe's downloads (`fetch-file`), fetched on the build host through the stack's mirror into the verified
+ * cache: guest path → local file. A digest that does not match fails the build before the guest is touched.
+ */
+export async function fetchDownloads(steps: Step[], mirror: string | undefined, label: string): Promise<Record<string, string>> {
+  const fetched: Record<string, string> = {};
+  for (const step of steps) {
+    if (step.op !== "fetch-file") continue;
+    const expected = step.sha256 ? { algo: "sha256" as const, hex: step.sha256 } : { algo: "sha1" as const, hex: step.sha1! };
+    fetched[step.path] = await fetchVerified(throughMirror(step.url, mirror), expected, `${label} ${step.url.split("/").at(-1)}`);
+  }
+  return fetched;
+}
+
 export async function buildImage(req: BuildRequest): Promise<BuildResult> {
   const catalog = req.catalog ?? loadCatalog();
   const release = catalog.byId.get(req.releaseId);
@@ -97,6 +112,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
     const disk = join(work, "disk.qcow2");
     copyFileSync(blob, disk);
     const steps = [...os.recipe, ...(release.kind === "app" ? release.recipe : [])];
+    const fetched = await fetchDownloads(steps, req.mirror, release.id);
     const uefi = steps.some((s) => s.op === "ensure-uefi")
       ? await ensureUefi(disk, accel)
       : { state: "not requested", needsBootloader: false };
@@ -112,7 +128,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
       [`IMAGE_SOURCE_${source.checksum.algo.toUpperCase()}`]: source.checksum.hex,
       SCALEWAY_ECOSYSTEM_VERSION: req.ecosystem.version,
     };
-    await customiseImage(disk, { family: os.family, upstreamArch: source.upstreamArch, steps, ecosystem: req.ecosystem, provenance, extraArgs: uefiGuestArgs(os.family, uefi) }, accel);
+    await customiseImage(disk, { family: os.family, upstreamArch: source.upstreamArch, steps, ecosystem: req.ecosystem, provenance, extraArgs: uefiGuestArgs(os.family, uefi), fetched }, accel);
     const packages = await extractPackagesAndTrim(disk, join(work, "packages.tsv"), accel);
     const out = join(work, "out.qcow2");
     const info = await convertForImport(disk, out);

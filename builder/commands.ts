@@ -2,7 +2,9 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { register, UsageError, type Values } from "./registry";
 import { buildImage } from "./build";
-import { loadCatalog, osBase } from "../images";
+import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
+import { AppBases, SourceOverrides } from "./settings";
+import type { z } from "zod";
 import { Architecture } from "../images/schema";
 import { fetchVerified } from "./fetch";
 import { publish, unpublish } from "./publish";
@@ -22,24 +24,57 @@ function need(v: Values, k: string, env?: string): string {
   return value;
 }
 
+/** A JSON-valued flag or variable, validated: a usage error names it and says what is wrong. */
+function jsonFlag<T>(v: Values, k: string, env: string, schema: z.ZodType<T>): T | undefined {
+  const raw = str(v, k);
+  if (raw === undefined || raw === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new UsageError(`--${k} (${env}): not JSON`);
+  }
+  const r = schema.safeParse(parsed);
+  if (!r.success) throw new UsageError(`--${k} (${env}): ${r.error.issues.map((i) => `${i.path.map(String).join(".") || "(value)"}: ${i.message}`).join("; ")}`);
+  return r.data;
+}
+
+/** The catalog as the stack sees it: the Command passes the stack's app bases and download overrides. */
+function stackCatalog(v: Values): Catalog {
+  const appBases = jsonFlag(v, "app-bases", "FACTORY_APP_BASES", AppBases);
+  const sourceOverrides = jsonFlag(v, "source-overrides", "FACTORY_SOURCE_OVERRIDES", SourceOverrides);
+  try {
+    return withOverrides(loadCatalog(), { appBases, sourceOverrides });
+  } catch (err) {
+    if (err instanceof CatalogError) throw new UsageError(err.problems.join("; "));
+    throw err;
+  }
+}
+
 function releaseAndArch(v: Values, positionals: string[]) {
   const id = positionals[0] ?? str(v, "release");
   if (!id) throw new UsageError("give a release id, e.g. debian-12");
-  const release = loadCatalog().byId.get(id);
+  const catalog = stackCatalog(v);
+  const release = catalog.byId.get(id);
   if (!release) throw new UsageError(`no release "${id}" in the catalog (image-factory catalog lists them)`);
   const arch = Architecture.safeParse(str(v, "arch") ?? "x86_64");
   if (!arch.success) throw new UsageError(`--arch: expected one of ${Architecture.options.join(", ")}`);
   if (!release.architectures.includes(arch.data)) throw new UsageError(`${id} is not built for ${arch.data}`);
-  return { release, arch: arch.data };
+  return { catalog, release, arch: arch.data };
 }
 
 const sourceOptions = {
   release: { type: "string" },
   arch: { type: "string" },
   mirror: { type: "string" },
+  "app-bases": { type: "string" },
+  "source-overrides": { type: "string" },
   json: { type: "boolean", default: false },
 } as const;
-const sourceEnv = { release: "FACTORY_RELEASE", arch: "FACTORY_ARCH", mirror: "FACTORY_MIRROR" };
+const sourceEnv = {
+  release: "FACTORY_RELEASE", arch: "FACTORY_ARCH", mirror: "FACTORY_MIRROR",
+  "app-bases": "FACTORY_APP_BASES", "source-overrides": "FACTORY_SOURCE_OVERRIDES",
+};
 
 const buildOptions = {
   ...sourceOptions,
@@ -59,11 +94,12 @@ const buildEnv = {
 };
 
 function buildInputs(v: Values, positionals: string[]) {
-  const { release, arch } = releaseAndArch(v, positionals);
+  const { catalog, release, arch } = releaseAndArch(v, positionals);
   const security = Number(str(v, "security-epoch") ?? "0");
   if (!Number.isInteger(security) || security < 0) throw new UsageError("--security-epoch: expected a whole number");
   const signingKeyFile = process.env.FACTORY_ECOSYSTEM_KEY_FILE;
   return {
+    catalog,
     releaseId: release.id,
     arch,
     dials: {
@@ -100,8 +136,8 @@ function s3Target(v: Values): S3Target {
 const out = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
 async function resolveFor(v: Values, positionals: string[]) {
-  const { release, arch } = releaseAndArch(v, positionals);
-  return { release, arch, source: await resolveSource(osBase(loadCatalog(), release), arch, str(v, "mirror")) };
+  const { catalog, release, arch } = releaseAndArch(v, positionals);
+  return { release, arch, source: await resolveSource(osBase(catalog, release), arch, str(v, "mirror")) };
 }
 
 register("resolve", {

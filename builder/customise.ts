@@ -178,10 +178,20 @@ export function provenanceFile(fields: Record<string, string>): string {
     .concat("\n");
 }
 
+/**
+ * Debian's maintainer scripts start the daemons they install (MariaDB, Apache…) unless policy-rc.d says no, as
+ * debootstrap arranges it: a never-booted image must not have run them, and the appliance must not keep them.
+ */
+export const POLICY_RC_D = "/usr/sbin/policy-rc.d";
+const DENY_SERVICE_STARTS = "#!/bin/sh\n# image-factory: no service starts while the image is customised\nexit 101\n";
+
 export function customiseArgs(input: CustomiseInput): string[] {
   const relabel = input.steps.some((s) => s.op === "selinux-relabel");
-  const args = input.steps.filter((s) => s.op !== "selinux-relabel").flatMap((s) => stepArgs(s, input));
+  const guard = input.family === "debian";
+  const args = guard ? ["--write", `${POLICY_RC_D}:${DENY_SERVICE_STARTS}`, "--chmod", `0755:${POLICY_RC_D}`] : [];
+  args.push(...input.steps.filter((s) => s.op !== "selinux-relabel").flatMap((s) => stepArgs(s, input)));
   args.push(...(input.extraArgs ?? []));
+  if (guard) args.push("--delete", POLICY_RC_D);
   args.push("--write", `/etc/scw-release:${provenanceFile(input.provenance)}`);
   args.push("--run-command", SBOM_COMMAND[input.family]);
   for (const path of HYGIENE_DELETES) args.push("--delete", path);

@@ -9,10 +9,16 @@ import { dirname } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Checksum } from "./checksums";
+
+/** A digest to verify a download against: upstreams' checksum files use sha256/sha512; WordPress publishes sha1. */
+export interface Digest {
+  algo: Checksum["algo"] | "sha1";
+  hex: string;
+}
 import { cacheDir } from "./paths";
 
 export class ChecksumMismatchError extends Error {
-  constructor(what: string, expected: Checksum, actual: string) {
+  constructor(what: string, expected: Digest, actual: string) {
     super(`${what}: ${expected.algo} mismatch: expected ${expected.hex}, got ${actual}; nothing was cached`);
     this.name = "ChecksumMismatchError";
   }
@@ -25,7 +31,7 @@ export class DownloadError extends Error {
   }
 }
 
-export async function digestFile(path: string, algo: Checksum["algo"]): Promise<string> {
+export async function digestFile(path: string, algo: Digest["algo"]): Promise<string> {
   const hash = createHash(algo);
   await pipeline(createReadStream(path), hash);
   return hash.digest("hex");
@@ -93,7 +99,7 @@ class RetryFromScratch extends Error {}
 /**
  * The path of a verified local copy of `url`; `label` names it in progress lines and errors.
  */
-export async function fetchVerified(url: string, expected: Checksum, label: string, attempts = 4): Promise<string> {
+export async function fetchVerified(url: string, expected: Digest, label: string, attempts = 4): Promise<string> {
   const blob = cacheDir("blobs", expected.algo, expected.hex);
   if (existsSync(blob)) {
     if ((await digestFile(blob, expected.algo)) === expected.hex) return blob;

@@ -2,7 +2,7 @@
  * The planner: from catalog + stack settings, which images this zone ships, the content hash of each artifact
  * and why it would rebuild. Pure functions; the Pulumi program and the CLI both call them.
  */
-import { osBase, type Catalog } from "../images";
+import { osBase, withOverrides, type Catalog, type CatalogOverrides } from "../images";
 import type { Architecture, Release, Step } from "../images/schema";
 import { canonicalJson, sha256Hex } from "./canonical";
 import { scsMetadata, type ScsMetadata } from "./scs";
@@ -20,6 +20,8 @@ export const BUILDER_REVISION = 1;
 export interface HashInputs {
   release: string;
   arch: Architecture;
+  /** The OS release an app layers on; absent for OS releases (their hashes predate apps). */
+  base?: string;
   upstream: { image: string; serial: string; checksum: string | null };
   /** The OS recipe; for an app, its base's recipe. */
   recipe: Step[];
@@ -45,6 +47,28 @@ export interface PlannedImage {
   /** Object key in the regional bucket: content-addressed, so every zone of a region shares one upload. */
   artifactKey: string;
   scs: ScsMetadata;
+  /** The stack's catalog overrides that concern this image; the build Command passes them to the CLI. */
+  overrides: CatalogOverrides;
+}
+
+/** Environment variables that hand an image's catalog overrides to the CLI (none when there are none). */
+export function overridesEnvironment(o: CatalogOverrides): Record<string, string> {
+  return {
+    ...(Object.keys(o.appBases ?? {}).length ? { FACTORY_APP_BASES: JSON.stringify(o.appBases) } : {}),
+    ...(Object.keys(o.sourceOverrides ?? {}).length ? { FACTORY_SOURCE_OVERRIDES: JSON.stringify(o.sourceOverrides) } : {}),
+  };
+}
+
+/** The stack's overrides that change what `release` (as published) builds. */
+function overridesFor(published: Catalog, settings: StackSettings, release: Release): CatalogOverrides {
+  const base = release.kind === "app" ? settings.appBases[release.id] : undefined;
+  const os = base ? published.byId.get(base)! : osBase(published, release);
+  const downloads = new Set([...os.recipe, ...(release.kind === "app" ? release.recipe : [])].flatMap((s) => (s.op === "fetch-file" ? [s.url] : [])));
+  const sources = Object.entries(settings.sourceOverrides).filter(([url]) => downloads.has(url));
+  return {
+    ...(base ? { appBases: { [release.id]: base } } : {}),
+    ...(sources.length ? { sourceOverrides: Object.fromEntries(sources) } : {}),
+  };
 }
 
 /** The highest security rebuild counter that applies to a release (`*:n` or `<id>:n`). */
@@ -80,6 +104,7 @@ export function hashInputs(catalog: Catalog, release: Release, arch: Architectur
   return {
     release: release.id,
     arch,
+    ...(release.kind === "app" ? { base: os.id } : {}),
     upstream: { image: where.image, serial: where.serial, checksum: where.checksum ?? null },
     recipe: os.recipe,
     appRecipe: release.kind === "app" ? release.recipe : null,
@@ -106,7 +131,8 @@ export function selectReleases(catalog: Catalog, settings: StackSettings): { rel
     );
 }
 
-export function planStack(catalog: Catalog, settings: StackSettings): PlannedImage[] {
+export function planStack(published: Catalog, settings: StackSettings): PlannedImage[] {
+  const catalog = withOverrides(published, settings);
   return selectReleases(catalog, settings).map(({ release, arch }) => {
     const inputs = hashInputs(catalog, release, arch, dialsFor(release, catalog, settings));
     const hash = contentHash(inputs);
@@ -121,6 +147,7 @@ export function planStack(catalog: Catalog, settings: StackSettings): PlannedIma
       contentHash: hash,
       artifactKey: artifactKey(release.id, arch, hash),
       scs: scsMetadata(catalog, release, arch),
+      overrides: overridesFor(published, settings, published.byId.get(release.id)!),
     };
   });
 }
@@ -129,10 +156,11 @@ export function planStack(catalog: Catalog, settings: StackSettings): PlannedIma
 export function rebuildReasons(previous: HashInputs | undefined, next: HashInputs): string[] {
   if (!previous) return ["new image in this zone"];
   const reasons: string[] = [];
+  if (previous.base !== next.base) reasons.push(`new base: ${previous.base ?? "none"} → ${next.base ?? "none"}`);
   const p = previous.upstream;
   const n = next.upstream;
   if (p.serial !== n.serial || p.image !== n.image)
-    reasons.push(`new upstream build: ${p.serial} → ${n.serial}`);
+    reasons.push(`new upstream build${next.base ? ` of ${next.base}` : ""}: ${p.serial} → ${n.serial}`);
   else if (p.checksum !== n.checksum) reasons.push(`upstream checksum pinned: ${p.checksum ?? "none"} → ${n.checksum ?? "none"}`);
   if (canonicalJson(previous.recipe) !== canonicalJson(next.recipe))
     reasons.push(next.appRecipe ? "base recipe changed" : "recipe changed");

@@ -3,12 +3,39 @@
  * bucket, test commercial types, release epoch and the other triggers.
  */
 import { z } from "zod";
-import type { Catalog } from "../images";
+import { overrideProblems, type Catalog } from "../images";
 import { Architecture } from "../images/schema";
 import { ZONES } from "./zones";
 
 /** The Pulumi project name: every config key is `image-factory:<key>`. */
 export const PROJECT = "image-factory";
+
+/** InstantApps layered on another OS release in this stack: `{ app-wordpress: debian-12 }` (the CLI's form). */
+export const AppBases = z.record(z.string().min(1), z.string().min(1));
+/** Pinned downloads replaced in this stack: official URL → `{ url?, sha256 }` of the file to use instead. */
+export const SourceOverrides = z.record(
+  z.url(),
+  z.strictObject({ url: z.url().optional(), sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (sha256)") }),
+);
+
+/** Pulumi types config as strings, numbers, booleans and arrays, so the stack files write the maps as lists. */
+const AppBaseList = z
+  .array(z.string().regex(/^[a-z][a-z0-9.-]*=[a-z][a-z0-9.-]*$/, "expected <app-id>=<os-release-id>"))
+  .default([])
+  .transform((entries) => Object.fromEntries(entries.map((e) => e.split("=", 2) as [string, string])));
+const SourceOverrideList = z
+  .array(
+    z.string().regex(/^https?:\/\/\S+ sha256:[0-9a-f]{64}( https?:\/\/\S+)?$/, "expected <official url> sha256:<64 hex digits> [<replacement url>]"),
+  )
+  .default([])
+  .transform((entries) =>
+    Object.fromEntries(
+      entries.map((e) => {
+        const [url, digest, replacement] = e.split(" ") as [string, string, string | undefined];
+        return [url, { sha256: digest.slice("sha256:".length), ...(replacement ? { url: replacement } : {}) }];
+      }),
+    ),
+  );
 
 const commercialType = z.string().regex(/^[A-Z0-9][A-Z0-9_-]*$/, "expected a commercial type such as DEV1-S");
 
@@ -47,6 +74,13 @@ export const StackSettings = z.strictObject({
   deprecationGraceDays: z.number().int().nonnegative().default(90),
   /** Scaleway Project that owns the images; the provider's default when unset. */
   projectId: z.uuid().optional(),
+  /** InstantApps layered on another OS release than the catalog's base: `app-wordpress=debian-12`. */
+  appBases: AppBaseList.pipe(AppBases),
+  /**
+   * Pinned downloads replaced in this stack (air-gapped mirrors, test stand-ins): `<official url> sha256:<hex>
+   * [<replacement url>]`. They change the recipe, so the content hash.
+   */
+  sourceOverrides: SourceOverrideList.pipe(SourceOverrides),
 });
 export type StackSettings = z.infer<typeof StackSettings>;
 
@@ -105,6 +139,7 @@ export function parseStackSettings(stack: string, config: Record<string, string>
     if (id !== "*" && !catalog.byId.has(id))
       problems.push(`${PROJECT}:securityRebuilds: no release "${id}" in the catalog`);
   }
+  problems.push(...overrideProblems(catalog, settings).map((p) => `${PROJECT}:${p}`));
   if (problems.length) throw new StackConfigError(stack, problems);
   return settings;
 }

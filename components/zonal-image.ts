@@ -6,7 +6,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import type { PlannedImage } from "../builder/plan";
+import { overridesEnvironment, type PlannedImage } from "../builder/plan";
 import { scsTags } from "../builder/scs";
 
 /** Credentials the Commands need; passed through `environment` as secrets, never on a command line. */
@@ -99,6 +99,7 @@ export class ZonalImage extends pulumi.ComponentResource {
           FACTORY_ECOSYSTEM_VERSION: args.ecosystemVersion,
           FACTORY_ECOSYSTEM_REPOSITORY: args.ecosystemRepository,
           ...(args.mirror ? { FACTORY_MIRROR: args.mirror } : {}),
+          ...overridesEnvironment(plan.overrides),
         },
         // The content hash is the only trigger: same inputs, same artifact, nothing runs again.
         triggers: [plan.contentHash],

@@ -3,10 +3,11 @@
  * entry and the field, and nothing downstream runs on a bad catalog.
  */
 import { z } from "zod";
+import apps from "./apps";
 import archlinux from "./archlinux";
 import debian from "./debian";
 import { almalinux, centos, rockylinux } from "./rhel";
-import { CatalogFile, type OsRelease, type Release } from "./schema";
+import { CatalogFile, type OsRelease, type Release, type Step } from "./schema";
 import ubuntu from "./ubuntu";
 
 export * from "./schema";
@@ -24,6 +25,7 @@ export const CATALOG_SOURCES: CatalogSource[] = [
   { file: "images/rhel.ts (rockylinux)", releases: rockylinux },
   { file: "images/rhel.ts (centos)", releases: centos },
   { file: "images/archlinux.ts", releases: archlinux },
+  { file: "images/apps.ts", releases: apps },
 ];
 
 export class CatalogError extends Error {
@@ -121,4 +123,55 @@ export function osBase(catalog: Catalog, release: Release): OsRelease {
   const base = catalog.byId.get(release.base);
   if (!base || base.kind !== "os") throw new CatalogError([`${release.id}: base "${release.base}" is not an OS release`]);
   return base;
+}
+
+/**
+ * What one stack changes about the catalog, for environments that cannot use it as published: InstantApps
+ * layered on another OS release (the local stack's Debian fixture stands in for Ubuntu), and pinned downloads
+ * replaced by another file with its own digest (an air-gapped mirror's rebuild, a test's stand-in). Both change
+ * the recipe the content hash covers, so they show up in a plan like any other change.
+ */
+export interface CatalogOverrides {
+  /** App id → id of the OS release it layers on in this stack. */
+  appBases?: Record<string, string>;
+  /** Official URL of a `fetch-file` step → the file to fetch instead (default: the same URL) and its sha256. */
+  sourceOverrides?: Record<string, { url?: string; sha256: string }>;
+}
+
+/** Every way `overrides` does not fit `catalog`, each naming the setting and the entry. */
+export function overrideProblems(catalog: Catalog, overrides: CatalogOverrides): string[] {
+  const problems: string[] = [];
+  for (const [app, base] of Object.entries(overrides.appBases ?? {})) {
+    const r = catalog.byId.get(app);
+    const b = catalog.byId.get(base);
+    if (!r) problems.push(`appBases.${app}: no release "${app}" in the catalog`);
+    else if (r.kind !== "app") problems.push(`appBases.${app}: "${app}" is an OS release, not an app`);
+    if (!b) problems.push(`appBases.${app}: no release "${base}" in the catalog`);
+    else if (b.kind !== "os") problems.push(`appBases.${app}: "${base}" is an app, not an OS release`);
+    else if (r?.kind === "app")
+      for (const arch of r.architectures) if (!b.architectures.includes(arch)) problems.push(`appBases.${app}: ${base} has no ${arch}`);
+  }
+  const downloads = new Set(catalog.releases.flatMap((r) => r.recipe.flatMap((s) => (s.op === "fetch-file" ? [s.url] : []))));
+  for (const url of Object.keys(overrides.sourceOverrides ?? {}))
+    if (!downloads.has(url)) problems.push(`sourceOverrides: no fetch-file step downloads ${url}`);
+  return problems;
+}
+
+/** The catalog as one stack sees it; throws a CatalogError when an override does not fit. */
+export function withOverrides(catalog: Catalog, overrides: CatalogOverrides): Catalog {
+  const problems = overrideProblems(catalog, overrides);
+  if (problems.length) throw new CatalogError(problems);
+  const sources = overrides.sourceOverrides ?? {};
+  const bases = overrides.appBases ?? {};
+  if (Object.keys(sources).length === 0 && Object.keys(bases).length === 0) return catalog;
+  const replaceDownloads = (steps: Step[]): Step[] =>
+    steps.map((s) => {
+      const o = s.op === "fetch-file" ? sources[s.url] : undefined;
+      return s.op === "fetch-file" && o ? { op: "fetch-file", url: o.url ?? s.url, sha256: o.sha256, path: s.path } : s;
+    });
+  const releases = catalog.releases.map((r): Release => {
+    const recipe = replaceDownloads(r.recipe);
+    return r.kind === "app" ? { ...r, base: bases[r.id] ?? r.base, recipe } : { ...r, recipe };
+  });
+  return { releases, byId: new Map(releases.map((r) => [r.id, r])) };
 }

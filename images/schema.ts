@@ -99,13 +99,19 @@ export const Step = z.discriminatedUnion("op", [
   /** A shell command run inside the guest (chroot, never booted). */
   z.strictObject({ op: z.literal("run"), command: z.string().min(1) }),
   z.strictObject({ op: z.literal("enable-service"), name: z.string().regex(/^[a-zA-Z0-9@._-]+$/) }),
-  /** Download a file on the build host, verify its sha256 and copy it into the guest. */
-  z.strictObject({
-    op: z.literal("fetch-file"),
-    url: z.string().url(),
-    sha256: hex(256),
-    path: guestPath,
-  }),
+  /**
+   * Download a file on the build host (through the stack's mirror, like upstream images), verify it against the
+   * pinned digest and copy it into the guest. Pin the digest upstream publishes: WordPress publishes sha1.
+   */
+  z
+    .strictObject({
+      op: z.literal("fetch-file"),
+      url: z.url({ protocol: /^https$/, error: "expected an https:// URL" }),
+      sha256: hex(256).optional(),
+      sha1: z.string().regex(/^[0-9a-f]{40}$/, "expected 40 lowercase hex digits (sha1)").optional(),
+      path: guestPath,
+    })
+    .refine((s) => (s.sha256 === undefined) !== (s.sha1 === undefined), { message: "pin exactly one of sha256 or sha1", path: ["sha256"] }),
   z.strictObject({ op: z.literal("selinux-relabel") }),
   /** Make the image boot with UEFI: add an EFI system partition and a removable-path bootloader when missing. */
   z.strictObject({ op: z.literal("ensure-uefi") }),

@@ -6,16 +6,18 @@
 import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { loadCatalog, osBase } from "../../images";
+import { loadCatalog, osBase, withOverrides } from "../../images";
+import { WORDPRESS_TARBALL } from "../../images/apps";
 import { run } from "../exec";
 import { cacheDir, projectRoot } from "../paths";
-import { planStack, type PlannedImage } from "../plan";
+import { overridesEnvironment, planStack, type PlannedImage } from "../plan";
 import { readStackSettings } from "../stack-files";
 import { s3Client } from "../upload";
 import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
 import { ensureFixture } from "./fixture";
 import { serveDirectory } from "./http-server";
-import { mirrorAs } from "./mirror";
+import { mirrorAs, mirrorPath, placeFile } from "./mirror";
+import { wordpressStandIn, type StandIn } from "./wordpress-standin";
 import { startS3 } from "./s3-server";
 import { accelerator } from "../accel";
 import { testCommercialType } from "../settings";
@@ -70,20 +72,40 @@ export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof read
     FACTORY_ECOSYSTEM_VERSION: s.ecosystemVersion,
     FACTORY_ECOSYSTEM_REPOSITORY: s.ecosystemRepository,
     ...(s.mirror ? { FACTORY_MIRROR: s.mirror } : {}),
+    ...overridesEnvironment(plan.overrides),
   };
 }
 
-/** The local stack as the job runs it: its settings with the locally built ecosystem version, and its plan. */
-export function localStack(root = projectRoot()) {
+/** Local files standing in for pinned downloads these machines cannot reach, by official URL. */
+const STAND_INS: Record<string, () => Promise<StandIn>> = { [WORDPRESS_TARBALL]: wordpressStandIn };
+
+/**
+ * The local stack as the job runs it: its settings with the locally built ecosystem version and the stand-ins'
+ * digests as source overrides, its plan, and the stand-in files to serve at their official URLs.
+ */
+export async function localStack(root = projectRoot()) {
   const catalog = loadCatalog();
   const stack = readStackSettings(root, LOCAL_STACK, catalog);
-  const settings = { ...stack, ecosystemVersion: localEcosystemVersion(stack.ecosystemVersion) };
-  return { catalog, settings, plans: planStack(catalog, settings) };
+  const selected = withOverrides(catalog, stack).releases.filter((r) => stack.images.includes("*") || stack.images.includes(r.id));
+  const downloads = new Set(selected.flatMap((r) => [...osBase(catalog, r).recipe, ...(r.kind === "app" ? r.recipe : [])]).flatMap((s) => (s.op === "fetch-file" ? [s.url] : [])));
+  const standIns: Record<string, StandIn> = {};
+  for (const url of downloads) {
+    const make = STAND_INS[url];
+    if (!make) throw new Error(`the local stack has no stand-in for ${url}, which these machines cannot download`);
+    standIns[url] = await make();
+  }
+  const settings = {
+    ...stack,
+    ecosystemVersion: localEcosystemVersion(stack.ecosystemVersion),
+    sourceOverrides: { ...stack.sourceOverrides, ...Object.fromEntries(Object.entries(standIns).map(([url, s]) => [url, { sha256: s.sha256 }])) },
+  };
+  return { catalog, settings, plans: planStack(catalog, settings), standIns };
 }
 
 export async function runLocalJob(opts: LocalJobOptions = { test: false }): Promise<LocalJobResult[]> {
   const root = projectRoot();
-  const { catalog, settings, plans } = localStack(root);
+  const { catalog, settings, plans, standIns } = await localStack(root);
+  const stackCatalog = withOverrides(catalog, settings);
   if (!settings.mirror || !settings.s3Endpoint) throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
 
   const fixture = await ensureFixture();
@@ -93,8 +115,9 @@ export async function runLocalJob(opts: LocalJobOptions = { test: false }): Prom
   const www = join(state, "www");
   rmSync(www, { recursive: true, force: true });
   mkdirSync(www, { recursive: true });
+  for (const [url, standIn] of Object.entries(standIns)) placeFile(standIn.file, mirrorPath(www, url));
   for (const p of plans) {
-    const os = osBase(catalog, p.release);
+    const os = osBase(stackCatalog, p.release);
     if (os.upstream.signature) throw new Error(`${p.release.id}: the local mirror serves unsigned upstreams only (debian)`);
     await mirrorAs(www, os, p.arch, fixture);
   }

@@ -13,7 +13,8 @@ export function mirrorPath(root: string, url: string): string {
   return join(root, "upstream", u.host, u.pathname);
 }
 
-function place(file: string, target: string): void {
+/** Puts `file` at `target` (a hard link where possible), never writing through an existing path. */
+export function placeFile(file: string, target: string): void {
   mkdirSync(dirname(target), { recursive: true });
   // Never write through an existing path: it may be a hard link to a cached file shared with other mirrors.
   rmSync(target, { force: true });
@@ -45,7 +46,7 @@ export async function mirrorAs(root: string, release: OsRelease, arch: Architect
   const hex = await digestFile(image, algo);
   const imagePath = mirrorPath(root, where.image);
   const checksumsPath = mirrorPath(root, where.checksums);
-  place(image, imagePath);
+  placeFile(image, imagePath);
   mkdirSync(dirname(checksumsPath), { recursive: true });
   writeFileSync(checksumsPath, `${checksumLine(release.upstream.checksumFormat, name, hex)}\n`);
   return { imagePath, checksumsPath, name, hex, where };

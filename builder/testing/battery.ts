@@ -566,9 +566,9 @@ export async function runBattery(o: BatteryOptions): Promise<BatteryReport> {
       for (const name of selected) results.push({ name, status: "skip", seconds: 0, reason: "the test Instance never accepted an SSH login" });
       return { serverId: o.serverId, zone: o.zone, results };
     }
-    const hostname = (await b.server()).hostname;
+    const server = await b.server();
     const ssh = await b.connect();
-    results.push(...(await runGuestChecks(ssh, { hostname, releaseId: o.releaseId })));
+    results.push(...(await runGuestChecks(ssh, { hostname: server.hostname, releaseId: o.releaseId, publicIp: b.publicIpv4(server) })));
     for (const name of selected) {
       await timed(name, async () => {
         await b.ensureRunning();

@@ -15,6 +15,8 @@ export interface CheckResult {
 export interface GuestExpectations {
   hostname: string;
   releaseId: string;
+  /** The address clients reach the Instance at (what an app's client profile must name). */
+  publicIp?: string;
 }
 
 interface GuestCheck {
@@ -86,9 +88,87 @@ export const GUEST_CHECKS: GuestCheck[] = [
   },
 ];
 
+/** A secret read into a shell variable and searched for in the logs, never printed itself. */
+const notLogged = (variable: string) =>
+  `if grep -rqsF -- "$${variable}" /var/log; then echo "LEAKED in /var/log"; fi; ` +
+  `if journalctl -b --no-pager -o cat 2>/dev/null | grep -qF -- "$${variable}"; then echo "LEAKED in the journal"; fi`;
+
+/** InstantApps' own checks, after the OS checks: the app works at first boot, with secrets made for this instance. */
+export const APP_CHECKS: Record<string, GuestCheck[]> = {
+  "app-wordpress": [
+    {
+      name: "wordpress: installer answers HTTP 200 on port 80",
+      command:
+        "systemctl is-active apache2 mariadb; curl -sS -m 120 -o /tmp/.wp-install.html -w 'HTTP %{http_code}\n' http://127.0.0.1/wp-admin/install.php;" +
+        " grep -o '<title>[^<]*</title>' /tmp/.wp-install.html; rm -f /tmp/.wp-install.html",
+      verdict: ({ stdout }) => {
+        if (!/^HTTP 200$/m.test(stdout)) return `install page did not answer 200: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`;
+        return /<title>[^<]*Installation[^<]*<\/title>/.test(stdout) ? null : `port 80 answers, but not with WordPress's installer: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`;
+      },
+    },
+    {
+      name: "wordpress: per-instance secrets, private and not logged",
+      command: String.raw`stat -c 'config %a %U:%G' /var/www/wordpress/wp-config.php; stat -c 'credentials %a %U' /root/wordpress-credentials.txt;
+        pw=$(sed -n "s/^define('DB_PASSWORD', '\(.*\)');$/\1/p" /var/www/wordpress/wp-config.php); [ ${"$"}{#pw} -ge 24 ] && echo 'password set';
+        grep -c "^define('[A-Z_]*\(KEY\|SALT\)', '.\{64\}');" /var/www/wordpress/wp-config.php | sed 's/^/salts /'; ${notLogged("pw")}`,
+      verdict: ({ stdout }) => {
+        const problems = [
+          /^config 640 root:www-data$/m.test(stdout) ? "" : "wp-config.php is not 0640 root:www-data",
+          /^credentials 600 root$/m.test(stdout) ? "" : "/root/wordpress-credentials.txt is not 0600 root",
+          /^password set$/m.test(stdout) ? "" : "no database password in wp-config.php",
+          /^salts 8$/m.test(stdout) ? "" : "wp-config.php lacks its 8 keys and salts",
+          ...[...stdout.matchAll(/^LEAKED .*/gm)].map((m) => `the database password is ${m[0].slice(7)}`),
+        ].filter(Boolean);
+        return problems.length ? problems.join("; ") : null;
+      },
+    },
+  ],
+  "app-openvpn": [
+    {
+      name: "openvpn: server listening on 1194/udp",
+      command: "systemctl is-active openvpn-server@server; ss -lunH 'sport = :1194'",
+      verdict: ({ stdout }) =>
+        /^active$/m.test(stdout) && /:1194\b/.test(stdout) ? null : `openvpn-server@server is not serving 1194/udp: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`,
+    },
+    {
+      name: "openvpn: client profile names this instance and holds a valid certificate",
+      command: String.raw`p=/root/client1.ovpn; stat -c 'profile %a %U' $p; grep -E '^(remote|proto|dev) ' $p; d=$(mktemp -d);
+        for b in ca cert key tls-crypt; do sed -n "/^<$b>$/,/^<\/$b>$/p" $p | sed '1d;$d' > $d/$b; done;
+        openssl verify -CAfile $d/ca $d/cert | sed 's/^.*: /verify /';
+        [ "$(openssl x509 -in $d/cert -noout -pubkey)" = "$(openssl pkey -in $d/key -pubout)" ] && echo 'key matches';
+        grep -q 'BEGIN OpenVPN Static key' $d/tls-crypt && echo 'tls-crypt present'; rm -rf $d`,
+      verdict: ({ stdout }, e) => {
+        const remote = /^remote (\S+) 1194$/m.exec(stdout)?.[1];
+        const problems = [
+          /^profile 600 root$/m.test(stdout) ? "" : "/root/client1.ovpn is not 0600 root",
+          !remote ? "no `remote <address> 1194` line" : e.publicIp && remote !== e.publicIp ? `remote is ${remote}, expected the public address ${e.publicIp}` : "",
+          /^proto udp$/m.test(stdout) ? "" : "proto is not udp",
+          /^verify OK$/m.test(stdout) ? "" : "the client certificate does not verify against the profile's CA",
+          /^key matches$/m.test(stdout) ? "" : "the private key does not match the certificate",
+          /^tls-crypt present$/m.test(stdout) ? "" : "no tls-crypt key",
+        ].filter(Boolean);
+        return problems.length ? problems.join("; ") : null;
+      },
+    },
+    {
+      name: "openvpn: forwarding and NAT for clients",
+      command: "sysctl -n net.ipv4.ip_forward; iptables -t nat -S POSTROUTING",
+      verdict: ({ stdout }) => {
+        if (stdout.trim().split("\n")[0] !== "1") return "IPv4 forwarding is off";
+        return /-s 10\.8\.0\.0\/24 .*-j MASQUERADE/.test(stdout) ? null : "no MASQUERADE rule for 10.8.0.0/24";
+      },
+    },
+  ],
+};
+
+/** The checks a release gets: every image's, then its app's. */
+export function checksFor(releaseId: string): GuestCheck[] {
+  return [...GUEST_CHECKS, ...(APP_CHECKS[releaseId] ?? [])];
+}
+
 export async function runGuestChecks(ssh: SshSession, expect: GuestExpectations): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
-  for (const check of GUEST_CHECKS) {
+  for (const check of checksFor(expect.releaseId)) {
     const started = Date.now();
     const out = await ssh.exec(check.command);
     const reason = check.verdict(out, expect);

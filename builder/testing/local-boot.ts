@@ -11,7 +11,11 @@ import { join } from "node:path";
 import { accelerator, type Accelerator } from "../accel";
 import { run } from "../exec";
 import { freePort } from "../local/s3-server";
-import { GUEST_CHECKS, runGuestChecks, type CheckResult } from "./guest-checks";
+import { checksFor, runGuestChecks, type CheckResult } from "./guest-checks";
+import type { SshSession } from "./ssh";
+
+/** The guest's public address as the local boot's metadata API states it: the host reaches it on loopback. */
+export const LOCAL_PUBLIC_IP = "127.0.0.1";
 import { startMetadataServer } from "./metadata-server";
 import { ephemeralKey, HostKeyError, sshSession } from "./ssh";
 
@@ -26,6 +30,8 @@ export interface LocalBootOptions {
   /** How long first boot may take to publish its host keys; TCG is slow. */
   bootTimeoutMs?: number;
   accel?: Accelerator;
+  /** Runs after the checks while the guest is still up (tests read what a boot produced). */
+  inspect?: (ssh: SshSession) => Promise<void>;
 }
 
 export interface LocalBootResult {
@@ -74,6 +80,8 @@ export async function testLocal(opts: LocalBootOptions): Promise<LocalBootResult
     hostname,
     commercial_type: "LOCAL-QEMU",
     ssh_public_keys: [{ key: key.publicKey }],
+    // Where the host reaches the guest's forwarded ports: what an app must hand its clients.
+    public_ip: { id: randomUUID(), address: LOCAL_PUBLIC_IP, dynamic: false, family: "inet" },
   });
   const consoleLog = join(work, "console.log");
   const results: CheckResult[] = [];
@@ -127,11 +135,12 @@ export async function testLocal(opts: LocalBootOptions): Promise<LocalBootResult
     results.push(result("ssh: host key verified, login with an ephemeral key", started, why));
     if (why) {
       ssh.dispose();
-      for (const name of GUEST_CHECKS.map((c) => c.name)) results.push(result(name, Date.now(), "no SSH session", "skip"));
+      for (const name of checksFor(opts.releaseId).map((c) => c.name)) results.push(result(name, Date.now(), "no SSH session", "skip"));
       return { results, console: readConsole(consoleLog) };
     }
     try {
-      results.push(...(await runGuestChecks(ssh, { hostname, releaseId: opts.releaseId })));
+      results.push(...(await runGuestChecks(ssh, { hostname, releaseId: opts.releaseId, publicIp: LOCAL_PUBLIC_IP })));
+      if (opts.inspect) await opts.inspect(ssh);
     } finally {
       ssh.dispose();
     }

@@ -7,13 +7,14 @@
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accelerator, guestfsEnv } from "../../builder/accel";
 import { run } from "../../builder/exec";
-import { GUEST_CHECKS } from "../../builder/testing/guest-checks";
+import { checksFor, GUEST_CHECKS } from "../../builder/testing/guest-checks";
 import { ensureUefi, uefiGuestArgs } from "../../builder/uefi";
 import { testLocal } from "../../builder/testing/local-boot";
 import { localStack } from "../../builder/local/local-job";
+import type { PlannedImage } from "../../builder/plan";
 
 const ROOT = join(__dirname, "..", "..");
 const state = mkdtempSync(join(tmpdir(), "factory-local-"));
@@ -22,8 +23,15 @@ const cli = (...args: string[]) =>
 
 afterAll(() => rmSync(state, { recursive: true, force: true }));
 
+let settings: Awaited<ReturnType<typeof localStack>>["settings"];
+let plans: PlannedImage[];
+const artifactOf = (id: string) => join(state, "s3", settings.bucket, plans.find((p) => p.release.id === id)!.artifactKey);
+
+beforeAll(async () => {
+  ({ settings, plans } = await localStack(ROOT));
+});
+
 describe("image-factory local", () => {
-  const { settings, plans } = localStack(ROOT);
 
   it("publishes every image the local stack plans into the embedded S3 bucket", async () => {
     expect(existsSync(join(ROOT, "dist", "builder", "cli.js"))).toBe(true);
@@ -35,13 +43,14 @@ describe("image-factory local", () => {
 
     // versitygw's posix backend keeps objects as files under <root>/<bucket>/<key>.
     for (const p of plans) expect(existsSync(join(state, "s3", settings.bucket, p.artifactKey))).toBe(true);
-    expect(readdirSync(join(state, "s3", settings.bucket, "images", "debian-12", "x86_64")).sort()).toEqual(
-      [`${plans[0]!.contentHash}.qcow2`, `${plans[0]!.contentHash}.qcow2.manifest.json`, `${plans[0]!.contentHash}.qcow2.refs`].sort(),
-    );
+    for (const p of plans)
+      expect(readdirSync(join(state, "s3", settings.bucket, "images", p.release.id, "x86_64")).sort()).toEqual(
+        [`${p.contentHash}.qcow2`, `${p.contentHash}.qcow2.manifest.json`, `${p.contentHash}.qcow2.refs`].sort(),
+      );
   });
 
   it("boots the published artifact in QEMU and passes every in-guest check", async () => {
-    const artifact = join(state, "s3", settings.bucket, plans[0]!.artifactKey);
+    const artifact = artifactOf("debian-12");
     const { results, console: consoleText } = await testLocal({ image: artifact, releaseId: "debian-12", user: "debian" });
     const failed = results.filter((r) => r.status !== "pass");
     expect(failed, `${JSON.stringify(failed, null, 2)}\n--- console tail ---\n${consoleText.slice(-3000)}`).toEqual([]);
@@ -52,9 +61,58 @@ describe("image-factory local", () => {
     ]);
   });
 
+  describe.each([
+    {
+      id: "app-wordpress",
+      // Made at first boot; none may exist in the image.
+      secrets: ["/var/www/wordpress/wp-config.php", "/root/wordpress-credentials.txt"],
+      // What the build put in place for first boot.
+      built: ["/var/www/wordpress/wp-settings.php", "/etc/systemd/system/multi-user.target.wants/scw-wordpress-firstboot.service", "/etc/apache2/sites-enabled/wordpress.conf", "/var/lib/mysql/wordpress"],
+    },
+    {
+      id: "app-openvpn",
+      secrets: ["/etc/openvpn/server/server.conf", "/etc/openvpn/server/server.key", "/etc/openvpn/server/tls-crypt.key", "/etc/openvpn/easy-rsa", "/root/client1.ovpn"],
+      built: ["/usr/share/easy-rsa/easyrsa", "/etc/systemd/system/multi-user.target.wants/scw-openvpn-firstboot.service", "/etc/sysctl.d/60-scw-openvpn.conf"],
+    },
+  ])("InstantApp $id", ({ id, secrets, built }) => {
+    const digests: Record<string, string>[] = [];
+
+    it("is built on the base with its first-boot units, and holds no secret", async () => {
+      const paths = [...secrets, ...built, "/usr/sbin/policy-rc.d"];
+      const { stdout } = await run("guestfish", ["--ro", "-a", artifactOf(id), "-i"], {
+        input: paths.map((p) => `exists ${p}`).join("\n") + "\n",
+        env: guestfsEnv(await accelerator()),
+      });
+      const exists = Object.fromEntries(paths.map((p, i) => [p, stdout.trim().split("\n")[i]]));
+      for (const p of secrets) expect(exists[p], `${p} must not be in the image`).toBe("false");
+      for (const p of built) expect(exists[p], `${p} must be in the image`).toBe("true");
+      expect(exists["/usr/sbin/policy-rc.d"], "the build's service-start guard must be lifted").toBe("false");
+    });
+
+    it.each([1, 2])("boot %i: every OS and app check passes", async () => {
+      const { results, console: consoleText } = await testLocal({
+        image: artifactOf(id), releaseId: id, user: "root",
+        // Fingerprints of what first boot made, never the secrets themselves.
+        inspect: async (ssh) => {
+          const r = await ssh.exec(`sha256sum ${secrets.filter((p) => !p.endsWith("easy-rsa")).join(" ")}`);
+          expect(r.code, r.stderr).toBe(0);
+          digests.push(Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split(/\s+/).reverse() as [string, string])));
+        },
+      });
+      const failed = results.filter((r) => r.status !== "pass");
+      expect(failed, `${JSON.stringify(failed, null, 2)}\n--- console tail ---\n${consoleText.slice(-3000)}`).toEqual([]);
+      expect(results.map((r) => r.name)).toEqual(expect.arrayContaining(checksFor(id).map((c) => c.name)));
+    });
+
+    it("makes different secrets on each boot of the same image", () => {
+      expect(digests).toHaveLength(2);
+      for (const path of Object.keys(digests[0]!)) expect(digests[1]![path], path).not.toBe(digests[0]![path]);
+    });
+  });
+
   it("fails exactly the SSH check, with its reason, when the image has no sshd", async () => {
     const broken = join(state, "no-sshd.qcow2");
-    copyFileSync(join(state, "s3", settings.bucket, plans[0]!.artifactKey), broken);
+    copyFileSync(artifactOf("debian-12"), broken);
     await run("virt-customize", ["--format", "qcow2", "-a", broken, "--no-network", "--delete", "/usr/sbin/sshd"], {
       env: guestfsEnv(await accelerator()),
     });
@@ -69,7 +127,7 @@ describe("image-factory local", () => {
   it("gives a BIOS-only image an EFI system partition and GRUB on the removable path, and it boots with UEFI", async () => {
     const accel = await accelerator();
     const disk = join(state, "uefi.qcow2");
-    copyFileSync(join(state, "s3", settings.bucket, plans[0]!.artifactKey), disk);
+    copyFileSync(artifactOf("debian-12"), disk);
     const uefi = await ensureUefi(disk, accel);
     expect(uefi).toEqual({ state: "added (partition 2, msdos)", needsBootloader: true });
     await run("virt-customize", ["--format", "qcow2", "-a", disk, ...uefiGuestArgs("debian", uefi)], { env: guestfsEnv(accel) });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applianceUrl, customiseArgs, HYGIENE_DELETES, RecipeError, type CustomiseInput } from "../../builder/customise";
+import { applianceUrl, customiseArgs, HYGIENE_DELETES, POLICY_RC_D, RecipeError, type CustomiseInput } from "../../builder/customise";
 import { joinTags, parseLayout, planEsp } from "../../builder/uefi";
 import type { Step } from "../../images/schema";
 
@@ -11,6 +11,8 @@ const base: CustomiseInput = {
   provenance: { IMAGE_ID: "debian-12", IMAGE_CONTENT_HASH: "abc" },
 };
 const argsFor = (over: Partial<CustomiseInput>) => customiseArgs({ ...base, ...over });
+/** What every Debian-family customisation starts with: no service starts (policy-rc.d). */
+const GUARD = argsFor({ steps: [] }).slice(0, 4);
 
 describe("customiseArgs", () => {
   it.each([
@@ -25,7 +27,19 @@ describe("customiseArgs", () => {
       args: ["--write", "/etc/motd:hello\n", "--chmod", "0600:/etc/motd"],
     },
   ])("debian: $step.op", ({ step, args }) => {
-    expect(argsFor({ steps: [step] }).slice(0, args.length)).toEqual(args);
+    expect(argsFor({ steps: [step] }).slice(GUARD.length, GUARD.length + args.length)).toEqual(args);
+  });
+
+  it("keeps Debian maintainer scripts from starting services while customising, and lifts that after the recipe", () => {
+    const args = argsFor({ steps: [{ op: "install", packages: ["mariadb-server"] }], extraArgs: ["--run-command", "grub-install"] });
+    expect(args.slice(0, GUARD.length)).toEqual(GUARD);
+    expect(GUARD[1]).toMatch(/^\/usr\/sbin\/policy-rc\.d:#!\/bin\/sh\n[^]*exit 101\n$/);
+    const lifted = args.indexOf(POLICY_RC_D, GUARD.length);
+    expect(args[lifted - 1]).toBe("--delete");
+    // After the recipe and the disk-level steps, before provenance and hygiene.
+    expect(lifted).toBeGreaterThan(args.indexOf("grub-install"));
+    expect(lifted).toBeLessThan(args.findIndex((a) => a.startsWith("/etc/scw-release:")));
+    expect(argsFor({ family: "rhel", steps: [] })).not.toContain(POLICY_RC_D);
   });
 
   it.each([
@@ -36,7 +50,7 @@ describe("customiseArgs", () => {
   });
 
   it("adds scaleway-ecosystem from a loopback repository through the appliance gateway, then removes the source", () => {
-    expect(argsFor({ steps: [{ op: "scaleway-ecosystem" }] }).slice(0, 6)).toEqual([
+    expect(argsFor({ steps: [{ op: "scaleway-ecosystem" }] }).slice(GUARD.length, GUARD.length + 6)).toEqual([
       "--write", "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [trusted=yes] http://169.254.2.2:18680/packages/debian ./\n",
       "--install", "scaleway-ecosystem=1.0.0",
       "--delete", "/etc/apt/sources.list.d/scaleway-ecosystem.list",

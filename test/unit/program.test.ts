@@ -193,9 +193,12 @@ describe("a zone stack", () => {
       const after = triggers();
       return Object.keys(after).filter((k) => after[k] !== before[k]);
     };
-    expect(Object.keys(before)).toHaveLength(12);
+    expect(Object.keys(before)).toHaveLength(loadCatalog().releases.length);
+    // The InstantApps layer on Ubuntu 24.04: its new upstream build rebuilds them too.
     expect(await changedBy(edited((r) => (r.upstream.pins.x86_64!.serial = "20270101"), "ubuntu-24.04"))).toEqual([
       "ubuntu-24.04-x86_64-artifact",
+      "app-wordpress-x86_64-artifact",
+      "app-openvpn-x86_64-artifact",
     ]);
     expect(await changedBy(edited((r) => r.recipe.push({ op: "install", packages: ["vim"] }), "almalinux-9"))).toEqual([
       "almalinux-9-x86_64-artifact",
