@@ -13,6 +13,7 @@ import { StackConfigError } from "./settings";
 import { readStackSettings, stackNames } from "./stack-files";
 import { commands, register, UsageError, type Values } from "./registry";
 import "./commands";
+import "./release-commands";
 import { table } from "./table";
 
 export { UsageError };

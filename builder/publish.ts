@@ -27,6 +27,8 @@ export interface PublishResult {
   uploaded: boolean;
   uploadedBytes: number;
   sha256?: string;
+  /** SCS `image_build_date` of the artifact in the bucket (its manifest's): the Instance image is tagged with it. */
+  imageBuildDate?: string;
 }
 
 export async function publish(req: PublishRequest): Promise<PublishResult> {
@@ -54,7 +56,7 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
       );
     await addReference(s3, bucket, req.key, req.ref);
     process.stderr.write(`publish ${req.key}: already in ${bucket}, nothing to build or upload\n`);
-    return { key: req.key, contentHash: hash, built: false, uploaded: false, uploadedBytes: 0 };
+    return { key: req.key, contentHash: hash, built: false, uploaded: false, uploadedBytes: 0, imageBuildDate: existing?.scs.image_build_date };
   }
 
   // The local artifact cache is content-addressed too: a rerun after a failed upload does not rebuild.
@@ -84,7 +86,7 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
     });
     await addReference(s3, bucket, req.key, req.ref);
     process.stderr.write(`publish ${req.key}: uploaded ${(up.bytes / 2 ** 20).toFixed(1)} MiB${up.resumedParts ? `, ${up.resumedParts} parts resumed` : ""}\n`);
-    return { key: req.key, contentHash: hash, built, uploaded: !up.skipped, uploadedBytes: up.bytes, sha256: manifest.output.sha256 };
+    return { key: req.key, contentHash: hash, built, uploaded: !up.skipped, uploadedBytes: up.bytes, sha256: manifest.output.sha256, imageBuildDate: manifest.scs.image_build_date };
   } catch (err) {
     // No manifest without its artifact.
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: manifestKey })).catch(() => undefined);

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { overrideProblems, type Catalog } from "../images";
+import { retiredBy } from "./plan";
 import { Architecture } from "../images/schema";
 import { ZONES } from "./zones";
 
@@ -132,8 +133,13 @@ export function parseStackSettings(stack: string, config: Record<string, string>
   const problems: string[] = [];
   const wildcard = settings.images.includes("*");
   if (wildcard && settings.images.length > 1) problems.push(`${PROJECT}:images: "*" cannot be combined with ids`);
-  for (const id of settings.images)
-    if (id !== "*" && !catalog.byId.has(id)) problems.push(`${PROJECT}:images: no release "${id}" in the catalog`);
+  for (const id of settings.images) {
+    const release = catalog.byId.get(id);
+    if (id !== "*" && !release) problems.push(`${PROJECT}:images: no release "${id}" in the catalog`);
+    const retired = release && retiredBy(catalog, release, settings);
+    if (retired)
+      problems.push(`${PROJECT}:images: ${id} was deprecated on ${retired} (end of life + ${settings.deprecationGraceDays} days), before release epoch ${settings.releaseEpoch} began: remove it from this stack`);
+  }
   for (const rule of settings.securityRebuilds) {
     const id = rule.split(":")[0]!;
     if (id !== "*" && !catalog.byId.has(id))

@@ -7,7 +7,17 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
 import { overridesEnvironment, type PlannedImage } from "../builder/plan";
-import { scsTags } from "../builder/scs";
+import { SCS_TAG_PREFIX, scsTags } from "../builder/scs";
+
+/** The build date in `image-factory publish`'s JSON result; empty while unknown (previews, a failed parse). */
+export function imageBuildDate(publishOutput: string | undefined): string {
+  try {
+    const date = (JSON.parse(publishOutput ?? "") as { imageBuildDate?: unknown }).imageBuildDate;
+    return typeof date === "string" && /^\d{4}-\d{2}-\d{2}$/.test(date) ? date : "";
+  } catch {
+    return "";
+  }
+}
 
 /** Credentials the Commands need; passed through `environment` as secrets, never on a command line. */
 export interface FactoryCredentials {
@@ -73,7 +83,6 @@ export class ZonalImage extends pulumi.ComponentResource {
       `factory:release-epoch=${plan.hashInputs.releaseEpoch}`,
       ...scsTags(plan.scs),
     ];
-    const tags = pulumi.output(args.tags ?? []).apply((user) => [...factoryTags, ...user]);
 
     const s3Env = {
       AWS_ACCESS_KEY_ID: args.credentials.accessKey,
@@ -108,6 +117,11 @@ export class ZonalImage extends pulumi.ComponentResource {
       },
       { parent: this, additionalSecretOutputs: ["environment"] },
     );
+    // SCS-0102's image_build_date is known once the artifact exists: publish reports its manifest's.
+    const buildDate = artifact.stdout.apply(imageBuildDate);
+    const tags = pulumi
+      .all([args.tags ?? [], buildDate])
+      .apply(([user, date]) => [...factoryTags, ...(date ? [`${SCS_TAG_PREFIX}image_build_date=${date}`] : []), ...user]);
 
     const snapshot = new scaleway.block.Snapshot(
       `${name}-snapshot`,

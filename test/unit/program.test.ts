@@ -18,6 +18,7 @@ interface Registered {
 }
 
 let registered: Registered[] = [];
+const BUILD_DATE = "2026-11-20";
 const opts = new Map<string, { parent?: string; dependsOn: string[] }>();
 
 beforeAll(() => {
@@ -26,7 +27,9 @@ beforeAll(() => {
       newResource: (args) => {
         const o = opts.get(args.name) ?? { dependsOn: [] };
         registered.push({ type: args.type, name: args.name, inputs: args.inputs, ...o });
-        return { id: `${args.inputs.zone ?? "fr-par-2"}/${args.name}-id`, state: args.inputs };
+        // A Command's stdout is what the CLI prints: publish reports the artifact's build date.
+        const stdout = args.name.endsWith("-artifact") ? JSON.stringify({ imageBuildDate: BUILD_DATE }) : undefined;
+        return { id: `${args.inputs.zone ?? "fr-par-2"}/${args.name}-id`, state: { ...args.inputs, ...(stdout ? { stdout } : {}) } };
       },
       call: (args) => {
         throw new Error(`unmocked provider call ${args.token}`);
@@ -154,7 +157,8 @@ describe("a zone stack", () => {
     expect(tags).toContain("scs:os_distro=ubuntu");
     expect(tags).toContain("scs:architecture=x86_64");
     expect(tags).toContain("scs:image_source=https://cloud-images.ubuntu.com/releases/noble/release-20261105/ubuntu-24.04-server-cloudimg-amd64.img");
-    expect(tags.at(-1)).toBe("factory:environment=test");
+    // The build date comes from the artifact Command's output, just before the user's tags.
+    expect(tags.slice(-2)).toEqual([`scs:image_build_date=${BUILD_DATE}`, "factory:environment=test"]);
     expect(named(`${p.name}-snapshot`).inputs.tags).toEqual(tags);
     expect(named(`${p.name}-test-server`).inputs.tags).toEqual([...tags, "factory:role=test-instance"]);
   });

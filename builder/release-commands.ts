@@ -1,0 +1,107 @@
+/** Release and lifecycle subcommands: SCS conformance of the catalog and of live images, image lifecycle. */
+import { createClient } from "@scaleway/sdk-client";
+import { Instancev1 } from "@scaleway/sdk-instance";
+import { loadCatalog } from "../images";
+import { register, UsageError, type Values } from "./registry";
+import { scsFromTags, SCS_TAG_PREFIX } from "./scs";
+import { checkCatalog, checkImageMetadata, checkImageSet, type CatalogImage, type Finding } from "./scs-check";
+import { lifecycle } from "./lifecycle";
+import { projectRoot } from "./paths";
+import { readStackSettings } from "./stack-files";
+import { table } from "./table";
+import { ZONES } from "./zones";
+
+const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+const today = () => new Date().toISOString().slice(0, 10);
+
+/** `--at YYYY-MM-DD`, today by default. */
+export function dayOption(v: Values): string {
+  const at = str(v, "at") ?? today();
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(at) || Number.isNaN(Date.parse(at))) throw new UsageError(`--at: expected a date as YYYY-MM-DD, got "${at}"`);
+  return at;
+}
+
+function credential(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new UsageError(`${name} is not set: --live reads the zone's images through the Scaleway API`);
+  return value;
+}
+
+/** The factory's images in a zone (tagged `factory:release=…`), as SCS sees them: their tags read back. */
+export async function liveImages(zone: string): Promise<CatalogImage[]> {
+  const client = createClient({
+    accessKey: credential("SCW_ACCESS_KEY"), secretKey: credential("SCW_SECRET_KEY"),
+    defaultProjectId: process.env.SCW_DEFAULT_PROJECT_ID, defaultZone: zone as never, ...(process.env.SCW_API_URL ? { apiURL: process.env.SCW_API_URL } : {}),
+  });
+  const api = new Instancev1.API(client);
+  const catalog = loadCatalog();
+  const images: Instancev1.Image[] = [];
+  for (let page = 1; ; page++) {
+    const batch = (await api.listImages({ zone: zone as never, page, perPage: 100 })).images;
+    images.push(...batch);
+    if (batch.length < 100) break;
+  }
+  return images
+    .filter((i) => i.tags.some((t) => t.startsWith("factory:release=")))
+    .map((i) => {
+      const release = catalog.byId.get(i.tags.find((t) => t.startsWith("factory:release="))!.slice("factory:release=".length));
+      const built = i.tags.find((t) => t.startsWith(`${SCS_TAG_PREFIX}image_build_date=`))?.split("=")[1];
+      return {
+        subject: `${i.name} (${i.id})`,
+        meta: { ...scsFromTags(i.tags), ...(built ? { image_build_date: built } : {}) },
+        codename: release?.kind === "os" ? release.codename : undefined,
+      };
+    });
+}
+
+function report(findings: Finding[], json: boolean): number {
+  if (json) process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
+  else if (findings.length === 0) process.stdout.write("no findings\n");
+  else process.stdout.write(`${table(["severity", "subject", "rule", "message"], findings.map((f) => [f.severity, f.subject, f.rule, f.message]))}\n`);
+  return findings.some((f) => f.severity === "error") ? 1 : 0;
+}
+
+register("scs-check", {
+  summary: "check SCS-0102/SCS-0104 conformance of the catalog, or with --live of a zone's images; non-zero on errors",
+  usage:
+    "image-factory scs-check [--at YYYY-MM-DD] [--json]\n" +
+    "image-factory scs-check --live --zone ZONE [--at YYYY-MM-DD] [--json]   (SCW_ACCESS_KEY, SCW_SECRET_KEY; SCW_API_URL)",
+  options: { at: { type: "string" }, live: { type: "boolean", default: false }, zone: { type: "string" }, json: { type: "boolean", default: false } },
+  async run(v) {
+    const at = dayOption(v);
+    if (!v.live) return report(checkCatalog(loadCatalog(), at), v.json === true);
+    const zone = str(v, "zone");
+    if (!zone || !(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--live needs --zone with a Scaleway Availability Zone (${ZONES.join(", ")})`);
+    const images = await liveImages(zone);
+    return report([...images.flatMap((i) => checkImageMetadata(i.subject, i.meta, { at, built: true })), ...checkImageSet(images, at)], v.json === true);
+  },
+});
+
+register("lifecycle", {
+  summary: "report each image's lifecycle on a day: supported, notice (with the customer notice) or deprecated",
+  usage: "image-factory lifecycle [--at YYYY-MM-DD] [--grace-days 90 | --stack NAME] [--notice-days 60] [--json]",
+  options: {
+    at: { type: "string" }, "grace-days": { type: "string" }, "notice-days": { type: "string" }, stack: { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+  run(v) {
+    const at = dayOption(v);
+    const catalog = loadCatalog();
+    const whole = (k: string, fallback: number) => {
+      const n = Number(str(v, k) ?? fallback);
+      if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${k}: expected a whole number of days`);
+      return n;
+    };
+    const stack = str(v, "stack");
+    const grace = stack ? readStackSettings(projectRoot(), stack, catalog).deprecationGraceDays : whole("grace-days", 90);
+    const entries = lifecycle(catalog, at, grace, whole("notice-days", 60));
+    if (v.json) {
+      process.stdout.write(`${JSON.stringify({ at, graceDays: grace, images: entries }, null, 2)}\n`);
+      return;
+    }
+    process.stdout.write(
+      `${table(["image", "label", "state", "eol", "deprecated from", "days left", "successor"], entries.map((e) => [e.id, e.label, e.state, e.eol ?? "rolling", e.deprecates ?? "-", e.daysLeft === null ? "-" : String(e.daysLeft), e.successor ?? "-"]))}\n`,
+    );
+    for (const e of entries.filter((x) => x.notice)) process.stdout.write(`\n${e.id}: ${e.notice}\n`);
+  },
+});
