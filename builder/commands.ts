@@ -215,19 +215,25 @@ register("ecosystem-repo", {
 });
 
 register("local", {
-  summary: "the local stack's main job: fixture upstream, embedded S3, build and publish every planned image",
-  usage: "image-factory local [--test [--only scenario,...]] [--json]",
-  options: { json: { type: "boolean", default: false }, test: { type: "boolean", default: false }, only: { type: "string" } },
+  summary: "the local stack's main job: fixture upstream, embedded S3, build and publish every planned image, then release it through the emulated API",
+  usage: "image-factory local [--no-test] [--images id,...] [--only scenario,...] [--json]",
+  options: {
+    json: { type: "boolean", default: false },
+    "no-test": { type: "boolean", default: false },
+    images: { type: "string" },
+    only: { type: "string" },
+  },
   async run(v) {
-    const only = (str(v, "only") ?? "").split(",").map((x) => x.trim()).filter(Boolean);
-    const results = await runLocalJob({ test: Boolean(v.test), only });
-    if (v.json) {
-      out(results);
-      return results.some((r) => r.tests === "failed") ? 1 : 0;
-    }
-    process.stdout.write(
-      `${table(["image", "built", "uploaded MiB", "tests", "seconds", "artifact"], results.map((r) => [r.image, r.built ? "yes" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.tests, r.seconds.toFixed(0), r.key]))}\n`,
-    );
+    const list = (k: string) => (str(v, k) ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+    const only = list("only");
+    const unknown = only.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
+    if (unknown.length) throw new UsageError(`--only: unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.join(", ")}`);
+    const results = await runLocalJob({ test: !v["no-test"], only, images: list("images") });
+    if (v.json) out(results);
+    else
+      process.stdout.write(
+        `${table(["image", "built", "uploaded MiB", "tests", "seconds", "artifact"], results.map((r) => [r.image, r.built ? "yes" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.tests, r.seconds.toFixed(0), r.key]))}\n`,
+      );
     return results.some((r) => r.tests === "failed") ? 1 : 0;
   },
 });

@@ -51,6 +51,14 @@ export interface PlannedImage {
   overrides: CatalogOverrides;
 }
 
+/**
+ * The test Instance's name, which Scaleway also makes its hostname: DNS-safe (no `_` from `x86_64`), or the
+ * guest cannot take it and the hostname check fails.
+ */
+export function testServerName(plan: Pick<PlannedImage, "name" | "contentHash">): string {
+  return `test-${plan.name.replace(/[^a-z0-9-]/g, "-")}-${plan.contentHash.slice(0, 8)}`;
+}
+
 /** Environment variables that hand an image's catalog overrides to the CLI (none when there are none). */
 export function overridesEnvironment(o: CatalogOverrides): Record<string, string> {
   return {

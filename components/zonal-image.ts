@@ -6,7 +6,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { overridesEnvironment, type PlannedImage } from "../builder/plan";
+import { overridesEnvironment, testServerName, type PlannedImage } from "../builder/plan";
 import { SCS_TAG_PREFIX, scsTags } from "../builder/scs";
 
 /** The build date in `image-factory publish`'s JSON result; empty while unknown (previews, a failed parse). */
@@ -154,7 +154,7 @@ export class ZonalImage extends pulumi.ComponentResource {
       const server = new scaleway.instance.Server(
         `${name}-test-server`,
         {
-          name: `test-${plan.name}-${plan.contentHash.slice(0, 8)}`,
+          name: testServerName(plan),
           type: args.testCommercialType!,
           zone: plan.zone,
           projectId: args.projectId,

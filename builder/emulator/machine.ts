@@ -163,9 +163,10 @@ export class Machine {
     });
   }
 
-  private async hmp(commandLine: string): Promise<void> {
-    const out = (await this.command("human-monitor-command", { "command-line": commandLine })) as string;
-    if (out.trim()) throw new QmpError(`${commandLine}: ${out.trim()}`);
+  /** An HMP command; `ok` matches the output of success where the command reports it (hostfwd_remove does). */
+  private async hmp(commandLine: string, ok = /^$/): Promise<void> {
+    const out = ((await this.command("human-monitor-command", { "command-line": commandLine })) as string).trim();
+    if (!ok.test(out)) throw new QmpError(`${commandLine}: ${out}`);
   }
 
   waitEvent(name: string, match: (data: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> {
@@ -188,7 +189,7 @@ export class Machine {
   async forwardPorts(ports: number[]): Promise<void> {
     const want = new Set(ports.map((p) => `tcp:${this.spec.publicIp}:${p}-:${p}`));
     for (const rule of [...this.forwarded].filter((r) => !want.has(r))) {
-      await this.hmp(`hostfwd_remove public ${rule.replace(/-:\d+$/, "")}`);
+      await this.hmp(`hostfwd_remove public ${rule.replace(/-:\d+$/, "")}`, /^(|host forwarding rule for \S+ removed)$/);
       this.forwarded.delete(rule);
     }
     for (const rule of [...want].filter((r) => !this.forwarded.has(r))) {

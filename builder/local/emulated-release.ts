@@ -6,6 +6,7 @@
 import { createClient } from "@scaleway/sdk-client";
 import { Blockv1 } from "@scaleway/sdk-block";
 import { Instancev1 } from "@scaleway/sdk-instance";
+import { Vpcv2 } from "@scaleway/sdk-vpc";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -39,6 +40,30 @@ export interface EmulatedReleaseResult {
   serverId: string;
   passed: boolean;
   results: CheckResult[];
+  /** What the battery created and did not remove (each scenario must clean up, even when it fails). */
+  leftovers: string[];
+}
+
+/**
+ * Everything in the emulated zone besides what the release itself made (snapshot, image, test server and its
+ * root volume, the default security group): what a battery left behind.
+ */
+async function leftovers(client: ReturnType<typeof createClient>, zone: string, own: { snapshot: string; image: string; server: string }): Promise<string[]> {
+  const instance = new Instancev1.API(client);
+  const block = new Blockv1.API(client);
+  const vpc = new Vpcv2.API(client);
+  const server = (await instance.getServer({ zone: zone as never, serverId: own.server })).server!;
+  const root = server.volumes["0"]?.id;
+  const z = { zone: zone as never };
+  return [
+    ...(await instance.listServers(z)).servers.filter((x) => x.id !== own.server).map((x) => `server ${x.name}`),
+    ...(await instance.listImages(z)).images.filter((x) => x.id !== own.image).map((x) => `image ${x.name}`),
+    ...(await instance.listSecurityGroups(z)).securityGroups.filter((x) => x.id !== server.securityGroup?.id).map((x) => `security group ${x.name}`),
+    ...(await instance.listPrivateNICs({ ...z, serverId: own.server })).privateNics.map((x) => `private NIC ${x.id}`),
+    ...(await block.listSnapshots({ ...z, includeDeleted: false })).snapshots.filter((x) => x.id !== own.snapshot).map((x) => `snapshot ${x.name}`),
+    ...(await block.listVolumes({ ...z, includeDeleted: false })).volumes.filter((x) => x.id !== root).map((x) => `volume ${x.name}`),
+    ...(await vpc.listPrivateNetworks({ region: zone.replace(/-\d+$/, "") as never })).privateNetworks.map((x) => `private network ${x.name}`),
+  ];
 }
 
 export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise<EmulatedReleaseResult> {
@@ -76,7 +101,8 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
       o.log(`scaleway: test server console tail:\n${emulator.console(server.id).slice(-2000)}`);
     }
     const report = JSON.parse(readFileSync(o.reportFile, "utf8")) as { results: CheckResult[] };
-    return { imageId: image.id, serverId: server.id, passed, results: report.results };
+    const left = await leftovers(client, o.zone, { snapshot: snap.id, image: image.id, server: server.id });
+    return { imageId: image.id, serverId: server.id, passed, results: report.results, leftovers: left };
   } finally {
     await emulator.close();
   }

@@ -10,7 +10,7 @@ import { loadCatalog, osBase, withOverrides } from "../../images";
 import { WORDPRESS_TARBALL } from "../../images/apps";
 import { run } from "../exec";
 import { cacheDir, projectRoot } from "../paths";
-import { overridesEnvironment, planStack, type PlannedImage } from "../plan";
+import { overridesEnvironment, planStack, testServerName, type PlannedImage } from "../plan";
 import { readStackSettings } from "../stack-files";
 import { s3Client } from "../upload";
 import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
@@ -40,11 +40,12 @@ export interface LocalJobResult {
 }
 
 export interface LocalJobOptions {
-  /** Run the release path on the emulated Scaleway API (import, image, test Instance, battery): opt-in while the
-   * battery on the emulator is being brought up (see README, "Limitations"). */
+  /** Release through the emulated Scaleway API: import, image, test Instance, battery. */
   test: boolean;
   /** Only these battery scenarios. */
   only?: string[];
+  /** Only these of the stack's images (all when empty). */
+  images?: string[];
 }
 
 /** Names the guest resolves in the DNS test: this machine's package mirror, the one name the sandboxed guest can reach. */
@@ -102,9 +103,13 @@ export async function localStack(root = projectRoot()) {
   return { catalog, settings, plans: planStack(catalog, settings), standIns };
 }
 
-export async function runLocalJob(opts: LocalJobOptions = { test: false }): Promise<LocalJobResult[]> {
+export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promise<LocalJobResult[]> {
   const root = projectRoot();
-  const { catalog, settings, plans, standIns } = await localStack(root);
+  const stack = await localStack(root);
+  const { catalog, settings, standIns } = stack;
+  const unknown = (opts.images ?? []).filter((id) => !stack.plans.some((p) => p.release.id === id));
+  if (unknown.length) throw new Error(`--images: the local stack does not ship ${unknown.join(", ")} (it ships ${stack.plans.map((p) => p.release.id).join(", ")})`);
+  const plans = opts.images?.length ? stack.plans.filter((p) => opts.images!.includes(p.release.id)) : stack.plans;
   const stackCatalog = withOverrides(catalog, settings);
   if (!settings.mirror || !settings.s3Endpoint) throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
 
@@ -145,12 +150,16 @@ export async function runLocalJob(opts: LocalJobOptions = { test: false }): Prom
         const report = join(state, "tested", `${plan.name}.report.json`);
         const released = await releaseThroughEmulator({
           stateDir: join(state, "emulator"), zone: plan.zone, s3: { ...s3, region: plan.region }, bucket: settings.bucket, key: plan.artifactKey,
-          name: plan.imageName, serverName: `test-${plan.name}-${plan.contentHash.slice(0, 8)}`, releaseId: plan.release.id, commercialType: testCommercialType(settings, plan.arch), accel: await accelerator(),
+          name: plan.imageName, serverName: testServerName(plan), releaseId: plan.release.id, commercialType: testCommercialType(settings, plan.arch), accel: await accelerator(),
           cli: join(root, "dist", "builder", "cli.js"), dnsNames: localDnsNames(), only: opts.only, reportFile: report,
           log: (line) => process.stderr.write(`${line}\n`),
         });
         result.tests = released.passed ? "passed" : "failed";
-        if (released.passed) renameSync(report, passedMark);
+        if (released.leftovers.length) {
+          process.stderr.write(`local: the battery left behind: ${released.leftovers.join(", ")}\n`);
+          result.tests = "failed";
+        }
+        if (result.tests === "passed") renameSync(report, passedMark);
       }
       result.seconds = (Date.now() - started) / 1000;
       results.push(result);

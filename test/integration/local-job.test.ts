@@ -1,16 +1,18 @@
 /**
- * The README's main command, `image-factory local`, run as the built CLI: the local stack's images built and
- * published through the mirror into the embedded S3 server; the published artifact booted in QEMU with the
- * in-guest checks (and a copy without sshd, which must fail exactly the SSH check); then a second run that finds
- * everything in place.
+ * The README's main command, `image-factory local`, run as the built CLI: the local stack's images (Debian and the
+ * two InstantApps layered on it) built and published through the mirror into the embedded S3 server; the
+ * artifacts booted in QEMU with the in-guest checks (a copy without sshd must fail exactly the SSH check; each app
+ * twice, with secrets of its own each time); debian-12 released through the emulated Scaleway API with the
+ * twelve-scenario battery; then a second run that finds everything in place.
  */
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accelerator, guestfsEnv } from "../../builder/accel";
 import { run } from "../../builder/exec";
-import { checksFor, GUEST_CHECKS } from "../../builder/testing/guest-checks";
+import { checksFor, GUEST_CHECKS, type CheckResult } from "../../builder/testing/guest-checks";
+import { SCENARIOS } from "../../builder/testing/battery";
 import { ensureUefi, uefiGuestArgs } from "../../builder/uefi";
 import { testLocal } from "../../builder/testing/local-boot";
 import { localStack } from "../../builder/local/local-job";
@@ -35,7 +37,7 @@ describe("image-factory local", () => {
 
   it("publishes every image the local stack plans into the embedded S3 bucket", async () => {
     expect(existsSync(join(ROOT, "dist", "builder", "cli.js"))).toBe(true);
-    const { stdout } = await cli("local", "--json");
+    const { stdout } = await cli("local", "--no-test", "--json");
     const results = JSON.parse(stdout) as { image: string; key: string; uploadedBytes: number; tests: string }[];
     expect(results.map((r) => r.image)).toEqual(plans.map((p) => p.name));
     for (const r of results) expect(r.uploadedBytes).toBeGreaterThan(0);
@@ -143,9 +145,23 @@ describe("image-factory local", () => {
     expect(failed, `${JSON.stringify(failed, null, 2)}\n${consoleText.slice(-2000)}`).toEqual([]);
   });
 
-  it("does nothing the second time: no build, no upload", async () => {
-    const { stdout } = await cli("local", "--json");
+  it("releases debian-12 through the emulated Scaleway API: every in-guest check and the twelve scenarios pass, nothing is left behind", async () => {
+    const { stdout } = await cli("local", "--images", "debian-12", "--json");
+    const [result] = JSON.parse(stdout) as { image: string; built: boolean; tests: string }[];
+    expect(result).toMatchObject({ image: "debian-12-x86_64", built: false, tests: "passed" });
+    const debian = plans.find((p) => p.release.id === "debian-12")!;
+    const report = JSON.parse(readFileSync(join(state, "tested", `${debian.name}-${debian.contentHash}.json`), "utf8")) as { results: CheckResult[] };
+    const failed = report.results.filter((r) => r.status !== "pass");
+    expect(failed, JSON.stringify(failed, null, 2)).toEqual([]);
+    expect(report.results.map((r) => r.name)).toEqual(["boot: key accepted, host key verified", ...GUEST_CHECKS.map((c) => c.name), ...SCENARIOS]);
+  });
+
+  it("does nothing the second time: no build, no upload, and a content hash that passed is not tested again", async () => {
+    const { stdout } = await cli("local", "--no-test", "--json");
     const results = JSON.parse(stdout) as { built: boolean; uploadedBytes: number; tests: string }[];
+    expect(results).toHaveLength(plans.length);
     expect(results.every((r) => !r.built && r.uploadedBytes === 0 && r.tests === "not run")).toBe(true);
+    const again = JSON.parse((await cli("local", "--images", "debian-12", "--json")).stdout) as { tests: string }[];
+    expect(again.map((r) => r.tests)).toEqual(["passed earlier"]);
   });
 });
