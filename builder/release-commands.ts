@@ -1,4 +1,4 @@
-/** Release and lifecycle subcommands: SCS conformance of the catalog and of live images, image lifecycle. */
+/** Release and lifecycle subcommands: SCS conformance, image lifecycle, the upstream watcher. */
 import { createClient } from "@scaleway/sdk-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { loadCatalog } from "../images";
@@ -6,6 +6,8 @@ import { register, UsageError, type Values } from "./registry";
 import { scsFromTags, SCS_TAG_PREFIX } from "./scs";
 import { checkCatalog, checkImageMetadata, checkImageSet, type CatalogImage, type Finding } from "./scs-check";
 import { lifecycle } from "./lifecycle";
+import { checkUpstream } from "./check-upstream";
+import { join } from "node:path";
 import { projectRoot } from "./paths";
 import { readStackSettings } from "./stack-files";
 import { table } from "./table";
@@ -103,5 +105,32 @@ register("lifecycle", {
       `${table(["image", "label", "state", "eol", "deprecated from", "days left", "successor"], entries.map((e) => [e.id, e.label, e.state, e.eol ?? "rolling", e.deprecates ?? "-", e.daysLeft === null ? "-" : String(e.daysLeft), e.successor ?? "-"]))}\n`,
     );
     for (const e of entries.filter((x) => x.notice)) process.stdout.write(`\n${e.id}: ${e.notice}\n`);
+  },
+});
+
+register("check-upstream", {
+  summary: "find each release's newest upstream build from upstream's listings; --write records it in images/pins.json",
+  usage: "image-factory check-upstream [--release ID,...] [--mirror URL] [--write [--pins FILE]] [--at YYYY-MM-DD] [--json]",
+  options: {
+    release: { type: "string" }, mirror: { type: "string" }, write: { type: "boolean", default: false }, pins: { type: "string" },
+    at: { type: "string" }, json: { type: "boolean", default: false },
+  },
+  env: { mirror: "FACTORY_MIRROR" },
+  async run(v) {
+    const catalog = loadCatalog();
+    const releases = (str(v, "release") ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+    const unknown = releases.filter((id) => catalog.byId.get(id)?.kind !== "os");
+    if (unknown.length) throw new UsageError(`--release: no OS release ${unknown.join(", ")} in the catalog`);
+    const report = await checkUpstream({
+      catalog, releases, mirror: str(v, "mirror"), at: dayOption(v),
+      ...(v.write ? { writePins: str(v, "pins") ?? join(projectRoot(), "images", "pins.json") } : {}),
+    });
+    if (v.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else {
+      process.stdout.write(`${table(["release", "arch", "pinned", "newest", "status"], report.rows.map((r) => [r.release, r.arch, r.pinned, r.newest ?? "-", r.reason ? `${r.status}: ${r.reason}` : r.status]))}\n`);
+      for (const f of report.flags) process.stdout.write(`flag: ${f}\n`);
+      if (report.wrote) process.stdout.write(`wrote the new pins to ${report.wrote}: review the diff, then plan the stacks\n`);
+    }
+    return report.rows.some((r) => r.status === "unreadable") ? 1 : 0;
   },
 });

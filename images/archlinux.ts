@@ -1,4 +1,4 @@
-import { baseRecipe, SCALEWAY_DEFAULTS } from "./common";
+import { baseRecipe, pinsOf, SCALEWAY_DEFAULTS } from "./common";
 import type { Release } from "./schema";
 
 /** Arch Linux is rolling: no upstream end of life, rebuilt monthly. Upstream publishes x86_64 cloud images only. */
@@ -19,7 +19,7 @@ export default [
       checksums: "https://geo.mirror.pkgbuild.com/images/v{serial}/Arch-Linux-{arch}-cloudimg-{serial}.qcow2.SHA256",
       checksumFormat: "single",
       archNames: { x86_64: "x86_64" },
-      pins: { x86_64: { serial: "20261101.456789" } },
+      pins: pinsOf("archlinux-rolling"),
     },
     scs: {
       ...SCALEWAY_DEFAULTS,

@@ -1,5 +1,6 @@
 /** Pieces several catalog files share. Data only. */
-import type { Architecture, ScsDeclared, Step } from "./schema";
+import PINS from "./pins.json";
+import type { Architecture, Pin, ScsDeclared, Step } from "./schema";
 
 /** Scaleway boots Instance images from Block Storage volumes attached over virtio-scsi (`/dev/sda`). */
 export const SCALEWAY_DEFAULTS = {
@@ -24,9 +25,12 @@ export function rhelRecipe(): Step[] {
   return [...baseRecipe("kernel"), { op: "ensure-uefi" }, { op: "selinux-relabel" }];
 }
 
-/** The same upstream serial for every architecture a release ships (upstreams publish them together). */
-export function pinsFor(serial: string, architectures: readonly Architecture[]): Partial<Record<Architecture, { serial: string }>> {
-  return Object.fromEntries(architectures.map((arch) => [arch, { serial }]));
+/**
+ * A release's pinned upstream builds, per architecture, from `images/pins.json`: data, so that `image-factory
+ * check-upstream --write` records a new upstream build as a small, reviewable diff. Validated with the catalog.
+ */
+export function pinsOf(id: string): Partial<Record<Architecture, Pin>> {
+  return ((PINS as Record<string, Partial<Record<Architecture, Pin>>>)[id] ?? {}) as Partial<Record<Architecture, Pin>>;
 }
 
 /** Debian and Ubuntu name x86_64 `amd64`. */

@@ -1,7 +1,7 @@
-import { baseRecipe, DEBIAN_ARCH_NAMES, pinsFor, SCALEWAY_DEFAULTS } from "./common";
+import { baseRecipe, DEBIAN_ARCH_NAMES, pinsOf, SCALEWAY_DEFAULTS } from "./common";
 import type { Release } from "./schema";
 
-const debian = (version: string, codename: string, released: string, eol: string, serial: string) =>
+const debian = (version: string, codename: string, released: string, eol: string) =>
   ({
     kind: "os",
     id: `debian-${version}`,
@@ -19,7 +19,7 @@ const debian = (version: string, codename: string, released: string, eol: string
       checksums: `https://cloud.debian.org/images/cloud/${codename}/{serial}/SHA512SUMS`,
       checksumFormat: "sha512sums",
       archNames: DEBIAN_ARCH_NAMES,
-      pins: pinsFor(serial, ["x86_64", "arm64"]),
+      pins: pinsOf(`debian-${version}`),
     },
     scs: {
       ...SCALEWAY_DEFAULTS,
@@ -33,6 +33,6 @@ const debian = (version: string, codename: string, released: string, eol: string
 
 /** Debian stable releases; end of life is the end of Debian LTS. */
 export default [
-  debian("13", "trixie", "2025-08-09", "2030-06-30", "20261102-2314"),
-  debian("12", "bookworm", "2023-06-10", "2028-06-30", "20261102-2314"),
+  debian("13", "trixie", "2025-08-09", "2030-06-30"),
+  debian("12", "bookworm", "2023-06-10", "2028-06-30"),
 ] satisfies Release[];

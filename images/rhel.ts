@@ -1,5 +1,5 @@
 /** The RHEL family: AlmaLinux, Rocky Linux and CentOS Stream. Their checksum files are BSD style. */
-import { pinsFor, rhelRecipe, SCALEWAY_DEFAULTS } from "./common";
+import { pinsOf, rhelRecipe, SCALEWAY_DEFAULTS } from "./common";
 import type { Release } from "./schema";
 
 interface RhelArgs {
@@ -12,14 +12,15 @@ interface RhelArgs {
   image: string;
   checksums: string;
   user: string;
-  serial: string;
   vendor: string;
 }
+
+const rhelId = (a: RhelArgs) => `${a.distro === "centos" ? "centos-stream" : a.distro}-${a.major}`;
 
 const rhel = (a: RhelArgs) =>
   ({
     kind: "os",
-    id: `${a.distro === "centos" ? "centos-stream" : a.distro}-${a.major}`,
+    id: rhelId(a),
     label: a.label,
     title: a.title,
     distro: a.distro,
@@ -33,7 +34,7 @@ const rhel = (a: RhelArgs) =>
       checksums: a.checksums,
       checksumFormat: "bsd",
       archNames: { x86_64: "x86_64", arm64: "aarch64" },
-      pins: pinsFor(a.serial, ["x86_64", "arm64"]),
+      pins: pinsOf(rhelId(a)),
     },
     scs: {
       ...SCALEWAY_DEFAULTS,
@@ -45,7 +46,7 @@ const rhel = (a: RhelArgs) =>
     recipe: rhelRecipe(),
   }) satisfies Release;
 
-const alma = (major: string, released: string, eol: string, serial: string) =>
+const alma = (major: string, released: string, eol: string) =>
   rhel({
     distro: "almalinux",
     major,
@@ -56,11 +57,10 @@ const alma = (major: string, released: string, eol: string, serial: string) =>
     image: `https://repo.almalinux.org/almalinux/${major}/cloud/{arch}/images/AlmaLinux-${major}-GenericCloud-{serial}.{arch}.qcow2`,
     checksums: `https://repo.almalinux.org/almalinux/${major}/cloud/{arch}/images/CHECKSUM`,
     user: "almalinux",
-    serial,
     vendor: "the AlmaLinux OS Foundation",
   });
 
-const rocky = (major: string, released: string, eol: string, serial: string) =>
+const rocky = (major: string, released: string, eol: string) =>
   rhel({
     distro: "rocky",
     major,
@@ -71,11 +71,10 @@ const rocky = (major: string, released: string, eol: string, serial: string) =>
     image: `https://dl.rockylinux.org/pub/rocky/${major}/images/{arch}/Rocky-${major}-GenericCloud-Base-{serial}.{arch}.qcow2`,
     checksums: `https://dl.rockylinux.org/pub/rocky/${major}/images/{arch}/Rocky-${major}-GenericCloud-Base-{serial}.{arch}.qcow2.CHECKSUM`,
     user: "rocky",
-    serial,
     vendor: "the Rocky Enterprise Software Foundation",
   });
 
-const centosStream = (major: string, released: string, eol: string, serial: string) =>
+const centosStream = (major: string, released: string, eol: string) =>
   rhel({
     distro: "centos",
     major,
@@ -86,21 +85,20 @@ const centosStream = (major: string, released: string, eol: string, serial: stri
     image: `https://cloud.centos.org/centos/${major}-stream/{arch}/images/CentOS-Stream-GenericCloud-${major}-{serial}.{arch}.qcow2`,
     checksums: `https://cloud.centos.org/centos/${major}-stream/{arch}/images/CentOS-Stream-GenericCloud-${major}-{serial}.{arch}.qcow2.SHA256SUM`,
     user: "cloud-user",
-    serial,
     vendor: "the CentOS Project",
   });
 
 export const almalinux = [
-  alma("10", "2025-05-27", "2035-05-31", "10.1-20261030"),
-  alma("9", "2022-05-26", "2032-05-31", "9.7-20261030"),
+  alma("10", "2025-05-27", "2035-05-31"),
+  alma("9", "2022-05-26", "2032-05-31"),
 ] satisfies Release[];
 
 export const rockylinux = [
-  rocky("10", "2025-06-11", "2035-05-31", "10.1-20261028.0"),
-  rocky("9", "2022-07-14", "2032-05-31", "9.7-20261028.0"),
+  rocky("10", "2025-06-11", "2035-05-31"),
+  rocky("9", "2022-07-14", "2032-05-31"),
 ] satisfies Release[];
 
 export const centos = [
-  centosStream("10", "2024-12-12", "2030-01-01", "20261103.0"),
-  centosStream("9", "2021-12-03", "2027-05-31", "20261103.0"),
+  centosStream("10", "2024-12-12", "2030-01-01"),
+  centosStream("9", "2021-12-03", "2027-05-31"),
 ] satisfies Release[];

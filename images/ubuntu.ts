@@ -1,7 +1,7 @@
-import { baseRecipe, DEBIAN_ARCH_NAMES, pinsFor, SCALEWAY_DEFAULTS } from "./common";
+import { baseRecipe, DEBIAN_ARCH_NAMES, pinsOf, SCALEWAY_DEFAULTS } from "./common";
 import type { Release } from "./schema";
 
-const ubuntu = (version: string, codename: string, title: string, released: string, eol: string, serial: string) =>
+const ubuntu = (version: string, codename: string, title: string, released: string, eol: string) =>
   ({
     kind: "os",
     id: `ubuntu-${version}`,
@@ -24,7 +24,7 @@ const ubuntu = (version: string, codename: string, title: string, released: stri
         keyring: "ubuntu-cloudimage",
       },
       archNames: DEBIAN_ARCH_NAMES,
-      pins: pinsFor(serial, ["x86_64", "arm64"]),
+      pins: pinsOf(`ubuntu-${version}`),
     },
     scs: {
       ...SCALEWAY_DEFAULTS,
@@ -38,7 +38,7 @@ const ubuntu = (version: string, codename: string, title: string, released: stri
 
 /** Ubuntu LTS releases; SCS-0104 requires the latest LTS and recommends the previous one. */
 export default [
-  ubuntu("26.04", "resolute", "Resolute Raccoon", "2026-04-23", "2031-05-31", "20261105"),
-  ubuntu("24.04", "noble", "Noble Numbat", "2024-04-25", "2029-05-31", "20261105"),
-  ubuntu("22.04", "jammy", "Jammy Jellyfish", "2022-04-21", "2027-06-01", "20261105"),
+  ubuntu("26.04", "resolute", "Resolute Raccoon", "2026-04-23", "2031-05-31"),
+  ubuntu("24.04", "noble", "Noble Numbat", "2024-04-25", "2029-05-31"),
+  ubuntu("22.04", "jammy", "Jammy Jellyfish", "2022-04-21", "2027-06-01"),
 ] satisfies Release[];

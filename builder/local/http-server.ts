@@ -1,9 +1,9 @@
 /**
  * A static file server for loopback: the upstream mirror (`/upstream/<host>/<path>`) and the package repository
- * (`/packages/...`) of the local stack. Serves byte ranges like real mirrors, so resumed downloads are exercised,
- * and lets tests inject faults (a connection cut mid-body).
+ * (`/packages/...`) of the local stack. Serves byte ranges and directory listings like real mirrors, so resumed
+ * downloads and the upstream watcher are exercised, and lets tests inject faults (a connection cut mid-body).
  */
-import { createReadStream, existsSync, statSync } from "node:fs";
+import { createReadStream, existsSync, readdirSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, normalize } from "node:path";
@@ -25,6 +25,17 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
+const escapeHtml = (t: string) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/"/g, "&quot;");
+
+/** A directory listing in the form nginx's and Apache's autoindex write: one link per entry, directories with `/`. */
+export function autoindex(dir: string, path: string): string {
+  const entries = readdirSync(dir, { withFileTypes: true })
+    .map((e) => (e.isDirectory() ? `${e.name}/` : e.name))
+    .sort();
+  const links = ['<a href="../">../</a>', ...entries.map((e) => `<a href="${escapeHtml(encodeURI(e))}">${escapeHtml(e)}</a>`)];
+  return `<html><head><title>Index of ${escapeHtml(path)}</title></head><body><h1>Index of ${escapeHtml(path)}</h1><hr><pre>\n${links.join("\n")}\n</pre><hr></body></html>\n`;
+}
+
 export async function serveDirectory(root: string, port = 0, host = "127.0.0.1"): Promise<StaticServer> {
   const log: StaticServer["log"] = [];
   const faults: Fault[] = [];
@@ -32,6 +43,11 @@ export async function serveDirectory(root: string, port = 0, host = "127.0.0.1")
     const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
     const file = normalize(join(root, path));
     const record = (status: number) => log.push({ path, range: req.headers.range, status });
+    if (file.startsWith(root) && existsSync(file) && statSync(file).isDirectory()) {
+      record(200);
+      res.writeHead(200, { "content-type": "text/html" }).end(autoindex(file, path));
+      return;
+    }
     if (!file.startsWith(root) || !existsSync(file) || !statSync(file).isFile()) {
       record(404);
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");

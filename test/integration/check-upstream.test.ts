@@ -1,0 +1,84 @@
+/**
+ * The upstream watcher against a mirror laid out like the real upstreams (autoindex listings, checksum files in
+ * their real formats), served on loopback: it finds newer builds, resolves them like a build would, flags end of
+ * life and new majors, and writes new pins only where something changed.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkUpstream } from "../../builder/check-upstream";
+import { serveDirectory, type StaticServer } from "../../builder/local/http-server";
+import { loadCatalog } from "../../images";
+
+const root = mkdtempSync(join(tmpdir(), "factory-upstream-"));
+const NEW_DEBIAN = "b".repeat(128);
+const NEW_ALMA = "c".repeat(64);
+let mirror: StaticServer;
+
+function put(path: string, content = "") {
+  const file = join(root, "upstream", path);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, content);
+}
+
+beforeAll(async () => {
+  const bookworm = "cloud.debian.org/images/cloud/bookworm";
+  put(`${bookworm}/20261102-2314/SHA512SUMS`, `${"a".repeat(128)}  debian-12-genericcloud-amd64-20261102-2314.qcow2\n`);
+  put(`${bookworm}/20261201-0001/SHA512SUMS`, ["amd64", "arm64"].map((a) => `${NEW_DEBIAN}  debian-12-genericcloud-${a}-20261201-0001.qcow2`).join("\n") + "\n");
+  put(`${bookworm}/latest/SHA512SUMS`, "");
+  put(`${bookworm}/daily/SHA512SUMS`, "");
+  const alma = "repo.almalinux.org/almalinux";
+  for (const [arch, serials] of [["x86_64", ["9.7-20261030", "9.10-20261201"]], ["aarch64", ["9.7-20261030"]]] as const) {
+    for (const s of serials) put(`${alma}/9/cloud/${arch}/images/AlmaLinux-9-GenericCloud-${s}.${arch}.qcow2`);
+    put(`${alma}/9/cloud/${arch}/images/AlmaLinux-9-GenericCloud-latest.${arch}.qcow2`);
+    put(`${alma}/9/cloud/${arch}/images/CHECKSUM`, serials.map((s) => `SHA256 (AlmaLinux-9-GenericCloud-${s}.${arch}.qcow2) = ${s === "9.10-20261201" ? NEW_ALMA : "d".repeat(64)}`).join("\n") + "\n");
+  }
+  for (const major of ["8", "10", "11"]) put(`${alma}/${major}/README`);
+  mirror = await serveDirectory(root);
+});
+
+afterAll(async () => {
+  await mirror?.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe("check-upstream", () => {
+  const catalog = loadCatalog();
+  const options = () => ({ catalog, mirror: `${mirror.url}/upstream`, releases: ["debian-12", "almalinux-9"], at: "2028-08-01" });
+
+  it("finds the newest builds, resolves their checksums, and flags end of life and new majors", async () => {
+    const report = await checkUpstream(options());
+    expect(report.rows).toEqual([
+      { release: "debian-12", arch: "x86_64", pinned: "20261102-2314", newest: "20261201-0001", status: "new build", checksum: NEW_DEBIAN },
+      { release: "debian-12", arch: "arm64", pinned: "20261102-2314", newest: "20261201-0001", status: "new build", checksum: NEW_DEBIAN },
+      { release: "almalinux-9", arch: "x86_64", pinned: "9.7-20261030", newest: "9.10-20261201", status: "new build", checksum: NEW_ALMA },
+      { release: "almalinux-9", arch: "arm64", pinned: "9.7-20261030", newest: "9.7-20261030", status: "up to date" },
+    ]);
+    expect(report.flags).toEqual(["debian-12: deprecation due on 2028-09-28 (end of life 2028-06-30)", "almalinux 11: a new upstream major, not in the catalog"]);
+    expect(report.wrote).toBeUndefined();
+  });
+
+  it("writes the new serials and checksums into the pins file, and leaves the rest as it was", async () => {
+    const pins = join(root, "pins.json");
+    copyFileSync(join(__dirname, "..", "..", "images", "pins.json"), pins);
+    const before = JSON.parse(readFileSync(pins, "utf8"));
+    const report = await checkUpstream({ ...options(), writePins: pins });
+    expect(report.wrote).toBe(pins);
+    const after = JSON.parse(readFileSync(pins, "utf8"));
+    expect(after["debian-12"]).toEqual({ x86_64: { serial: "20261201-0001", checksum: NEW_DEBIAN }, arm64: { serial: "20261201-0001", checksum: NEW_DEBIAN } });
+    expect(after["almalinux-9"]).toEqual({ ...before["almalinux-9"], x86_64: { serial: "9.10-20261201", checksum: NEW_ALMA } });
+    expect({ ...after, "debian-12": undefined, "almalinux-9": undefined }).toEqual({ ...before, "debian-12": undefined, "almalinux-9": undefined });
+  });
+
+  it("reports a listed build whose checksum file is missing as unreadable, and does not pin it", async () => {
+    put("cloud.debian.org/images/cloud/bookworm/20261215-0000/README");
+    const pins = join(root, "pins-2.json");
+    copyFileSync(join(__dirname, "..", "..", "images", "pins.json"), pins);
+    const report = await checkUpstream({ ...options(), releases: ["debian-12"], writePins: pins });
+    expect(report.rows.map((r) => [r.status, r.newest])).toEqual([["unreadable", "20261215-0000"], ["unreadable", "20261215-0000"]]);
+    expect(report.rows[0]!.reason).toMatch(/build 20261215-0000 listed but not resolvable: .*404/);
+    expect(report.wrote).toBeUndefined();
+    rmSync(join(root, "upstream", "cloud.debian.org/images/cloud/bookworm/20261215-0000"), { recursive: true });
+  });
+});
