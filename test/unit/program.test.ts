@@ -8,6 +8,7 @@ import { loadCatalog, type Catalog, type OsRelease } from "../../images";
 import { planStack } from "../../builder/plan";
 import { zonalImages } from "../../components/factory-stack";
 import { settingsFor } from "./helpers";
+import { IMAGE, SERVER, SNAPSHOT, violations } from "../../policy/rules";
 
 interface Registered {
   type: string;
@@ -214,5 +215,49 @@ describe("a zone stack", () => {
     await declare({ images: ["ubuntu-24.04"], architectures: ["arm64"] });
     expect(named("ubuntu-24.04-arm64-test-server").inputs.type).toBe("COPARM1-2C-8G");
     expect(named("ubuntu-24.04-arm64-image").inputs.architecture).toBe("arm64");
+  });
+});
+
+describe("the policy pack", () => {
+  it("finds nothing wrong with what the program declares, for every image of the catalog", async () => {
+    await declare({ images: ["*"] });
+    const checked = registered.filter((r) => [IMAGE, SNAPSHOT, SERVER].includes(r.type));
+    expect(checked).toHaveLength(3 * loadCatalog().releases.length);
+    for (const r of checked) expect(violations(r.type, r.inputs), r.name).toEqual([]);
+  });
+
+  it.each([
+    {
+      what: "an image without its os_distro tag",
+      type: IMAGE,
+      change: (p: Record<string, any>) => (p.tags = p.tags.filter((t: string) => !t.startsWith("scs:os_distro="))),
+      expected: ["scs-metadata-tags: os_distro is missing"],
+    },
+    {
+      what: "an image with a made-up replace_frequency and no content hash",
+      type: IMAGE,
+      change: (p: Record<string, any>) => (p.tags = p.tags.filter((t: string) => !t.startsWith("factory:content-hash=")).map((t: string) => (t.startsWith("scs:replace_frequency=") ? "scs:replace_frequency=sometimes" : t))),
+      expected: [
+        "scs-metadata-tags: replace_frequency \"sometimes\" is not one of yearly, quarterly, monthly, weekly, daily, critical_bug, never",
+        "factory-provenance-tags: no factory:content-hash=<sha256> tag",
+      ],
+    },
+    {
+      what: "a test Instance named with an underscore",
+      type: SERVER,
+      change: (p: Record<string, any>) => (p.name = "test-debian-12-x86_64-2d45c97a"),
+      expected: ['test-server-hostname: name "test-debian-12-x86_64-2d45c97a" is not a valid hostname (lowercase letters, digits, inner hyphens, at most 63)'],
+    },
+    {
+      what: "a snapshot importing a raw image",
+      type: SNAPSHOT,
+      change: (p: Record<string, any>) => (p.import = { ...p.import, key: "uploads/debian.raw" }),
+      expected: ['content-addressed-qcow2-import: import key "uploads/debian.raw" is not images/<id>/<arch>/<sha256>.qcow2'],
+    },
+  ])("blocks $what", async ({ type, change, expected }) => {
+    await declare({ images: ["debian-12"] });
+    const props = structuredClone(registered.find((r) => r.type === type)!.inputs);
+    change(props);
+    expect(violations(type, props)).toEqual(expected);
   });
 });
