@@ -8,6 +8,8 @@ import { parseArgs } from "node:util";
 import { CatalogError, loadCatalog } from "../images";
 import { projectRoot } from "./paths";
 import { planStack } from "./plan";
+import { diffPlans, markdownReport, type PlanRow } from "./plan-report";
+import { readFileSync } from "node:fs";
 import { scsMetadata } from "./scs";
 import { StackConfigError } from "./settings";
 import { readStackSettings, stackNames } from "./stack-files";
@@ -56,14 +58,17 @@ register("catalog", {
 });
 
 register("plan", {
-  summary: "show what a stack ships: images, content hashes, artifact keys",
-  usage: "image-factory plan --stack NAME [--json]   (or --all)",
-  options: { stack: { type: "string" }, all: { type: "boolean", default: false }, json: { type: "boolean", default: false } },
+  summary: "show what a stack ships: images, content hashes, artifact keys; --against a previous plan: what changes and why",
+  usage: "image-factory plan --stack NAME [--json]   (or --all)\n       image-factory plan --all --against BASE.json [--markdown]   (BASE.json: plan --all --json of the base branch)",
+  options: {
+    stack: { type: "string" }, all: { type: "boolean", default: false }, json: { type: "boolean", default: false },
+    against: { type: "string" }, markdown: { type: "boolean", default: false },
+  },
   run(values) {
     const catalog = loadCatalog();
     const stacks = values.all ? stackNames(PROJECT_DIR) : [String(values.stack ?? "")];
     if (!stacks[0]) throw new UsageError("plan: give --stack NAME or --all");
-    const rows = stacks.flatMap((stack) =>
+    const rows: PlanRow[] = stacks.flatMap((stack) =>
       planStack(catalog, readStackSettings(PROJECT_DIR, stack, catalog)).map((p) => ({
         stack,
         name: p.name,
@@ -75,6 +80,22 @@ register("plan", {
         hashInputs: p.hashInputs,
       })),
     );
+    if (typeof values.against === "string") {
+      let previous: PlanRow[];
+      try {
+        previous = JSON.parse(readFileSync(values.against, "utf8")) as PlanRow[];
+        if (!Array.isArray(previous)) throw new Error("not a list of plan rows");
+      } catch (err) {
+        throw new UsageError(`--against ${values.against}: ${(err as Error).message} (write it with plan --all --json)`);
+      }
+      const changes = diffPlans(values.all ? previous : previous.filter((r) => stacks.includes(r.stack)), rows);
+      if (values.markdown) process.stdout.write(markdownReport(changes));
+      else
+        print(changes, values.json === true, () =>
+          table(["stack", "image", "change", "why"], changes.filter((c) => c.change !== "unchanged").map((c) => [c.stack, c.image, c.change, c.reasons.join("; ")])),
+        );
+      return;
+    }
     print(rows, values.json === true, () =>
       table(["stack", "image", "zone", "content hash"], rows.map((r) => [r.stack, r.name, r.zone, r.contentHash.slice(0, 16)])),
     );

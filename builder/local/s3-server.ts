@@ -7,8 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
-import { run } from "../exec";
-import { cacheDir } from "../paths";
+import { ensureGoTool } from "../go-tools";
 
 export const VERSITYGW_VERSION = "v1.8.0";
 
@@ -22,29 +21,14 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-function goBinary(): string {
-  for (const dir of (process.env.PATH ?? "").split(":")) if (existsSync(join(dir, "go"))) return join(dir, "go");
-  if (existsSync("/usr/local/go/bin/go")) return "/usr/local/go/bin/go";
-  throw new Error("the embedded S3 server is built with Go, and no go toolchain was found (install golang)");
-}
-
-let found: string | undefined;
-
-export async function ensureVersitygw(): Promise<string> {
-  // Remembered per process: a caller may point the cache elsewhere after the server binary was found.
-  if (found && existsSync(found)) return found;
-  const dir = cacheDir("tools", `versitygw-${VERSITYGW_VERSION}`);
-  const bin = join(dir, "versitygw");
-  if (existsSync(bin)) return (found = bin);
-  mkdirSync(dir, { recursive: true });
-  process.stderr.write(`s3: building versitygw ${VERSITYGW_VERSION} (once, cached in ${dir})\n`);
-  await run(
-    goBinary(),
-    ["install", "-ldflags", `-X main.Version=${VERSITYGW_VERSION} -X main.Build=${VERSITYGW_VERSION}`,
-      `github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}`],
-    { env: { ...process.env, GOBIN: dir, GOFLAGS: "-mod=mod", CGO_ENABLED: "0" } },
-  );
-  return (found = bin);
+/** versitygw's binary, built once from the Go module proxy. */
+export function ensureVersitygw(): Promise<string> {
+  return ensureGoTool({
+    name: "versitygw",
+    pkg: "github.com/versity/versitygw/cmd/versitygw",
+    version: VERSITYGW_VERSION,
+    ldflags: `-X main.Version=${VERSITYGW_VERSION} -X main.Build=${VERSITYGW_VERSION}`,
+  });
 }
 
 export async function freePort(): Promise<number> {
