@@ -9,7 +9,8 @@ import { lifecycle } from "./lifecycle";
 import { checkUpstream } from "./check-upstream";
 import { join } from "node:path";
 import { projectRoot } from "./paths";
-import { readStackSettings } from "./stack-files";
+import { readStackSettings, stackNames } from "./stack-files";
+import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
 import { table } from "./table";
 import { ZONES } from "./zones";
 
@@ -132,5 +133,27 @@ register("check-upstream", {
       if (report.wrote) process.stdout.write(`wrote the new pins to ${report.wrote}: review the diff, then plan the stacks\n`);
     }
     return report.rows.some((r) => r.status === "unreadable") ? 1 : 0;
+  },
+});
+
+register("rollout", {
+  summary: "pulumi up (or --preview) an environment's zone stacks in waves, canary zones first; stops after a failed wave",
+  usage: "image-factory rollout --env prod [--waves fr-par-1:nl-ams-1:pl-waw-1,fr-par-2:...] [--preview] [--markdown]",
+  options: { env: { type: "string" }, waves: { type: "string" }, preview: { type: "boolean", default: false }, markdown: { type: "boolean", default: false } },
+  async run(v) {
+    const env = str(v, "env");
+    if (!env) throw new UsageError("--env: give the environment whose stacks to roll out (e.g. prod)");
+    let waves: string[][];
+    try {
+      waves = parseWaves(env, stackNames(projectRoot()), str(v, "waves"));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    // The engine is only loaded here: the rest of this CLI (what the Commands run) never imports Pulumi.
+    const { automationRunner } = await import("../components/automation.js");
+    const op = v.preview ? "preview" : "up";
+    const report = await rollout(waves, automationRunner(projectRoot(), (line) => process.stderr.write(line)), op, (line) => process.stderr.write(`${line}\n`));
+    process.stdout.write(v.markdown ? rolloutMarkdown(report, waves.flat().length) : `${JSON.stringify(report, null, 2)}\n`);
+    return report.stoppedAfter === undefined ? 0 : 1;
   },
 });
