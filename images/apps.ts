@@ -32,27 +32,23 @@ function appFiles(app: string): Step[] {
   }));
 }
 
-/** The Ubuntu LTS InstantApps layer on. */
-const BASE = "ubuntu-24.04";
-const BASE_EOL = "2029-05-31";
+/** What every InstantApp shares: its base (the Ubuntu LTS, as Scaleway's InstantApps), the base's lifecycle. */
+const ON_BASE = { kind: "app" as const, base: "ubuntu-24.04", released: "2024-04-25", eol: "2029-05-31", architectures: ["x86_64" as const] };
+/** InstantApps are administered as root, like every Scaleway image. */
+const APP_SCS = { ...SCALEWAY_DEFAULTS, image_original_user: "root" } as const;
 
 /** WordPress's own release and the sha1 wordpress.org publishes for its tarball (`<tarball>.sha1`). */
 export const WORDPRESS = { version: "6.8.3", sha1: "fd56bcdc15f1877e45dce67942ea75949ed650e8" } as const;
 export const WORDPRESS_TARBALL = `https://wordpress.org/wordpress-${WORDPRESS.version}.tar.gz`;
 
 const wordpress = {
-  kind: "app",
   id: "app-wordpress",
   label: "wordpress",
   title: `WordPress ${WORDPRESS.version}`,
-  base: BASE,
-  released: "2024-04-25",
-  eol: BASE_EOL,
-  architectures: ["x86_64"],
+  ...ON_BASE,
   scs: {
-    ...SCALEWAY_DEFAULTS,
+    ...APP_SCS,
     os_purpose: "custom",
-    image_original_user: "root",
     min_ram: 1024,
     image_description: `WordPress ${WORDPRESS.version} with Apache, PHP and MariaDB on Ubuntu 24.04 LTS; database password and salts are made at first boot.`,
   },
@@ -81,18 +77,13 @@ const wordpress = {
 } satisfies Release;
 
 const openvpn = {
-  kind: "app",
   id: "app-openvpn",
   label: "openvpn",
   title: "OpenVPN",
-  base: BASE,
-  released: "2024-04-25",
-  eol: BASE_EOL,
-  architectures: ["x86_64"],
+  ...ON_BASE,
   scs: {
-    ...SCALEWAY_DEFAULTS,
+    ...APP_SCS,
     os_purpose: "network",
-    image_original_user: "root",
     min_ram: 512,
     image_description: "OpenVPN server with Easy-RSA on Ubuntu 24.04 LTS; its PKI and a first client profile (/root/client1.ovpn) are made at first boot.",
   },
