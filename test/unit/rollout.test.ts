@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { parseWaves, rollout, rolloutMarkdown, type StackRunner } from "../../builder/rollout";
+import { parseWaves, rollout, rolloutMarkdown, type StackOutcome, type StackRunner } from "../../builder/rollout";
 import { stackNames } from "../../builder/stack-files";
 
 const STACKS = stackNames(join(__dirname, "..", ".."));
@@ -32,7 +32,7 @@ describe("rollout waves", () => {
 describe("rollout", () => {
   /** Records the order stacks ran in; fails the stacks named. */
   const runner = (failing: string[], ran: string[]): StackRunner => ({
-    async run(stack) {
+    async run(stack): Promise<Omit<StackOutcome, "stack">> {
       ran.push(stack);
       return failing.includes(stack) ? { ok: false, operations: { create: 1 }, error: "test battery failed" } : { ok: true, operations: { replace: 3, same: 2 } };
     },
