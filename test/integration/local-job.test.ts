@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accelerator, guestfsEnv } from "../../builder/accel";
 import { run } from "../../builder/exec";
+import { DPKG_UNSAFE_IO, POLICY_RC_D } from "../../builder/customise";
 import { checksFor, GUEST_CHECKS, type CheckResult } from "../../builder/testing/guest-checks";
 import { SCENARIOS } from "../../builder/testing/battery";
 import { ensureUefi, uefiGuestArgs } from "../../builder/uefi";
@@ -80,7 +81,8 @@ describe("image-factory local", () => {
     const digests: Record<string, string>[] = [];
 
     it("is built on the base with its first-boot units, and holds no secret", async () => {
-      const paths = [...secrets, ...built, "/usr/sbin/policy-rc.d"];
+      const guards = [POLICY_RC_D, DPKG_UNSAFE_IO];
+      const paths = [...secrets, ...built, ...guards];
       const { stdout } = await run("guestfish", ["--ro", "-a", artifactOf(id), "-i"], {
         input: paths.map((p) => `exists ${p}`).join("\n") + "\n",
         env: guestfsEnv(await accelerator()),
@@ -88,7 +90,7 @@ describe("image-factory local", () => {
       const exists = Object.fromEntries(paths.map((p, i) => [p, stdout.trim().split("\n")[i]]));
       for (const p of secrets) expect(exists[p], `${p} must not be in the image`).toBe("false");
       for (const p of built) expect(exists[p], `${p} must be in the image`).toBe("true");
-      expect(exists["/usr/sbin/policy-rc.d"], "the build's service-start guard must be lifted").toBe("false");
+      for (const p of guards) expect(exists[p], `the build's ${p} must be lifted`).toBe("false");
     });
 
     it.each([1, 2])("boot %i: every OS and app check passes", async () => {

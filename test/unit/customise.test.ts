@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applianceUrl, customiseArgs, HYGIENE_DELETES, POLICY_RC_D, RecipeError, type CustomiseInput } from "../../builder/customise";
+import { applianceUrl, customiseArgs, DPKG_UNSAFE_IO, HYGIENE_DELETES, POLICY_RC_D, RecipeError, type CustomiseInput } from "../../builder/customise";
 import { joinTags, parseLayout, planEsp } from "../../builder/uefi";
 import type { Step } from "../../images/schema";
 
@@ -12,7 +12,7 @@ const base: CustomiseInput = {
 };
 const argsFor = (over: Partial<CustomiseInput>) => customiseArgs({ ...base, ...over });
 /** What every Debian-family customisation starts with: no service starts (policy-rc.d). */
-const GUARD = argsFor({ steps: [] }).slice(0, 4);
+const GUARD = argsFor({ steps: [] }).slice(0, 6);
 
 describe("customiseArgs", () => {
   it.each([
@@ -34,6 +34,8 @@ describe("customiseArgs", () => {
     const args = argsFor({ steps: [{ op: "install", packages: ["mariadb-server"] }], extraArgs: ["--run-command", "grub-install"] });
     expect(args.slice(0, GUARD.length)).toEqual(GUARD);
     expect(GUARD[1]).toMatch(/^\/usr\/sbin\/policy-rc\.d:#!\/bin\/sh\n[^]*exit 101\n$/);
+    expect(GUARD.slice(4)).toEqual(["--write", `${DPKG_UNSAFE_IO}:force-unsafe-io\n`]);
+    expect(args[args.indexOf(DPKG_UNSAFE_IO, GUARD.length) - 1]).toBe("--delete");
     const lifted = args.indexOf(POLICY_RC_D, GUARD.length);
     expect(args[lifted - 1]).toBe("--delete");
     // After the recipe and the disk-level steps, before provenance and hygiene.
