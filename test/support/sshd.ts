@@ -19,8 +19,8 @@ async function sshdBinary(): Promise<string> {
   if (existsSync(sshd)) return sshd;
   const tmp = mkdtempSync(join(tmpdir(), "sshd-deb-"));
   try {
-    // The server matching the installed client, so both speak the same protocol revision.
-    await run("apt-get", ["download", `openssh-server=${stdout.trim()}`], { cwd: tmp });
+    // The server matching the installed client where the mirror still has it, else its current one.
+    await run("apt-get", ["download", `openssh-server=${stdout.trim()}`], { cwd: tmp }).catch(() => run("apt-get", ["download", "openssh-server"], { cwd: tmp }));
     const deb = readdirSync(tmp).find((f) => f.endsWith(".deb"));
     if (!deb) throw new Error("apt-get download openssh-server produced no package");
     await run("dpkg-deb", ["-x", join(tmp, deb), join(tmp, "root")]);
