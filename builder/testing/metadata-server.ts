@@ -48,10 +48,7 @@ export async function startMetadataServer(
   const waiters = new Map<string, ((v: string) => void)[]>();
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
-    // The server closes each connection first, so TIME_WAIT stays on its side: cloud-init fetches user and vendor
-    // data from privileged source ports 1, 2, 3… and a 4-tuple left in TIME_WAIT in the guest refuses the next
-    // request from that port (EADDRNOTAVAIL), costing five seconds per retry.
-    const send = (status: number, body: string, type = "text/plain") => res.writeHead(status, { "content-type": type, connection: "close" }).end(body);
+    const send = (status: number, body: string, type = "text/plain") => res.writeHead(status, { "content-type": type }).end(body);
     if (url.pathname === "/conf") {
       return url.searchParams.get("format") === "json"
         ? send(200, JSON.stringify(currentConf()), "application/json")
