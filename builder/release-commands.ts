@@ -1,16 +1,16 @@
-/** Release and lifecycle subcommands: SCS conformance, image lifecycle, the upstream watcher. */
+/** Release and lifecycle subcommands: SCS conformance, image lifecycle, the upstream watcher, rollout in waves. */
+import { join } from "node:path";
 import { createClient } from "@scaleway/sdk-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { loadCatalog } from "../images";
+import { checkUpstream } from "./check-upstream";
+import { lifecycle } from "./lifecycle";
+import { projectRoot } from "./paths";
 import { register, UsageError, type Values } from "./registry";
+import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
 import { scsFromTags, SCS_TAG_PREFIX } from "./scs";
 import { checkCatalog, checkImageMetadata, checkImageSet, type CatalogImage, type Finding } from "./scs-check";
-import { lifecycle } from "./lifecycle";
-import { checkUpstream } from "./check-upstream";
-import { join } from "node:path";
-import { projectRoot } from "./paths";
 import { readStackSettings, stackNames } from "./stack-files";
-import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
 import { table } from "./table";
 import { ZONES } from "./zones";
 
