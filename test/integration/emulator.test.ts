@@ -11,6 +11,10 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
+import { liveImages } from "../../builder/release-commands";
+import { checkImageMetadata } from "../../builder/scs-check";
+import { scsMetadata, scsTags } from "../../builder/scs";
+import { loadCatalog } from "../../images";
 
 const RECORDINGS = process.env.FACTORY_API_RECORDINGS ?? join(__dirname, "..", "..", "..", "shared", "scaleway-api-recordings");
 const ZONE = "fr-par-1";
@@ -175,6 +179,38 @@ describe("Scaleway API emulator, compared with recorded real traffic", () => {
         `DELETE ${B}/volumes/{id} 204`, `GET ${B}/volumes/{id} 404`,
       ]),
     );
+  });
+
+  it("lets scs-check --live read the factory's images back from their tags, and judge them", async () => {
+    const catalog = loadCatalog();
+    const tags = [...scsTags(scsMetadata(catalog, catalog.byId.get("debian-12")!, "x86_64")), "factory:release=debian-12", "scs:image_build_date=2026-11-20"];
+    const vol = await api("POST", `${B}/volumes`, { name: "scs", perf_iops: 5000, project_id: PROJECT, from_empty: { size: 10_000_000_000 }, tags: [] });
+    const volumeId = (vol.body as { id: string }).id;
+    await until(`${B}/volumes/${volumeId}`, (b) => b.status, "available");
+    const snap = await api("POST", `${B}/snapshots`, { volume_id: volumeId, name: "scs", project_id: PROJECT, tags: [], public: false });
+    const snapshotId = (snap.body as { id: string }).id;
+    await until(`${B}/snapshots/${snapshotId}`, (b) => b.status, "available");
+    const image = await api("POST", `${I}/images`, { name: "Debian 12 Bookworm (x86_64)", root_volume: snapshotId, arch: "x86_64", project: PROJECT, public: false, tags });
+    const imageId = (image.body as { image: { id: string } }).image.id;
+    // An image that is not the factory's is not judged.
+    await api("POST", `${I}/images`, { name: "someone else's", root_volume: snapshotId, arch: "x86_64", project: PROJECT, public: false, tags: ["other"] });
+    const env = { SCW_ACCESS_KEY: "SCWXXXXXXXXXXXXXXXXX", SCW_SECRET_KEY: SECRET, SCW_DEFAULT_PROJECT_ID: PROJECT, SCW_API_URL: emulator.url };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    try {
+      const live = await liveImages(ZONE);
+      expect(live.map((i) => i.subject)).toEqual([`Debian 12 Bookworm (x86_64) (${imageId})`]);
+      expect(live[0]!.meta).toMatchObject({ os_distro: "debian", min_ram: 512, image_build_date: "2026-11-20" });
+      expect(live.flatMap((i) => checkImageMetadata(i.subject, i.meta, { at: "2026-11-23", built: true }))).toEqual([]);
+      await api("PATCH", `${I}/images/${imageId}`, { tags: [...tags.filter((t) => !t.startsWith("scs:os_distro=") && !t.startsWith("scs:image_build_date=")), "scs:image_build_date=2026-06-01"] });
+      const stale = (await liveImages(ZONE)).flatMap((i) => checkImageMetadata(i.subject, i.meta, { at: "2026-11-23", built: true }));
+      expect(stale.map((f) => f.message)).toEqual([
+        "os_distro is missing",
+        "built 2026-06-01, 175 days before 2026-11-23: older than replace_frequency quarterly allows (106 days)",
+      ]);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
   });
 
   it("refuses a request without the secret key, and names the bad field of a bad request", async () => {
