@@ -374,7 +374,18 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   };
 
   // ---- routes ---------------------------------------------------------------------------------------------------
-  type Handler = (m: string[], body: Record<string, unknown>, q: URLSearchParams) => Promise<[number, unknown]> | [number, unknown];
+  type Reply = [number, unknown] | [number, unknown, Record<string, string>];
+  type Handler = (m: string[], body: Record<string, unknown>, q: URLSearchParams) => Promise<Reply> | Reply;
+  /** One page of a list, as the real API pages it: `page` from 1, `per_page` (Instance) or `page_size` (Block), 50 by default, 100 at most. */
+  const paged = <T>(items: T[], q: URLSearchParams, sizeParam: "per_page" | "page_size"): T[] => {
+    const page = Number(q.get("page") ?? 1);
+    const size = Number(q.get(sizeParam) ?? 50);
+    if (!Number.isInteger(page) || page < 1) throw invalid("page must be a whole number from 1", { fields: { page: ["must be >= 1"] } });
+    if (!Number.isInteger(size) || size < 1 || size > 100) throw invalid(`${sizeParam} must be between 1 and 100`, { fields: { [sizeParam]: ["must be between 1 and 100"] } });
+    return items.slice((page - 1) * size, page * size);
+  };
+  /** An Instance API list: the page, and the total in `X-Total-Count` as the real API sends it. */
+  const instanceList = <T>(key: string, items: T[], q: URLSearchParams): Reply => [200, { [key]: paged(items, q, "per_page") }, { "x-total-count": String(items.length) }];
   const routes: [string, RegExp, Handler][] = [];
   const route = (method: string, pattern: string, h: Handler) =>
     routes.push([method, new RegExp(`^${pattern.replace(/\{[a-z_]+\}/g, "([A-Za-z0-9_.-]+)")}$`), h]);
@@ -398,7 +409,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   }]);
 
   // Servers
-  route("GET", `${I}/servers`, () => [200, { servers: [...servers.values()].map(serverJson) }]);
+  route("GET", `${I}/servers`, (_, __, q) => instanceList("servers", [...servers.values()].map(serverJson), q));
   route("POST", `${I}/servers`, async (_, b) => {
     const name = str(b.name, "name");
     const type = str(b.commercial_type, "commercial_type");
@@ -568,7 +579,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   });
 
   // Images
-  route("GET", `${I}/images`, (_, __, q) => [200, { images: [...images.values()].filter((i) => !q.get("name") || i.name.includes(q.get("name")!)).map(imageJson) }]);
+  route("GET", `${I}/images`, (_, __, q) => instanceList("images", [...images.values()].filter((i) => !q.get("name") || i.name.includes(q.get("name")!)).map(imageJson), q));
   route("POST", `${I}/images`, (_, b) => {
     const snap = get(snapshots, str(b.root_volume, "root_volume"), "snapshot");
     if (snap.status !== "available") throw precondition(`snapshot ${snap.id} is ${snap.status}`);
@@ -585,6 +596,8 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
     const i = get(images, m[0]!, "instance_image");
     if (typeof b.name === "string") i.name = b.name;
     if (Array.isArray(b.tags)) i.tags = tagsOf(b.tags);
+    if (typeof b.public === "boolean") i.public = b.public;
+    if (b.arch === "x86_64" || b.arch === "arm64") i.arch = b.arch;
     i.modified = instanceDate();
     return [200, { image: imageJson(i) }];
   });
@@ -659,7 +672,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   });
 
   // Block storage
-  route("GET", `${B}/volumes`, () => [200, { volumes: [...volumes.values()].map(volumeJson), total_count: volumes.size }]);
+  route("GET", `${B}/volumes`, (_, __, q) => [200, { volumes: paged([...volumes.values()], q, "page_size").map(volumeJson), total_count: volumes.size }]);
   route("POST", `${B}/volumes`, (_, b) => {
     const name = str(b.name, "name");
     const fromSnapshot = b.from_snapshot as { snapshot_id?: string; size?: number } | undefined;
@@ -690,7 +703,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
     rmSync(v.file, { force: true });
     return [204, undefined];
   });
-  route("GET", `${B}/snapshots`, () => [200, { snapshots: [...snapshots.values()].map(snapshotJson), total_count: snapshots.size }]);
+  route("GET", `${B}/snapshots`, (_, __, q) => [200, { snapshots: paged([...snapshots.values()], q, "page_size").map(snapshotJson), total_count: snapshots.size }]);
   route("POST", `${B}/snapshots`, async (_, b) => {
     const v = get(volumes, str(b.volume_id, "volume_id"), "volume");
     return [200, snapshotJson(await snapshotVolume(v, str(b.name, "name"), tagsOf(b.tags)))];
@@ -759,11 +772,11 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString("utf8");
-    const reply = (status: number, body: unknown) => {
+    const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       exchanges.push({ method: req.method ?? "", path: url.pathname, status, body: Buffer.isBuffer(body) ? body.toString("utf8") : body });
-      if (status === 204 || body === undefined) return void res.writeHead(status).end();
-      if (Buffer.isBuffer(body)) return void res.writeHead(status, { "content-type": "text/plain" }).end(body);
-      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+      if (status === 204 || body === undefined) return void res.writeHead(status, headers).end();
+      if (Buffer.isBuffer(body)) return void res.writeHead(status, { ...headers, "content-type": "text/plain" }).end(body);
+      res.writeHead(status, { ...headers, "content-type": "application/json" }).end(JSON.stringify(body));
     };
     if (req.headers["x-auth-token"] !== o.secretKey)
       return reply(401, { type: "denied_authentication", method: "api_key", reason: "invalid_argument", message: "authentication is denied (method: api_key, reason: invalid_argument)" });
@@ -786,8 +799,8 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
       }
     }
     try {
-      const [status, out] = await match[2](match[1].exec(url.pathname)!.slice(1), body, url.searchParams);
-      reply(status, out);
+      const [status, out, headers] = await match[2](match[1].exec(url.pathname)!.slice(1), body, url.searchParams);
+      reply(status, out, headers);
     } catch (err) {
       if (err instanceof ApiError) return reply(err.status, err.body);
       reply(500, { type: "internal_error", message: (err as Error).message });
