@@ -1,7 +1,5 @@
 /** Release and lifecycle subcommands: SCS conformance, image lifecycle, the upstream watcher, rollout in waves. */
 import { join } from "node:path";
-import { createClient } from "@scaleway/sdk-client";
-import { Instancev1 } from "@scaleway/sdk-instance";
 import { loadCatalog } from "../images";
 import { checkUpstream } from "./check-upstream";
 import { lifecycle } from "./lifecycle";
@@ -10,6 +8,9 @@ import { register, UsageError, type Values } from "./registry";
 import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
 import { scsFromTags, SCS_TAG_PREFIX } from "./scs";
 import { checkCatalog, checkImageMetadata, checkImageSet, type CatalogImage, type Finding } from "./scs-check";
+import { isHidden, parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./retention";
+import { applyRetention, liveFactoryImages, zoneClient } from "./retention-api";
+import { planStack } from "./plan";
 import { readStackSettings, stackNames } from "./stack-files";
 import { table } from "./table";
 import { ZONES } from "./zones";
@@ -24,37 +25,21 @@ export function dayOption(v: Values): string {
   return at;
 }
 
-function credential(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new UsageError(`${name} is not set: --live reads the zone's images through the Scaleway API`);
-  return value;
-}
+const missingCredential = (name: string) => new UsageError(`${name} is not set: this reads the zone's images through the Scaleway API`);
 
 /** The factory's images in a zone (tagged `factory:release=…`), as SCS sees them: their tags read back. */
 export async function liveImages(zone: string): Promise<CatalogImage[]> {
-  const client = createClient({
-    accessKey: credential("SCW_ACCESS_KEY"), secretKey: credential("SCW_SECRET_KEY"),
-    defaultProjectId: process.env.SCW_DEFAULT_PROJECT_ID, defaultZone: zone as never, ...(process.env.SCW_API_URL ? { apiURL: process.env.SCW_API_URL } : {}),
-  });
-  const api = new Instancev1.API(client);
   const catalog = loadCatalog();
-  const images: Instancev1.Image[] = [];
-  for (let page = 1; ; page++) {
-    const batch = (await api.listImages({ zone: zone as never, page, perPage: 100 })).images;
-    images.push(...batch);
-    if (batch.length < 100) break;
-  }
-  return images
-    .filter((i) => i.tags.some((t) => t.startsWith("factory:release=")))
-    .map((i) => {
-      const release = catalog.byId.get(i.tags.find((t) => t.startsWith("factory:release="))!.slice("factory:release=".length));
-      const built = i.tags.find((t) => t.startsWith(`${SCS_TAG_PREFIX}image_build_date=`))?.split("=")[1];
-      return {
-        subject: `${i.name} (${i.id})`,
-        meta: { ...scsFromTags(i.tags), ...(built ? { image_build_date: built } : {}) },
-        codename: release?.kind === "os" ? release.codename : undefined,
-      };
-    });
+  return (await liveFactoryImages(zoneClient(zone, missingCredential), zone)).map((i) => {
+    const release = catalog.byId.get(i.tags.find((t) => t.startsWith("factory:release="))!.slice("factory:release=".length));
+    const built = i.tags.find((t) => t.startsWith(`${SCS_TAG_PREFIX}image_build_date=`))?.split("=")[1];
+    return {
+      subject: `${i.name} (${i.id})`,
+      meta: { ...scsFromTags(i.tags), ...(built ? { image_build_date: built } : {}) },
+      codename: release?.kind === "os" ? release.codename : undefined,
+      hidden: isHidden(i),
+    };
+  });
 }
 
 function report(findings: Finding[], json: boolean): number {
@@ -76,7 +61,7 @@ register("scs-check", {
     const zone = str(v, "zone");
     if (!zone || !(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--live needs --zone with a Scaleway Availability Zone (${ZONES.join(", ")})`);
     const images = await liveImages(zone);
-    return report([...images.flatMap((i) => checkImageMetadata(i.subject, i.meta, { at, built: true })), ...checkImageSet(images, at)], v.json === true);
+    return report([...images.flatMap((i) => checkImageMetadata(i.subject, i.meta, { at, built: true, hidden: i.hidden })), ...checkImageSet(images, at)], v.json === true);
   },
 });
 
@@ -155,5 +140,50 @@ register("rollout", {
     const report = await rollout(waves, automationRunner(projectRoot(), (line) => process.stderr.write(line)), op, (line) => process.stderr.write(`${line}\n`));
     process.stdout.write(v.markdown ? rolloutMarkdown(report, waves.flat().length) : `${JSON.stringify(report, null, 2)}\n`);
     return report.stoppedAfter === undefined ? 0 : 1;
+  },
+});
+
+register("retention", {
+  summary: "keep, hide (renamed with the build date) or delete previous image versions per their uuid_validity",
+  usage:
+    "image-factory retention --stack NAME [--apply] [--at YYYY-MM-DD] [--json]\n" +
+    "image-factory retention --zone ZONE --current REL/ARCH=HASH,... [--apply] [--at YYYY-MM-DD] [--json]\n" +
+    "  (SCW_ACCESS_KEY, SCW_SECRET_KEY; SCW_API_URL. Without --apply: what it would do.)",
+  options: {
+    stack: { type: "string" }, zone: { type: "string" }, current: { type: "string" }, apply: { type: "boolean", default: false },
+    at: { type: "string" }, json: { type: "boolean", default: false },
+  },
+  env: { zone: "FACTORY_ZONE", current: "FACTORY_CURRENT" },
+  async run(v) {
+    const at = dayOption(v);
+    const stack = str(v, "stack");
+    let zone = str(v, "zone");
+    let current: Map<string, string>;
+    if (stack) {
+      const catalog = loadCatalog();
+      const settings = readStackSettings(projectRoot(), stack, catalog);
+      zone = settings.zone;
+      current = parseCurrentBuilds(formatCurrentBuilds(planStack(catalog, settings)));
+    } else {
+      if (!zone || !(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")}), or --stack`);
+      const given = str(v, "current");
+      // An empty list would make every image a previous version: refuse rather than hide a whole zone.
+      if (!given) throw new UsageError("--current: give the stack's current builds (REL/ARCH=HASH,...), or --stack");
+      try {
+        current = parseCurrentBuilds(given);
+      } catch (err) {
+        throw new UsageError(`--current: ${(err as Error).message}`);
+      }
+    }
+    const client = zoneClient(zone, missingCredential);
+    const steps = planRetention(await liveFactoryImages(client, zone), current, at);
+    const outcomes = v.apply ? await applyRetention(client, zone, steps, (l) => process.stderr.write(`retention ${zone}: ${l}\n`)) : [];
+    const row = (s: RetentionStep) => [s.key, `${s.image.name} (${s.image.id})`, s.action === "mark" ? `mark as "${s.rename}"` : s.action, s.reason];
+    if (v.json) process.stdout.write(`${JSON.stringify({ zone, at, applied: v.apply === true, steps: steps.map((s) => ({ action: s.action, key: s.key, image: s.image.id, name: s.image.name, rename: s.rename, reason: s.reason })), outcomes }, null, 2)}\n`);
+    else {
+      process.stdout.write(steps.length ? `${table(["release", "image", "action", "why"], steps.map(row))}\n` : "no factory images in this zone\n");
+      if (!v.apply && steps.some((s) => s.action === "mark" || s.action === "delete")) process.stdout.write("dry run: --apply carries it out\n");
+    }
+    return outcomes.some((o) => o.error) ? 1 : 0;
   },
 });

@@ -38,9 +38,10 @@ const days = (from: string, to: string) => (Date.parse(`${to.slice(0, 10)}T00:00
 /**
  * SCS-0102 rules for one image's metadata, judged on day `at` (YYYY-MM-DD). A built image (`built: true`: a
  * live image or a manifest) must also carry its build date, which must be recent enough for its
- * replace_frequency; a catalog entry has none yet.
+ * replace_frequency; a catalog entry has none yet. A hidden image (a previous version kept for its
+ * uuid_validity) is not what its name refers to any more: replace_frequency and provided_until do not apply.
  */
-export function checkImageMetadata(subject: string, meta: ImageMetadata, opts: { at?: string; built?: boolean } = {}): Finding[] {
+export function checkImageMetadata(subject: string, meta: ImageMetadata, opts: { at?: string; built?: boolean; hidden?: boolean } = {}): Finding[] {
   const { at } = opts;
   const out: Finding[] = [];
   const err = (rule: string, message: string) => out.push({ severity: "error", subject, rule: `SCS-0102 ${rule}`, message });
@@ -61,7 +62,7 @@ export function checkImageMetadata(subject: string, meta: ImageMetadata, opts: {
   if (v("image_source") && !/^https:\/\/\S+$/.test(v("image_source")!)) err("image_source", `image_source "${v("image_source")}" is not an https URL`);
   const built = v("image_build_date");
   if (built !== undefined && !BUILD_DATE.test(built)) err("image_build_date", `image_build_date "${built}" is not YYYY-MM-DD[ hh:mm[:ss]]`);
-  else if (built && at) {
+  else if (built && at && !opts.hidden) {
     const limit = MAX_AGE_DAYS[v("replace_frequency") as keyof typeof MAX_AGE_DAYS];
     const age = days(built, at);
     if (age < 0) err("image_build_date", `image_build_date ${built} is after ${at}`);
@@ -69,7 +70,7 @@ export function checkImageMetadata(subject: string, meta: ImageMetadata, opts: {
       err("recency", `built ${built}, ${age} days before ${at}: older than replace_frequency ${v("replace_frequency")} allows (${limit} days)`);
   }
   const until = v("provided_until");
-  if (at && until && DATE.test(until) && until < at) err("provided_until", `provided_until ${until} has passed (${at}): the image should be deprecated`);
+  if (at && until && DATE.test(until) && until < at && !opts.hidden) err("provided_until", `provided_until ${until} has passed (${at}): the image should be deprecated`);
   return out;
 }
 
@@ -93,12 +94,14 @@ export interface CatalogImage {
   meta: ImageMetadata;
   /** Upstream codename, where the catalog knows it (SCS-0104 source forms). */
   codename?: string;
+  /** A live previous version, hidden by retention (`scs:os_hidden=true`): not offered under its name. */
+  hidden?: boolean;
 }
 
 /** SCS-0104 and the cross-image SCS-0102 rule over a set of images (a catalog, or what a zone offers). */
 export function checkImageSet(images: CatalogImage[], at: string): Finding[] {
   const out: Finding[] = [];
-  const generic = images.filter((i) => i.meta.os_purpose === "generic");
+  const generic = images.filter((i) => i.meta.os_purpose === "generic" && !i.hidden);
   for (const img of generic) {
     const forms = SOURCE_FORMS[String(img.meta.os_distro)];
     const source = String(img.meta.image_source ?? "");

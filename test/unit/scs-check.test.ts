@@ -72,6 +72,15 @@ describe("scs-check on the catalog", () => {
     expect(rules(checkImageMetadata("live", meta, { at: AT, built: true }))).toEqual(ok ? [] : ["SCS-0102 recency"]);
   });
 
+  it("holds a hidden previous version to its keys, not to recency, provided_until or uniqueness", () => {
+    const old = { ...noble().meta, image_build_date: "2026-02-01", provided_until: "2026-06-01", os_distro: undefined };
+    expect(checkImageMetadata("old", old, { at: AT, built: true, hidden: true }).map((f) => f.message)).toEqual(["os_distro is missing"]);
+    expect(rules(checkImageMetadata("old", old, { at: AT, built: true }))).toEqual(["SCS-0102 mandatory key", "SCS-0102 recency", "SCS-0102 provided_until"]);
+    const twice = [...catalogImages(catalog), { ...bookworm(), subject: "Debian 12 Bookworm (x86_64) 20260820", hidden: true }];
+    expect(rules(checkImageSet(twice, AT))).toEqual([]);
+    expect(rules(checkImageSet(twice.map((i) => ({ ...i, hidden: false })), AT))).toEqual(["SCS-0102 generic uniqueness"]);
+  });
+
   it("requires a built image to carry its build date", () => {
     expect(checkImageMetadata("live", noble().meta, { at: AT, built: true }).map((f) => f.message)).toEqual(["image_build_date is missing"]);
   });
