@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { planStack } from "./builder/plan";
 import { parseStackSettings } from "./builder/settings";
-import { zonalImages } from "./components/factory-stack";
+import { retention, zonalImages } from "./components/factory-stack";
 import { loadCatalog } from "./images";
 
 const catalog = loadCatalog();
@@ -21,6 +21,7 @@ if (!accessKey || !secretKey) {
 }
 
 const images = zonalImages(plans, settings, { accessKey, secretKey });
+retention(plans, settings, { accessKey, secretKey }, images);
 
 export const zone = settings.zone;
 export const releaseEpoch = settings.releaseEpoch;

@@ -71,6 +71,12 @@ export const StackSettings = z.strictObject({
   apiUrl: z.url().optional(),
   /** Boot a test Instance and run the test battery before release. */
   runTests: z.boolean().default(true),
+  /**
+   * Keep a replaced image (and its snapshot) for as long as its SCS uuid_validity promises, renamed and hidden, and
+   * delete it after: Pulumi forgets it on replacement, the stack's retention Command looks after it. Off, a rebuild
+   * deletes the image it replaces (test stacks).
+   */
+  keepPreviousVersions: z.boolean().default(true),
   /** Days after upstream end of life before an image is deprecated. */
   deprecationGraceDays: z.number().int().nonnegative().default(90),
   /** Scaleway Project that owns the images; the provider's default when unset. */

@@ -1,6 +1,8 @@
 /** Composes a zone stack: one ZonalImage per planned image. No config reading here: the caller parses it. */
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlannedImage } from "../builder/plan";
+import { formatCurrentBuilds } from "../builder/retention";
 import { testCommercialType, type StackSettings } from "../builder/settings";
 import { ZonalImage, type FactoryCredentials } from "./zonal-image";
 
@@ -29,10 +31,44 @@ export function zonalImages(
           projectId: settings.projectId,
           testCommercialType: testCommercialType(settings, plan.arch),
           runTests: settings.runTests,
+          keepPreviousVersions: settings.keepPreviousVersions,
           cli: FACTORY_CLI,
           tags: [`factory:environment=${settings.environment}`],
         },
         opts,
       ),
+  );
+}
+
+/**
+ * After every image of the stack is released: keep the versions they replaced as their SCS uuid_validity
+ * promises (renamed with their build date, hidden) and delete the expired ones. Runs again whenever the set of
+ * current builds changes; date-bound validity also needs the scheduled `image-factory retention --apply`.
+ */
+export function retention(
+  plans: PlannedImage[],
+  settings: StackSettings,
+  credentials: FactoryCredentials,
+  images: ZonalImage[],
+  opts?: pulumi.CustomResourceOptions,
+): command.local.Command | undefined {
+  if (!settings.keepPreviousVersions) return undefined;
+  const current = formatCurrentBuilds(plans);
+  return new command.local.Command(
+    "retention",
+    {
+      create: `${FACTORY_CLI} retention --apply`,
+      environment: {
+        FACTORY_ZONE: settings.zone,
+        FACTORY_CURRENT: current,
+        SCW_ACCESS_KEY: credentials.accessKey,
+        SCW_SECRET_KEY: pulumi.secret(credentials.secretKey),
+        ...(settings.projectId ? { SCW_DEFAULT_PROJECT_ID: settings.projectId } : {}),
+        ...(settings.apiUrl ? { SCW_API_URL: settings.apiUrl } : {}),
+      },
+      triggers: [current],
+      logging: "stderr",
+    },
+    pulumi.mergeOptions(opts, { dependsOn: images, additionalSecretOutputs: ["environment"] }),
   );
 }

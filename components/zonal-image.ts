@@ -49,6 +49,11 @@ export interface ZonalImageArgs {
   runTests: boolean;
   /** The command that runs the image-factory CLI (`node dist/builder/cli.js`). */
   cli: string;
+  /**
+   * Leave the snapshot and image in place when Pulumi replaces or deletes them, for the stack's retention Command
+   * to keep (renamed, hidden) and delete as their SCS uuid_validity says. Off, a rebuild deletes what it replaces.
+   */
+  keepPreviousVersions?: boolean;
   /** Extra tags, merged last onto every Scaleway resource. */
   tags?: pulumi.Input<string>[];
   /** Scaleway API endpoint the test runner calls; the public API when unset (the emulator in the `local` stack). */
@@ -132,7 +137,7 @@ export class ZonalImage extends pulumi.ComponentResource {
         import: { bucket: args.bucket, key: plan.artifactKey },
         tags,
       },
-      { parent: this, dependsOn: [artifact] },
+      { parent: this, dependsOn: [artifact], retainOnDelete: args.keepPreviousVersions === true },
     );
 
     const image = new scaleway.instance.Image(
@@ -145,7 +150,7 @@ export class ZonalImage extends pulumi.ComponentResource {
         architecture: plan.arch,
         tags,
       },
-      { parent: this },
+      { parent: this, retainOnDelete: args.keepPreviousVersions === true },
     );
 
     let testServerId: pulumi.Output<string | undefined> = pulumi.output(undefined);

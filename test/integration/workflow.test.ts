@@ -40,4 +40,12 @@ describe("the CI workflow", () => {
     expect(waves[0]).toEqual(["prod-fr-par-1", "prod-nl-ams-1", "prod-pl-waw-1"]);
     expect(waves.flat().sort()).toEqual(STACKS.filter((s) => s.startsWith("prod-")).sort());
   });
+
+  it("runs retention on a schedule, and only retention", () => {
+    const text = readFileSync(WORKFLOW, "utf8");
+    expect(text).toMatch(/\n  schedule:\n    - cron: /);
+    expect(text).toMatch(/node dist\/builder\/cli\.js retention --stack "\$stack" --apply/);
+    const jobs = [...text.matchAll(/\n  ([a-z-]+):\n(?:    .*\n|\n)*?    if: (.*)\n/g)].map((m) => [m[1], m[2]]);
+    expect(Object.fromEntries(jobs)).toMatchObject({ test: "github.event_name != 'schedule'", retention: "github.event_name == 'schedule'" });
+  });
 });

@@ -6,7 +6,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadCatalog, type Catalog, type OsRelease } from "../../images";
 import { planStack } from "../../builder/plan";
-import { zonalImages } from "../../components/factory-stack";
+import { retention, zonalImages } from "../../components/factory-stack";
+import { formatCurrentBuilds } from "../../builder/retention";
 import { settingsFor } from "./helpers";
 import { IMAGE, SERVER, SNAPSHOT, violations } from "../../policy/rules";
 
@@ -16,11 +17,12 @@ interface Registered {
   inputs: Record<string, any>;
   parent?: string;
   dependsOn: string[];
+  retainOnDelete?: boolean;
 }
 
 let registered: Registered[] = [];
 const BUILD_DATE = "2026-11-20";
-const opts = new Map<string, { parent?: string; dependsOn: string[] }>();
+const opts = new Map<string, { parent?: string; dependsOn: string[]; retainOnDelete?: boolean }>();
 
 beforeAll(() => {
   pulumi.runtime.setMocks(
@@ -48,6 +50,7 @@ const recordOptions: pulumi.ResourceTransformation = (args) => {
   opts.set(args.name, {
     parent: (args.opts.parent as { __name?: string } | undefined)?.__name,
     dependsOn: dependsOn.map((r) => (r as unknown as { __name: string }).__name),
+    retainOnDelete: (args.opts as pulumi.CustomResourceOptions).retainOnDelete,
   });
   return undefined;
 };
@@ -209,6 +212,27 @@ describe("a zone stack", () => {
       "almalinux-9-x86_64-artifact",
     ]);
     expect(await changedBy(loadCatalog())).toEqual([]);
+  });
+
+  it("leaves a replaced snapshot and image to retention, and runs retention after every image", async () => {
+    const { plans, images } = await declare({ images: ["debian-12"] });
+    for (const r of registered.filter((x) => x.type !== "image-factory:index:ZonalImage"))
+      expect(r.retainOnDelete === true, r.name).toBe(r.name.endsWith("-snapshot") || r.name.endsWith("-image"));
+
+    const cmd = retention(plans, settingsFor({ images: ["debian-12"] }), credentials, images, { transformations: [recordOptions] })!;
+    await new Promise<void>((done) => cmd.stdout.apply(() => done()));
+    const r = named("retention");
+    expect(r.dependsOn).toEqual(["debian-12-x86_64"]);
+    expect(r.inputs.create).toBe("node dist/builder/cli.js retention --apply");
+    expect(r.inputs.triggers).toEqual([formatCurrentBuilds(plans)]);
+    expect(isSecret(r.inputs.environment)).toBe(true);
+    expect(reveal(r.inputs.environment)).toMatchObject({ FACTORY_ZONE: "fr-par-2", FACTORY_CURRENT: `debian-12/x86_64=${plans[0]!.contentHash}` });
+  });
+
+  it("deletes what a rebuild replaces, and declares no retention, when previous versions are not kept", async () => {
+    const { plans, images } = await declare({ images: ["debian-12"], keepPreviousVersions: false });
+    expect(registered.filter((r) => r.retainOnDelete).map((r) => r.name)).toEqual([]);
+    expect(retention(plans, settingsFor({ images: ["debian-12"], keepPreviousVersions: false }), credentials, images)).toBeUndefined();
   });
 
   it("builds arm64 on the arm64 test type", async () => {
