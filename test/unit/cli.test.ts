@@ -60,6 +60,44 @@ describe("image-factory CLI", () => {
     expect(stderr).toMatch(/stack no-such-stack: invalid configuration:\n  - .*Pulumi\.no-such-stack\.yaml: ENOENT/);
   });
 
+  it("scs-check passes the catalog, and fails a crafted bad entry with its reason", async () => {
+    const good = await run(["scs-check", "--at", "2026-11-23"]);
+    expect(good).toMatchObject({ code: 0, stdout: "no findings\n" });
+    vi.resetModules();
+    vi.doMock("../../images", async (original) => {
+      const real = await original<typeof import("../../images")>();
+      const catalog = real.loadCatalog();
+      const releases = catalog.releases.map((r) => (r.id === "debian-12" ? { ...r, scs: { ...r.scs, replace_frequency: "sometimes" } } : r)) as typeof catalog.releases;
+      return { ...real, loadCatalog: () => ({ releases, byId: new Map(releases.map((r) => [r.id, r])) }) };
+    });
+    const bad = await run(["scs-check", "--at", "2026-11-23", "--json"]);
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout)).toEqual([
+      expect.objectContaining({ severity: "error", subject: "debian-12 x86_64", rule: "SCS-0102 replace_frequency" }),
+      expect.objectContaining({ severity: "error", subject: "debian-12 arm64", rule: "SCS-0102 replace_frequency" }),
+    ]);
+  });
+
+  it("reports the local stack's lifecycle with the stack's grace period", async () => {
+    const { code, stdout } = await run(["lifecycle", "--stack", "local", "--at", "2028-09-01", "--json"]);
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as { graceDays: number; images: { id: string; state: string }[] };
+    expect(report.graceDays).toBe(90);
+    expect(report.images.find((i) => i.id === "debian-12")).toMatchObject({ state: "notice" });
+  });
+
+  it("retention refuses to run without the zone's credentials, naming the variable", async () => {
+    const saved = process.env.SCW_ACCESS_KEY;
+    delete process.env.SCW_ACCESS_KEY;
+    try {
+      const { code, stderr } = await run(["retention", "--stack", "prod-fr-par-1"]);
+      expect(code).toBe(2);
+      expect(stderr).toContain("SCW_ACCESS_KEY is not set");
+    } finally {
+      if (saved !== undefined) process.env.SCW_ACCESS_KEY = saved;
+    }
+  });
+
   it("rejects unknown commands and flags", async () => {
     expect((await run(["frobnicate"])).code).toBe(2);
     const bad = await run(["catalog", "--jsn"]);
