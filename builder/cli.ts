@@ -99,6 +99,10 @@ register("plan", {
     print(rows, values.json === true, () =>
       table(["stack", "image", "zone", "content hash"], rows.map((r) => [r.stack, r.name, r.zone, r.contentHash.slice(0, 16)])),
     );
+    // The stack file alone does not give the local job's hashes: it builds its own scaleway-ecosystem and replaces
+    // downloads with stand-ins whose digests are only known once made.
+    if (stacks.includes("local") && !values.json)
+      process.stderr.write("note: the local job adds its ecosystem build and stand-in digests at run time; `image-factory local --no-test --json` prints the keys it builds\n");
   },
 });
 

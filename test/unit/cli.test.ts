@@ -54,6 +54,11 @@ describe("image-factory CLI", () => {
     expect(rows.map((r) => r.name)).toContain("ubuntu-24.04-arm64");
   });
 
+  it("says where the local stack's hashes come from, and only for it", async () => {
+    expect((await run(["plan", "--stack", "local"])).stderr).toMatch(/^note: the local job adds its ecosystem build and stand-in digests at run time/);
+    expect((await run(["plan", "--stack", "prod-fr-par-2"])).stderr).toBe("");
+  });
+
   it("names the stack and key on bad stack config", async () => {
     const { code, stderr } = await run(["plan", "--stack", "no-such-stack"]);
     expect(code).toBe(2);
