@@ -7,7 +7,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
 import { overridesEnvironment, testServerName, type PlannedImage } from "../builder/plan";
-import { SCS_TAG_PREFIX, scsTags } from "../builder/scs";
+import { imageTags, TEST_INSTANCE_TAG } from "./tags";
 
 /** The build date in `image-factory publish`'s JSON result; empty while unknown (previews, a failed parse). */
 export function imageBuildDate(publishOutput: string | undefined): string {
@@ -81,14 +81,6 @@ export class ZonalImage extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`${name}: ${plan.release.id} is not built for ${plan.arch}`, this);
     }
 
-    const factoryTags = [
-      `factory:release=${plan.release.id}`,
-      `factory:label=${plan.release.label}`,
-      `factory:content-hash=${plan.contentHash}`,
-      `factory:release-epoch=${plan.hashInputs.releaseEpoch}`,
-      ...scsTags(plan.scs),
-    ];
-
     const s3Env = {
       AWS_ACCESS_KEY_ID: args.credentials.accessKey,
       AWS_SECRET_ACCESS_KEY: pulumi.secret(args.credentials.secretKey),
@@ -124,9 +116,7 @@ export class ZonalImage extends pulumi.ComponentResource {
     );
     // SCS-0102's image_build_date is known once the artifact exists: publish reports its manifest's.
     const buildDate = artifact.stdout.apply(imageBuildDate);
-    const tags = pulumi
-      .all([args.tags ?? [], buildDate])
-      .apply(([user, date]) => [...factoryTags, ...(date ? [`${SCS_TAG_PREFIX}image_build_date=${date}`] : []), ...user]);
+    const tags = imageTags(plan, buildDate, args.tags);
 
     const snapshot = new scaleway.block.Snapshot(
       `${name}-snapshot`,
@@ -168,7 +158,7 @@ export class ZonalImage extends pulumi.ComponentResource {
           enableDynamicIp: true,
           // Created stopped: the test runner authorises its ephemeral key, then makes the first boot itself.
           state: "stopped",
-          tags: tags.apply((t) => [...t, "factory:role=test-instance"]),
+          tags: [...tags, TEST_INSTANCE_TAG],
         },
         { parent: this },
       );
