@@ -1,0 +1,240 @@
+/**
+ * What a `pulumi preview` of a zone stack would do for every release trigger, simulated without the engine
+ * (test/support/simulator.ts): two runs of the program under mocks, the providers' replace rules as data. The PR
+ * plan report must agree on what rebuilds, and README's "What rebuilds, and why" table is this file's table.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { planStack } from "../../builder/plan";
+import { diffPlans, type Change, type PlanRow } from "../../builder/plan-report";
+import { loadCatalog, type Catalog, type OsRelease } from "../../images";
+import { runStack, type Registration } from "../support/program-run";
+import { opsByName, previewAgainst, simulate, type Simulation } from "../support/simulator";
+import { settingsFor } from "./helpers";
+
+const IMAGES = ["debian-12", "ubuntu-24.04", "app-wordpress"];
+const STACK = "prod-fr-par-2";
+const BASE = { environment: "prod", images: IMAGES };
+
+interface Run {
+  settings: Record<string, unknown>;
+  catalog?: Catalog;
+  stack?: string;
+}
+interface Scenario {
+  trigger: string;
+  /** How to pull it, for README. */
+  how: string;
+  before: Run | null;
+  after: Run | null;
+  expected: Record<string, string>;
+}
+
+const edited = (id: string, change: (r: OsRelease) => void): Catalog => {
+  const base = loadCatalog();
+  const copy = structuredClone(base.byId.get(id)) as OsRelease;
+  change(copy);
+  const releases = base.releases.map((r) => (r.id === id ? copy : r));
+  return { releases, byId: new Map(releases.map((r) => [r.id, r])) };
+};
+
+const CHILDREN = ["artifact", "snapshot", "image", "test-server", "tests"] as const;
+const each = (id: string, op: (child: (typeof CHILDREN)[number]) => string | null) =>
+  Object.fromEntries(CHILDREN.flatMap((c) => (op(c) ? [[`${id}-x86_64-${c}`, op(c)!]] : [])));
+const kept = (c: string) => c === "snapshot" || c === "image";
+const rebuilt = (id: string, keep = true) => each(id, (c) => (keep && kept(c) ? "replace (retained)" : "replace"));
+const retagged = (id: string) => each(id, (c) => (["snapshot", "image", "test-server"].includes(c) ? "update" : null));
+const created = (id: string) => ({ [`${id}-x86_64`]: "create", ...each(id, () => "create") });
+const removed = (id: string, keep = true) => ({ [`${id}-x86_64`]: "delete", ...each(id, (c) => (keep && kept(c) ? "delete (retained)" : "delete")) });
+
+export const SCENARIOS: Scenario[] = [
+  {
+    trigger: "new upstream build",
+    how: "`image-factory check-upstream --write` records it in `images/pins.json` (or edit the serial and checksum there)",
+    before: { settings: BASE },
+    after: { settings: BASE, catalog: edited("ubuntu-24.04", (r) => (r.upstream.pins.x86_64!.serial = "20261201")) },
+    expected: { ...rebuilt("ubuntu-24.04"), ...rebuilt("app-wordpress"), retention: "replace" },
+  },
+  {
+    trigger: "recipe change",
+    how: "edit the release's `recipe` in `images/` (an app's own steps or boot-time files under `images/apps/`)",
+    before: { settings: BASE },
+    after: { settings: BASE, catalog: edited("debian-12", (r) => r.recipe.push({ op: "install", packages: ["vim"] })) },
+    expected: { ...rebuilt("debian-12"), retention: "replace" },
+  },
+  {
+    trigger: "new scaleway-ecosystem",
+    how: "bump `image-factory:ecosystemVersion`",
+    before: { settings: BASE },
+    after: { settings: { ...BASE, ecosystemVersion: "1.0.1" } },
+    expected: { ...rebuilt("debian-12"), ...rebuilt("ubuntu-24.04"), ...rebuilt("app-wordpress"), retention: "replace" },
+  },
+  {
+    trigger: "quarterly release",
+    how: "bump `image-factory:releaseEpoch` (`2026Q4` → `2027Q1`) in the stacks",
+    before: { settings: BASE },
+    after: { settings: { ...BASE, releaseEpoch: "2027Q1" } },
+    expected: { ...rebuilt("debian-12"), ...rebuilt("ubuntu-24.04"), ...rebuilt("app-wordpress"), retention: "replace" },
+  },
+  {
+    trigger: "security fix",
+    how: "add `debian-12:1` (one image) or `*:1` (all) to `image-factory:securityRebuilds`; bump `n` next time",
+    before: { settings: BASE },
+    after: { settings: { ...BASE, securityRebuilds: ["debian-12:1"] } },
+    expected: { ...rebuilt("debian-12"), retention: "replace" },
+  },
+  {
+    trigger: "tag-only change",
+    how: "change a user tag (the stack's `image-factory:environment`, tagged `factory:environment=`)",
+    before: { settings: BASE },
+    after: { settings: { ...BASE, environment: "production" } },
+    expected: { ...retagged("debian-12"), ...retagged("ubuntu-24.04"), ...retagged("app-wordpress") },
+  },
+  {
+    trigger: "image dropped",
+    how: "remove it from the stack's `image-factory:images` (or its deprecation reaches the release epoch)",
+    before: { settings: BASE },
+    after: { settings: { ...BASE, images: ["debian-12", "ubuntu-24.04"] } },
+    expected: { ...removed("app-wordpress"), retention: "replace" },
+  },
+  {
+    trigger: "new zone",
+    how: "add a stack file",
+    before: null,
+    after: { settings: BASE },
+    expected: { ...created("debian-12"), ...created("ubuntu-24.04"), ...created("app-wordpress"), retention: "create" },
+  },
+  {
+    trigger: "zone removed",
+    how: "`pulumi destroy` the zone's stack (set `keepPreviousVersions: false` and `up` first to delete its images)",
+    before: { settings: BASE },
+    after: null,
+    expected: { ...removed("debian-12"), ...removed("ubuntu-24.04"), ...removed("app-wordpress"), retention: "delete" },
+  },
+  {
+    trigger: "security fix, previous versions not kept",
+    how: "as a security fix, in a stack with `image-factory:keepPreviousVersions: false`",
+    before: { settings: { ...BASE, keepPreviousVersions: false } },
+    after: { settings: { ...BASE, keepPreviousVersions: false, securityRebuilds: ["debian-12:1"] } },
+    expected: rebuilt("debian-12", false),
+  },
+  {
+    trigger: "keepPreviousVersions turned off",
+    how: "set `image-factory:keepPreviousVersions: false` (Pulumi records it; nothing is rebuilt)",
+    before: { settings: BASE },
+    after: { settings: { ...BASE, keepPreviousVersions: false } },
+    expected: { retention: "delete" },
+  },
+];
+
+const results = new Map<string, Promise<Simulation>>();
+/** The scenario's simulation, computed once per file run. */
+function simulated(s: Scenario): Promise<Simulation> {
+  if (!results.has(s.trigger))
+    results.set(
+      s.trigger,
+      (async () => {
+        const run = (r: Run, preview: boolean, before: Registration[] = []) =>
+          runStack(r.stack ?? STACK, settingsFor(r.settings, r.stack ?? STACK), { preview, catalog: r.catalog, answer: preview ? previewAgainst(before) : undefined });
+        const before = s.before ? await run(s.before, false) : [];
+        const after = s.after ? await run(s.after, true, before) : [];
+        return simulate(before, after);
+      })(),
+    );
+  return results.get(s.trigger)!;
+}
+
+function planRows(r: Run | null): PlanRow[] {
+  if (!r) return [];
+  const stack = r.stack ?? STACK;
+  return planStack(r.catalog ?? loadCatalog(), settingsFor(r.settings, stack)).map((p) => ({
+    stack, name: p.name, zone: p.zone, release: p.release.id, arch: p.arch, contentHash: p.contentHash, artifactKey: p.artifactKey, hashInputs: p.hashInputs,
+  }));
+}
+
+/** What the plan report calls the artifact's fate: a replaced artifact is a rebuild. */
+const REPORTED: Record<string, Change> = { same: "unchanged", update: "unchanged", replace: "rebuild", create: "new", delete: "removed" };
+
+describe("the simulated preview", () => {
+  it.each(SCENARIOS)("$trigger", async (s) => {
+    expect(opsByName(await simulated(s))).toEqual(s.expected);
+  });
+
+  it.each(SCENARIOS)("agrees with the plan report on $trigger", async (s) => {
+    const sim = await simulated(s);
+    const bySimulator = Object.fromEntries(
+      sim.changes.filter((c) => c.name.endsWith("-artifact")).map((c) => [c.name.replace(/-artifact$/, ""), REPORTED[c.op]]),
+    );
+    const report = Object.fromEntries(diffPlans(planRows(s.before), planRows(s.after)).map((c) => [c.image, c.change]));
+    expect(bySimulator).toEqual(report);
+  });
+
+  it("replaces in the engine's order: new resources first, old ones deleted at the end, dependents first", async () => {
+    const sim = await simulated(SCENARIOS.find((s) => s.trigger === "security fix")!);
+    expect(sim.steps.map((s) => `${s.step} ${s.name}${s.retained ? " (retained)" : ""}`)).toEqual([
+      "create-replacement debian-12-x86_64-artifact",
+      "create-replacement debian-12-x86_64-snapshot",
+      "create-replacement debian-12-x86_64-image",
+      "create-replacement debian-12-x86_64-test-server",
+      "create-replacement debian-12-x86_64-tests",
+      "create-replacement retention",
+      "delete-replaced retention",
+      "delete-replaced debian-12-x86_64-tests",
+      "delete-replaced debian-12-x86_64-test-server",
+      "delete-replaced debian-12-x86_64-image (retained)",
+      "delete-replaced debian-12-x86_64-snapshot (retained)",
+      "delete-replaced debian-12-x86_64-artifact",
+    ]);
+  });
+
+  it("deletes a dropped image's resources dependents first and its component last", async () => {
+    const sim = await simulated(SCENARIOS.find((s) => s.trigger === "image dropped")!);
+    expect(sim.steps.filter((s) => s.name.startsWith("app-wordpress")).map((s) => `${s.step} ${s.name}${s.retained ? " (retained)" : ""}`)).toEqual([
+      "delete app-wordpress-x86_64-tests",
+      "delete app-wordpress-x86_64-test-server",
+      "delete app-wordpress-x86_64-image (retained)",
+      "delete app-wordpress-x86_64-snapshot (retained)",
+      "delete app-wordpress-x86_64-artifact",
+      "delete app-wordpress-x86_64",
+    ]);
+  });
+});
+
+/** One README row per scenario, from its simulation. */
+function summary(sim: Simulation): string {
+  const ops = opsByName(sim);
+  const phrases = new Map<string, string[]>();
+  for (const id of IMAGES) {
+    const mine = Object.fromEntries(Object.entries(ops).filter(([n]) => n === `${id}-x86_64` || n.startsWith(`${id}-x86_64-`)));
+    if (!Object.keys(mine).length) continue;
+    const is = (expected: Record<string, string>) => JSON.stringify(mine) === JSON.stringify(expected);
+    const phrase = is(rebuilt(id))
+      ? "rebuilt, previous image and snapshot kept"
+      : is(rebuilt(id, false))
+        ? "rebuilt, previous image and snapshot deleted"
+        : is(retagged(id))
+          ? "tags updated in place"
+          : is(created(id))
+            ? "created"
+            : is(removed(id))
+              ? "removed, image and snapshot kept"
+              : Object.entries(mine).map(([n, op]) => `${n}: ${op}`).join(", ");
+    phrases.set(phrase, [...(phrases.get(phrase) ?? []), `\`${id}\``]);
+  }
+  const retention: Record<string, string> = { replace: "retention runs again", create: "retention created", delete: "retention removed" };
+  const parts = [...phrases].map(([phrase, ids]) => `${ids.join(", ")}: ${phrase}`);
+  if (ops.retention) parts.push(retention[ops.retention]!);
+  return parts.join("; ") || "nothing";
+}
+
+describe("README's rebuild table", () => {
+  it("is the simulator's", async () => {
+    const rows = ["| trigger | how to pull it | what a preview shows (simulated) |", "| --- | --- | --- |"];
+    for (const s of SCENARIOS) rows.push(`| ${s.trigger} | ${s.how} | ${summary(await simulated(s))} |`);
+    const readme = readFileSync(join(__dirname, "..", "..", "README.md"), "utf8");
+    const start = readme.indexOf("| trigger | how to pull it |");
+    const table = readme.slice(start).split("\n\n")[0]!.split("\n");
+    expect(table).toEqual(rows);
+  });
+});
