@@ -87,6 +87,8 @@ export function simulate(before: Registration[], after: Registration[]): Simulat
   const changes = after.map((r) => classify(byUrn.get(r.urn), r));
   const removed = before.filter((r) => !present.has(r.urn));
   for (const r of removed) changes.push({ urn: r.urn, type: r.type, name: r.name, op: "delete", paths: [], retained: r.retainOnDelete });
+  // The old side's fate is the state's retainOnDelete, not the program's new one: "the data saved to state defines
+  // what we do with the old version" (pulumi/pulumi issue 13428, maintainer's comment).
   for (const c of changes) if (c.op === "replace") c.retained = byUrn.get(c.urn)!.retainOnDelete;
 
   const steps: Step[] = [];

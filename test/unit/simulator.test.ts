@@ -120,6 +120,13 @@ export const SCENARIOS: Scenario[] = [
     expected: rebuilt("debian-12", false),
   },
   {
+    trigger: "security fix while turning keepPreviousVersions off",
+    how: "both in one change: the state still says keep, so the previous image stays (turn it off in an `up` of its own first)",
+    before: { settings: BASE },
+    after: { settings: { ...BASE, keepPreviousVersions: false, securityRebuilds: ["debian-12:1"] } },
+    expected: { ...rebuilt("debian-12"), retention: "delete" },
+  },
+  {
     trigger: "keepPreviousVersions turned off",
     how: "set `image-factory:keepPreviousVersions: false` (Pulumi records it; nothing is rebuilt)",
     before: { settings: BASE },
