@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ChecksumMismatchError, DownloadError, fetchBytes, fetchVerified, type Digest } from "../../builder/fetch";
+import { serveDirectory } from "../../builder/local/http-server";
 
 const FAST = { backoffMs: 20, maxBackoffMs: 100, idleTimeoutMs: 2000 };
 const DATA = randomBytes(3 * 2 ** 20 + 12345);
@@ -202,6 +203,26 @@ describe("fetchVerified through servers that close connections", () => {
     await expect(fetchVerified(url, wrong, "tampered", FAST)).rejects.toThrow(ChecksumMismatchError);
     expect(hits).toHaveLength(1);
     expect(partials()).toEqual([]);
+  });
+});
+
+describe("through the local stack's mirror server", () => {
+  it("resumes a cut download where it stopped, and never caches a tampered file", async () => {
+    const root = join(work, "www");
+    mkdirSync(root, { recursive: true });
+    writeFileSync(join(root, "image.qcow2"), DATA);
+    const mirror = await serveDirectory(root);
+    try {
+      mirror.faults.push({ suffix: "image.qcow2", cutAfterBytes: 1_000_000, times: 1 });
+      const path = await fetchVerified(`${mirror.url}/image.qcow2`, digest(DATA), "mirror", FAST);
+      expect(readFileSync(path).equals(DATA)).toBe(true);
+      expect(mirror.log.map((l) => [l.status, l.range])).toEqual([[200, undefined], [206, expect.stringMatching(/^bytes=\d+-$/)]]);
+      const wrong = { algo: "sha256" as const, hex: "e".repeat(64) };
+      await expect(fetchVerified(`${mirror.url}/image.qcow2`, wrong, "mirror")).rejects.toThrow(/sha256 mismatch: expected eeee.*nothing was cached$/);
+      expect(partials()).toEqual([]);
+    } finally {
+      await mirror.close();
+    }
   });
 });
 
