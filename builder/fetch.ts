@@ -1,21 +1,39 @@
 /**
- * Downloads into a content-addressed cache: `blobs/<algo>/<hex>` appears only after its digest matched, by atomic
- * rename; a partial download resumes with an HTTP Range request; a mismatch deletes the partial file, so a bad
- * download never poisons the cache. Cached blobs are verified again before each use.
+ * Downloads into a content-addressed cache: `blobs/<algo>/<hex>` appears only after a digest over the whole file
+ * matched, by atomic rename. A try that fails (connection reset or closed mid-body, 5xx, stall) is retried with
+ * backoff, resuming with an HTTP Range request validated by If-Range (ETag/Last-Modified) and the file's size; a
+ * server that ignores the Range is read from byte 0. Partial files are per process (`<algo>-<hex>.<pid>.part`,
+ * adopted by a later run once that process is gone), are only ever trusted through the whole-file digest, and are
+ * removed when a fetch fails for good. Cached blobs are verified again before each use.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { dirname } from "node:path";
-import { Readable } from "node:stream";
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { z } from "zod";
 import type { Checksum } from "./checksums";
+import { HttpStatusError, openGet } from "./http-get";
+import { cacheDir } from "./paths";
+import { backoffDelay, describeCause, judgeResponse, resumeHeaders, type PartialMeta } from "./resume";
 
 /** A digest to verify a download against: upstreams' checksum files use sha256/sha512; WordPress publishes sha1. */
 export interface Digest {
   algo: Checksum["algo"] | "sha1";
   hex: string;
 }
-import { cacheDir } from "./paths";
+
+export interface FetchOptions {
+  /** Tries in all, the first included (default 6). */
+  tries?: number;
+  /** Backoff after the first failed try, doubled after each (default 1 s, at most `maxBackoffMs`, default 30 s). */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** A connection that carries nothing for this long fails the try (default 60 s). */
+  idleTimeoutMs?: number;
+}
+
+const DEFAULTS: Required<FetchOptions> = { tries: 6, backoffMs: 1000, maxBackoffMs: 30_000, idleTimeoutMs: 60_000 };
 
 export class ChecksumMismatchError extends Error {
   constructor(what: string, expected: Digest, actual: string) {
@@ -24,9 +42,10 @@ export class ChecksumMismatchError extends Error {
   }
 }
 
+/** A download that failed for good: the URL, how many tries, and the last cause, in one line. */
 export class DownloadError extends Error {
-  constructor(url: string, reason: string) {
-    super(`download of ${url} failed: ${reason}`);
+  constructor(url: string, reason: string, readonly tries?: number) {
+    super(`download of ${url} failed${tries !== undefined ? ` after ${tries} ${tries === 1 ? "try" : "tries"}` : ""}: ${reason}`);
     this.name = "DownloadError";
   }
 }
@@ -37,22 +56,50 @@ export async function digestFile(path: string, algo: Digest["algo"]): Promise<st
   return hash.digest("hex");
 }
 
-/** Small files (checksum lists, signatures): fetched fresh every time, with a few retries. */
-export async function fetchBytes(url: string, attempts = 3): Promise<Buffer> {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Small files (checksum lists, signatures): fetched fresh every time, with retries; at most 64 MiB. */
+export async function fetchBytes(url: string, options: FetchOptions = {}): Promise<Buffer> {
+  const o = { ...DEFAULTS, ...options };
   let last = "";
-  for (let i = 1; i <= attempts; i++) {
+  for (let attempt = 1; attempt <= o.tries; attempt++) {
     try {
-      const res = await fetch(url, { redirect: "follow" });
-      if (res.status === 404) throw new DownloadError(url, "404 Not Found");
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      return Buffer.from(await res.arrayBuffer());
+      const { res } = await openGet(url, { idleTimeoutMs: o.idleTimeoutMs });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      if (res.statusCode !== 200) {
+        res.on("error", () => undefined).resume();
+        throw new HttpStatusError(res.statusCode ?? 0, url, res.statusMessage);
+      }
+      try {
+        for await (const chunk of res as AsyncIterable<Buffer>) {
+          size += chunk.length;
+          chunks.push(chunk);
+          if (size > 64 * 2 ** 20) throw new HttpStatusError(413, url, "body larger than 64 MiB");
+        }
+      } catch (err) {
+        throw err instanceof HttpStatusError ? err : lostAfter(size, res.headers["content-length"], err);
+      }
+      checkLength(res.headers["content-length"], size);
+      return Buffer.concat(chunks);
     } catch (err) {
-      if (err instanceof DownloadError) throw err;
-      last = (err as Error).message;
-      if (i < attempts) await new Promise((r) => setTimeout(r, 500 * i));
+      if (err instanceof HttpStatusError && !err.retryable) throw new DownloadError(url, `${err.message.replace(/ from .*$/, "")} (not retried)`, attempt);
+      last = describeCause(err);
+      if (attempt < o.tries) await sleep(backoffDelay(attempt, o.backoffMs, o.maxBackoffMs));
     }
   }
-  throw new DownloadError(url, last);
+  throw new DownloadError(url, last, o.tries);
+}
+
+/** A body shorter than its Content-Length is a cut connection, whatever the stream reported. */
+function checkLength(header: string | undefined, received: number): void {
+  if (header !== undefined && /^\d+$/.test(header) && Number(header) !== received)
+    throw new Error(`connection closed after ${received} of ${header} body bytes`);
+}
+
+/** A body that failed mid-way, said with how far it got (node:http only says "aborted"). */
+function lostAfter(received: number, length: string | undefined, cause: unknown): Error {
+  return new Error(`connection lost after ${received}${length ? ` of ${length}` : ""} body bytes`, { cause });
 }
 
 function progress(label: string, total: number | undefined, startedAt: number) {
@@ -63,76 +110,177 @@ function progress(label: string, total: number | undefined, startedAt: number) {
     if (!final && now - lastPrint < 2000) return;
     lastPrint = now;
     const mib = (n: number) => (n / 2 ** 20).toFixed(1);
-    // Rate of this transfer only, not of bytes a previous attempt already had.
+    // Rate of this transfer only, not of bytes a previous try already had.
     const rate = (done - startedAt) / Math.max(0.001, (now - started) / 1000);
     const pct = total ? ` ${Math.floor((100 * done) / total)}%` : "";
     process.stderr.write(`fetch ${label}:${pct} ${mib(done)}${total ? `/${mib(total)}` : ""} MiB, ${mib(rate)} MiB/s\n`);
   };
 }
 
-async function downloadOnce(url: string, partial: string, hash: ReturnType<typeof createHash>, label: string): Promise<void> {
-  const have = existsSync(partial) ? statSync(partial).size : 0;
-  const res = await fetch(url, { headers: have ? { Range: `bytes=${have}-` } : {}, redirect: "follow" });
-  if (res.status === 416 && have) return; // already complete
-  if (!res.ok || !res.body) throw new DownloadError(url, `HTTP ${res.status}`);
-  const resumed = res.status === 206;
-  if (!resumed && have) {
-    // The server ignored the Range: start over, and forget what was hashed.
-    rmSync(partial);
-    throw new RetryFromScratch();
-  }
-  const length = Number(res.headers.get("content-length") ?? "") || undefined;
-  const report = progress(label, length !== undefined ? length + (resumed ? have : 0) : undefined, resumed ? have : 0);
-  let done = resumed ? have : 0;
-  const body = Readable.fromWeb(res.body as import("node:stream/web").ReadableStream);
-  body.on("data", (chunk: Buffer) => {
-    hash.update(chunk);
-    done += chunk.length;
-    report(done);
-  });
-  await pipeline(body, createWriteStream(partial, { flags: resumed ? "a" : "w" }));
-  report(done, true);
+/** The partial file and the validators beside it. */
+interface Partial {
+  file: string;
+  meta: string;
 }
 
-class RetryFromScratch extends Error {}
+const alive = (pid: number) => {
+  if (pid === process.pid) return false; // ours: a previous fetch in this process left it
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
 
 /**
- * The path of a verified local copy of `url`; `label` names it in progress lines and errors.
+ * This process's partial file for `base`, taking over one a finished process left (a killed run, or the
+ * shared `<base>.part` of earlier versions) so the download resumes; it is trusted only through the digest.
  */
-export async function fetchVerified(url: string, expected: Digest, label: string, attempts = 4): Promise<string> {
+function claimPartial(dir: string, base: string): Partial {
+  const mine = { file: join(dir, `${base}.${process.pid}.part`), meta: join(dir, `${base}.${process.pid}.part.json`) };
+  if (existsSync(mine.file)) return mine;
+  for (const name of readdirSync(dir)) {
+    const m = name === `${base}.part` ? ["", "0"] : new RegExp(`^${base}\\.(\\d+)\\.part$`).exec(name);
+    if (!m || (m[1] !== "0" && alive(Number(m[1])))) continue;
+    try {
+      renameSync(join(dir, name), mine.file); // atomic: of two processes adopting it, one wins
+    } catch {
+      continue;
+    }
+    rmSync(mine.meta, { force: true });
+    try {
+      renameSync(join(dir, `${name}.json`), mine.meta);
+    } catch {
+      // no validators: the size check and the digest still apply
+    }
+    return mine;
+  }
+  return mine;
+}
+
+function dropPartial(p: Partial): void {
+  rmSync(p.file, { force: true });
+  rmSync(p.meta, { force: true });
+}
+
+const PartialMetaSchema = z.object({
+  url: z.string(),
+  etag: z.string().optional(),
+  lastModified: z.string().optional(),
+  total: z.number().int().nonnegative().optional(),
+});
+
+/** The validators kept beside a partial file; none when missing or unreadable (the digest still decides). */
+function readMeta(p: Partial): PartialMeta | undefined {
+  try {
+    const parsed = PartialMetaSchema.safeParse(JSON.parse(readFileSync(p.meta, "utf8")));
+    return parsed.success ? (parsed.data as PartialMeta) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How a try ended, when it did not throw: from byte 0 or resumed, and whether the body's end was certain. */
+interface TryOutcome {
+  from: number;
+  /** No Content-Length: a cut connection looks like the end of the file, so only the digest can tell. */
+  closeDelimited: boolean;
+}
+
+async function downloadOnce(url: string, p: Partial, label: string, o: Required<FetchOptions>): Promise<TryOutcome> {
+  let have = existsSync(p.file) ? statSync(p.file).size : 0;
+  const meta = have ? readMeta(p) : undefined;
+  const { res } = await openGet(url, { headers: resumeHeaders(have, meta, url), idleTimeoutMs: o.idleTimeoutMs });
+  const h = res.headers;
+  const verdict = judgeResponse({ status: res.statusCode ?? 0, contentRange: h["content-range"], contentLength: h["content-length"] }, have, meta);
+  if (verdict.action !== "append" && verdict.action !== "replace") res.on("error", () => undefined).resume();
+  switch (verdict.action) {
+    case "fail":
+      throw new HttpStatusError(verdict.status, url, res.statusMessage);
+    case "complete":
+      return { from: have, closeDelimited: false };
+    case "discard":
+      if (!have) throw new Error(verdict.reason); // nothing to drop: asking again would get the same answer
+      process.stderr.write(`fetch ${label}: ${verdict.reason}; starting over\n`);
+      dropPartial(p);
+      return downloadOnce(url, p, label, o);
+    case "replace":
+      if (verdict.reason) process.stderr.write(`fetch ${label}: ${verdict.reason}; starting over\n`);
+      have = 0;
+  }
+  // A 206 may omit the validators the first response gave: keep those for the next resumption.
+  const kept = verdict.action === "append" ? meta : undefined;
+  const etag = typeof h.etag === "string" ? h.etag : kept?.etag;
+  const lastModified = typeof h["last-modified"] === "string" ? h["last-modified"] : kept?.lastModified;
+  const next: PartialMeta = { url, ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}), ...(verdict.total !== undefined ? { total: verdict.total } : {}) };
+  writeFileSync(p.meta, JSON.stringify(next));
+  const report = progress(label, next.total, have);
+  let done = have;
+  let received = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      done += chunk.length;
+      received += chunk.length;
+      report(done);
+      cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(res, count, createWriteStream(p.file, { flags: have ? "a" : "w" }));
+  } catch (err) {
+    throw lostAfter(received, h["content-length"], err);
+  }
+  checkLength(h["content-length"], received);
+  report(done, true);
+  return { from: have, closeDelimited: h["content-length"] === undefined };
+}
+
+/**
+ * The path of a verified local copy of `url`; `label` names it in progress lines and errors. Fails with a
+ * ChecksumMismatchError when a whole download does not match `expected`, and with a DownloadError naming the URL,
+ * the tries and the last cause when no try completes.
+ */
+export async function fetchVerified(url: string, expected: Digest, label: string, options: FetchOptions = {}): Promise<string> {
+  const o = { ...DEFAULTS, ...options };
   const blob = cacheDir("blobs", expected.algo, expected.hex);
   if (existsSync(blob)) {
     if ((await digestFile(blob, expected.algo)) === expected.hex) return blob;
     process.stderr.write(`fetch ${label}: cached copy is corrupt, fetching again\n`);
     rmSync(blob);
   }
-  const partial = cacheDir("partial", `${expected.algo}-${expected.hex}.part`);
-  mkdirSync(dirname(partial), { recursive: true });
+  const dir = cacheDir("partial");
+  mkdirSync(dir, { recursive: true });
   mkdirSync(dirname(blob), { recursive: true });
-  let lastError: unknown;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    // Hash what a previous attempt (or run) already wrote, then continue from there.
-    const hash = createHash(expected.algo);
-    if (existsSync(partial)) await pipeline(createReadStream(partial), hash, { end: false });
+  const partial = claimPartial(dir, `${expected.algo}-${expected.hex}`);
+  let last = "";
+  for (let attempt = 1; attempt <= o.tries; attempt++) {
     try {
-      await downloadOnce(url, partial, hash, label);
-      lastError = undefined;
-      const actual = hash.digest("hex");
-      if (actual !== expected.hex) {
-        rmSync(partial, { force: true });
-        throw new ChecksumMismatchError(`${label} (${url})`, expected, actual);
+      const outcome = await downloadOnce(url, partial, label, o);
+      const actual = await digestFile(partial.file, expected.algo);
+      if (actual === expected.hex) {
+        renameSync(partial.file, blob);
+        rmSync(partial.meta, { force: true });
+        return blob;
       }
-      renameSync(partial, blob);
-      return blob;
+      dropPartial(partial);
+      // A whole body of the advertised length that does not match is the server's file: retrying cannot help.
+      if (outcome.from === 0 && !outcome.closeDelimited) throw new ChecksumMismatchError(`${label} (${url})`, expected, actual);
+      last = `${expected.algo} mismatch after ${outcome.from ? `resuming at byte ${outcome.from}` : "a body without Content-Length"}`;
     } catch (err) {
       if (err instanceof ChecksumMismatchError) throw err;
-      if (err instanceof DownloadError && /HTTP 4\d\d/.test(err.message) && !/HTTP 408|HTTP 429/.test(err.message)) throw err;
-      lastError = err;
-      if (!(err instanceof RetryFromScratch))
-        process.stderr.write(`fetch ${label}: attempt ${attempt} failed (${(err as Error).message}); resuming\n`);
-      await new Promise((r) => setTimeout(r, 300 * attempt));
+      if (err instanceof HttpStatusError && !err.retryable) {
+        dropPartial(partial);
+        throw new DownloadError(url, `${err.message.replace(/ from .*$/, "")} (not retried)`, attempt);
+      }
+      last = describeCause(err);
+    }
+    if (attempt < o.tries) {
+      const wait = backoffDelay(attempt, o.backoffMs, o.maxBackoffMs);
+      process.stderr.write(`fetch ${label}: try ${attempt}/${o.tries} failed (${last}); again in ${(wait / 1000).toFixed(1)} s\n`);
+      await sleep(wait);
     }
   }
-  throw lastError instanceof DownloadError ? lastError : new DownloadError(url, (lastError as Error)?.message ?? "unknown");
+  dropPartial(partial);
+  throw new DownloadError(url, last, o.tries);
 }
-
