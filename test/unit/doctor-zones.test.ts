@@ -22,6 +22,7 @@ describe("zone capabilities", () => {
     expect(Object.keys(recorded).length).toBeGreaterThan(50);
     const table = ZONE_CAPABILITIES["fr-par-1"].commercialTypes!;
     for (const [name, arch] of Object.entries(table)) expect(recorded[name], name).toBe(arch);
+    for (const name of ZONE_CAPABILITIES["fr-par-1"].notOffered!) expect(recorded[name], name).toBeUndefined();
     expect([...new Set(Object.values(recorded))].sort()).toEqual([...ZONE_CAPABILITIES["fr-par-1"].architectures!].sort());
   });
 
