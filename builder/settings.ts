@@ -97,7 +97,11 @@ export function testCommercialType(settings: StackSettings, arch: Architecture):
 }
 
 export class StackConfigError extends Error {
-  constructor(stack: string, problems: string[]) {
+  constructor(
+    stack: string,
+    /** Each problem on its own, naming the key (doctor lists them one per line). */
+    readonly problems: string[],
+  ) {
     super(`stack ${stack}: invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "StackConfigError";
   }
