@@ -34,6 +34,8 @@ export function headBucketFinding(bucket: string, endpoint: string, region: stri
     return [{ check: "online", problem: `${where} does not exist`, fix: `create it in ${region} (Object Storage, region ${region}) with the stack's Project, then re-run doctor` }];
   if (outcome.status === 403)
     return [{ check: "online", problem: `${where}: access denied to this key`, fix: "give the API key's principal ObjectStorageFullAccess in the bucket's Project, or fix the bucket policy" }];
+  if (outcome.status === 301 || outcome.status === 400)
+    return [{ check: "online", problem: `${where}: HeadBucket answered ${outcome.status}, as S3 answers a request signed for ${region} that reaches another region`, fix: `use a bucket in ${region} through https://s3.${region}.scw.cloud` }];
   return [{ check: "online", problem: `${where}: HeadBucket failed (${outcome.status ?? "no answer"}: ${outcome.error ?? ""})`, fix: "check the endpoint and the network, then re-run doctor --online" }];
 }
 
@@ -62,10 +64,13 @@ export async function onlineFindings(t: OnlineTarget): Promise<Finding[]> {
   try {
     await instance.listImages({ zone: t.zone as never, perPage: 1 });
     const offer: Record<string, { arch: string }> = {};
-    for (let page = 1; ; page++) {
+    // Pages until total_count is reached; a page adding nothing new ends it too (a server that ignores `page`).
+    for (let page = 1; page <= 20; page++) {
       const res = await instance.listServersTypes({ zone: t.zone as never, page, perPage: 100 });
+      const before = Object.keys(offer).length;
       Object.assign(offer, res.servers);
-      if (Object.keys(res.servers).length === 0 || Object.keys(offer).length >= res.totalCount) break;
+      const now = Object.keys(offer).length;
+      if (now === before || !(now < res.totalCount)) break;
     }
     out.push(...serverTypeFindings(t.zone, offer, t.testTypes));
   } catch (err) {

@@ -107,6 +107,7 @@ describe("doctor --online: reading the answers", () => {
     { outcome: undefined, expected: [] },
     { outcome: { status: 404, error: "NotFound" }, expected: ["bucket b at https://s3.fr-par.scw.cloud does not exist"] },
     { outcome: { status: 403, error: "Forbidden" }, expected: ["bucket b at https://s3.fr-par.scw.cloud: access denied to this key"] },
+    { outcome: { status: 301, error: "PermanentRedirect" }, expected: ["bucket b at https://s3.fr-par.scw.cloud: HeadBucket answered 301, as S3 answers a request signed for fr-par that reaches another region"] },
     { outcome: { error: "ECONNREFUSED" }, expected: ["bucket b at https://s3.fr-par.scw.cloud: HeadBucket failed (no answer: ECONNREFUSED)"] },
   ])("HeadBucket $outcome", ({ outcome, expected }) => {
     expect(problems(headBucketFinding("b", "https://s3.fr-par.scw.cloud", "fr-par", outcome))).toEqual(expected);
