@@ -73,7 +73,13 @@ const Credentials = z.looseObject({ current: z.string().optional(), accessTokens
 export function readPulumiCredentials(env: Env): PulumiCredentials | undefined {
   const file = join(env.PULUMI_HOME ?? join(homedir(), ".pulumi"), "credentials.json");
   if (!existsSync(file)) return undefined;
-  const parsed = Credentials.safeParse(JSON.parse(readFileSync(file, "utf8")));
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new UsageError(`${file}: not JSON (${(err as Error).message}): run pulumi login again`);
+  }
+  const parsed = Credentials.safeParse(json);
   if (!parsed.success) throw new UsageError(`${file}: not a Pulumi credentials file: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
 }

@@ -148,6 +148,22 @@ describe("image-factory doctor", () => {
     expect(json.findings.filter((f) => f.check === "credentials" || f.check === "backend")).toHaveLength(4);
   });
 
+  it("reads the logged-in backend from PULUMI_HOME's credentials.json, and refuses a broken one", async () => {
+    const home = mkdtempSync(join(tmpdir(), "doctor-pulumi-home-"));
+    try {
+      clear();
+      vi.stubEnv("PULUMI_HOME", home);
+      writeFileSync(join(home, "credentials.json"), JSON.stringify({ current: "file://~", accessTokens: { "file://~": "" } }));
+      vi.stubEnv("PULUMI_CONFIG_PASSPHRASE", "x");
+      const json = JSON.parse((await run(["doctor", "--stack", "prod-fr-par-1", "--json"])).stdout) as { findings: { check: string }[] };
+      expect(json.findings.filter((f) => f.check === "backend")).toEqual([]);
+      writeFileSync(join(home, "credentials.json"), "{ not json");
+      expect((await run(["doctor", "--stack", "prod-fr-par-1"])).code).toBe(2);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it("refuses an unknown stack with a usage error", async () => {
     clear();
     expect((await run(["doctor", "--stack", "prod-xx-yyy-9"])).code).toBe(2);
