@@ -16,6 +16,7 @@ import { readStackSettings, stackNames } from "./stack-files";
 import { commands, register, UsageError, type Values } from "./registry";
 import "./commands";
 import "./release-commands";
+import "./doctor";
 import { table } from "./table";
 
 export { UsageError };

@@ -6,7 +6,7 @@ import { z } from "zod";
 import { overrideProblems, type Catalog } from "../images";
 import { retiredBy } from "./plan";
 import { Architecture } from "../images/schema";
-import { ZONES } from "./zones";
+import { missingCapabilities, regionOf, REGIONS, ZONES, type Zone } from "./zones";
 
 /** The Pulumi project name: every config key is `image-factory:<key>`. */
 export const PROJECT = "image-factory";
@@ -97,7 +97,11 @@ export function testCommercialType(settings: StackSettings, arch: Architecture):
 }
 
 export class StackConfigError extends Error {
-  constructor(stack: string, problems: string[]) {
+  constructor(
+    stack: string,
+    /** Each problem on its own, naming the key (doctor lists them one per line). */
+    readonly problems: string[],
+  ) {
     super(`stack ${stack}: invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "StackConfigError";
   }
@@ -112,6 +116,60 @@ function decode(value: string): unknown {
   }
 }
 
+/** Config keys the providers this program uses read themselves: `scaleway:zone` is the provider's, not ours. */
+export const PROVIDER_KEYS: Readonly<Record<string, readonly string[]>> = {
+  scaleway: ["accessKey", "secretKey", "projectId", "organizationId", "region", "zone", "apiUrl", "profile"],
+};
+
+const squash = (ns: string) => ns.toLowerCase().replace(/[^a-z0-9]/g, "");
+
+/**
+ * Keys that belong in `image-factory:` but sit in another namespace: one spelled like the project
+ * (`imagefactory:bucket`, `image_factory:zone`), or one of this project's setting names under a namespace whose
+ * provider does not read it (`scaleway:bucket`). Pulumi would hand them to nobody, so the setting would look unset.
+ */
+export function misplacedKeys(config: Record<string, string>): { key: string; name: string }[] {
+  const ours = new Set(Object.keys(StackSettings.shape));
+  return Object.keys(config)
+    .map((key) => {
+      const [ns, name] = key.split(":", 2) as [string, string | undefined];
+      return { key, ns, name: name ?? "" };
+    })
+    .filter(({ ns, name }) => name && ns !== PROJECT && (squash(ns) === squash(PROJECT) || (ours.has(name) && !PROVIDER_KEYS[ns]?.includes(name))))
+    .map(({ key, name }) => ({ key, name }));
+}
+
+/**
+ * Region problems a stack file shows without any call: an Object Storage endpoint of another region than the
+ * zone's (the artifact bucket must be in the zone's region: the Block API imports from it there).
+ */
+export function regionProblems(settings: Pick<StackSettings, "zone" | "s3Endpoint">): string[] {
+  const region = regionOf(settings.zone);
+  const named = settings.s3Endpoint && scalewayS3Region(settings.s3Endpoint);
+  return named && named !== region
+    ? [`${PROJECT}:s3Endpoint: ${settings.s3Endpoint} is Object Storage in ${named}, but zone ${settings.zone} is in ${region}: the bucket must be in ${region} (https://s3.${region}.scw.cloud, the default when unset)`]
+    : [];
+}
+
+/** The region a Scaleway Object Storage URL names (`https://s3.fr-par.scw.cloud`, `https://b.s3.nl-ams.scw.cloud`). */
+export function scalewayS3Region(url: string): string | undefined {
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    return undefined;
+  }
+  return /(?:^|\.)s3\.([a-z]{2}-[a-z]{3})\.scw\.cloud$/.exec(host)?.[1];
+}
+
+/** A zone the pipeline cannot run in fails here, at preview, instead of halfway through `up`. */
+export function zoneProblems(zone: Zone): string[] {
+  const missing = missingCapabilities(zone);
+  return missing.length
+    ? [`${PROJECT}:zone: ${zone} has no ${missing.join(" and no ")}, which every image needs (artifact → block snapshot → Instance image); use a zone in ${REGIONS.filter((r) => r !== regionOf(zone)).join(", ")}`]
+    : [];
+}
+
 /**
  * Parses `image-factory:*` keys (as `pulumi.runtime.allConfig()` returns them) into settings, checking image ids
  * against the catalog. Unknown keys are errors: a typo must not silently fall back to a default.
@@ -124,19 +182,26 @@ export function parseStackSettings(stack: string, config: Record<string, string>
     // Pulumi keeps strings that look like other types as strings; ids such as "12" stay what zod expects.
     raw[name] = name === "releaseEpoch" || name === "ecosystemVersion" ? value : decode(value);
   }
+  const misplaced = misplacedKeys(config);
+  const misplacedProblems = misplaced.map(({ key, name }) => `${key}: this project's settings are in the ${PROJECT} namespace: write it as ${PROJECT}:${name}`);
   const parsed = StackSettings.safeParse(raw);
   if (!parsed.success) {
-    throw new StackConfigError(
-      stack,
-      parsed.error.issues.map((i) =>
-        i.code === "unrecognized_keys"
-          ? `unknown config keys: ${i.keys.map((k) => `${PROJECT}:${k}`).join(", ")}`
-          : `${PROJECT}:${i.path.join(".") || "(root)"}: ${i.message}`,
-      ),
-    );
+    const elsewhere = (name: string) => Object.keys(config).filter((k) => k !== `${PROJECT}:${name}` && k.endsWith(`:${name}`));
+    throw new StackConfigError(stack, [
+      ...misplacedProblems,
+      ...parsed.error.issues
+        // A required key that sits in the wrong namespace is reported once, as misplaced.
+        .filter((i) => !(i.path.length === 1 && raw[String(i.path[0])] === undefined && misplaced.some((m) => m.name === i.path[0])))
+        .map((i) => {
+          if (i.code === "unrecognized_keys") return `unknown config keys: ${i.keys.map((k) => `${PROJECT}:${k}`).join(", ")}`;
+          const name = String(i.path[0] ?? "");
+          const also = i.path.length === 1 && raw[name] === undefined ? elsewhere(name) : [];
+          return `${PROJECT}:${i.path.join(".") || "(root)"}: ${i.message}${also.length ? ` (${also.join(", ")} is another provider's setting, not this one)` : ""}`;
+        }),
+    ]);
   }
   const settings = parsed.data;
-  const problems: string[] = [];
+  const problems: string[] = [...misplacedProblems, ...zoneProblems(settings.zone), ...regionProblems(settings)];
   const wildcard = settings.images.includes("*");
   if (wildcard && settings.images.length > 1) problems.push(`${PROJECT}:images: "*" cannot be combined with ids`);
   for (const id of settings.images) {

@@ -1,0 +1,155 @@
+/**
+ * `image-factory doctor --stack NAME`: everything a real `pulumi up` of the stack needs, checked without creating
+ * anything; one line per problem with its fix, exit 1 when there is one. `--online` adds read-only calls.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { z } from "zod";
+import { loadCatalog, type Catalog } from "../images";
+import {
+  backendFindings, credentialFindings, endpointFindings, formatFinding, zoneFindings,
+  type Env, type Finding, type PulumiCredentials, type StackFile,
+} from "./doctor-checks";
+import { onlineFindings, type OnlineTarget } from "./doctor-online";
+import { upstreamFindings } from "./doctor-pins";
+import { LOCAL_STACK } from "./local/local-job";
+import { keysDir, projectRoot } from "./paths";
+import { register, UsageError } from "./registry";
+import { StackConfigError, type StackSettings } from "./settings";
+import { readStackSettings } from "./stack-files";
+import { regionOf, ZONE_CAPABILITIES } from "./zones";
+
+export interface DoctorFacts {
+  stack: string;
+  file: StackFile;
+  env: Env;
+  pulumiCredentials?: PulumiCredentials;
+  /** Parsed settings, or the problems that stopped them parsing. */
+  settings?: StackSettings;
+  settingsProblems: string[];
+}
+
+export interface DoctorReport {
+  stack: string;
+  findings: Finding[];
+  /** Checks skipped and facts not verified, with why: not problems. */
+  notes: string[];
+}
+
+/**
+ * Why the local stack passes: the local job (`npm run local`) starts its mirror, S3 server and emulated API on
+ * loopback, makes their credentials itself and drives the emulated API without the Pulumi engine.
+ */
+export const LOCAL_NOTES = [
+  "credentials: not checked: the local job makes the S3 server's keys and the emulated API's key pair at each run",
+  "backend: not checked: the local job runs no Pulumi engine, so it needs no backend or passphrase",
+  "pins: not checked: the local mirror serves the fixture under the pinned serial with a checksum file made with it",
+  "online: not checked: the local services run only while the local job does",
+];
+
+/** Every offline check, over gathered facts. `keyringPresent` and `fileExists` look at this machine's files. */
+export function offlineReport(facts: DoctorFacts, catalog: Catalog, keyringPresent: (k: string) => boolean, fileExists: (p: string) => boolean): DoctorReport {
+  const local = facts.stack === LOCAL_STACK;
+  const s = facts.settings;
+  const findings: Finding[] = facts.settingsProblems.map((problem) => ({ check: "settings", problem, fix: `edit stacks/Pulumi.${facts.stack}.yaml` }));
+  const notes: string[] = local ? [...LOCAL_NOTES] : [];
+  if (!local) findings.push(...credentialFindings(facts.file, facts.env, s), ...backendFindings(facts.file, facts.env, facts.pulumiCredentials, fileExists));
+  if (s) {
+    findings.push(...endpointFindings(s), ...zoneFindings(s));
+    const upstream = upstreamFindings(catalog, s, keyringPresent);
+    findings.push(...(local ? upstream.filter((f) => f.check !== "pins") : upstream));
+    const zone = ZONE_CAPABILITIES[s.zone];
+    if (!zone.verified) notes.push(`zone: ${s.zone}'s capabilities are not verified (${zone.source})`);
+    if (!zone.commercialTypes) notes.push(`zone: no stored list of ${s.zone}'s Instance types: --online checks the test commercial types`);
+  } else notes.push("endpoints, zone, pins and keys: not checked until the settings parse");
+  return { stack: facts.stack, findings, notes };
+}
+
+const Credentials = z.looseObject({ current: z.string().optional(), accessTokens: z.record(z.string(), z.string()).optional() });
+
+/** The logged-in backend, as the Pulumi CLI records it; undefined when nobody logged in. */
+export function readPulumiCredentials(env: Env): PulumiCredentials | undefined {
+  const file = join(env.PULUMI_HOME ?? join(homedir(), ".pulumi"), "credentials.json");
+  if (!existsSync(file)) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new UsageError(`${file}: not JSON (${(err as Error).message}): run pulumi login again`);
+  }
+  const parsed = Credentials.safeParse(json);
+  if (!parsed.success) throw new UsageError(`${file}: not a Pulumi credentials file: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+export function readStackFile(projectDir: string, stack: string): StackFile {
+  const file = join(projectDir, "stacks", `Pulumi.${stack}.yaml`);
+  if (!existsSync(file)) throw new UsageError(`no stack ${stack}: ${join("stacks", `Pulumi.${stack}.yaml`)} does not exist`);
+  const doc = (parse(readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown>; secretsprovider?: string; encryptionsalt?: string };
+  return { config: doc.config ?? {}, secretsprovider: doc.secretsprovider, encryptionsalt: doc.encryptionsalt };
+}
+
+export function gatherFacts(projectDir: string, stack: string, env: Env, catalog: Catalog): DoctorFacts {
+  const file = readStackFile(projectDir, stack);
+  let settings: StackSettings | undefined;
+  let settingsProblems: string[] = [];
+  try {
+    settings = readStackSettings(projectDir, stack, catalog);
+  } catch (err) {
+    if (!(err instanceof StackConfigError)) throw err;
+    settingsProblems = err.problems;
+  }
+  return { stack, file, env, pulumiCredentials: readPulumiCredentials(env), settings, settingsProblems };
+}
+
+/** The online target, when the stack's key pair is readable here (a `secure:` secret needs SCW_SECRET_KEY set). */
+export function onlineTarget(facts: DoctorFacts): OnlineTarget | string {
+  const s = facts.settings;
+  if (!s) return "online: not checked: the settings do not parse";
+  const config = facts.file.config;
+  const accessKey = typeof config["scaleway:accessKey"] === "string" ? (config["scaleway:accessKey"] as string) : facts.env.SCW_ACCESS_KEY;
+  const secretKey = typeof config["scaleway:secretKey"] === "string" ? (config["scaleway:secretKey"] as string) : facts.env.SCW_SECRET_KEY;
+  if (!accessKey || !secretKey) return "online: not checked: needs the access key and secret key in SCW_ACCESS_KEY and SCW_SECRET_KEY";
+  const region = regionOf(s.zone);
+  const testTypes: OnlineTarget["testTypes"] = {};
+  if (s.runTests)
+    for (const arch of s.architectures)
+      testTypes[arch] = arch === "arm64" ? { key: "testCommercialTypeArm64", type: s.testCommercialTypeArm64 } : { key: "testCommercialType", type: s.testCommercialType };
+  return {
+    zone: s.zone, region, bucket: s.bucket, s3Endpoint: s.s3Endpoint ?? `https://s3.${region}.scw.cloud`,
+    apiUrl: s.apiUrl ?? facts.env.SCW_API_URL, accessKey, secretKey, testTypes,
+  };
+}
+
+export async function doctor(stack: string, env: Env, online: boolean): Promise<DoctorReport> {
+  const catalog = loadCatalog();
+  const facts = gatherFacts(projectRoot(), stack, env, catalog);
+  const report = offlineReport(facts, catalog, (k) => existsSync(join(keysDir(), `${k}.asc`)), existsSync);
+  if (!online || stack === LOCAL_STACK) return report;
+  const target = onlineTarget(facts);
+  if (typeof target === "string") report.notes.push(target);
+  else report.findings.push(...(await onlineFindings(target)));
+  return report;
+}
+
+register("doctor", {
+  summary: "check, without creating anything, what a real `pulumi up` of a stack needs; non-zero on a problem",
+  usage:
+    "image-factory doctor --stack NAME [--online] [--json]\n" +
+    "  reads the stack file, SCW_ACCESS_KEY, SCW_SECRET_KEY, SCW_DEFAULT_PROJECT_ID, PULUMI_BACKEND_URL (or the logged-in backend),\n" +
+    "  PULUMI_CONFIG_PASSPHRASE(_FILE); --online: lists images and Instance types in the zone, HeadBucket and GetBucketLocation",
+  options: { stack: { type: "string" }, online: { type: "boolean", default: false }, json: { type: "boolean", default: false } },
+  async run(v) {
+    if (typeof v.stack !== "string" || !v.stack) throw new UsageError("doctor: give --stack NAME");
+    const report = await doctor(v.stack, process.env, v.online === true);
+    if (v.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else {
+      const lines = report.findings.map(formatFinding);
+      process.stdout.write(`${lines.length ? lines.join("\n") : `stack ${report.stack}: no problem found`}\n`);
+      for (const note of report.notes) process.stderr.write(`note: ${note}\n`);
+    }
+    return report.findings.length ? 1 : 0;
+  },
+});
