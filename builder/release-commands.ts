@@ -1,5 +1,6 @@
 /** Release and lifecycle subcommands: SCS conformance, image lifecycle, the upstream watcher, rollout in waves. */
 import { join } from "node:path";
+import { ContractError, flagVariables, readEnvironment, RetentionContract, type Read } from "./contract";
 import { loadCatalog } from "../images";
 import { checkUpstream } from "./check-upstream";
 import { lifecycle } from "./lifecycle";
@@ -153,7 +154,7 @@ register("retention", {
     stack: { type: "string" }, zone: { type: "string" }, current: { type: "string" }, apply: { type: "boolean", default: false },
     at: { type: "string" }, json: { type: "boolean", default: false },
   },
-  env: { zone: "FACTORY_ZONE", current: "FACTORY_CURRENT" },
+  env: flagVariables(RetentionContract),
   async run(v) {
     const at = dayOption(v);
     const stack = str(v, "stack");
@@ -165,12 +166,18 @@ register("retention", {
       zone = settings.zone;
       current = parseCurrentBuilds(formatCurrentBuilds(planStack(catalog, settings)));
     } else {
-      if (!zone || !(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")}), or --stack`);
-      const given = str(v, "current");
-      // An empty list would make every image a previous version: refuse rather than hide a whole zone.
-      if (!given) throw new UsageError("--current: give the stack's current builds (REL/ARCH=HASH,...), or --stack");
+      // What the stack's retention Command passes (builder/contract.ts); without --stack, zone and builds are needed.
+      let env: Read<typeof RetentionContract>;
       try {
-        current = parseCurrentBuilds(given);
+        env = readEnvironment(RetentionContract, process.env, v);
+      } catch (err) {
+        if (err instanceof ContractError) throw new UsageError(`${err.message} (or give --stack)`);
+        throw err;
+      }
+      zone = env.zone;
+      // An empty list would make every image a previous version: refuse rather than hide a whole zone.
+      try {
+        current = parseCurrentBuilds(env.current);
       } catch (err) {
         throw new UsageError(`--current: ${(err as Error).message}`);
       }

@@ -1,6 +1,7 @@
 /** Composes a zone stack: one ZonalImage per planned image. No config reading here: the caller parses it. */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { RetentionContract, writeEnvironment } from "../builder/contract";
 import type { PlannedImage } from "../builder/plan";
 import { formatCurrentBuilds } from "../builder/retention";
 import { testCommercialType, type StackSettings } from "../builder/settings";
@@ -58,14 +59,11 @@ export function retention(
     "retention",
     {
       create: `${FACTORY_CLI} retention --apply`,
-      environment: {
-        FACTORY_ZONE: settings.zone,
-        FACTORY_CURRENT: current,
-        SCW_ACCESS_KEY: credentials.accessKey,
-        SCW_SECRET_KEY: pulumi.secret(credentials.secretKey),
-        ...(settings.projectId ? { SCW_DEFAULT_PROJECT_ID: settings.projectId } : {}),
-        ...(settings.apiUrl ? { SCW_API_URL: settings.apiUrl } : {}),
-      },
+      environment: writeEnvironment<typeof RetentionContract, pulumi.Input<string>>(
+        RetentionContract,
+        { zone: settings.zone, current, accessKey: credentials.accessKey, secretKey: credentials.secretKey, projectId: settings.projectId, apiUrl: settings.apiUrl },
+        pulumi.secret,
+      ),
       triggers: [current],
       logging: "stderr",
     },

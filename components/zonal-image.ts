@@ -6,7 +6,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { overridesEnvironment, testServerName, type PlannedImage } from "../builder/plan";
+import { PublishContract, TestInstanceContract, writeEnvironment } from "../builder/contract";
+import { testServerName, type PlannedImage } from "../builder/plan";
 import { SCS_TAG_PREFIX, scsTags } from "../builder/scs";
 
 /** The build date in `image-factory publish`'s JSON result; empty while unknown (previews, a failed parse). */
@@ -40,6 +41,8 @@ export interface ZonalImageArgs {
   ecosystemRepository: pulumi.Input<string>;
   /** The scaleway-ecosystem version to install. */
   ecosystemVersion: pulumi.Input<string>;
+  /** Fingerprint (40 hex digits) of the key the scaleway-ecosystem repository is signed with, when pinned. */
+  ecosystemKeyFingerprint?: pulumi.Input<string>;
   credentials: FactoryCredentials;
   /** Scaleway Project owning the snapshot, image and test Instance; the provider's default when unset. */
   projectId?: pulumi.Input<string>;
@@ -89,32 +92,34 @@ export class ZonalImage extends pulumi.ComponentResource {
       ...scsTags(plan.scs),
     ];
 
-    const s3Env = {
-      AWS_ACCESS_KEY_ID: args.credentials.accessKey,
-      AWS_SECRET_ACCESS_KEY: pulumi.secret(args.credentials.secretKey),
-      FACTORY_S3_ENDPOINT: args.s3Endpoint ?? `https://s3.${plan.region}.scw.cloud`,
-      FACTORY_S3_REGION: plan.region,
-      FACTORY_BUCKET: args.bucket,
-      FACTORY_KEY: plan.artifactKey,
-      FACTORY_REF: `${pulumi.getStack()}/${name}`,
-    };
     const artifact = new command.local.Command(
       `${name}-artifact`,
       {
         create: `${args.cli} publish`,
         delete: `${args.cli} unpublish`,
-        environment: {
-          ...s3Env,
-          FACTORY_RELEASE: plan.release.id,
-          FACTORY_ARCH: plan.arch,
-          FACTORY_CONTENT_HASH: plan.contentHash,
-          FACTORY_RELEASE_EPOCH: plan.hashInputs.releaseEpoch,
-          FACTORY_SECURITY_EPOCH: String(plan.hashInputs.securityEpoch),
-          FACTORY_ECOSYSTEM_VERSION: args.ecosystemVersion,
-          FACTORY_ECOSYSTEM_REPOSITORY: args.ecosystemRepository,
-          ...(args.mirror ? { FACTORY_MIRROR: args.mirror } : {}),
-          ...overridesEnvironment(plan.overrides),
-        },
+        environment: writeEnvironment<typeof PublishContract, pulumi.Input<string>>(
+          PublishContract,
+          {
+            accessKeyId: args.credentials.accessKey,
+            secretAccessKey: args.credentials.secretKey,
+            s3Endpoint: args.s3Endpoint ?? `https://s3.${plan.region}.scw.cloud`,
+            s3Region: plan.region,
+            bucket: args.bucket,
+            key: plan.artifactKey,
+            ref: `${pulumi.getStack()}/${name}`,
+            release: plan.release.id,
+            arch: plan.arch,
+            contentHash: plan.contentHash,
+            releaseEpoch: plan.hashInputs.releaseEpoch,
+            securityEpoch: plan.hashInputs.securityEpoch,
+            ecosystemVersion: args.ecosystemVersion,
+            ecosystemRepository: args.ecosystemRepository,
+            ecosystemKeyFingerprint: args.ecosystemKeyFingerprint,
+            mirror: args.mirror,
+            ...plan.overrides,
+          },
+          pulumi.secret,
+        ),
         // The content hash is the only trigger: same inputs, same artifact, nothing runs again.
         triggers: [plan.contentHash],
         // Progress goes to stderr; stdout is the machine-readable manifest, not worth a log line per build.
@@ -176,15 +181,19 @@ export class ZonalImage extends pulumi.ComponentResource {
         `${name}-tests`,
         {
           create: `${args.cli} test-instance`,
-          environment: {
-            FACTORY_SERVER_ID: server.id,
-            FACTORY_ZONE: plan.zone,
-            FACTORY_RELEASE: plan.release.id,
-            SCW_ACCESS_KEY: args.credentials.accessKey,
-            SCW_SECRET_KEY: pulumi.secret(args.credentials.secretKey),
-            ...(args.projectId ? { SCW_DEFAULT_PROJECT_ID: args.projectId } : {}),
-            ...(args.apiUrl ? { SCW_API_URL: args.apiUrl } : {}),
-          },
+          environment: writeEnvironment<typeof TestInstanceContract, pulumi.Input<string>>(
+            TestInstanceContract,
+            {
+              serverId: server.id,
+              zone: plan.zone,
+              release: plan.release.id,
+              accessKey: args.credentials.accessKey,
+              secretKey: args.credentials.secretKey,
+              projectId: args.projectId,
+              apiUrl: args.apiUrl,
+            },
+            pulumi.secret,
+          ),
           triggers: [server.id, plan.contentHash],
           // The results table goes to stderr, the JSON report to stdout.
           logging: "stderr",

@@ -10,7 +10,8 @@ import { loadCatalog, osBase, withOverrides } from "../../images";
 import { WORDPRESS_TARBALL } from "../../images/apps";
 import { run } from "../exec";
 import { cacheDir, projectRoot } from "../paths";
-import { overridesEnvironment, planStack, testServerName, type PlannedImage } from "../plan";
+import { PublishContract, writeEnvironment } from "../contract";
+import { planStack, testServerName, type PlannedImage } from "../plan";
 import { readStackSettings } from "../stack-files";
 import { s3Client } from "../upload";
 import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
@@ -56,25 +57,25 @@ function localDnsNames(): string[] {
 }
 
 /** The environment the ZonalImage's artifact Command gives `image-factory publish`. */
-export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof readStackSettings>, s3: { endpoint: string; accessKeyId: string; secretAccessKey: string }, ref: string): NodeJS.ProcessEnv {
-  return {
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    FACTORY_S3_ENDPOINT: s3.endpoint,
-    FACTORY_S3_REGION: plan.region,
-    FACTORY_BUCKET: s.bucket,
-    FACTORY_KEY: plan.artifactKey,
-    FACTORY_REF: ref,
-    FACTORY_RELEASE: plan.release.id,
-    FACTORY_ARCH: plan.arch,
-    FACTORY_CONTENT_HASH: plan.contentHash,
-    FACTORY_RELEASE_EPOCH: plan.hashInputs.releaseEpoch,
-    FACTORY_SECURITY_EPOCH: String(plan.hashInputs.securityEpoch),
-    FACTORY_ECOSYSTEM_VERSION: s.ecosystemVersion,
-    FACTORY_ECOSYSTEM_REPOSITORY: s.ecosystemRepository,
-    ...(s.mirror ? { FACTORY_MIRROR: s.mirror } : {}),
-    ...overridesEnvironment(plan.overrides),
-  };
+export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof readStackSettings>, s3: { endpoint: string; accessKeyId: string; secretAccessKey: string }, ref: string): Record<string, string> {
+  return writeEnvironment(PublishContract, {
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    s3Endpoint: s3.endpoint,
+    s3Region: plan.region,
+    bucket: s.bucket,
+    key: plan.artifactKey,
+    ref,
+    release: plan.release.id,
+    arch: plan.arch,
+    contentHash: plan.contentHash,
+    releaseEpoch: plan.hashInputs.releaseEpoch,
+    securityEpoch: plan.hashInputs.securityEpoch,
+    ecosystemVersion: s.ecosystemVersion,
+    ecosystemRepository: s.ecosystemRepository,
+    mirror: s.mirror,
+    ...plan.overrides,
+  });
 }
 
 /** Local files standing in for pinned downloads these machines cannot reach, by official URL. */

@@ -9,6 +9,7 @@ import { planStack } from "../../builder/plan";
 import { retention, zonalImages } from "../../components/factory-stack";
 import { formatCurrentBuilds } from "../../builder/retention";
 import { settingsFor } from "./helpers";
+import { PublishContract, readEnvironment, RetentionContract, secretVariables, TestInstanceContract, type Contract } from "../../builder/contract";
 import { IMAGE, SERVER, SNAPSHOT, violations } from "../../policy/rules";
 
 interface Registered {
@@ -23,6 +24,8 @@ interface Registered {
 let registered: Registered[] = [];
 const BUILD_DATE = "2026-11-20";
 const opts = new Map<string, { parent?: string; dependsOn: string[]; retainOnDelete?: boolean }>();
+/** Each Command's environment as the program passed it (values still Outputs), by resource name. */
+const rawEnvironment = new Map<string, Record<string, unknown>>();
 
 beforeAll(() => {
   pulumi.runtime.setMocks(
@@ -52,6 +55,7 @@ const recordOptions: pulumi.ResourceTransformation = (args) => {
     dependsOn: dependsOn.map((r) => (r as unknown as { __name: string }).__name),
     retainOnDelete: (args.opts as pulumi.CustomResourceOptions).retainOnDelete,
   });
+  if (args.props.environment) rawEnvironment.set(args.name, args.props.environment as Record<string, unknown>);
   return undefined;
 };
 
@@ -239,6 +243,66 @@ describe("a zone stack", () => {
     await declare({ images: ["ubuntu-24.04"], architectures: ["arm64"] });
     expect(named("ubuntu-24.04-arm64-test-server").inputs.type).toBe("COPARM1-2C-8G");
     expect(named("ubuntu-24.04-arm64-image").inputs.architecture).toBe("arm64");
+  });
+});
+
+/** The variables of a declared environment whose value is a secret Output. */
+async function secretNames(env: Record<string, unknown>): Promise<string[]> {
+  const names: string[] = [];
+  for (const [k, v] of Object.entries(env)) if (pulumi.Output.isInstance(v) && (await pulumi.isSecret(v))) names.push(k);
+  return names.sort();
+}
+const declaredSecrets = (c: Contract, env: Record<string, unknown>) => secretVariables(c).filter((n) => n in env).sort();
+
+describe("the Commands' environment, as the CLI reads it", () => {
+  it("gives publish and test-instance the plan's values, secrets exactly where the contract says", async () => {
+    const { plans } = await declare({ images: ["app-wordpress"], appBases: ["app-wordpress=debian-12"], mirror: "https://mirror.example.org" });
+    const p = plans[0]!;
+    const artifact = readEnvironment(PublishContract, reveal(named(`${p.name}-artifact`).inputs.environment));
+    expect(artifact).toEqual({
+      accessKeyId: "SCWXXXXXXXXXXXXXXXXX",
+      secretAccessKey: "00000000-0000-0000-0000-000000000000",
+      s3Endpoint: "https://s3.fr-par.scw.cloud",
+      s3Region: p.region,
+      bucket: "scw-image-factory-fr-par",
+      key: p.artifactKey,
+      ref: `test-fr-par-2/${p.name}`,
+      release: "app-wordpress",
+      arch: p.arch,
+      contentHash: p.contentHash,
+      releaseEpoch: p.hashInputs.releaseEpoch,
+      securityEpoch: p.hashInputs.securityEpoch,
+      ecosystemVersion: p.hashInputs.ecosystemVersion,
+      ecosystemRepository: "https://packages.example.org/scaleway",
+      mirror: "https://mirror.example.org",
+      appBases: { "app-wordpress": "debian-12" },
+    });
+    const tests = readEnvironment(TestInstanceContract, reveal(named(`${p.name}-tests`).inputs.environment));
+    expect(tests).toEqual({
+      serverId: `fr-par-2/${p.name}-test-server-id`,
+      zone: p.zone,
+      release: "app-wordpress",
+      accessKey: "SCWXXXXXXXXXXXXXXXXX",
+      secretKey: "00000000-0000-0000-0000-000000000000",
+    });
+    for (const [name, contract] of [[`${p.name}-artifact`, PublishContract], [`${p.name}-tests`, TestInstanceContract]] as const) {
+      const env = rawEnvironment.get(name)!;
+      expect(await secretNames(env), name).toEqual(declaredSecrets(contract, env));
+      expect(await secretNames(env), name).not.toEqual([]);
+    }
+  });
+
+  it("gives retention the zone and the current builds", async () => {
+    const settings = settingsFor({ images: ["debian-12"], projectId: "11111111-2222-4333-8444-555555555555" });
+    const { plans, images } = await declare({ images: ["debian-12"], projectId: "11111111-2222-4333-8444-555555555555" });
+    const cmd = retention(plans, settings, credentials, images, { transformations: [recordOptions] })!;
+    await new Promise<void>((done) => cmd.stdout.apply(() => done()));
+    expect(readEnvironment(RetentionContract, reveal(named("retention").inputs.environment))).toEqual({
+      zone: "fr-par-2", current: formatCurrentBuilds(plans), accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: "00000000-0000-0000-0000-000000000000",
+      projectId: "11111111-2222-4333-8444-555555555555",
+    });
+    const env = rawEnvironment.get("retention")!;
+    expect(await secretNames(env)).toEqual(declaredSecrets(RetentionContract, env));
   });
 });
 
