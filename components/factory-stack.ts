@@ -3,6 +3,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { RetentionContract, writeEnvironment } from "../builder/contract";
 import type { PlannedImage } from "../builder/plan";
+import { environmentTags } from "../builder/release-spec";
 import { formatCurrentBuilds } from "../builder/retention";
 import { testCommercialType, type StackSettings } from "../builder/settings";
 import { ZonalImage, type FactoryCredentials } from "./zonal-image";
@@ -34,7 +35,7 @@ export function zonalImages(
           runTests: settings.runTests,
           keepPreviousVersions: settings.keepPreviousVersions,
           cli: FACTORY_CLI,
-          tags: [`factory:environment=${settings.environment}`],
+          tags: environmentTags(settings),
         },
         opts,
       ),

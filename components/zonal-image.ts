@@ -6,9 +6,9 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { PublishContract, TestInstanceContract, writeEnvironment } from "../builder/contract";
-import { testServerName, type PlannedImage } from "../builder/plan";
-import { SCS_TAG_PREFIX, scsTags } from "../builder/scs";
+import { PublishContract, writeEnvironment } from "../builder/contract";
+import type { PlannedImage } from "../builder/plan";
+import { releaseSpec, testEnvironment, withBuildDate } from "../builder/release-spec";
 
 /** The build date in `image-factory publish`'s JSON result; empty while unknown (previews, a failed parse). */
 export function imageBuildDate(publishOutput: string | undefined): string {
@@ -31,8 +31,8 @@ export interface FactoryCredentials {
 export interface ZonalImageArgs {
   /** The planned image (release, architecture, zone, content hash, SCS metadata), from `planStack`. */
   plan: PlannedImage;
-  /** Bucket in the zone's region holding the artifacts to import. */
-  bucket: pulumi.Input<string>;
+  /** Bucket in the zone's region holding the artifacts to import (stack config: part of the release spec). */
+  bucket: string;
   /** S3 endpoint; defaults to the region's Object Storage endpoint. */
   s3Endpoint?: pulumi.Input<string>;
   /** Mirror to fetch upstream images through (`<mirror>/<host>/<path>`). */
@@ -47,7 +47,7 @@ export interface ZonalImageArgs {
   /** Scaleway Project owning the snapshot, image and test Instance; the provider's default when unset. */
   projectId?: pulumi.Input<string>;
   /** Commercial type of the test Instance (`DEV1-S`). Required when `runTests`. */
-  testCommercialType?: pulumi.Input<string>;
+  testCommercialType?: string;
   /** Boot a test Instance and run the test battery; the image counts as released only when it passes. */
   runTests: boolean;
   /** The command that runs the image-factory CLI (`node dist/builder/cli.js`). */
@@ -58,7 +58,7 @@ export interface ZonalImageArgs {
    */
   keepPreviousVersions?: boolean;
   /** Extra tags, merged last onto every Scaleway resource. */
-  tags?: pulumi.Input<string>[];
+  tags?: string[];
   /** Scaleway API endpoint the test runner calls; the public API when unset (the emulator in the `local` stack). */
   apiUrl?: pulumi.Input<string>;
 }
@@ -84,13 +84,8 @@ export class ZonalImage extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`${name}: ${plan.release.id} is not built for ${plan.arch}`, this);
     }
 
-    const factoryTags = [
-      `factory:release=${plan.release.id}`,
-      `factory:label=${plan.release.label}`,
-      `factory:content-hash=${plan.contentHash}`,
-      `factory:release-epoch=${plan.hashInputs.releaseEpoch}`,
-      ...scsTags(plan.scs),
-    ];
+    // The release sequence as data, shared with the local job's emulated release (builder/release-spec.ts).
+    const spec = releaseSpec(plan, { bucket: args.bucket, testCommercialType: args.testCommercialType ?? "", extraTags: args.tags ?? [] });
 
     const artifact = new command.local.Command(
       `${name}-artifact`,
@@ -128,18 +123,15 @@ export class ZonalImage extends pulumi.ComponentResource {
       { parent: this, additionalSecretOutputs: ["environment"] },
     );
     // SCS-0102's image_build_date is known once the artifact exists: publish reports its manifest's.
-    const buildDate = artifact.stdout.apply(imageBuildDate);
-    const tags = pulumi
-      .all([args.tags ?? [], buildDate])
-      .apply(([user, date]) => [...factoryTags, ...(date ? [`${SCS_TAG_PREFIX}image_build_date=${date}`] : []), ...user]);
+    const tags = artifact.stdout.apply((out) => withBuildDate(spec.tags, imageBuildDate(out)));
 
     const snapshot = new scaleway.block.Snapshot(
       `${name}-snapshot`,
       {
-        name: `${plan.name}-${plan.contentHash.slice(0, 12)}`,
-        zone: plan.zone,
+        name: spec.snapshot.name,
+        zone: spec.zone,
         projectId: args.projectId,
-        import: { bucket: args.bucket, key: plan.artifactKey },
+        import: spec.snapshot.import,
         tags,
       },
       { parent: this, dependsOn: [artifact], retainOnDelete: args.keepPreviousVersions === true },
@@ -148,11 +140,11 @@ export class ZonalImage extends pulumi.ComponentResource {
     const image = new scaleway.instance.Image(
       `${name}-image`,
       {
-        name: plan.imageName,
-        zone: plan.zone,
+        name: spec.image.name,
+        zone: spec.zone,
         projectId: args.projectId,
         rootVolumeId: snapshot.id,
-        architecture: plan.arch,
+        architecture: spec.image.architecture,
         tags,
       },
       { parent: this, retainOnDelete: args.keepPreviousVersions === true },
@@ -164,16 +156,16 @@ export class ZonalImage extends pulumi.ComponentResource {
       const server = new scaleway.instance.Server(
         `${name}-test-server`,
         {
-          name: testServerName(plan),
-          type: args.testCommercialType!,
-          zone: plan.zone,
+          name: spec.server.name,
+          type: spec.server.commercialType,
+          zone: spec.zone,
           projectId: args.projectId,
           image: image.id,
-          rootVolume: { volumeType: "sbs_volume", sizeInGb: Number(plan.scs.min_disk) },
-          enableDynamicIp: true,
-          // Created stopped: the test runner authorises its ephemeral key, then makes the first boot itself.
-          state: "stopped",
-          tags: tags.apply((t) => [...t, "factory:role=test-instance"]),
+          rootVolume: spec.server.rootVolume,
+          enableDynamicIp: spec.server.enableDynamicIp,
+          bootType: spec.server.bootType,
+          state: spec.server.state,
+          tags: tags.apply((t) => [...t, spec.server.roleTag]),
         },
         { parent: this },
       );
@@ -181,17 +173,9 @@ export class ZonalImage extends pulumi.ComponentResource {
         `${name}-tests`,
         {
           create: `${args.cli} test-instance`,
-          environment: writeEnvironment<typeof TestInstanceContract, pulumi.Input<string>>(
-            TestInstanceContract,
-            {
-              serverId: server.id,
-              zone: plan.zone,
-              release: plan.release.id,
-              accessKey: args.credentials.accessKey,
-              secretKey: args.credentials.secretKey,
-              projectId: args.projectId,
-              apiUrl: args.apiUrl,
-            },
+          environment: testEnvironment<pulumi.Input<string>>(
+            spec,
+            { serverId: server.id, accessKey: args.credentials.accessKey, secretKey: args.credentials.secretKey, projectId: args.projectId, apiUrl: args.apiUrl },
             pulumi.secret,
           ),
           triggers: [server.id, plan.contentHash],

@@ -14,18 +14,15 @@ import type { Accelerator } from "../accel";
 import { startEmulator, type Emulator } from "../emulator/api";
 import { run, ToolError } from "../exec";
 import type { CheckResult } from "../testing/guest-checks";
+import { sdkRequests, testEnvironment, type ReleaseSpec } from "../release-spec";
 
 export interface EmulatedReleaseOptions {
   stateDir: string;
-  zone: string;
   s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string };
-  bucket: string;
-  key: string;
-  /** Snapshot and image name, and the test server's (`test-<plan name>-<hash>`), as the ZonalImage derives them. */
-  name: string;
-  serverName: string;
-  releaseId: string;
-  commercialType: string;
+  /** The release sequence the ZonalImage maps to Pulumi resources (builder/release-spec.ts). */
+  spec: ReleaseSpec;
+  /** The artifact's build date as publish reported it: the image's SCS image_build_date tag. */
+  buildDate: string;
   accel: Accelerator;
   cli: string;
   dnsNames: string[];
@@ -70,38 +67,34 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
   const secretKey = randomUUID();
   const accessKey = `SCW${randomBytes(9).toString("hex").toUpperCase().slice(0, 17)}`;
   const projectId = randomUUID();
-  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.zone, s3: o.s3, accel: o.accel });
+  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.spec.zone, s3: o.s3, accel: o.accel });
   try {
-    const client = createClient({ accessKey, secretKey, defaultProjectId: projectId, defaultZone: o.zone as never, apiURL: emulator.url });
+    const client = createClient({ accessKey, secretKey, defaultProjectId: projectId, defaultZone: o.spec.zone, apiURL: emulator.url });
     const block = new Blockv1.API(client);
     const instance = new Instancev1.API(client);
-    o.log(`scaleway: importing s3://${o.bucket}/${o.key} as a block snapshot`);
-    const imported = await block.importSnapshotFromObjectStorage({ zone: o.zone as never, bucket: o.bucket, key: o.key, name: o.name, projectId, tags: [] });
-    const snap = await block.waitForSnapshot({ zone: o.zone as never, snapshotId: imported.id }, { timeout: 900, minDelay: 1, maxDelay: 5 });
+    const requests = sdkRequests(o.spec, projectId, o.buildDate);
+    const zone = o.spec.zone;
+    o.log(`scaleway: importing s3://${o.spec.snapshot.import.bucket}/${o.spec.snapshot.import.key} as a block snapshot`);
+    const imported = await block.importSnapshotFromObjectStorage(requests.importSnapshot);
+    const snap = await block.waitForSnapshot({ zone, snapshotId: imported.id }, { timeout: 900, minDelay: 1, maxDelay: 5 });
     if (snap.status !== "available") throw new Error(`snapshot import ended ${snap.status}`);
-    const image = (await instance.createImage({ zone: o.zone as never, name: o.name, rootVolume: snap.id, arch: "x86_64", project: projectId, public: false })).image!;
-    const server = (await instance.createServer({
-      zone: o.zone as never, name: o.serverName, commercialType: o.commercialType, image: image.id, dynamicIpRequired: true,
-      volumes: { "0": { volumeType: "sbs_volume" } }, bootType: "local", project: projectId, protected: false, tags: ["factory:role=test-instance"],
-    })).server!;
+    const image = (await instance.createImage(requests.createImage(snap.id))).image!;
+    const server = (await instance.createServer(requests.createServer(image.id))).server!;
     o.log(`scaleway: image ${image.id}, test server ${server.id}: running the battery`);
     let passed = true;
     try {
-      await run(process.execPath, [o.cli, "test-instance", "--report", o.reportFile, ...(o.only?.length ? ["--only", o.only.join(",")] : [])], {
-        env: {
-          ...process.env,
-          SCW_ACCESS_KEY: accessKey, SCW_SECRET_KEY: secretKey, SCW_DEFAULT_PROJECT_ID: projectId, SCW_API_URL: emulator.url,
-          FACTORY_SERVER_ID: server.id, FACTORY_ZONE: o.zone, FACTORY_RELEASE: o.releaseId, FACTORY_DNS_NAMES: o.dnsNames.join(","),
-        },
-        streamStderr: true,
+      // The test Command's environment, written as the component writes it.
+      const env = testEnvironment(o.spec, {
+        serverId: server.id, accessKey, secretKey, projectId, apiUrl: emulator.url, dnsNames: o.dnsNames, only: o.only?.length ? o.only : undefined, report: o.reportFile,
       });
+      await run(process.execPath, [o.cli, "test-instance"], { env: { ...process.env, ...env }, streamStderr: true });
     } catch (err) {
       if (!(err instanceof ToolError) || err.code !== 1) throw err;
       passed = false;
       o.log(`scaleway: test server console tail:\n${emulator.console(server.id).slice(-2000)}`);
     }
     const report = JSON.parse(readFileSync(o.reportFile, "utf8")) as { results: CheckResult[] };
-    const left = await leftovers(client, o.zone, { snapshot: snap.id, image: image.id, server: server.id });
+    const left = await leftovers(client, zone, { snapshot: snap.id, image: image.id, server: server.id });
     return { imageId: image.id, serverId: server.id, passed, results: report.results, leftovers: left };
   } finally {
     await emulator.close();

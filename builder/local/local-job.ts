@@ -11,7 +11,7 @@ import { WORDPRESS_TARBALL } from "../../images/apps";
 import { run } from "../exec";
 import { cacheDir, projectRoot } from "../paths";
 import { PublishContract, writeEnvironment } from "../contract";
-import { planStack, testServerName, type PlannedImage } from "../plan";
+import { planStack, type PlannedImage } from "../plan";
 import { readStackSettings } from "../stack-files";
 import { s3Client } from "../upload";
 import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
@@ -21,7 +21,8 @@ import { mirrorAs, mirrorPath, placeFile } from "./mirror";
 import { wordpressStandIn, type StandIn } from "./wordpress-standin";
 import { startS3 } from "./s3-server";
 import { accelerator } from "../accel";
-import { testCommercialType } from "../settings";
+import { testCommercialType, type StackSettings } from "../settings";
+import { environmentTags, releaseSpec, type ReleaseSpec } from "../release-spec";
 import { releaseThroughEmulator } from "./emulated-release";
 
 export const LOCAL_STACK = "local";
@@ -76,6 +77,11 @@ export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof read
     mirror: s.mirror,
     ...plan.overrides,
   });
+}
+
+/** The release spec the local stack's ZonalImage would get (components/factory-stack.ts passes the same). */
+export function localReleaseSpec(plan: PlannedImage, settings: StackSettings): ReleaseSpec {
+  return releaseSpec(plan, { bucket: settings.bucket, testCommercialType: testCommercialType(settings, plan.arch), extraTags: environmentTags(settings) });
 }
 
 /** Local files standing in for pinned downloads these machines cannot reach, by official URL. */
@@ -141,7 +147,7 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
         env: { ...process.env, ...publishEnvironment(plan, settings, s3, `${LOCAL_STACK}/${plan.name}`) },
         streamStderr: true,
       });
-      const out = JSON.parse(stdout) as { built: boolean; uploadedBytes: number };
+      const out = JSON.parse(stdout) as { built: boolean; uploadedBytes: number; imageBuildDate?: string };
       const result: LocalJobResult = { image: plan.name, key: plan.artifactKey, built: out.built, uploadedBytes: out.uploadedBytes, seconds: 0, tests: "not run" };
       // Like the test Command's triggers: a content hash that passed once is not tested again.
       const passedMark = join(state, "tested", `${plan.name}-${plan.contentHash}${opts.only?.length ? `-${opts.only.join("+")}` : ""}.json`);
@@ -150,8 +156,8 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
         mkdirSync(join(state, "tested"), { recursive: true });
         const report = join(state, "tested", `${plan.name}.report.json`);
         const released = await releaseThroughEmulator({
-          stateDir: join(state, "emulator"), zone: plan.zone, s3: { ...s3, region: plan.region }, bucket: settings.bucket, key: plan.artifactKey,
-          name: plan.imageName, serverName: testServerName(plan), releaseId: plan.release.id, commercialType: testCommercialType(settings, plan.arch), accel: await accelerator(),
+          stateDir: join(state, "emulator"), s3: { ...s3, region: plan.region }, spec: localReleaseSpec(plan, settings), buildDate: out.imageBuildDate ?? "",
+          accel: await accelerator(),
           cli: join(root, "dist", "builder", "cli.js"), dnsNames: localDnsNames(), only: opts.only, reportFile: report,
           log: (line) => process.stderr.write(`${line}\n`),
         });

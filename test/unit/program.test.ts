@@ -9,6 +9,8 @@ import { planStack } from "../../builder/plan";
 import { retention, zonalImages } from "../../components/factory-stack";
 import { formatCurrentBuilds } from "../../builder/retention";
 import { settingsFor } from "./helpers";
+import { localReleaseSpec } from "../../builder/local/local-job";
+import { testEnvironment, withBuildDate } from "../../builder/release-spec";
 import { PublishContract, readEnvironment, RetentionContract, secretVariables, TestInstanceContract, type Contract } from "../../builder/contract";
 import { IMAGE, SERVER, SNAPSHOT, violations } from "../../policy/rules";
 
@@ -165,8 +167,8 @@ describe("a zone stack", () => {
     expect(tags).toContain("scs:os_distro=ubuntu");
     expect(tags).toContain("scs:architecture=x86_64");
     expect(tags).toContain("scs:image_source=https://cloud-images.ubuntu.com/releases/noble/release-20261105/ubuntu-24.04-server-cloudimg-amd64.img");
-    // The build date comes from the artifact Command's output, just before the user's tags.
-    expect(tags.slice(-2)).toEqual([`scs:image_build_date=${BUILD_DATE}`, "factory:environment=test"]);
+    // The build date comes from the artifact Command's output, after the stack's tags.
+    expect(tags.slice(-2)).toEqual(["factory:environment=test", `scs:image_build_date=${BUILD_DATE}`]);
     expect(named(`${p.name}-snapshot`).inputs.tags).toEqual(tags);
     expect(named(`${p.name}-test-server`).inputs.tags).toEqual([...tags, "factory:role=test-instance"]);
   });
@@ -303,6 +305,31 @@ describe("the Commands' environment, as the CLI reads it", () => {
     });
     const env = rawEnvironment.get("retention")!;
     expect(await secretNames(env)).toEqual(declaredSecrets(RetentionContract, env));
+  });
+});
+
+describe("the release spec", () => {
+  it("is what the ZonalImage declares, resource by resource, for every image", async () => {
+    const settings = settingsFor({ images: ["*"], architectures: ["x86_64", "arm64"] });
+    const { plans } = await declare({ images: ["*"], architectures: ["x86_64", "arm64"] });
+    expect(plans.length).toBeGreaterThan(5);
+    for (const p of plans) {
+      // The local job's emulated release takes its spec from this very function.
+      const spec = localReleaseSpec(p, settings);
+      const tags = withBuildDate(spec.tags, BUILD_DATE);
+      expect(named(`${p.name}-snapshot`).inputs).toEqual({ name: spec.snapshot.name, zone: spec.zone, import: spec.snapshot.import, tags });
+      expect(named(`${p.name}-image`).inputs).toEqual({
+        name: spec.image.name, zone: spec.zone, architecture: spec.image.architecture, rootVolumeId: `${spec.zone}/${p.name}-snapshot-id`, tags,
+      });
+      const { image, ...server } = named(`${p.name}-test-server`).inputs;
+      expect(image).toBe(`${spec.zone}/${p.name}-image-id`);
+      expect(server).toEqual({
+        name: spec.server.name, type: spec.server.commercialType, zone: spec.zone, rootVolume: spec.server.rootVolume,
+        enableDynamicIp: spec.server.enableDynamicIp, bootType: spec.server.bootType, state: spec.server.state, tags: [...tags, spec.server.roleTag],
+      });
+      const env = reveal(named(`${p.name}-tests`).inputs.environment);
+      expect(env).toEqual(testEnvironment(spec, { serverId: `${spec.zone}/${p.name}-test-server-id`, accessKey: credentials.accessKey, secretKey: "00000000-0000-0000-0000-000000000000" }));
+    }
   });
 });
 
