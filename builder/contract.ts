@@ -5,7 +5,7 @@
  * Pure: no Pulumi, no fs. The writer is generic over the value wrapper, so the component can pass Outputs.
  */
 import { z } from "zod";
-import { AppBases, SourceOverrides } from "./settings";
+import { AppBases, Duration, SourceOverrides } from "./settings";
 import { ZONES } from "./zones";
 
 /** One environment variable: its name, how its string form parses, whether it is a secret or optional. */
@@ -57,8 +57,6 @@ const wholeNumber = z.string().regex(/^\d+$/, "expected a whole number").transfo
 const commaList = z.string().transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean));
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (sha256)");
 const zone = z.enum(ZONES, { error: () => `expected a Scaleway Availability Zone (${ZONES.join(", ")})` });
-/** A duration as Pulumi's customTimeouts write it (`90m`, `2h`, `45s`). */
-export const Duration = z.string().regex(/^\d+(s|m|h)$/, "expected a duration such as 90m, 2h or 45s");
 
 /** Milliseconds in a `Duration`. */
 export function durationMs(d: string): number {

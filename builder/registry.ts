@@ -28,7 +28,7 @@ export type Registered = Omit<Subcommand, "run" | "contract"> & { run(values: Va
 export const commands: Record<string, Registered> = {};
 
 /** Ends a run that outlives FACTORY_TIMEOUT: a Command has no timeout of its own, so the CLI bounds itself. */
-async function bounded<T>(work: Promise<T>, timeout: string | undefined, name: string): Promise<T> {
+export async function bounded<T>(work: Promise<T>, timeout: string | undefined, name: string): Promise<T> {
   if (!timeout) return work;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {

@@ -36,6 +36,7 @@ export function zonalImages(
           keepPreviousVersions: settings.keepPreviousVersions,
           cli: FACTORY_CLI,
           tags: environmentTags(settings),
+          timeouts: settings,
         },
         opts,
       ),
@@ -62,7 +63,10 @@ export function retention(
       create: `${FACTORY_CLI} retention --apply`,
       environment: writeEnvironment<typeof RetentionContract, pulumi.Input<string>>(
         RetentionContract,
-        { zone: settings.zone, current, accessKey: credentials.accessKey, secretKey: credentials.secretKey, projectId: settings.projectId, apiUrl: settings.apiUrl },
+        {
+          zone: settings.zone, current, accessKey: credentials.accessKey, secretKey: credentials.secretKey,
+          projectId: settings.projectId, apiUrl: settings.apiUrl, timeout: settings.retentionTimeout,
+        },
         pulumi.secret,
       ),
       triggers: [current],

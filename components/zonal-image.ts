@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
 import { PublishContract, writeEnvironment } from "../builder/contract";
 import type { PlannedImage } from "../builder/plan";
+import type { StackSettings } from "../builder/settings";
 import { releaseSpec, testEnvironment, withBuildDate } from "../builder/release-spec";
 
 /** The build date in `image-factory publish`'s JSON result; empty while unknown (previews, a failed parse). */
@@ -61,7 +62,15 @@ export interface ZonalImageArgs {
   tags?: string[];
   /** Scaleway API endpoint the test runner calls; the public API when unset (the emulator in the `local` stack). */
   apiUrl?: pulumi.Input<string>;
+  /** How long each waiting step may take (stack config, `90m`/`2h`); the provider's defaults and no bound when unset. */
+  timeouts?: Partial<ReleaseTimeouts>;
 }
+
+/** The stack settings bounding each step that waits. */
+export type ReleaseTimeouts = Pick<
+  StackSettings,
+  "snapshotImportTimeout" | "imageTimeout" | "testServerTimeout" | "testServerDeleteTimeout" | "publishTimeout" | "testsTimeout"
+>;
 
 export class ZonalImage extends pulumi.ComponentResource {
   /** The artifact's object key (content-addressed). */
@@ -85,6 +94,7 @@ export class ZonalImage extends pulumi.ComponentResource {
     }
 
     // The release sequence as data, shared with the local job's emulated release (builder/release-spec.ts).
+    const t = args.timeouts ?? {};
     const spec = releaseSpec(plan, { bucket: args.bucket, testCommercialType: args.testCommercialType ?? "", extraTags: args.tags ?? [] });
 
     const artifact = new command.local.Command(
@@ -112,6 +122,7 @@ export class ZonalImage extends pulumi.ComponentResource {
             ecosystemKeyFingerprint: args.ecosystemKeyFingerprint,
             mirror: args.mirror,
             ...plan.overrides,
+            timeout: t.publishTimeout,
           },
           pulumi.secret,
         ),
@@ -134,7 +145,12 @@ export class ZonalImage extends pulumi.ComponentResource {
         import: spec.snapshot.import,
         tags,
       },
-      { parent: this, dependsOn: [artifact], retainOnDelete: args.keepPreviousVersions === true },
+      {
+        parent: this,
+        dependsOn: [artifact],
+        retainOnDelete: args.keepPreviousVersions === true,
+        customTimeouts: { create: t.snapshotImportTimeout, update: t.snapshotImportTimeout },
+      },
     );
 
     const image = new scaleway.instance.Image(
@@ -147,7 +163,11 @@ export class ZonalImage extends pulumi.ComponentResource {
         architecture: spec.image.architecture,
         tags,
       },
-      { parent: this, retainOnDelete: args.keepPreviousVersions === true },
+      {
+        parent: this,
+        retainOnDelete: args.keepPreviousVersions === true,
+        customTimeouts: { create: t.imageTimeout, update: t.imageTimeout, delete: t.imageTimeout },
+      },
     );
 
     let testServerId: pulumi.Output<string | undefined> = pulumi.output(undefined);
@@ -165,9 +185,10 @@ export class ZonalImage extends pulumi.ComponentResource {
           enableDynamicIp: spec.server.enableDynamicIp,
           bootType: spec.server.bootType,
           state: spec.server.state,
-          tags: tags.apply((t) => [...t, spec.server.roleTag]),
+          tags: tags.apply((all) => [...all, spec.server.roleTag]),
         },
-        { parent: this },
+        // Deleting a server powers it on first (the provider's detach path), which a broken image can stall.
+        { parent: this, customTimeouts: { create: t.testServerTimeout, update: t.testServerTimeout, delete: t.testServerDeleteTimeout } },
       );
       const tests = new command.local.Command(
         `${name}-tests`,
@@ -175,7 +196,10 @@ export class ZonalImage extends pulumi.ComponentResource {
           create: `${args.cli} test-instance`,
           environment: testEnvironment<pulumi.Input<string>>(
             spec,
-            { serverId: server.id, accessKey: args.credentials.accessKey, secretKey: args.credentials.secretKey, projectId: args.projectId, apiUrl: args.apiUrl },
+            {
+              serverId: server.id, accessKey: args.credentials.accessKey, secretKey: args.credentials.secretKey,
+              projectId: args.projectId, apiUrl: args.apiUrl, timeout: t.testsTimeout,
+            },
             pulumi.secret,
           ),
           triggers: [server.id, plan.contentHash],

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { bounded } from "../../builder/registry";
 import {
   ContractError, durationMs, PublishContract, readEnvironment, RetentionContract, secretVariables, TestInstanceContract, writeEnvironment,
 } from "../../builder/contract";
@@ -76,5 +77,19 @@ describe("the Commands' environment contract", () => {
     ["2h", 7_200_000],
   ])("reads the duration %s as %d ms", (d, ms) => {
     expect(durationMs(d)).toBe(ms);
+  });
+});
+
+describe("FACTORY_TIMEOUT", () => {
+  it("lets a run that finishes in time return its result", async () => {
+    expect(await bounded(new Promise((done) => setTimeout(() => done(7), 50)), "1s", "image-factory publish")).toBe(7);
+  });
+
+  it("ends a run that outlives it, saying which and why", async () => {
+    const started = Date.now();
+    await expect(bounded(new Promise((done) => setTimeout(done, 5_000)), "1s", "image-factory publish")).rejects.toThrow(
+      "image-factory publish did not finish within FACTORY_TIMEOUT=1s",
+    );
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 });

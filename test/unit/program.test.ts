@@ -21,11 +21,12 @@ interface Registered {
   parent?: string;
   dependsOn: string[];
   retainOnDelete?: boolean;
+  customTimeouts?: pulumi.CustomTimeouts;
 }
 
 let registered: Registered[] = [];
 const BUILD_DATE = "2026-11-20";
-const opts = new Map<string, { parent?: string; dependsOn: string[]; retainOnDelete?: boolean }>();
+const opts = new Map<string, { parent?: string; dependsOn: string[]; retainOnDelete?: boolean; customTimeouts?: pulumi.CustomTimeouts }>();
 /** Each Command's environment as the program passed it (values still Outputs), by resource name. */
 const rawEnvironment = new Map<string, Record<string, unknown>>();
 
@@ -56,6 +57,7 @@ const recordOptions: pulumi.ResourceTransformation = (args) => {
     parent: (args.opts.parent as { __name?: string } | undefined)?.__name,
     dependsOn: dependsOn.map((r) => (r as unknown as { __name: string }).__name),
     retainOnDelete: (args.opts as pulumi.CustomResourceOptions).retainOnDelete,
+    customTimeouts: (args.opts as pulumi.CustomResourceOptions).customTimeouts,
   });
   if (args.props.environment) rawEnvironment.set(args.name, args.props.environment as Record<string, unknown>);
   return undefined;
@@ -278,6 +280,7 @@ describe("the Commands' environment, as the CLI reads it", () => {
       ecosystemRepository: "https://packages.example.org/scaleway",
       mirror: "https://mirror.example.org",
       appBases: { "app-wordpress": "debian-12" },
+      timeout: "2h",
     });
     const tests = readEnvironment(TestInstanceContract, reveal(named(`${p.name}-tests`).inputs.environment));
     expect(tests).toEqual({
@@ -286,6 +289,7 @@ describe("the Commands' environment, as the CLI reads it", () => {
       release: "app-wordpress",
       accessKey: "SCWXXXXXXXXXXXXXXXXX",
       secretKey: "00000000-0000-0000-0000-000000000000",
+      timeout: "2h",
     });
     for (const [name, contract] of [[`${p.name}-artifact`, PublishContract], [`${p.name}-tests`, TestInstanceContract]] as const) {
       const env = rawEnvironment.get(name)!;
@@ -301,10 +305,34 @@ describe("the Commands' environment, as the CLI reads it", () => {
     await new Promise<void>((done) => cmd.stdout.apply(() => done()));
     expect(readEnvironment(RetentionContract, reveal(named("retention").inputs.environment))).toEqual({
       zone: "fr-par-2", current: formatCurrentBuilds(plans), accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: "00000000-0000-0000-0000-000000000000",
-      projectId: "11111111-2222-4333-8444-555555555555",
+      projectId: "11111111-2222-4333-8444-555555555555", timeout: "30m",
     });
     const env = rawEnvironment.get("retention")!;
     expect(await secretNames(env)).toEqual(declaredSecrets(RetentionContract, env));
+  });
+});
+
+describe("timeouts", () => {
+  it.each([
+    { what: "the defaults", config: {}, want: { snapshot: "60m", image: "20m", server: "20m", serverDelete: "30m", publish: "2h", tests: "2h" } },
+    {
+      what: "the stack's",
+      config: { snapshotImportTimeout: "3h", imageTimeout: "45m", testServerTimeout: "25m", testServerDeleteTimeout: "1h", publishTimeout: "4h", testsTimeout: "90m" },
+      want: { snapshot: "3h", image: "45m", server: "25m", serverDelete: "1h", publish: "4h", tests: "90m" },
+    },
+  ])("bound every step that waits, with $what", async ({ config, want }) => {
+    await declare({ images: ["debian-12"], ...config });
+    const n = "debian-12-x86_64";
+    expect(named(`${n}-snapshot`).customTimeouts).toEqual({ create: want.snapshot, update: want.snapshot });
+    expect(named(`${n}-image`).customTimeouts).toEqual({ create: want.image, update: want.image, delete: want.image });
+    expect(named(`${n}-test-server`).customTimeouts).toEqual({ create: want.server, update: want.server, delete: want.serverDelete });
+    // Commands have no timeout of their own: the CLI ends itself after FACTORY_TIMEOUT.
+    expect(reveal(named(`${n}-artifact`).inputs.environment).FACTORY_TIMEOUT).toBe(want.publish);
+    expect(reveal(named(`${n}-tests`).inputs.environment).FACTORY_TIMEOUT).toBe(want.tests);
+  });
+
+  it("refuses a timeout that is not a duration, naming the key", () => {
+    expect(() => settingsFor({ snapshotImportTimeout: "soon" })).toThrow("image-factory:snapshotImportTimeout: expected a duration such as 90m, 2h or 45s");
   });
 });
 
@@ -328,7 +356,7 @@ describe("the release spec", () => {
         enableDynamicIp: spec.server.enableDynamicIp, bootType: spec.server.bootType, state: spec.server.state, tags: [...tags, spec.server.roleTag],
       });
       const env = reveal(named(`${p.name}-tests`).inputs.environment);
-      expect(env).toEqual(testEnvironment(spec, { serverId: `${spec.zone}/${p.name}-test-server-id`, accessKey: credentials.accessKey, secretKey: "00000000-0000-0000-0000-000000000000" }));
+      expect(env).toEqual(testEnvironment(spec, { serverId: `${spec.zone}/${p.name}-test-server-id`, accessKey: credentials.accessKey, secretKey: "00000000-0000-0000-0000-000000000000", timeout: "2h" }));
     }
   });
 });
