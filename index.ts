@@ -3,10 +3,15 @@
  * catalog, the planner and the components do the work.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { assertBuilt } from "./builder/build-stamp";
+import { projectRoot } from "./builder/paths";
 import { planStack } from "./builder/plan";
 import { parseStackSettings } from "./builder/settings";
 import { retention, zonalImages } from "./components/factory-stack";
 import { loadCatalog } from "./images";
+
+// The Commands run the compiled CLI: refuse to start with a missing or stale one rather than run old code.
+assertBuilt(projectRoot());
 
 const catalog = loadCatalog();
 const settings = parseStackSettings(pulumi.getStack(), pulumi.runtime.allConfig(), catalog);

@@ -1,15 +1,23 @@
 /** Composes a zone stack: one ZonalImage per planned image. No config reading here: the caller parses it. */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { cliFile } from "../builder/build-stamp";
 import { RetentionContract, writeEnvironment } from "../builder/contract";
+import { projectRoot } from "../builder/paths";
 import type { PlannedImage } from "../builder/plan";
 import { environmentTags } from "../builder/release-spec";
 import { formatCurrentBuilds } from "../builder/retention";
 import { testCommercialType, type StackSettings } from "../builder/settings";
 import { ZonalImage, type FactoryCredentials } from "./zonal-image";
 
-/** How the Commands start the image-factory CLI; `npm run build` (or `prepare`) produced it. */
-export const FACTORY_CLI = "node dist/builder/cli.js";
+/**
+ * How the Commands start the image-factory CLI that `npm run build` compiled: by absolute path, derived from the
+ * program's own location, so `pulumi up` may run from any directory. (Moving the checkout changes the Commands'
+ * inputs, which re-runs them: publish then finds its artifact in the bucket.)
+ */
+export function factoryCli(root = projectRoot()): string {
+  return `node '${cliFile(root).replace(/'/g, "'\\''")}'`;
+}
 
 export function zonalImages(
   plans: PlannedImage[],
@@ -34,7 +42,7 @@ export function zonalImages(
           testCommercialType: testCommercialType(settings, plan.arch),
           runTests: settings.runTests,
           keepPreviousVersions: settings.keepPreviousVersions,
-          cli: FACTORY_CLI,
+          cli: factoryCli(),
           tags: environmentTags(settings),
           timeouts: settings,
         },
@@ -60,7 +68,7 @@ export function retention(
   return new command.local.Command(
     "retention",
     {
-      create: `${FACTORY_CLI} retention --apply`,
+      create: `${factoryCli()} retention --apply`,
       environment: writeEnvironment<typeof RetentionContract, pulumi.Input<string>>(
         RetentionContract,
         {

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadCatalog, type Catalog, type OsRelease } from "../../images";
 import { planStack } from "../../builder/plan";
-import { retention, zonalImages } from "../../components/factory-stack";
+import { factoryCli, retention, zonalImages } from "../../components/factory-stack";
 import { formatCurrentBuilds } from "../../builder/retention";
 import { settingsFor } from "./helpers";
 import { localReleaseSpec } from "../../builder/local/local-job";
@@ -123,8 +123,8 @@ describe("a zone stack", () => {
     const p = plans.find((x) => x.name === "debian-12-x86_64")!;
     const artifact = named(`${p.name}-artifact`);
     expect(artifact.inputs.triggers).toEqual([p.contentHash]);
-    expect(artifact.inputs.create).toBe("node dist/builder/cli.js publish");
-    expect(artifact.inputs.delete).toBe("node dist/builder/cli.js unpublish");
+    expect(artifact.inputs.create).toBe(`${factoryCli()} publish`);
+    expect(artifact.inputs.delete).toBe(`${factoryCli()} unpublish`);
     expect(reveal(artifact.inputs.environment).FACTORY_KEY).toBe(p.artifactKey);
     expect(artifact.inputs.logging).toBe("stderr");
 
@@ -153,7 +153,7 @@ describe("a zone stack", () => {
       FACTORY_RELEASE: "debian-12",
       SCW_SECRET_KEY: "00000000-0000-0000-0000-000000000000",
     });
-    expect(JSON.stringify(tests.inputs.create)).toBe(JSON.stringify("node dist/builder/cli.js test-instance"));
+    expect(JSON.stringify(tests.inputs.create)).toBe(JSON.stringify(`${factoryCli()} test-instance`));
   });
 
   it("tags snapshot, image and test Instance with the SCS metadata, the content hash and user tags last", async () => {
@@ -231,7 +231,7 @@ describe("a zone stack", () => {
     await new Promise<void>((done) => cmd.stdout.apply(() => done()));
     const r = named("retention");
     expect(r.dependsOn).toEqual(["debian-12-x86_64"]);
-    expect(r.inputs.create).toBe("node dist/builder/cli.js retention --apply");
+    expect(r.inputs.create).toBe(`${factoryCli()} retention --apply`);
     expect(r.inputs.triggers).toEqual([formatCurrentBuilds(plans)]);
     expect(isSecret(r.inputs.environment)).toBe(true);
     expect(reveal(r.inputs.environment)).toMatchObject({ FACTORY_ZONE: "fr-par-2", FACTORY_CURRENT: `debian-12/x86_64=${plans[0]!.contentHash}` });
