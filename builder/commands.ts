@@ -5,6 +5,8 @@ import { buildImage } from "./build";
 import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
 import { AppBases, SourceOverrides } from "./settings";
 import type { z } from "zod";
+import { createClient } from "@scaleway/sdk-client";
+import { Instancev1 } from "@scaleway/sdk-instance";
 import { PublishContract, TestInstanceContract, UnpublishContract, type Read } from "./contract";
 import { Architecture } from "../images/schema";
 import { fetchVerified } from "./fetch";
@@ -300,6 +302,17 @@ register("test-local", {
   },
 });
 
+/** Powers the test Instance off (waiting until it is stopped) unless it already is. */
+async function powerOff(e: Read<typeof TestInstanceContract>): Promise<void> {
+  const client = createClient({ accessKey: e.accessKey, secretKey: e.secretKey, defaultProjectId: e.projectId, defaultZone: e.zone, ...(e.apiUrl ? { apiURL: e.apiUrl } : {}) });
+  const instance = new Instancev1.API(client);
+  const { server } = await instance.getServer({ zone: e.zone, serverId: e.serverId });
+  if (!server || server.state === "stopped") return;
+  if (server.state === "running") await instance.serverAction({ zone: e.zone, serverId: e.serverId, action: "poweroff" });
+  const s = await instance.waitForServer({ zone: e.zone, serverId: e.serverId }, { timeout: 600, minDelay: 2, maxDelay: 5 });
+  if (s.state !== "stopped") throw new Error(`server ${e.serverId} is ${s.state}, expected stopped`);
+}
+
 register("test-instance", {
   summary: "run the release test battery (in-guest checks + the 12 API scenarios) against a test Instance",
   usage:
@@ -334,6 +347,8 @@ register("test-instance", {
       only,
       log: (line) => process.stderr.write(`${line}\n`),
     });
+    // Leave it as declared (`state: stopped`), so the next `up`, which removes it, sees no drift.
+    await powerOff(e).catch((err: Error) => process.stderr.write(`test-instance: could not power the test Instance off: ${err.message}\n`));
     const text = table(["test", "result", "seconds", "reason"], report.results.map((r) => [r.name, r.status, r.seconds.toFixed(1), r.reason]));
     process.stderr.write(`${text}\n`);
     const reportFile = e.report;

@@ -1,6 +1,7 @@
 /** Composes a zone stack: one ZonalImage per planned image. No config reading here: the caller parses it. */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
 import { cliFile } from "../builder/build-stamp";
 import { RetentionContract, writeEnvironment } from "../builder/contract";
 import { projectRoot } from "../builder/paths";
@@ -19,11 +20,26 @@ export function factoryCli(root = projectRoot()): string {
   return `node '${cliFile(root).replace(/'/g, "'\\''")}'`;
 }
 
+/**
+ * The content hashes whose battery passed, from the stack's previous `testedContentHashes` output (anything else,
+ * e.g. no previous `up`, is none): their test Instances are not declared again.
+ */
+export function passedEarlier(previous: unknown): Set<string> {
+  const r = z.array(z.string().regex(/^[0-9a-f]{64}$/)).safeParse(previous);
+  return new Set(r.success ? r.data : []);
+}
+
+/** What the stack exports as `testedContentHashes`: every image's hash whose battery passed, sorted. */
+export function testedContentHashes(images: ZonalImage[]): pulumi.Output<string[]> {
+  return pulumi.all(images.map((i) => i.testedContentHash)).apply((h) => [...new Set(h.filter((x): x is string => !!x))].sort());
+}
+
 export function zonalImages(
   plans: PlannedImage[],
   settings: StackSettings,
   credentials: FactoryCredentials,
   opts?: pulumi.ComponentResourceOptions,
+  passed: Set<string> = new Set(),
 ): ZonalImage[] {
   return plans.map(
     (plan) =>
@@ -41,6 +57,7 @@ export function zonalImages(
           projectId: settings.projectId,
           testCommercialType: testCommercialType(settings, plan.arch),
           runTests: settings.runTests,
+          testedAlready: passed.has(plan.contentHash),
           keepPreviousVersions: settings.keepPreviousVersions,
           cli: factoryCli(),
           tags: environmentTags(settings),

@@ -51,6 +51,11 @@ export interface ZonalImageArgs {
   testCommercialType?: string;
   /** Boot a test Instance and run the test battery; the image counts as released only when it passes. */
   runTests: boolean;
+  /**
+   * This content hash passed the battery in an earlier `up` (the stack's `testedContentHashes`): no test Instance
+   * is declared, so Pulumi removes the one that ran, and the image is released.
+   */
+  testedAlready?: boolean;
   /** The command that runs the image-factory CLI (`node dist/builder/cli.js`). */
   cli: string;
   /**
@@ -82,6 +87,8 @@ export class ZonalImage extends pulumi.ComponentResource {
   public readonly testServerId: pulumi.Output<string | undefined>;
   /** The image id once the test battery passed (or right away when tests are off): what a release publishes. */
   public readonly releasedImageId: pulumi.Output<string>;
+  /** The content hash once its battery passed (now or in an earlier `up`); undefined when tests are off. */
+  public readonly testedContentHash: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: ZonalImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("image-factory:index:ZonalImage", name, {}, opts);
@@ -172,7 +179,8 @@ export class ZonalImage extends pulumi.ComponentResource {
 
     let testServerId: pulumi.Output<string | undefined> = pulumi.output(undefined);
     let released: pulumi.Output<string> = image.id;
-    if (args.runTests) {
+    let tested: pulumi.Output<string | undefined> = pulumi.output(args.runTests && args.testedAlready ? plan.contentHash : undefined);
+    if (args.runTests && !args.testedAlready) {
       const server = new scaleway.instance.Server(
         `${name}-test-server`,
         {
@@ -210,6 +218,7 @@ export class ZonalImage extends pulumi.ComponentResource {
       );
       testServerId = server.id;
       released = pulumi.all([image.id, tests.stdout]).apply(([id]) => id);
+      tested = tests.stdout.apply(() => plan.contentHash);
     }
 
     this.artifactKey = pulumi.output(plan.artifactKey);
@@ -218,7 +227,9 @@ export class ZonalImage extends pulumi.ComponentResource {
     this.imageId = image.id;
     this.testServerId = testServerId;
     this.releasedImageId = released;
+    this.testedContentHash = tested;
     this.registerOutputs({
+      testedContentHash: this.testedContentHash,
       artifactKey: this.artifactKey,
       contentHash: this.contentHash,
       snapshotId: this.snapshotId,

@@ -2,6 +2,7 @@
  * What the ZonalImage's Scaleway resources do after publish, against the emulated API: import the artifact from
  * Object Storage as a block snapshot, make an Instance image of it, create the test Instance (stopped, as the
  * component does) and run `image-factory test-instance` with the environment the component's test Command gives it.
+ * Once the battery passed, the test Instance leaves the zone, as the stack's next `up` removes it.
  */
 import { createClient } from "@scaleway/sdk-client";
 import { Blockv1 } from "@scaleway/sdk-block";
@@ -63,6 +64,21 @@ async function leftovers(client: ReturnType<typeof createClient>, zone: string, 
   ];
 }
 
+/** Deletes the test server and its root volume as the provider would; returns what is wrong or still there. */
+async function removeTestServer(client: ReturnType<typeof createClient>, zone: ReleaseSpec["zone"], serverId: string): Promise<string[]> {
+  const instance = new Instancev1.API(client);
+  const block = new Blockv1.API(client);
+  const s = (await instance.getServer({ zone, serverId })).server!;
+  if (s.state !== "stopped") return [`test server ${s.name} is ${s.state} after the battery, not stopped as declared`];
+  const root = s.volumes["0"]?.id;
+  await instance.deleteServer({ zone, serverId });
+  if (root) await block.deleteVolume({ zone, volumeId: root });
+  return [
+    ...(await instance.listServers({ zone })).servers.map((x) => `server ${x.name} after the test server's removal`),
+    ...(await block.listVolumes({ zone, includeDeleted: false })).volumes.map((x) => `volume ${x.name} after the test server's removal`),
+  ];
+}
+
 export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise<EmulatedReleaseResult> {
   const secretKey = randomUUID();
   const accessKey = `SCW${randomBytes(9).toString("hex").toUpperCase().slice(0, 17)}`;
@@ -95,6 +111,9 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
     }
     const report = JSON.parse(readFileSync(o.reportFile, "utf8")) as { results: CheckResult[] };
     const left = await leftovers(client, zone, { snapshot: snap.id, image: image.id, server: server.id });
+    // The stack's second `up`: a passed content hash no longer declares its test Instance, so the provider deletes
+    // it and its root volume. The battery must have left it as declared (stopped), or that `up` would see drift.
+    if (passed) left.push(...(await removeTestServer(client, zone, server.id)));
     return { imageId: image.id, serverId: server.id, passed, results: report.results, leftovers: left };
   } finally {
     await emulator.close();

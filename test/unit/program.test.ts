@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadCatalog, type Catalog, type OsRelease } from "../../images";
 import { planStack } from "../../builder/plan";
-import { factoryCli, retention, zonalImages } from "../../components/factory-stack";
+import { factoryCli, passedEarlier, retention, testedContentHashes, zonalImages } from "../../components/factory-stack";
 import { formatCurrentBuilds } from "../../builder/retention";
 import { settingsFor } from "./helpers";
 import { localReleaseSpec } from "../../builder/local/local-job";
@@ -69,10 +69,10 @@ beforeEach(() => {
 
 const credentials = { accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: pulumi.secret("00000000-0000-0000-0000-000000000000") };
 
-async function declare(overrides: Record<string, unknown> = {}, catalog: Catalog = loadCatalog()) {
+async function declare(overrides: Record<string, unknown> = {}, catalog: Catalog = loadCatalog(), passed = new Set<string>()) {
   const settings = settingsFor(overrides);
   const plans = planStack(catalog, settings);
-  const images = zonalImages(plans, settings, credentials, { transformations: [recordOptions] });
+  const images = zonalImages(plans, settings, credentials, { transformations: [recordOptions] }, passed);
   // Wait for every output so all registrations have happened.
   await new Promise<void>((done) => pulumi.all(images.map((i) => i.releasedImageId)).apply(() => done()));
   return { plans, images };
@@ -309,6 +309,50 @@ describe("the Commands' environment, as the CLI reads it", () => {
     });
     const env = rawEnvironment.get("retention")!;
     expect(await secretNames(env)).toEqual(declaredSecrets(RetentionContract, env));
+  });
+});
+
+const settle = <T>(o: pulumi.Output<T>) => new Promise<T>((done) => o.apply((v) => (done(v), v)));
+
+describe("test Instances that do not outlive their release", () => {
+  it("exports the content hashes whose battery passed", async () => {
+    const { plans, images } = await declare();
+    expect(await settle(testedContentHashes(images))).toEqual(plans.map((p) => p.contentHash).sort());
+  });
+
+  it("declares no test Instance for a hash that passed in an earlier up, and still releases its image", async () => {
+    const plans = planStack(loadCatalog(), settingsFor());
+    const debian = plans.find((p) => p.release.id === "debian-12")!;
+    const { images } = await declare({}, loadCatalog(), passedEarlier([debian.contentHash]));
+    const names = registered.map((r) => r.name);
+    expect(names).not.toContain("debian-12-x86_64-test-server");
+    expect(names).not.toContain("debian-12-x86_64-tests");
+    expect(names).toContain("debian-12-x86_64-image");
+    expect(names).toContain("ubuntu-24.04-x86_64-test-server");
+    const img = images[plans.indexOf(debian)]!;
+    expect(await settle(img.releasedImageId)).toBe("fr-par-2/debian-12-x86_64-image-id");
+    expect(await settle(img.testServerId)).toBeUndefined();
+    // Still exported, so the next up keeps it out too.
+    expect(await settle(testedContentHashes(images))).toEqual(plans.map((p) => p.contentHash).sort());
+  });
+
+  it("tests again when the content hash changes", async () => {
+    await declare({}, loadCatalog(), passedEarlier(["0".repeat(64)]));
+    expect(registered.filter((r) => r.name.endsWith("-test-server"))).toHaveLength(2);
+  });
+
+  it.each([
+    { what: "no previous up", previous: undefined, want: [] },
+    { what: "hashes", previous: ["a".repeat(64), "b".repeat(64)], want: ["a".repeat(64), "b".repeat(64)] },
+    { what: "something else", previous: { debian: "a".repeat(64) }, want: [] },
+    { what: "a list with a stranger", previous: ["a".repeat(64), "x"], want: [] },
+  ])("reads the previous output with $what", ({ previous, want }) => {
+    expect([...passedEarlier(previous)]).toEqual(want);
+  });
+
+  it("exports nothing as tested when tests are off", async () => {
+    const { images } = await declare({ runTests: false, images: ["debian-12"] });
+    expect(await settle(testedContentHashes(images))).toEqual([]);
   });
 });
 
