@@ -178,15 +178,17 @@ async function retentionRun(v: Values): Promise<number> {
     current = parseCurrentBuilds(formatCurrentBuilds(planStack(catalog, settings)));
   } else {
     // What the stack's retention Command passes (builder/contract.ts); without --stack, zone and builds are needed.
+    if (!zone || !(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")}), or --stack`);
+    // An empty list would make every image a previous version: refuse rather than hide a whole zone.
+    if (!str(v, "current")) throw new UsageError("--current: give the stack's current builds (REL/ARCH=HASH,...), or --stack");
     let env: Read<typeof RetentionContract>;
     try {
       env = readEnvironment(RetentionContract, process.env, v);
     } catch (err) {
-      if (err instanceof ContractError) throw new UsageError(`${err.message} (or give --stack)`);
+      if (err instanceof ContractError) throw new UsageError(err.message);
       throw err;
     }
     zone = env.zone;
-    // An empty list would make every image a previous version: refuse rather than hide a whole zone.
     try {
       current = parseCurrentBuilds(env.current);
     } catch (err) {
