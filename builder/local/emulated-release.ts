@@ -65,7 +65,7 @@ async function leftovers(client: ReturnType<typeof createClient>, zone: string, 
 }
 
 /** Deletes the test server and its root volume as the provider would; returns what is wrong or still there. */
-async function removeTestServer(client: ReturnType<typeof createClient>, zone: ReleaseSpec["zone"], serverId: string): Promise<string[]> {
+export async function removeTestServer(client: ReturnType<typeof createClient>, zone: ReleaseSpec["zone"], serverId: string): Promise<string[]> {
   const instance = new Instancev1.API(client);
   const block = new Blockv1.API(client);
   const s = (await instance.getServer({ zone, serverId })).server!;
