@@ -3,27 +3,42 @@
  * catalog, the planner and the components do the work.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { assertBuilt } from "./builder/build-stamp";
+import { projectRoot } from "./builder/paths";
 import { planStack } from "./builder/plan";
 import { parseStackSettings } from "./builder/settings";
-import { retention, zonalImages } from "./components/factory-stack";
+import { passedEarlier, retention, testedContentHashes, zonalImages } from "./components/factory-stack";
 import { loadCatalog } from "./images";
 
-const catalog = loadCatalog();
-const settings = parseStackSettings(pulumi.getStack(), pulumi.runtime.allConfig(), catalog);
-const plans = planStack(catalog, settings);
+/** The stack's outputs. An async entry point: it reads its own previous outputs before declaring anything. */
+export = async () => {
+  // The Commands run the compiled CLI: refuse to start with a missing or stale one rather than run old code.
+  assertBuilt(projectRoot());
 
-// Object Storage uses the Scaleway API key pair, as the provider does: config first, then the environment.
-const scw = new pulumi.Config("scaleway");
-const accessKey = scw.get("accessKey") ?? process.env.SCW_ACCESS_KEY;
-const secretKey = scw.getSecret("secretKey") ?? (process.env.SCW_SECRET_KEY && pulumi.secret(process.env.SCW_SECRET_KEY));
-if (!accessKey || !secretKey) {
-  throw new Error("set scaleway:accessKey and scaleway:secretKey (or SCW_ACCESS_KEY and SCW_SECRET_KEY)");
-}
+  const catalog = loadCatalog();
+  const settings = parseStackSettings(pulumi.getStack(), pulumi.runtime.allConfig(), catalog);
+  const plans = planStack(catalog, settings);
 
-const images = zonalImages(plans, settings, { accessKey, secretKey });
-retention(plans, settings, { accessKey, secretKey }, images);
+  // Object Storage uses the Scaleway API key pair, as the provider does: config first, then the environment.
+  const scw = new pulumi.Config("scaleway");
+  const accessKey = scw.get("accessKey") ?? process.env.SCW_ACCESS_KEY;
+  const secretKey = scw.getSecret("secretKey") ?? (process.env.SCW_SECRET_KEY && pulumi.secret(process.env.SCW_SECRET_KEY));
+  if (!accessKey || !secretKey) {
+    throw new Error("set scaleway:accessKey and scaleway:secretKey (or SCW_ACCESS_KEY and SCW_SECRET_KEY)");
+  }
 
-export const zone = settings.zone;
-export const releaseEpoch = settings.releaseEpoch;
-export const releasedImages = Object.fromEntries(images.map((img, i) => [plans[i]!.name, img.releasedImageId]));
-export const contentHashes = Object.fromEntries(plans.map((p) => [p.name, p.contentHash]));
+  // What passed its battery in an earlier `up`: its test Instance is not declared again, so it leaves the zone.
+  const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`);
+  const passed = passedEarlier((await self.getOutputDetails("testedContentHashes")).value);
+
+  const images = zonalImages(plans, settings, { accessKey, secretKey }, undefined, passed);
+  retention(plans, settings, { accessKey, secretKey }, images);
+
+  return {
+    zone: settings.zone,
+    releaseEpoch: settings.releaseEpoch,
+    releasedImages: Object.fromEntries(images.map((img, i) => [plans[i]!.name, img.releasedImageId])),
+    contentHashes: Object.fromEntries(plans.map((p) => [p.name, p.contentHash])),
+    testedContentHashes: testedContentHashes(images),
+  };
+};

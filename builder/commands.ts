@@ -5,6 +5,9 @@ import { buildImage } from "./build";
 import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
 import { AppBases, SourceOverrides } from "./settings";
 import type { z } from "zod";
+import { createClient } from "@scaleway/sdk-client";
+import { Instancev1 } from "@scaleway/sdk-instance";
+import { PublishContract, TestInstanceContract, UnpublishContract, type Read } from "./contract";
 import { Architecture } from "../images/schema";
 import { fetchVerified } from "./fetch";
 import { publish, unpublish } from "./publish";
@@ -93,27 +96,51 @@ const buildEnv = {
   "content-hash": "FACTORY_CONTENT_HASH",
 };
 
+/** What a build needs, whether from flags (`build`) or the artifact Command's environment (`publish`). */
+type BuildValues = Pick<Read<typeof PublishContract>, "release" | "arch" | "releaseEpoch" | "securityEpoch" | "ecosystemVersion" | "ecosystemRepository" | "mirror" | "appBases" | "sourceOverrides" | "contentHash">;
+
 function buildInputs(v: Values, positionals: string[]) {
-  const { catalog, release, arch } = releaseAndArch(v, positionals);
+  const { release, arch } = releaseAndArch(v, positionals);
   const security = Number(str(v, "security-epoch") ?? "0");
   if (!Number.isInteger(security) || security < 0) throw new UsageError("--security-epoch: expected a whole number");
+  return inputsFrom({
+    release: release.id,
+    arch,
+    releaseEpoch: need(v, "release-epoch", "FACTORY_RELEASE_EPOCH"),
+    securityEpoch: security,
+    ecosystemVersion: need(v, "ecosystem-version", "FACTORY_ECOSYSTEM_VERSION"),
+    ecosystemRepository: need(v, "ecosystem-repository", "FACTORY_ECOSYSTEM_REPOSITORY"),
+    mirror: str(v, "mirror"),
+    appBases: jsonFlag(v, "app-bases", "FACTORY_APP_BASES", AppBases),
+    sourceOverrides: jsonFlag(v, "source-overrides", "FACTORY_SOURCE_OVERRIDES", SourceOverrides),
+    contentHash: str(v, "content-hash") ?? "",
+  });
+}
+
+function inputsFrom(b: BuildValues) {
+  let catalog: Catalog;
+  try {
+    catalog = withOverrides(loadCatalog(), { appBases: b.appBases, sourceOverrides: b.sourceOverrides });
+  } catch (err) {
+    if (err instanceof CatalogError) throw new UsageError(err.problems.join("; "));
+    throw err;
+  }
+  const release = catalog.byId.get(b.release);
+  if (!release) throw new UsageError(`no release "${b.release}" in the catalog (image-factory catalog lists them)`);
+  if (!release.architectures.includes(b.arch)) throw new UsageError(`${b.release} is not built for ${b.arch}`);
   const signingKeyFile = process.env.FACTORY_ECOSYSTEM_KEY_FILE;
   return {
     catalog,
     releaseId: release.id,
-    arch,
-    dials: {
-      releaseEpoch: need(v, "release-epoch", "FACTORY_RELEASE_EPOCH"),
-      ecosystemVersion: need(v, "ecosystem-version", "FACTORY_ECOSYSTEM_VERSION"),
-      securityEpoch: security,
-    },
+    arch: b.arch,
+    dials: { releaseEpoch: b.releaseEpoch, ecosystemVersion: b.ecosystemVersion, securityEpoch: b.securityEpoch },
     ecosystem: {
-      repository: need(v, "ecosystem-repository", "FACTORY_ECOSYSTEM_REPOSITORY"),
-      version: need(v, "ecosystem-version", "FACTORY_ECOSYSTEM_VERSION"),
+      repository: b.ecosystemRepository,
+      version: b.ecosystemVersion,
       ...(signingKeyFile ? { signingKey: readFileSync(signingKeyFile, "utf8") } : {}),
     },
-    ...(str(v, "mirror") ? { mirror: str(v, "mirror") } : {}),
-    ...(str(v, "content-hash") ? { expectedContentHash: str(v, "content-hash") } : {}),
+    ...(b.mirror ? { mirror: b.mirror } : {}),
+    ...(b.contentHash ? { expectedContentHash: b.contentHash } : {}),
   };
 }
 
@@ -125,12 +152,21 @@ const s3Options = {
 } as const;
 const s3Env = { endpoint: "FACTORY_S3_ENDPOINT", region: "FACTORY_S3_REGION", bucket: "FACTORY_BUCKET", key: "FACTORY_KEY" };
 
-function s3Target(v: Values): S3Target {
-  const accessKeyId = process.env.AWS_ACCESS_KEY_ID ?? process.env.SCW_ACCESS_KEY;
-  const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY ?? process.env.SCW_SECRET_KEY;
+function credentials(c: { accessKeyId?: string; secretAccessKey?: string } = {}) {
+  const accessKeyId = c.accessKeyId ?? process.env.SCW_ACCESS_KEY;
+  const secretAccessKey = c.secretAccessKey ?? process.env.SCW_SECRET_KEY;
   if (!accessKeyId || !secretAccessKey) throw new UsageError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or SCW_ACCESS_KEY and SCW_SECRET_KEY)");
+  return { accessKeyId, secretAccessKey };
+}
+
+function s3Target(v: Values): S3Target {
   const region = need(v, "region", "FACTORY_S3_REGION");
-  return { endpoint: str(v, "endpoint") ?? `https://s3.${region}.scw.cloud`, region, bucket: need(v, "bucket", "FACTORY_BUCKET"), accessKeyId, secretAccessKey };
+  return { endpoint: str(v, "endpoint") ?? `https://s3.${region}.scw.cloud`, region, bucket: need(v, "bucket", "FACTORY_BUCKET"), ...credentials({ accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY }) };
+}
+
+/** The bucket from the artifact Command's environment (builder/contract.ts). */
+function s3From(e: Read<typeof UnpublishContract>): S3Target {
+  return { endpoint: e.s3Endpoint ?? `https://s3.${e.s3Region}.scw.cloud`, region: e.s3Region, bucket: e.bucket, ...credentials(e) };
 }
 
 const out = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -188,10 +224,9 @@ register("publish", {
   summary: "build and upload unless the bucket already holds this content hash (the ZonalImage Command)",
   usage: "image-factory publish   (FACTORY_* environment, as the ZonalImage Command sets it)",
   options: { ...buildOptions, ...s3Options, ref: { type: "string" } },
-  env: { ...buildEnv, ...s3Env, ref: "FACTORY_REF" },
-  async run(v, p) {
-    const inputs = buildInputs(v, p);
-    out(await publish({ ...inputs, s3: s3Target(v), key: need(v, "key", "FACTORY_KEY"), ref: need(v, "ref", "FACTORY_REF") }));
+  contract: PublishContract,
+  async run(_v, _p, e) {
+    out(await publish({ ...inputsFrom({ ...e, contentHash: e.contentHash }), s3: s3From(e), key: e.key, ref: e.ref }));
   },
 });
 
@@ -199,9 +234,9 @@ register("unpublish", {
   summary: "drop a stack's reference to an artifact; delete the artifact with the last reference",
   usage: "image-factory unpublish   (FACTORY_BUCKET, FACTORY_KEY, FACTORY_REF, FACTORY_S3_*)",
   options: { ...s3Options, ref: { type: "string" } },
-  env: { ...s3Env, ref: "FACTORY_REF" },
-  async run(v) {
-    out(await unpublish(s3Target(v), need(v, "key", "FACTORY_KEY"), need(v, "ref", "FACTORY_REF")));
+  contract: UnpublishContract,
+  async run(_v, _p, e) {
+    out(await unpublish(s3From(e), e.key, e.ref));
   },
 });
 
@@ -267,6 +302,17 @@ register("test-local", {
   },
 });
 
+/** Powers the test Instance off (waiting until it is stopped) unless it already is. */
+async function powerOff(e: Read<typeof TestInstanceContract>): Promise<void> {
+  const client = createClient({ accessKey: e.accessKey, secretKey: e.secretKey, defaultProjectId: e.projectId, defaultZone: e.zone, ...(e.apiUrl ? { apiURL: e.apiUrl } : {}) });
+  const instance = new Instancev1.API(client);
+  const { server } = await instance.getServer({ zone: e.zone, serverId: e.serverId });
+  if (!server || server.state === "stopped") return;
+  if (server.state === "running") await instance.serverAction({ zone: e.zone, serverId: e.serverId, action: "poweroff" });
+  const s = await instance.waitForServer({ zone: e.zone, serverId: e.serverId }, { timeout: 600, minDelay: 2, maxDelay: 5 });
+  if (s.state !== "stopped") throw new Error(`server ${e.serverId} is ${s.state}, expected stopped`);
+}
+
 register("test-instance", {
   summary: "run the release test battery (in-guest checks + the 12 API scenarios) against a test Instance",
   usage:
@@ -282,37 +328,30 @@ register("test-instance", {
     report: { type: "string" },
     json: { type: "boolean", default: false },
   },
-  env: { server: "FACTORY_SERVER_ID", zone: "FACTORY_ZONE", release: "FACTORY_RELEASE", only: "FACTORY_TESTS", dns: "FACTORY_DNS_NAMES", report: "FACTORY_TEST_REPORT" },
-  async run(v) {
-    const serverId = need(v, "server", "FACTORY_SERVER_ID");
-    const zone = need(v, "zone", "FACTORY_ZONE");
-    if (!(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--zone: ${zone} is not a Scaleway Availability Zone`);
-    const releaseId = need(v, "release", "FACTORY_RELEASE");
-    if (!loadCatalog().byId.has(releaseId)) throw new UsageError(`no release "${releaseId}" in the catalog`);
-    const env = (name: string) => {
-      const value = process.env[name];
-      if (!value) throw new UsageError(`${name} is not set: the test runner calls the Scaleway API with it`);
-      return value;
-    };
-    const list = (k: string) => (str(v, k) ?? "").split(",").map((x) => x.trim()).filter(Boolean);
-    const only = list("only");
+  contract: TestInstanceContract,
+  async run(v, _p, e) {
+    if (!loadCatalog().byId.has(e.release)) throw new UsageError(`no release "${e.release}" in the catalog`);
+    if (!e.projectId) throw new UsageError("SCW_DEFAULT_PROJECT_ID is not set: the test runner creates what the scenarios need in that Project");
+    const only = e.only ?? [];
     const unknown = only.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
-    if (unknown.length) throw new UsageError(`--only: unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.join(", ")}`);
+    if (unknown.length) throw new UsageError(`--only (FACTORY_TESTS): unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.join(", ")}`);
     const report = await runBattery({
-      apiUrl: process.env.SCW_API_URL,
-      accessKey: env("SCW_ACCESS_KEY"),
-      secretKey: env("SCW_SECRET_KEY"),
-      projectId: env("SCW_DEFAULT_PROJECT_ID"),
-      zone,
-      serverId,
-      releaseId,
-      dnsNames: list("dns").length ? list("dns") : ["api.scaleway.com"],
+      apiUrl: e.apiUrl,
+      accessKey: e.accessKey,
+      secretKey: e.secretKey,
+      projectId: e.projectId,
+      zone: e.zone,
+      serverId: e.serverId,
+      releaseId: e.release,
+      dnsNames: e.dnsNames?.length ? e.dnsNames : ["api.scaleway.com"],
       only,
       log: (line) => process.stderr.write(`${line}\n`),
     });
+    // Leave it as declared (`state: stopped`), so the next `up`, which removes it, sees no drift.
+    await powerOff(e).catch((err: Error) => process.stderr.write(`test-instance: could not power the test Instance off: ${err.message}\n`));
     const text = table(["test", "result", "seconds", "reason"], report.results.map((r) => [r.name, r.status, r.seconds.toFixed(1), r.reason]));
     process.stderr.write(`${text}\n`);
-    const reportFile = str(v, "report");
+    const reportFile = e.report;
     if (reportFile) {
       // Whole or not at all: a reader never sees half a report.
       writeFileSync(`${reportFile}.tmp`, `${JSON.stringify(report, null, 2)}\n`);

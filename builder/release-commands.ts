@@ -1,10 +1,14 @@
 /** Release and lifecycle subcommands: SCS conformance, image lifecycle, the upstream watcher, rollout in waves. */
 import { join } from "node:path";
+import { ContractError, flagVariables, readEnvironment, RetentionContract, type Read } from "./contract";
+import { Duration } from "./settings";
+
+const FACTORY_TIMEOUT = Duration.optional();
 import { loadCatalog } from "../images";
 import { checkUpstream } from "./check-upstream";
 import { lifecycle } from "./lifecycle";
 import { projectRoot } from "./paths";
-import { register, UsageError, type Values } from "./registry";
+import { bounded, register, UsageError, type Values } from "./registry";
 import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
 import { scsFromTags, SCS_TAG_PREFIX } from "./scs";
 import { checkCatalog, checkImageMetadata, checkImageSet, type CatalogImage, type Finding } from "./scs-check";
@@ -153,37 +157,52 @@ register("retention", {
     stack: { type: "string" }, zone: { type: "string" }, current: { type: "string" }, apply: { type: "boolean", default: false },
     at: { type: "string" }, json: { type: "boolean", default: false },
   },
-  env: { zone: "FACTORY_ZONE", current: "FACTORY_CURRENT" },
+  env: flagVariables(RetentionContract),
   async run(v) {
-    const at = dayOption(v);
-    const stack = str(v, "stack");
-    let zone = str(v, "zone");
-    let current: Map<string, string>;
-    if (stack) {
-      const catalog = loadCatalog();
-      const settings = readStackSettings(projectRoot(), stack, catalog);
-      zone = settings.zone;
-      current = parseCurrentBuilds(formatCurrentBuilds(planStack(catalog, settings)));
-    } else {
-      if (!zone || !(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")}), or --stack`);
-      const given = str(v, "current");
-      // An empty list would make every image a previous version: refuse rather than hide a whole zone.
-      if (!given) throw new UsageError("--current: give the stack's current builds (REL/ARCH=HASH,...), or --stack");
-      try {
-        current = parseCurrentBuilds(given);
-      } catch (err) {
-        throw new UsageError(`--current: ${(err as Error).message}`);
-      }
-    }
-    const client = zoneClient(zone, missingCredential);
-    const steps = planRetention(await liveFactoryImages(client, zone), current, at);
-    const outcomes = v.apply ? await applyRetention(client, zone, steps, (l) => process.stderr.write(`retention ${zone}: ${l}\n`)) : [];
-    const row = (s: RetentionStep) => [s.key, `${s.image.name} (${s.image.id})`, s.action === "mark" ? `mark as "${s.rename}"` : s.action, s.reason];
-    if (v.json) process.stdout.write(`${JSON.stringify({ zone, at, applied: v.apply === true, steps: steps.map((s) => ({ action: s.action, key: s.key, image: s.image.id, name: s.image.name, rename: s.rename, reason: s.reason })), outcomes }, null, 2)}\n`);
-    else {
-      process.stdout.write(steps.length ? `${table(["release", "image", "action", "why"], steps.map(row))}\n` : "no factory images in this zone\n");
-      if (!v.apply && steps.some((s) => s.action === "mark" || s.action === "delete")) process.stdout.write("dry run: --apply carries it out\n");
-    }
-    return outcomes.some((o) => o.error) ? 1 : 0;
+    // The Command's FACTORY_TIMEOUT bounds this run as it bounds the contract-registered subcommands.
+    const timeout = FACTORY_TIMEOUT.safeParse(process.env.FACTORY_TIMEOUT || undefined);
+    if (!timeout.success) throw new UsageError(`FACTORY_TIMEOUT: ${timeout.error.issues[0]!.message} (got "${process.env.FACTORY_TIMEOUT}")`);
+    return bounded(retentionRun(v), timeout.data, "image-factory retention");
   },
 });
+
+async function retentionRun(v: Values): Promise<number> {
+  const at = dayOption(v);
+  const stack = str(v, "stack");
+  let zone = str(v, "zone");
+  let current: Map<string, string>;
+  if (stack) {
+    const catalog = loadCatalog();
+    const settings = readStackSettings(projectRoot(), stack, catalog);
+    zone = settings.zone;
+    current = parseCurrentBuilds(formatCurrentBuilds(planStack(catalog, settings)));
+  } else {
+    // What the stack's retention Command passes (builder/contract.ts); without --stack, zone and builds are needed.
+    if (!zone || !(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")}), or --stack`);
+    // An empty list would make every image a previous version: refuse rather than hide a whole zone.
+    if (!str(v, "current")) throw new UsageError("--current: give the stack's current builds (REL/ARCH=HASH,...), or --stack");
+    let env: Read<typeof RetentionContract>;
+    try {
+      env = readEnvironment(RetentionContract, process.env, v);
+    } catch (err) {
+      if (err instanceof ContractError) throw new UsageError(err.message);
+      throw err;
+    }
+    zone = env.zone;
+    try {
+      current = parseCurrentBuilds(env.current);
+    } catch (err) {
+      throw new UsageError(`--current: ${(err as Error).message}`);
+    }
+  }
+  const client = zoneClient(zone, missingCredential);
+  const steps = planRetention(await liveFactoryImages(client, zone), current, at);
+  const outcomes = v.apply ? await applyRetention(client, zone, steps, (l) => process.stderr.write(`retention ${zone}: ${l}\n`)) : [];
+  const row = (s: RetentionStep) => [s.key, `${s.image.name} (${s.image.id})`, s.action === "mark" ? `mark as "${s.rename}"` : s.action, s.reason];
+  if (v.json) process.stdout.write(`${JSON.stringify({ zone, at, applied: v.apply === true, steps: steps.map((s) => ({ action: s.action, key: s.key, image: s.image.id, name: s.image.name, rename: s.rename, reason: s.reason })), outcomes }, null, 2)}\n`);
+  else {
+    process.stdout.write(steps.length ? `${table(["release", "image", "action", "why"], steps.map(row))}\n` : "no factory images in this zone\n");
+    if (!v.apply && steps.some((s) => s.action === "mark" || s.action === "delete")) process.stdout.write("dry run: --apply carries it out\n");
+  }
+  return outcomes.some((o) => o.error) ? 1 : 0;
+}

@@ -38,6 +38,9 @@ const SourceOverrideList = z
     ),
   );
 
+/** A duration as Pulumi's customTimeouts write it (`90m`, `2h`, `45s`); the CLI reads FACTORY_TIMEOUT likewise. */
+export const Duration = z.string().regex(/^\d+(s|m|h)$/, "expected a duration such as 90m, 2h or 45s");
+
 const commercialType = z.string().regex(/^[A-Z0-9][A-Z0-9_-]*$/, "expected a commercial type such as DEV1-S");
 
 export const StackSettings = z.strictObject({
@@ -88,6 +91,23 @@ export const StackSettings = z.strictObject({
    * [<replacement url>]`. They change the recipe, so the content hash.
    */
   sourceOverrides: SourceOverrideList.pipe(SourceOverrides),
+  /**
+   * How long the block snapshot import may take: the provider waits 5 minutes by default, and its own recorded
+   * test took about 3.5 minutes to import 1 GiB; our artifacts are larger.
+   */
+  snapshotImportTimeout: Duration.default("60m"),
+  /** How long creating, updating or deleting the Instance image may take. */
+  imageTimeout: Duration.default("20m"),
+  /** How long creating or updating the test Instance may take. */
+  testServerTimeout: Duration.default("20m"),
+  /** How long deleting the test Instance may take: the provider powers it on first, which a broken image can stall. */
+  testServerDeleteTimeout: Duration.default("30m"),
+  /** How long `publish` may run (fetch, customise, upload); the CLI bounds itself by it (FACTORY_TIMEOUT). */
+  publishTimeout: Duration.default("2h"),
+  /** How long the test battery may run (eleven boots); the CLI bounds itself by it. */
+  testsTimeout: Duration.default("2h"),
+  /** How long the stack's retention Command may run. */
+  retentionTimeout: Duration.default("30m"),
 });
 export type StackSettings = z.infer<typeof StackSettings>;
 

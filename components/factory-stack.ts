@@ -1,19 +1,45 @@
 /** Composes a zone stack: one ZonalImage per planned image. No config reading here: the caller parses it. */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { cliFile } from "../builder/build-stamp";
+import { RetentionContract, writeEnvironment } from "../builder/contract";
+import { projectRoot } from "../builder/paths";
 import type { PlannedImage } from "../builder/plan";
+import { environmentTags } from "../builder/release-spec";
 import { formatCurrentBuilds } from "../builder/retention";
 import { testCommercialType, type StackSettings } from "../builder/settings";
 import { ZonalImage, type FactoryCredentials } from "./zonal-image";
 
-/** How the Commands start the image-factory CLI; `npm run build` (or `prepare`) produced it. */
-export const FACTORY_CLI = "node dist/builder/cli.js";
+/**
+ * How the Commands start the image-factory CLI that `npm run build` compiled: by absolute path, derived from the
+ * program's own location, so `pulumi up` may run from any directory. (Moving the checkout changes the Commands'
+ * inputs, which re-runs them: publish then finds its artifact in the bucket.)
+ */
+export function factoryCli(root = projectRoot()): string {
+  return `node '${cliFile(root).replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * The content hashes whose battery passed, from the stack's previous `testedContentHashes` output (anything else,
+ * e.g. no previous `up`, is none): their test Instances are not declared again.
+ */
+export function passedEarlier(previous: unknown): Set<string> {
+  const r = z.array(z.string().regex(/^[0-9a-f]{64}$/)).safeParse(previous);
+  return new Set(r.success ? r.data : []);
+}
+
+/** What the stack exports as `testedContentHashes`: every image's hash whose battery passed, sorted. */
+export function testedContentHashes(images: ZonalImage[]): pulumi.Output<string[]> {
+  return pulumi.all(images.map((i) => i.testedContentHash)).apply((h) => [...new Set(h.filter((x): x is string => !!x))].sort());
+}
 
 export function zonalImages(
   plans: PlannedImage[],
   settings: StackSettings,
   credentials: FactoryCredentials,
   opts?: pulumi.ComponentResourceOptions,
+  passed: Set<string> = new Set(),
 ): ZonalImage[] {
   return plans.map(
     (plan) =>
@@ -31,9 +57,11 @@ export function zonalImages(
           projectId: settings.projectId,
           testCommercialType: testCommercialType(settings, plan.arch),
           runTests: settings.runTests,
+          testedAlready: passed.has(plan.contentHash),
           keepPreviousVersions: settings.keepPreviousVersions,
-          cli: FACTORY_CLI,
-          tags: [`factory:environment=${settings.environment}`],
+          cli: factoryCli(),
+          tags: environmentTags(settings),
+          timeouts: settings,
         },
         opts,
       ),
@@ -57,15 +85,15 @@ export function retention(
   return new command.local.Command(
     "retention",
     {
-      create: `${FACTORY_CLI} retention --apply`,
-      environment: {
-        FACTORY_ZONE: settings.zone,
-        FACTORY_CURRENT: current,
-        SCW_ACCESS_KEY: credentials.accessKey,
-        SCW_SECRET_KEY: pulumi.secret(credentials.secretKey),
-        ...(settings.projectId ? { SCW_DEFAULT_PROJECT_ID: settings.projectId } : {}),
-        ...(settings.apiUrl ? { SCW_API_URL: settings.apiUrl } : {}),
-      },
+      create: `${factoryCli()} retention --apply`,
+      environment: writeEnvironment<typeof RetentionContract, pulumi.Input<string>>(
+        RetentionContract,
+        {
+          zone: settings.zone, current, accessKey: credentials.accessKey, secretKey: credentials.secretKey,
+          projectId: settings.projectId, apiUrl: settings.apiUrl, timeout: settings.retentionTimeout,
+        },
+        pulumi.secret,
+      ),
       triggers: [current],
       logging: "stderr",
     },

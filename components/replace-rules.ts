@@ -92,6 +92,12 @@ export const REPLACE_RULES: TypeRules[] = [
       { path: "tags", change: "update", source: `${INSTANCE_SERVER}: UpdateServer tags` },
       { path: "state", change: "update", source: `${INSTANCE_SERVER}: reachState` },
       { path: "enableDynamicIp", change: "update", source: `${INSTANCE_SERVER}: enable_dynamic_ip has no ForceNew` },
+      {
+        path: "bootType",
+        change: "update",
+        source: `${INSTANCE_SERVER}: boot_type`,
+        note: "unverified: taken from the resource's documentation (local, rescue or bootscript, switched on a running server), not read in the schema",
+      },
     ],
   },
   { type: "command:local:Command", properties: commandRules },

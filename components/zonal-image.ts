@@ -6,8 +6,11 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { overridesEnvironment, testServerName, type PlannedImage } from "../builder/plan";
-import { imageTags, TEST_INSTANCE_TAG } from "./tags";
+import { PublishContract, writeEnvironment } from "../builder/contract";
+import type { PlannedImage } from "../builder/plan";
+import type { StackSettings } from "../builder/settings";
+import { releaseSpec, testEnvironment } from "../builder/release-spec";
+import { imageTags } from "./tags";
 
 /** The build date in `image-factory publish`'s JSON result; empty while unknown (previews, a failed parse). */
 export function imageBuildDate(publishOutput: string | undefined): string {
@@ -30,8 +33,8 @@ export interface FactoryCredentials {
 export interface ZonalImageArgs {
   /** The planned image (release, architecture, zone, content hash, SCS metadata), from `planStack`. */
   plan: PlannedImage;
-  /** Bucket in the zone's region holding the artifacts to import. */
-  bucket: pulumi.Input<string>;
+  /** Bucket in the zone's region holding the artifacts to import (stack config: part of the release spec). */
+  bucket: string;
   /** S3 endpoint; defaults to the region's Object Storage endpoint. */
   s3Endpoint?: pulumi.Input<string>;
   /** Mirror to fetch upstream images through (`<mirror>/<host>/<path>`). */
@@ -40,13 +43,20 @@ export interface ZonalImageArgs {
   ecosystemRepository: pulumi.Input<string>;
   /** The scaleway-ecosystem version to install. */
   ecosystemVersion: pulumi.Input<string>;
+  /** Fingerprint (40 hex digits) of the key the scaleway-ecosystem repository is signed with, when pinned. */
+  ecosystemKeyFingerprint?: pulumi.Input<string>;
   credentials: FactoryCredentials;
   /** Scaleway Project owning the snapshot, image and test Instance; the provider's default when unset. */
   projectId?: pulumi.Input<string>;
   /** Commercial type of the test Instance (`DEV1-S`). Required when `runTests`. */
-  testCommercialType?: pulumi.Input<string>;
+  testCommercialType?: string;
   /** Boot a test Instance and run the test battery; the image counts as released only when it passes. */
   runTests: boolean;
+  /**
+   * This content hash passed the battery in an earlier `up` (the stack's `testedContentHashes`): no test Instance
+   * is declared, so Pulumi removes the one that ran, and the image is released.
+   */
+  testedAlready?: boolean;
   /** The command that runs the image-factory CLI (`node dist/builder/cli.js`). */
   cli: string;
   /**
@@ -55,10 +65,18 @@ export interface ZonalImageArgs {
    */
   keepPreviousVersions?: boolean;
   /** Extra tags, merged last onto every Scaleway resource. */
-  tags?: pulumi.Input<string>[];
+  tags?: string[];
   /** Scaleway API endpoint the test runner calls; the public API when unset (the emulator in the `local` stack). */
   apiUrl?: pulumi.Input<string>;
+  /** How long each waiting step may take (stack config, `90m`/`2h`); the provider's defaults and no bound when unset. */
+  timeouts?: Partial<ReleaseTimeouts>;
 }
+
+/** The stack settings bounding each step that waits. */
+export type ReleaseTimeouts = Pick<
+  StackSettings,
+  "snapshotImportTimeout" | "imageTimeout" | "testServerTimeout" | "testServerDeleteTimeout" | "publishTimeout" | "testsTimeout"
+>;
 
 export class ZonalImage extends pulumi.ComponentResource {
   /** The artifact's object key (content-addressed). */
@@ -70,6 +88,8 @@ export class ZonalImage extends pulumi.ComponentResource {
   public readonly testServerId: pulumi.Output<string | undefined>;
   /** The image id once the test battery passed (or right away when tests are off): what a release publishes. */
   public readonly releasedImageId: pulumi.Output<string>;
+  /** The content hash once its battery passed (now or in an earlier `up`); undefined when tests are off. */
+  public readonly testedContentHash: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: ZonalImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("image-factory:index:ZonalImage", name, {}, opts);
@@ -81,32 +101,39 @@ export class ZonalImage extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`${name}: ${plan.release.id} is not built for ${plan.arch}`, this);
     }
 
-    const s3Env = {
-      AWS_ACCESS_KEY_ID: args.credentials.accessKey,
-      AWS_SECRET_ACCESS_KEY: pulumi.secret(args.credentials.secretKey),
-      FACTORY_S3_ENDPOINT: args.s3Endpoint ?? `https://s3.${plan.region}.scw.cloud`,
-      FACTORY_S3_REGION: plan.region,
-      FACTORY_BUCKET: args.bucket,
-      FACTORY_KEY: plan.artifactKey,
-      FACTORY_REF: `${pulumi.getStack()}/${name}`,
-    };
+    // The release sequence as data, shared with the local job's emulated release (builder/release-spec.ts).
+    const t = args.timeouts ?? {};
+    const spec = releaseSpec(plan, { bucket: args.bucket, testCommercialType: args.testCommercialType ?? "", extraTags: args.tags ?? [] });
+
     const artifact = new command.local.Command(
       `${name}-artifact`,
       {
         create: `${args.cli} publish`,
         delete: `${args.cli} unpublish`,
-        environment: {
-          ...s3Env,
-          FACTORY_RELEASE: plan.release.id,
-          FACTORY_ARCH: plan.arch,
-          FACTORY_CONTENT_HASH: plan.contentHash,
-          FACTORY_RELEASE_EPOCH: plan.hashInputs.releaseEpoch,
-          FACTORY_SECURITY_EPOCH: String(plan.hashInputs.securityEpoch),
-          FACTORY_ECOSYSTEM_VERSION: args.ecosystemVersion,
-          FACTORY_ECOSYSTEM_REPOSITORY: args.ecosystemRepository,
-          ...(args.mirror ? { FACTORY_MIRROR: args.mirror } : {}),
-          ...overridesEnvironment(plan.overrides),
-        },
+        environment: writeEnvironment<typeof PublishContract, pulumi.Input<string>>(
+          PublishContract,
+          {
+            accessKeyId: args.credentials.accessKey,
+            secretAccessKey: args.credentials.secretKey,
+            s3Endpoint: args.s3Endpoint ?? `https://s3.${plan.region}.scw.cloud`,
+            s3Region: plan.region,
+            bucket: args.bucket,
+            key: plan.artifactKey,
+            ref: `${pulumi.getStack()}/${name}`,
+            release: plan.release.id,
+            arch: plan.arch,
+            contentHash: plan.contentHash,
+            releaseEpoch: plan.hashInputs.releaseEpoch,
+            securityEpoch: plan.hashInputs.securityEpoch,
+            ecosystemVersion: args.ecosystemVersion,
+            ecosystemRepository: args.ecosystemRepository,
+            ecosystemKeyFingerprint: args.ecosystemKeyFingerprint,
+            mirror: args.mirror,
+            ...plan.overrides,
+            timeout: t.publishTimeout,
+          },
+          pulumi.secret,
+        ),
         // The content hash is the only trigger: same inputs, same artifact, nothing runs again.
         triggers: [plan.contentHash],
         // Progress goes to stderr; stdout is the machine-readable manifest, not worth a log line per build.
@@ -115,66 +142,76 @@ export class ZonalImage extends pulumi.ComponentResource {
       { parent: this, additionalSecretOutputs: ["environment"] },
     );
     // SCS-0102's image_build_date is known once the artifact exists: publish reports its manifest's.
-    const buildDate = artifact.stdout.apply(imageBuildDate);
-    const tags = imageTags(plan, buildDate, args.tags);
+    // One element per tag (components/tags.ts): only the build date's may be unknown at preview.
+    const tags = imageTags(spec.tags, artifact.stdout.apply(imageBuildDate), name);
 
     const snapshot = new scaleway.block.Snapshot(
       `${name}-snapshot`,
       {
-        name: `${plan.name}-${plan.contentHash.slice(0, 12)}`,
-        zone: plan.zone,
+        name: spec.snapshot.name,
+        zone: spec.zone,
         projectId: args.projectId,
-        import: { bucket: args.bucket, key: plan.artifactKey },
+        import: spec.snapshot.import,
         tags,
       },
-      { parent: this, dependsOn: [artifact], retainOnDelete: args.keepPreviousVersions === true },
+      {
+        parent: this,
+        dependsOn: [artifact],
+        retainOnDelete: args.keepPreviousVersions === true,
+        customTimeouts: { create: t.snapshotImportTimeout, update: t.snapshotImportTimeout },
+      },
     );
 
     const image = new scaleway.instance.Image(
       `${name}-image`,
       {
-        name: plan.imageName,
-        zone: plan.zone,
+        name: spec.image.name,
+        zone: spec.zone,
         projectId: args.projectId,
         rootVolumeId: snapshot.id,
-        architecture: plan.arch,
+        architecture: spec.image.architecture,
         tags,
       },
-      { parent: this, retainOnDelete: args.keepPreviousVersions === true },
+      {
+        parent: this,
+        retainOnDelete: args.keepPreviousVersions === true,
+        customTimeouts: { create: t.imageTimeout, update: t.imageTimeout, delete: t.imageTimeout },
+      },
     );
 
     let testServerId: pulumi.Output<string | undefined> = pulumi.output(undefined);
     let released: pulumi.Output<string> = image.id;
-    if (args.runTests) {
+    let tested: pulumi.Output<string | undefined> = pulumi.output(args.runTests && args.testedAlready ? plan.contentHash : undefined);
+    if (args.runTests && !args.testedAlready) {
       const server = new scaleway.instance.Server(
         `${name}-test-server`,
         {
-          name: testServerName(plan),
-          type: args.testCommercialType!,
-          zone: plan.zone,
+          name: spec.server.name,
+          type: spec.server.commercialType,
+          zone: spec.zone,
           projectId: args.projectId,
           image: image.id,
-          rootVolume: { volumeType: "sbs_volume", sizeInGb: Number(plan.scs.min_disk) },
-          enableDynamicIp: true,
-          // Created stopped: the test runner authorises its ephemeral key, then makes the first boot itself.
-          state: "stopped",
-          tags: [...tags, TEST_INSTANCE_TAG],
+          rootVolume: spec.server.rootVolume,
+          enableDynamicIp: spec.server.enableDynamicIp,
+          bootType: spec.server.bootType,
+          state: spec.server.state,
+          tags: [...tags, spec.server.roleTag],
         },
-        { parent: this },
+        // Deleting a server powers it on first (the provider's detach path), which a broken image can stall.
+        { parent: this, customTimeouts: { create: t.testServerTimeout, update: t.testServerTimeout, delete: t.testServerDeleteTimeout } },
       );
       const tests = new command.local.Command(
         `${name}-tests`,
         {
           create: `${args.cli} test-instance`,
-          environment: {
-            FACTORY_SERVER_ID: server.id,
-            FACTORY_ZONE: plan.zone,
-            FACTORY_RELEASE: plan.release.id,
-            SCW_ACCESS_KEY: args.credentials.accessKey,
-            SCW_SECRET_KEY: pulumi.secret(args.credentials.secretKey),
-            ...(args.projectId ? { SCW_DEFAULT_PROJECT_ID: args.projectId } : {}),
-            ...(args.apiUrl ? { SCW_API_URL: args.apiUrl } : {}),
-          },
+          environment: testEnvironment<pulumi.Input<string>>(
+            spec,
+            {
+              serverId: server.id, accessKey: args.credentials.accessKey, secretKey: args.credentials.secretKey,
+              projectId: args.projectId, apiUrl: args.apiUrl, timeout: t.testsTimeout,
+            },
+            pulumi.secret,
+          ),
           triggers: [server.id, plan.contentHash],
           // The results table goes to stderr, the JSON report to stdout.
           logging: "stderr",
@@ -183,6 +220,7 @@ export class ZonalImage extends pulumi.ComponentResource {
       );
       testServerId = server.id;
       released = pulumi.all([image.id, tests.stdout]).apply(([id]) => id);
+      tested = tests.stdout.apply(() => plan.contentHash);
     }
 
     this.artifactKey = pulumi.output(plan.artifactKey);
@@ -191,7 +229,9 @@ export class ZonalImage extends pulumi.ComponentResource {
     this.imageId = image.id;
     this.testServerId = testServerId;
     this.releasedImageId = released;
+    this.testedContentHash = tested;
     this.registerOutputs({
+      testedContentHash: this.testedContentHash,
       artifactKey: this.artifactKey,
       contentHash: this.contentHash,
       snapshotId: this.snapshotId,

@@ -10,7 +10,8 @@ import { loadCatalog, osBase, withOverrides } from "../../images";
 import { WORDPRESS_TARBALL } from "../../images/apps";
 import { run } from "../exec";
 import { cacheDir, projectRoot } from "../paths";
-import { overridesEnvironment, planStack, testServerName, type PlannedImage } from "../plan";
+import { PublishContract, writeEnvironment } from "../contract";
+import { planStack, type PlannedImage } from "../plan";
 import { readStackSettings } from "../stack-files";
 import { s3Client } from "../upload";
 import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
@@ -20,7 +21,8 @@ import { mirrorAs, mirrorPath, placeFile } from "./mirror";
 import { wordpressStandIn, type StandIn } from "./wordpress-standin";
 import { startS3 } from "./s3-server";
 import { accelerator } from "../accel";
-import { testCommercialType } from "../settings";
+import { testCommercialType, type StackSettings } from "../settings";
+import { environmentTags, releaseSpec, type ReleaseSpec } from "../release-spec";
 import { releaseThroughEmulator } from "./emulated-release";
 
 export const LOCAL_STACK = "local";
@@ -56,25 +58,30 @@ function localDnsNames(): string[] {
 }
 
 /** The environment the ZonalImage's artifact Command gives `image-factory publish`. */
-export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof readStackSettings>, s3: { endpoint: string; accessKeyId: string; secretAccessKey: string }, ref: string): NodeJS.ProcessEnv {
-  return {
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    FACTORY_S3_ENDPOINT: s3.endpoint,
-    FACTORY_S3_REGION: plan.region,
-    FACTORY_BUCKET: s.bucket,
-    FACTORY_KEY: plan.artifactKey,
-    FACTORY_REF: ref,
-    FACTORY_RELEASE: plan.release.id,
-    FACTORY_ARCH: plan.arch,
-    FACTORY_CONTENT_HASH: plan.contentHash,
-    FACTORY_RELEASE_EPOCH: plan.hashInputs.releaseEpoch,
-    FACTORY_SECURITY_EPOCH: String(plan.hashInputs.securityEpoch),
-    FACTORY_ECOSYSTEM_VERSION: s.ecosystemVersion,
-    FACTORY_ECOSYSTEM_REPOSITORY: s.ecosystemRepository,
-    ...(s.mirror ? { FACTORY_MIRROR: s.mirror } : {}),
-    ...overridesEnvironment(plan.overrides),
-  };
+export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof readStackSettings>, s3: { endpoint: string; accessKeyId: string; secretAccessKey: string }, ref: string): Record<string, string> {
+  return writeEnvironment(PublishContract, {
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    s3Endpoint: s3.endpoint,
+    s3Region: plan.region,
+    bucket: s.bucket,
+    key: plan.artifactKey,
+    ref,
+    release: plan.release.id,
+    arch: plan.arch,
+    contentHash: plan.contentHash,
+    releaseEpoch: plan.hashInputs.releaseEpoch,
+    securityEpoch: plan.hashInputs.securityEpoch,
+    ecosystemVersion: s.ecosystemVersion,
+    ecosystemRepository: s.ecosystemRepository,
+    mirror: s.mirror,
+    ...plan.overrides,
+  });
+}
+
+/** The release spec the local stack's ZonalImage would get (components/factory-stack.ts passes the same). */
+export function localReleaseSpec(plan: PlannedImage, settings: StackSettings): ReleaseSpec {
+  return releaseSpec(plan, { bucket: settings.bucket, testCommercialType: testCommercialType(settings, plan.arch), extraTags: environmentTags(settings) });
 }
 
 /** Local files standing in for pinned downloads these machines cannot reach, by official URL. */
@@ -140,7 +147,7 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
         env: { ...process.env, ...publishEnvironment(plan, settings, s3, `${LOCAL_STACK}/${plan.name}`) },
         streamStderr: true,
       });
-      const out = JSON.parse(stdout) as { built: boolean; uploadedBytes: number };
+      const out = JSON.parse(stdout) as { built: boolean; uploadedBytes: number; imageBuildDate?: string };
       const result: LocalJobResult = { image: plan.name, key: plan.artifactKey, built: out.built, uploadedBytes: out.uploadedBytes, seconds: 0, tests: "not run" };
       // Like the test Command's triggers: a content hash that passed once is not tested again.
       const passedMark = join(state, "tested", `${plan.name}-${plan.contentHash}${opts.only?.length ? `-${opts.only.join("+")}` : ""}.json`);
@@ -149,8 +156,8 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
         mkdirSync(join(state, "tested"), { recursive: true });
         const report = join(state, "tested", `${plan.name}.report.json`);
         const released = await releaseThroughEmulator({
-          stateDir: join(state, "emulator"), zone: plan.zone, s3: { ...s3, region: plan.region }, bucket: settings.bucket, key: plan.artifactKey,
-          name: plan.imageName, serverName: testServerName(plan), releaseId: plan.release.id, commercialType: testCommercialType(settings, plan.arch), accel: await accelerator(),
+          stateDir: join(state, "emulator"), s3: { ...s3, region: plan.region }, spec: localReleaseSpec(plan, settings), buildDate: out.imageBuildDate ?? "",
+          accel: await accelerator(),
           cli: join(root, "dist", "builder", "cli.js"), dnsNames: localDnsNames(), only: opts.only, reportFile: report,
           log: (line) => process.stderr.write(`${line}\n`),
         });

@@ -46,11 +46,13 @@ describe("image-factory test-instance", () => {
       e.mockRestore();
     }
   }
+  // Checked before anything else, as every variable of the Command's environment (builder/contract.ts).
+  const creds = { SCW_ACCESS_KEY: "SCWXXXXXXXXXXXXXXXXX", SCW_SECRET_KEY: "not-a-real-secret" };
   it.each([
     { args: ["test-instance"], env: {}, error: /missing --server \(or FACTORY_SERVER_ID\)/ },
-    { args: ["test-instance", "--server", "s", "--zone", "fr-par-9", "--release", "debian-12"], env: {}, error: /--zone: fr-par-9 is not a Scaleway Availability Zone/ },
-    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-99"], env: {}, error: /no release "debian-99"/ },
-    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-12", "--only", "reboot,teleport"], env: {}, error: /--only: unknown scenario\(s\) teleport/ },
+    { args: ["test-instance", "--server", "s", "--zone", "fr-par-9", "--release", "debian-12"], env: creds, error: /--zone \(FACTORY_ZONE\): expected a Scaleway Availability Zone .*\(got "fr-par-9"\)/ },
+    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-99"], env: creds, error: /no release "debian-99"/ },
+    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-12", "--only", "reboot,teleport"], env: { ...creds, SCW_DEFAULT_PROJECT_ID: "11111111-2222-4333-8444-555555555555" }, error: /--only \(FACTORY_TESTS\): unknown scenario\(s\) teleport/ },
     { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-12"], env: { SCW_ACCESS_KEY: "" }, error: /SCW_ACCESS_KEY is not set/ },
   ])("refuses $args with a usage error", async ({ args, env, error }) => {
     delete process.env.SCW_ACCESS_KEY;

@@ -6,9 +6,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadCatalog, type Catalog, type OsRelease } from "../../images";
 import { planStack } from "../../builder/plan";
-import { retention, zonalImages } from "../../components/factory-stack";
+import { factoryCli, passedEarlier, retention, testedContentHashes, zonalImages } from "../../components/factory-stack";
 import { formatCurrentBuilds } from "../../builder/retention";
 import { settingsFor } from "./helpers";
+import { localReleaseSpec } from "../../builder/local/local-job";
+import { testEnvironment, withBuildDate } from "../../builder/release-spec";
+import { PublishContract, readEnvironment, RetentionContract, secretVariables, TestInstanceContract, type Contract } from "../../builder/contract";
 import { IMAGE, SERVER, SNAPSHOT, violations } from "../../policy/rules";
 
 interface Registered {
@@ -18,11 +21,14 @@ interface Registered {
   parent?: string;
   dependsOn: string[];
   retainOnDelete?: boolean;
+  customTimeouts?: pulumi.CustomTimeouts;
 }
 
 let registered: Registered[] = [];
 const BUILD_DATE = "2026-11-20";
-const opts = new Map<string, { parent?: string; dependsOn: string[]; retainOnDelete?: boolean }>();
+const opts = new Map<string, { parent?: string; dependsOn: string[]; retainOnDelete?: boolean; customTimeouts?: pulumi.CustomTimeouts }>();
+/** Each Command's environment as the program passed it (values still Outputs), by resource name. */
+const rawEnvironment = new Map<string, Record<string, unknown>>();
 
 beforeAll(() => {
   pulumi.runtime.setMocks(
@@ -51,7 +57,9 @@ const recordOptions: pulumi.ResourceTransformation = (args) => {
     parent: (args.opts.parent as { __name?: string } | undefined)?.__name,
     dependsOn: dependsOn.map((r) => (r as unknown as { __name: string }).__name),
     retainOnDelete: (args.opts as pulumi.CustomResourceOptions).retainOnDelete,
+    customTimeouts: (args.opts as pulumi.CustomResourceOptions).customTimeouts,
   });
+  if (args.props.environment) rawEnvironment.set(args.name, args.props.environment as Record<string, unknown>);
   return undefined;
 };
 
@@ -61,10 +69,10 @@ beforeEach(() => {
 
 const credentials = { accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: pulumi.secret("00000000-0000-0000-0000-000000000000") };
 
-async function declare(overrides: Record<string, unknown> = {}, catalog: Catalog = loadCatalog()) {
+async function declare(overrides: Record<string, unknown> = {}, catalog: Catalog = loadCatalog(), passed = new Set<string>()) {
   const settings = settingsFor(overrides);
   const plans = planStack(catalog, settings);
-  const images = zonalImages(plans, settings, credentials, { transformations: [recordOptions] });
+  const images = zonalImages(plans, settings, credentials, { transformations: [recordOptions] }, passed);
   // Wait for every output so all registrations have happened.
   await new Promise<void>((done) => pulumi.all(images.map((i) => i.releasedImageId)).apply(() => done()));
   return { plans, images };
@@ -115,8 +123,8 @@ describe("a zone stack", () => {
     const p = plans.find((x) => x.name === "debian-12-x86_64")!;
     const artifact = named(`${p.name}-artifact`);
     expect(artifact.inputs.triggers).toEqual([p.contentHash]);
-    expect(artifact.inputs.create).toBe("node dist/builder/cli.js publish");
-    expect(artifact.inputs.delete).toBe("node dist/builder/cli.js unpublish");
+    expect(artifact.inputs.create).toBe(`${factoryCli()} publish`);
+    expect(artifact.inputs.delete).toBe(`${factoryCli()} unpublish`);
     expect(reveal(artifact.inputs.environment).FACTORY_KEY).toBe(p.artifactKey);
     expect(artifact.inputs.logging).toBe("stderr");
 
@@ -145,7 +153,7 @@ describe("a zone stack", () => {
       FACTORY_RELEASE: "debian-12",
       SCW_SECRET_KEY: "00000000-0000-0000-0000-000000000000",
     });
-    expect(JSON.stringify(tests.inputs.create)).toBe(JSON.stringify("node dist/builder/cli.js test-instance"));
+    expect(JSON.stringify(tests.inputs.create)).toBe(JSON.stringify(`${factoryCli()} test-instance`));
   });
 
   it("tags snapshot, image and test Instance with the SCS metadata, the content hash and user tags last", async () => {
@@ -161,8 +169,8 @@ describe("a zone stack", () => {
     expect(tags).toContain("scs:os_distro=ubuntu");
     expect(tags).toContain("scs:architecture=x86_64");
     expect(tags).toContain("scs:image_source=https://cloud-images.ubuntu.com/releases/noble/release-20261105/ubuntu-24.04-server-cloudimg-amd64.img");
-    // The build date comes from the artifact Command's output, just before the user's tags.
-    expect(tags.slice(-2)).toEqual([`scs:image_build_date=${BUILD_DATE}`, "factory:environment=test"]);
+    // The build date comes from the artifact Command's output, after the stack's tags.
+    expect(tags.slice(-2)).toEqual(["factory:environment=test", `scs:image_build_date=${BUILD_DATE}`]);
     expect(named(`${p.name}-snapshot`).inputs.tags).toEqual(tags);
     expect(named(`${p.name}-test-server`).inputs.tags).toEqual([...tags, "factory:role=test-instance"]);
   });
@@ -223,7 +231,7 @@ describe("a zone stack", () => {
     await new Promise<void>((done) => cmd.stdout.apply(() => done()));
     const r = named("retention");
     expect(r.dependsOn).toEqual(["debian-12-x86_64"]);
-    expect(r.inputs.create).toBe("node dist/builder/cli.js retention --apply");
+    expect(r.inputs.create).toBe(`${factoryCli()} retention --apply`);
     expect(r.inputs.triggers).toEqual([formatCurrentBuilds(plans)]);
     expect(isSecret(r.inputs.environment)).toBe(true);
     expect(reveal(r.inputs.environment)).toMatchObject({ FACTORY_ZONE: "fr-par-2", FACTORY_CURRENT: `debian-12/x86_64=${plans[0]!.contentHash}` });
@@ -239,6 +247,161 @@ describe("a zone stack", () => {
     await declare({ images: ["ubuntu-24.04"], architectures: ["arm64"] });
     expect(named("ubuntu-24.04-arm64-test-server").inputs.type).toBe("COPARM1-2C-8G");
     expect(named("ubuntu-24.04-arm64-image").inputs.architecture).toBe("arm64");
+  });
+});
+
+/** The variables of a declared environment whose value is a secret Output. */
+async function secretNames(env: Record<string, unknown>): Promise<string[]> {
+  const names: string[] = [];
+  for (const [k, v] of Object.entries(env)) if (pulumi.Output.isInstance(v) && (await pulumi.isSecret(v))) names.push(k);
+  return names.sort();
+}
+const declaredSecrets = (c: Contract, env: Record<string, unknown>) => secretVariables(c).filter((n) => n in env).sort();
+
+describe("the Commands' environment, as the CLI reads it", () => {
+  it("gives publish and test-instance the plan's values, secrets exactly where the contract says", async () => {
+    const { plans } = await declare({ images: ["app-wordpress"], appBases: ["app-wordpress=debian-12"], mirror: "https://mirror.example.org" });
+    const p = plans[0]!;
+    const artifact = readEnvironment(PublishContract, reveal(named(`${p.name}-artifact`).inputs.environment));
+    expect(artifact).toEqual({
+      accessKeyId: "SCWXXXXXXXXXXXXXXXXX",
+      secretAccessKey: "00000000-0000-0000-0000-000000000000",
+      s3Endpoint: "https://s3.fr-par.scw.cloud",
+      s3Region: p.region,
+      bucket: "scw-image-factory-fr-par",
+      key: p.artifactKey,
+      ref: `test-fr-par-2/${p.name}`,
+      release: "app-wordpress",
+      arch: p.arch,
+      contentHash: p.contentHash,
+      releaseEpoch: p.hashInputs.releaseEpoch,
+      securityEpoch: p.hashInputs.securityEpoch,
+      ecosystemVersion: p.hashInputs.ecosystemVersion,
+      ecosystemRepository: "https://packages.example.org/scaleway",
+      mirror: "https://mirror.example.org",
+      appBases: { "app-wordpress": "debian-12" },
+      timeout: "2h",
+    });
+    const tests = readEnvironment(TestInstanceContract, reveal(named(`${p.name}-tests`).inputs.environment));
+    expect(tests).toEqual({
+      serverId: `fr-par-2/${p.name}-test-server-id`,
+      zone: p.zone,
+      release: "app-wordpress",
+      accessKey: "SCWXXXXXXXXXXXXXXXXX",
+      secretKey: "00000000-0000-0000-0000-000000000000",
+      timeout: "2h",
+    });
+    for (const [name, contract] of [[`${p.name}-artifact`, PublishContract], [`${p.name}-tests`, TestInstanceContract]] as const) {
+      const env = rawEnvironment.get(name)!;
+      expect(await secretNames(env), name).toEqual(declaredSecrets(contract, env));
+      expect(await secretNames(env), name).not.toEqual([]);
+    }
+  });
+
+  it("gives retention the zone and the current builds", async () => {
+    const settings = settingsFor({ images: ["debian-12"], projectId: "11111111-2222-4333-8444-555555555555" });
+    const { plans, images } = await declare({ images: ["debian-12"], projectId: "11111111-2222-4333-8444-555555555555" });
+    const cmd = retention(plans, settings, credentials, images, { transformations: [recordOptions] })!;
+    await new Promise<void>((done) => cmd.stdout.apply(() => done()));
+    expect(readEnvironment(RetentionContract, reveal(named("retention").inputs.environment))).toEqual({
+      zone: "fr-par-2", current: formatCurrentBuilds(plans), accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: "00000000-0000-0000-0000-000000000000",
+      projectId: "11111111-2222-4333-8444-555555555555", timeout: "30m",
+    });
+    const env = rawEnvironment.get("retention")!;
+    expect(await secretNames(env)).toEqual(declaredSecrets(RetentionContract, env));
+  });
+});
+
+const settle = <T>(o: pulumi.Output<T>) => new Promise<T>((done) => o.apply((v) => (done(v), v)));
+
+describe("test Instances that do not outlive their release", () => {
+  it("exports the content hashes whose battery passed", async () => {
+    const { plans, images } = await declare();
+    expect(await settle(testedContentHashes(images))).toEqual(plans.map((p) => p.contentHash).sort());
+  });
+
+  it("declares no test Instance for a hash that passed in an earlier up, and still releases its image", async () => {
+    const plans = planStack(loadCatalog(), settingsFor());
+    const debian = plans.find((p) => p.release.id === "debian-12")!;
+    const { images } = await declare({}, loadCatalog(), passedEarlier([debian.contentHash]));
+    const names = registered.map((r) => r.name);
+    expect(names).not.toContain("debian-12-x86_64-test-server");
+    expect(names).not.toContain("debian-12-x86_64-tests");
+    expect(names).toContain("debian-12-x86_64-image");
+    expect(names).toContain("ubuntu-24.04-x86_64-test-server");
+    const img = images[plans.indexOf(debian)]!;
+    expect(await settle(img.releasedImageId)).toBe("fr-par-2/debian-12-x86_64-image-id");
+    expect(await settle(img.testServerId)).toBeUndefined();
+    // Still exported, so the next up keeps it out too.
+    expect(await settle(testedContentHashes(images))).toEqual(plans.map((p) => p.contentHash).sort());
+  });
+
+  it("tests again when the content hash changes", async () => {
+    await declare({}, loadCatalog(), passedEarlier(["0".repeat(64)]));
+    expect(registered.filter((r) => r.name.endsWith("-test-server"))).toHaveLength(2);
+  });
+
+  it.each([
+    { what: "no previous up", previous: undefined, want: [] },
+    { what: "hashes", previous: ["a".repeat(64), "b".repeat(64)], want: ["a".repeat(64), "b".repeat(64)] },
+    { what: "something else", previous: { debian: "a".repeat(64) }, want: [] },
+    { what: "a list with a stranger", previous: ["a".repeat(64), "x"], want: [] },
+  ])("reads the previous output with $what", ({ previous, want }) => {
+    expect([...passedEarlier(previous)]).toEqual(want);
+  });
+
+  it("exports nothing as tested when tests are off", async () => {
+    const { images } = await declare({ runTests: false, images: ["debian-12"] });
+    expect(await settle(testedContentHashes(images))).toEqual([]);
+  });
+});
+
+describe("timeouts", () => {
+  it.each([
+    { what: "the defaults", config: {}, want: { snapshot: "60m", image: "20m", server: "20m", serverDelete: "30m", publish: "2h", tests: "2h" } },
+    {
+      what: "the stack's",
+      config: { snapshotImportTimeout: "3h", imageTimeout: "45m", testServerTimeout: "25m", testServerDeleteTimeout: "1h", publishTimeout: "4h", testsTimeout: "90m" },
+      want: { snapshot: "3h", image: "45m", server: "25m", serverDelete: "1h", publish: "4h", tests: "90m" },
+    },
+  ])("bound every step that waits, with $what", async ({ config, want }) => {
+    await declare({ images: ["debian-12"], ...config });
+    const n = "debian-12-x86_64";
+    expect(named(`${n}-snapshot`).customTimeouts).toEqual({ create: want.snapshot, update: want.snapshot });
+    expect(named(`${n}-image`).customTimeouts).toEqual({ create: want.image, update: want.image, delete: want.image });
+    expect(named(`${n}-test-server`).customTimeouts).toEqual({ create: want.server, update: want.server, delete: want.serverDelete });
+    // Commands have no timeout of their own: the CLI ends itself after FACTORY_TIMEOUT.
+    expect(reveal(named(`${n}-artifact`).inputs.environment).FACTORY_TIMEOUT).toBe(want.publish);
+    expect(reveal(named(`${n}-tests`).inputs.environment).FACTORY_TIMEOUT).toBe(want.tests);
+  });
+
+  it("refuses a timeout that is not a duration, naming the key", () => {
+    expect(() => settingsFor({ snapshotImportTimeout: "soon" })).toThrow("image-factory:snapshotImportTimeout: expected a duration such as 90m, 2h or 45s");
+  });
+});
+
+describe("the release spec", () => {
+  it("is what the ZonalImage declares, resource by resource, for every image", async () => {
+    const settings = settingsFor({ images: ["*"], architectures: ["x86_64", "arm64"] });
+    const { plans } = await declare({ images: ["*"], architectures: ["x86_64", "arm64"] });
+    expect(plans.length).toBeGreaterThan(5);
+    for (const p of plans) {
+      // The local job's emulated release takes its spec from this very function.
+      const spec = localReleaseSpec(p, settings);
+      const tags = withBuildDate(spec.tags, BUILD_DATE, spec.image.name);
+      expect(named(`${p.name}-snapshot`).inputs).toEqual({ name: spec.snapshot.name, zone: spec.zone, import: spec.snapshot.import, tags });
+      expect(named(`${p.name}-image`).inputs).toEqual({
+        name: spec.image.name, zone: spec.zone, architecture: spec.image.architecture, rootVolumeId: `${spec.zone}/${p.name}-snapshot-id`, tags,
+      });
+      const { image, ...server } = named(`${p.name}-test-server`).inputs;
+      expect(image).toBe(`${spec.zone}/${p.name}-image-id`);
+      expect(server).toEqual({
+        name: spec.server.name, type: spec.server.commercialType, zone: spec.zone, rootVolume: spec.server.rootVolume,
+        enableDynamicIp: spec.server.enableDynamicIp, bootType: spec.server.bootType, state: spec.server.state, tags: [...tags, spec.server.roleTag],
+      });
+      const env = reveal(named(`${p.name}-tests`).inputs.environment);
+      expect(env).toEqual(testEnvironment(spec, { serverId: `${spec.zone}/${p.name}-test-server-id`, accessKey: credentials.accessKey, secretKey: "00000000-0000-0000-0000-000000000000", timeout: "2h" }));
+    }
   });
 });
 
