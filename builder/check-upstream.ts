@@ -69,7 +69,7 @@ export async function checkUpstream(o: CheckUpstreamOptions): Promise<UpstreamRe
       try {
         // Resolved as a build would: the new serial's checksum file, its signature verified where upstream signs.
         const candidate: OsRelease = { ...r, upstream: { ...r.upstream, pins: { [arch]: { serial: newest } } } };
-        const source = await resolveSource(candidate, arch, o.mirror);
+        const source = await resolveSource(candidate, arch, o.mirror, { discover: true });
         rows.push({ release: r.id, arch, pinned, newest, status: "new build", checksum: source.checksum.hex });
       } catch (err) {
         rows.push({ release: r.id, arch, pinned, newest, status: "unreadable", reason: `build ${newest} listed but not resolvable: ${(err as Error).message}` });

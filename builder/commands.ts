@@ -3,7 +3,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { register, UsageError, type Values } from "./registry";
 import { buildImage } from "./build";
 import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
-import { AppBases, SourceOverrides } from "./settings";
+import { AppBases, SourceOverrides, UpstreamSignatures } from "./settings";
 import type { z } from "zod";
 import { Architecture } from "../images/schema";
 import { fetchVerified } from "./fetch";
@@ -43,8 +43,9 @@ function jsonFlag<T>(v: Values, k: string, env: string, schema: z.ZodType<T>): T
 function stackCatalog(v: Values): Catalog {
   const appBases = jsonFlag(v, "app-bases", "FACTORY_APP_BASES", AppBases);
   const sourceOverrides = jsonFlag(v, "source-overrides", "FACTORY_SOURCE_OVERRIDES", SourceOverrides);
+  const upstreamSignatures = jsonFlag(v, "upstream-signatures", "FACTORY_UPSTREAM_SIGNATURES", UpstreamSignatures);
   try {
-    return withOverrides(loadCatalog(), { appBases, sourceOverrides });
+    return withOverrides(loadCatalog(), { appBases, sourceOverrides, upstreamSignatures });
   } catch (err) {
     if (err instanceof CatalogError) throw new UsageError(err.problems.join("; "));
     throw err;
@@ -69,11 +70,12 @@ const sourceOptions = {
   mirror: { type: "string" },
   "app-bases": { type: "string" },
   "source-overrides": { type: "string" },
+  "upstream-signatures": { type: "string" },
   json: { type: "boolean", default: false },
 } as const;
 const sourceEnv = {
   release: "FACTORY_RELEASE", arch: "FACTORY_ARCH", mirror: "FACTORY_MIRROR",
-  "app-bases": "FACTORY_APP_BASES", "source-overrides": "FACTORY_SOURCE_OVERRIDES",
+  "app-bases": "FACTORY_APP_BASES", "source-overrides": "FACTORY_SOURCE_OVERRIDES", "upstream-signatures": "FACTORY_UPSTREAM_SIGNATURES",
 };
 
 const buildOptions = {

@@ -64,6 +64,7 @@ export function overridesEnvironment(o: CatalogOverrides): Record<string, string
   return {
     ...(Object.keys(o.appBases ?? {}).length ? { FACTORY_APP_BASES: JSON.stringify(o.appBases) } : {}),
     ...(Object.keys(o.sourceOverrides ?? {}).length ? { FACTORY_SOURCE_OVERRIDES: JSON.stringify(o.sourceOverrides) } : {}),
+    ...(Object.keys(o.upstreamSignatures ?? {}).length ? { FACTORY_UPSTREAM_SIGNATURES: JSON.stringify(o.upstreamSignatures) } : {}),
   };
 }
 
@@ -73,9 +74,11 @@ function overridesFor(published: Catalog, settings: StackSettings, release: Rele
   const os = base ? published.byId.get(base)! : osBase(published, release);
   const downloads = new Set([...os.recipe, ...(release.kind === "app" ? release.recipe : [])].flatMap((s) => (s.op === "fetch-file" ? [s.url] : [])));
   const sources = Object.entries(settings.sourceOverrides).filter(([url]) => downloads.has(url));
+  const signature = settings.upstreamSignatures[os.id];
   return {
     ...(base ? { appBases: { [release.id]: base } } : {}),
     ...(sources.length ? { sourceOverrides: Object.fromEntries(sources) } : {}),
+    ...(signature ? { upstreamSignatures: { [os.id]: signature } } : {}),
   };
 }
 

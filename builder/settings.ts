@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { overrideProblems, type Catalog } from "../images";
 import { retiredBy } from "./plan";
-import { Architecture } from "../images/schema";
+import { Architecture, Fingerprint, Signature } from "../images/schema";
 import { ZONES } from "./zones";
 
 /** The Pulumi project name: every config key is `image-factory:<key>`. */
@@ -34,6 +34,28 @@ const SourceOverrideList = z
       entries.map((e) => {
         const [url, digest, replacement] = e.split(" ") as [string, string, string | undefined];
         return [url, { sha256: digest.slice("sha256:".length), ...(replacement ? { url: replacement } : {}) }];
+      }),
+    ),
+  );
+
+/** Upstream signatures replaced in this stack: release id → the signature spec (the CLI's form). */
+export const UpstreamSignatures = z.record(z.string().min(1), Signature);
+const UpstreamSignatureList = z
+  .array(
+    z
+      .string()
+      .regex(
+        /^[a-z][a-z0-9.-]* (detached|clearsigned) https:\/\/\S+ https:\/\/\S+ [0-9A-F]{40}$/,
+        "expected <release-id> <detached|clearsigned> <signature url> <key url> <40-hex fingerprint>",
+      ),
+  )
+  .default([])
+  .transform((entries): Record<string, z.input<typeof Signature>> =>
+    Object.fromEntries(
+      entries.map((e) => {
+        const [id, kind, url, keyUrl, fingerprint] = e.split(" ") as [string, "detached" | "clearsigned", string, string, string];
+        // The stack file is the citation of an override's fingerprint: the key URL says where the key lives.
+        return [id, { url, kind, fingerprint, keyUrl, source: keyUrl }];
       }),
     ),
   );
@@ -88,6 +110,17 @@ export const StackSettings = z.strictObject({
    * [<replacement url>]`. They change the recipe, so the content hash.
    */
   sourceOverrides: SourceOverrideList.pipe(SourceOverrides),
+  /**
+   * Upstream checksum files verified in this stack with another signature than the catalog's: `<release-id>
+   * <detached|clearsigned> <signature url> <key url> <fingerprint>` (the local stack's fixture, signed by a
+   * committed test key). Trust only; no content hash changes.
+   */
+  upstreamSignatures: UpstreamSignatureList.pipe(UpstreamSignatures),
+  /**
+   * Primary key fingerprint (40 hex) of the key that signs the scaleway-ecosystem repository; the build fetches the
+   * key from the repository, checks it and installs it in the guest. Required for a repository off loopback.
+   */
+  ecosystemKeyFingerprint: Fingerprint.optional(),
 });
 export type StackSettings = z.infer<typeof StackSettings>;
 
