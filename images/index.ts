@@ -11,6 +11,7 @@ import { CatalogFile, type OsRelease, type Release, type Signature, type Step } 
 import ubuntu from "./ubuntu";
 
 export * from "./schema";
+export { pinProblems, type PinProblem, type PinProblemKind } from "./trust";
 
 /** One catalog file as written: its path (for error messages) and its raw entries. */
 export interface CatalogSource {

@@ -56,6 +56,16 @@ export const Signature = z
   .refine((s) => s.fingerprint === "unverified" || s.keyUrl !== undefined, { message: "a pinned fingerprint needs the keyUrl upstream publishes it at", path: ["keyUrl"] });
 export type Signature = z.infer<typeof Signature>;
 
+/**
+ * Where a pin came from: recorded by `image-factory check-upstream --write` from upstream's listing (the run's day
+ * and the listing's URL), or `"unverified"`: written without reading any upstream listing, to be confirmed.
+ */
+export const PinProvenance = z.union([
+  z.literal("unverified"),
+  z.strictObject({ recordedBy: z.literal("check-upstream --write"), date: isoDate, listing: z.url({ protocol: /^https$/ }) }),
+]);
+export type PinProvenance = z.infer<typeof PinProvenance>;
+
 /** The pinned upstream build of one architecture: changing it is the reviewable "new upstream build" trigger. */
 export const Pin = z.strictObject({
   /** Upstream's build serial (the dated directory or version in the URL). */
@@ -68,6 +78,7 @@ export const Pin = z.strictObject({
     .string()
     .regex(/^([0-9a-f]{64}|[0-9a-f]{128})$/, "expected a sha256 or sha512 hex digest")
     .optional(),
+  provenance: PinProvenance,
 });
 export type Pin = z.infer<typeof Pin>;
 
