@@ -1,5 +1,5 @@
 /** The build pipeline's subcommands: resolve, fetch, build, upload, publish, unpublish, ecosystem-repo. */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { register, UsageError, type Values } from "./registry";
 import { buildImage } from "./build";
 import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
@@ -84,6 +84,7 @@ const buildOptions = {
   "security-epoch": { type: "string" },
   "ecosystem-version": { type: "string" },
   "ecosystem-repository": { type: "string" },
+  "ecosystem-key-fingerprint": { type: "string" },
   "content-hash": { type: "string" },
 } as const;
 const buildEnv = {
@@ -92,6 +93,7 @@ const buildEnv = {
   "security-epoch": "FACTORY_SECURITY_EPOCH",
   "ecosystem-version": "FACTORY_ECOSYSTEM_VERSION",
   "ecosystem-repository": "FACTORY_ECOSYSTEM_REPOSITORY",
+  "ecosystem-key-fingerprint": "FACTORY_ECOSYSTEM_KEY_FINGERPRINT",
   "content-hash": "FACTORY_CONTENT_HASH",
 };
 
@@ -99,7 +101,9 @@ function buildInputs(v: Values, positionals: string[]) {
   const { catalog, release, arch } = releaseAndArch(v, positionals);
   const security = Number(str(v, "security-epoch") ?? "0");
   if (!Number.isInteger(security) || security < 0) throw new UsageError("--security-epoch: expected a whole number");
-  const signingKeyFile = process.env.FACTORY_ECOSYSTEM_KEY_FILE;
+  const keyFingerprint = str(v, "ecosystem-key-fingerprint");
+  if (keyFingerprint !== undefined && !/^[0-9A-F]{40}$/.test(keyFingerprint))
+    throw new UsageError("--ecosystem-key-fingerprint (FACTORY_ECOSYSTEM_KEY_FINGERPRINT): expected 40 uppercase hex digits");
   return {
     catalog,
     releaseId: release.id,
@@ -108,11 +112,11 @@ function buildInputs(v: Values, positionals: string[]) {
       releaseEpoch: need(v, "release-epoch", "FACTORY_RELEASE_EPOCH"),
       ecosystemVersion: need(v, "ecosystem-version", "FACTORY_ECOSYSTEM_VERSION"),
       securityEpoch: security,
+      ...(keyFingerprint ? { ecosystemKeyFingerprint: keyFingerprint } : {}),
     },
     ecosystem: {
       repository: need(v, "ecosystem-repository", "FACTORY_ECOSYSTEM_REPOSITORY"),
       version: need(v, "ecosystem-version", "FACTORY_ECOSYSTEM_VERSION"),
-      ...(signingKeyFile ? { signingKey: readFileSync(signingKeyFile, "utf8") } : {}),
     },
     ...(str(v, "mirror") ? { mirror: str(v, "mirror") } : {}),
     ...(str(v, "content-hash") ? { expectedContentHash: str(v, "content-hash") } : {}),

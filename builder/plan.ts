@@ -28,6 +28,11 @@ export interface HashInputs {
   /** The app's own steps, layered on `recipe`. */
   appRecipe: Step[] | null;
   ecosystemVersion: string;
+  /**
+   * The pinned key of the scaleway-ecosystem repository, which the image trusts for its updates; absent when none
+   * is pinned (so hashes of stacks without one are unchanged).
+   */
+  ecosystemKeyFingerprint?: string;
   releaseEpoch: string;
   securityEpoch: number;
   builderRevision: number;
@@ -95,6 +100,8 @@ export function securityEpoch(releaseId: string, rules: readonly string[]): numb
 /** The stack dials that feed every content hash. */
 export interface BuildDials {
   ecosystemVersion: string;
+  /** The ecosystem repository's pinned key: installed in the guest, so it changes the image bytes. */
+  ecosystemKeyFingerprint?: string;
   releaseEpoch: string;
   securityEpoch: number;
 }
@@ -103,6 +110,7 @@ export function dialsFor(release: Release, catalog: Catalog, settings: StackSett
   const os = osBase(catalog, release);
   return {
     ecosystemVersion: settings.ecosystemVersion,
+    ...(settings.ecosystemKeyFingerprint ? { ecosystemKeyFingerprint: settings.ecosystemKeyFingerprint } : {}),
     releaseEpoch: settings.releaseEpoch,
     // An app inherits its base's security rebuilds.
     securityEpoch: Math.max(securityEpoch(release.id, settings.securityRebuilds), securityEpoch(os.id, settings.securityRebuilds)),
@@ -119,7 +127,10 @@ export function hashInputs(catalog: Catalog, release: Release, arch: Architectur
     upstream: { image: where.image, serial: where.serial, checksum: where.checksum ?? null },
     recipe: os.recipe,
     appRecipe: release.kind === "app" ? release.recipe : null,
-    ...dials,
+    ecosystemVersion: dials.ecosystemVersion,
+    ...(dials.ecosystemKeyFingerprint ? { ecosystemKeyFingerprint: dials.ecosystemKeyFingerprint } : {}),
+    releaseEpoch: dials.releaseEpoch,
+    securityEpoch: dials.securityEpoch,
     builderRevision: BUILDER_REVISION,
   };
 }
@@ -208,6 +219,8 @@ export function rebuildReasons(previous: HashInputs | undefined, next: HashInput
   if (canonicalJson(previous.appRecipe) !== canonicalJson(next.appRecipe)) reasons.push("app recipe changed");
   if (previous.ecosystemVersion !== next.ecosystemVersion)
     reasons.push(`new scaleway-ecosystem: ${previous.ecosystemVersion} → ${next.ecosystemVersion}`);
+  if (previous.ecosystemKeyFingerprint !== next.ecosystemKeyFingerprint)
+    reasons.push(`scaleway-ecosystem signing key: ${previous.ecosystemKeyFingerprint ?? "none"} → ${next.ecosystemKeyFingerprint ?? "none"}`);
   if (previous.releaseEpoch !== next.releaseEpoch)
     reasons.push(`quarterly release: ${previous.releaseEpoch} → ${next.releaseEpoch}`);
   if (previous.securityEpoch !== next.securityEpoch) reasons.push(`security rebuild #${next.securityEpoch}`);

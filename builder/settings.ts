@@ -155,7 +155,7 @@ export function parseStackSettings(stack: string, config: Record<string, string>
     const [ns, name] = key.split(":", 2);
     if (ns !== PROJECT || !name) continue;
     // Pulumi keeps strings that look like other types as strings; ids such as "12" stay what zod expects.
-    raw[name] = name === "releaseEpoch" || name === "ecosystemVersion" ? value : decode(value);
+    raw[name] = name === "releaseEpoch" || name === "ecosystemVersion" || name === "ecosystemKeyFingerprint" ? value : decode(value);
   }
   const parsed = StackSettings.safeParse(raw);
   if (!parsed.success) {

@@ -112,6 +112,7 @@ export class ZonalImage extends pulumi.ComponentResource {
           FACTORY_SECURITY_EPOCH: String(plan.hashInputs.securityEpoch),
           FACTORY_ECOSYSTEM_VERSION: args.ecosystemVersion,
           FACTORY_ECOSYSTEM_REPOSITORY: args.ecosystemRepository,
+          ...(plan.hashInputs.ecosystemKeyFingerprint ? { FACTORY_ECOSYSTEM_KEY_FINGERPRINT: plan.hashInputs.ecosystemKeyFingerprint } : {}),
           ...(args.mirror ? { FACTORY_MIRROR: args.mirror } : {}),
           ...overridesEnvironment(plan.overrides),
         },

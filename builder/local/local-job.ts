@@ -73,6 +73,7 @@ export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof read
     FACTORY_SECURITY_EPOCH: String(plan.hashInputs.securityEpoch),
     FACTORY_ECOSYSTEM_VERSION: s.ecosystemVersion,
     FACTORY_ECOSYSTEM_REPOSITORY: s.ecosystemRepository,
+    ...(plan.hashInputs.ecosystemKeyFingerprint ? { FACTORY_ECOSYSTEM_KEY_FINGERPRINT: plan.hashInputs.ecosystemKeyFingerprint } : {}),
     ...(s.mirror ? { FACTORY_MIRROR: s.mirror } : {}),
     ...overridesEnvironment(plan.overrides),
   };

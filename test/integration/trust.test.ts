@@ -17,6 +17,11 @@ import { run } from "../../builder/exec";
 import { readStackSettings } from "../../builder/stack-files";
 import { projectRoot } from "../../builder/paths";
 import { loadCatalog, withOverrides, type OsRelease, type Signature } from "../../images";
+import { BuildInputError, ecosystemWithKey } from "../../builder/build";
+import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";
+import { ensurePinnedKey, verifyWithKey } from "../../builder/signature";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
 
 const KEY_URL = "https://image-factory-test.invalid/keys/fixture-upstream.asc";
 const debian = () => structuredClone(loadCatalog().byId.get("debian-12") as OsRelease);
@@ -150,5 +155,61 @@ describe("an unsigned upstream", () => {
     const sum = (await resolveSource(signed(), "x86_64", upstream())).checksum.hex;
     r.upstream.pins.x86_64!.checksum = sum;
     expect((await resolveSource(r, "x86_64", upstream())).trust).toBe("pinned-checksum");
+  });
+});
+
+describe("the scaleway-ecosystem repository", () => {
+  const repo = () => `${mirror.url}/packages`;
+  const eco = () => ({ repository: repo(), version: "1.0.0" });
+
+  beforeAll(async () => {
+    await buildEcosystemRepo(join(www, "packages"), "1.0.0");
+  });
+
+  it("is signed (InRelease, Release.gpg) over its index by the key it publishes, which the build checks against the pin", async () => {
+    const withKey = await ecosystemWithKey(eco(), TEST_KEYS.ecosystem.fingerprint, "test");
+    expect(withKey.signingKey).toMatch(/^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
+    const key = { fingerprint: TEST_KEYS.ecosystem.fingerprint, keyUrl: `${repo()}/scaleway-ecosystem.asc` };
+    const keyFile = await ensurePinnedKey(key, undefined, "test");
+    const dir = join(www, "packages", "debian");
+    const signedText = await verifyWithKey(key, keyFile, readFileSync(join(dir, "InRelease")), undefined, "InRelease");
+    const release = readFileSync(join(dir, "Release"));
+    expect(signedText.trim()).toBe(release.toString("utf8").trim());
+    await verifyWithKey(key, keyFile, release, readFileSync(join(dir, "Release.gpg")), "Release.gpg");
+    const packages = readFileSync(join(dir, "Packages"));
+    expect(signedText).toContain(` ${createHash("sha256").update(packages).digest("hex")} ${packages.length} Packages`);
+  });
+
+  it("is accepted by apt with signed-by the fetched key, and refused with another key", async () => {
+    const { signingKey } = await ecosystemWithKey(eco(), TEST_KEYS.ecosystem.fingerprint, "test");
+    const aptRoot = join(work, "apt");
+    for (const d of ["lists/partial", "cache/archives/partial", "etc/sources.list.d", "etc/preferences.d"]) mkdirSync(join(aptRoot, d), { recursive: true });
+    const update = async (key: string) => {
+      writeFileSync(join(aptRoot, "key.asc"), key);
+      writeFileSync(join(aptRoot, "etc", "sources.list"), `deb [signed-by=${join(aptRoot, "key.asc")}] ${repo()}/debian ./\n`);
+      rmSync(join(aptRoot, "lists"), { recursive: true, force: true });
+      mkdirSync(join(aptRoot, "lists", "partial"), { recursive: true });
+      const o = (k: string, v: string) => ["-o", `${k}=${v}`];
+      return run("apt-get", [
+        ...o("Dir::Etc", join(aptRoot, "etc")), ...o("Dir::State::Lists", join(aptRoot, "lists")), ...o("Dir::Cache", join(aptRoot, "cache")),
+        ...o("Dir::State::status", "/dev/null"), ...o("APT::Sandbox::User", "root"), ...o("Debug::NoLocking", "1"), "update",
+      ]);
+    };
+    const ok = await update(signingKey!);
+    expect(`${ok.stdout}${ok.stderr}`).not.toMatch(/NO_PUBKEY|not signed|W: |E: /);
+    const other = await publicKey(TEST_KEYS.upstream);
+    const bad = await update(other).then((r) => `${r.stdout}${r.stderr}`, (e: { stdout?: string; stderr?: string }) => `${e.stdout ?? ""}${e.stderr ?? ""}`);
+    expect(bad).toMatch(/NO_PUBKEY|not signed|is not signed/);
+  });
+
+  it("fails closed on a key under another fingerprint, and off loopback without a pin", async () => {
+    process.env.FACTORY_CACHE = join(work, "cache-eco");
+    try {
+      await expect(ecosystemWithKey(eco(), TEST_KEYS.upstream.fingerprint, "test")).rejects.toThrow(/not the pinned 56D26DDC/);
+    } finally {
+      process.env.FACTORY_CACHE = join(work, "cache");
+    }
+    await expect(ecosystemWithKey({ repository: "https://packages.example.org/scaleway", version: "1" }, undefined, "debian-12 x86_64")).rejects.toThrow(BuildInputError);
+    await expect(ecosystemWithKey({ repository: "https://packages.example.org/scaleway", version: "1" }, undefined, "debian-12 x86_64")).rejects.toThrow(/set image-factory:ecosystemKeyFingerprint/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CATALOG_SOURCES, loadCatalog, parseCatalog } from "../../images";
-import { overridesEnvironment, planStack } from "../../builder/plan";
+import { overridesEnvironment, planStack, rebuildReasons } from "../../builder/plan";
 import { readStackSettings, stackNames } from "../../builder/stack-files";
 import { settingsFor } from "./helpers";
 
@@ -71,5 +71,23 @@ describe("stack-level upstream signatures", () => {
     { entry: "debian-99 detached https://x.example/s.sign https://x.example/k.asc 56D26DDC1084F765F849EB832779D1AE892F5665", problem: /upstreamSignatures\.debian-99: no release/ },
   ])("rejects $entry", ({ entry, problem }) => {
     expect(() => settingsFor({ upstreamSignatures: [entry] })).toThrow(problem);
+  });
+});
+
+describe("the scaleway-ecosystem repository's pinned key", () => {
+  const FPR = "0123456789ABCDEF0123456789ABCDEF01234567";
+
+  it("is a content hash input when pinned, and absent (hashes unchanged) when not", () => {
+    const [plain] = planStack(catalog, settingsFor({ images: ["debian-12"] }));
+    const [pinned] = planStack(catalog, settingsFor({ images: ["debian-12"], ecosystemKeyFingerprint: FPR }));
+    expect(plain!.hashInputs).not.toHaveProperty("ecosystemKeyFingerprint");
+    expect(pinned!.hashInputs.ecosystemKeyFingerprint).toBe(FPR);
+    expect(pinned!.contentHash).not.toBe(plain!.contentHash);
+    expect(rebuildReasons(plain!.hashInputs, pinned!.hashInputs)).toEqual([`scaleway-ecosystem signing key: none → ${FPR}`]);
+  });
+
+  it("the local stack pins the committed ecosystem test key; settings refuse a malformed fingerprint", () => {
+    expect(readStackSettings(ROOT, "local", catalog).ecosystemKeyFingerprint).toBe(TEST_FINGERPRINTS[1]);
+    expect(() => settingsFor({ ecosystemKeyFingerprint: "5f359fd6" })).toThrow(/image-factory:ecosystemKeyFingerprint: expected a 40-hex-digit/);
   });
 });
