@@ -50,10 +50,13 @@ beforeAll(async () => {
   }
   put("image-factory-test.invalid/keys/fixture-upstream.asc", await publicKey(TEST_KEYS.upstream));
   mirror = await serveDirectory(root);
+  // Fetched keys are cached by fingerprint: keep the test key out of the user's cache.
+  process.env.FACTORY_CACHE = join(root, "cache");
 });
 
 afterAll(async () => {
   await mirror?.close();
+  delete process.env.FACTORY_CACHE;
   rmSync(root, { recursive: true, force: true });
 });
 
