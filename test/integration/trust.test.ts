@@ -74,6 +74,16 @@ describe("the local stack's fixture upstream", () => {
     }
   });
 
+  it("reaches the built CLI as the build Command passes it (FACTORY_UPSTREAM_SIGNATURES), and without it is refused", async () => {
+    const catalog = loadCatalog();
+    const stack = readStackSettings(projectRoot(), "local", catalog);
+    const cli = (env: NodeJS.ProcessEnv) =>
+      run(process.execPath, [join(projectRoot(), "dist", "builder", "cli.js"), "resolve", "debian-12", "--mirror", upstream()], { env: { ...process.env, ...env } });
+    const { stdout } = await cli({ FACTORY_UPSTREAM_SIGNATURES: JSON.stringify(stack.upstreamSignatures) });
+    expect(JSON.parse(stdout)).toMatchObject({ release: "debian-12", trust: `pgp:${TEST_KEYS.upstream.fingerprint}` });
+    await expect(cli({})).rejects.toThrow(/upstream signs nothing and images\/pins\.json pins no checksum/);
+  });
+
   it("resolves through the signature path Ubuntu takes, with the key the stack pins", async () => {
     const source = await resolveSource(localDebian(), "x86_64", upstream());
     expect(source.trust).toBe(`pgp:${TEST_KEYS.upstream.fingerprint}`);

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { CATALOG_SOURCES, loadCatalog, parseCatalog } from "../../images";
 import { overridesEnvironment, planStack, rebuildReasons } from "../../builder/plan";
 import { readStackSettings, stackNames } from "../../builder/stack-files";
+import { publishEnvironment } from "../../builder/local/local-job";
 import { settingsFor } from "./helpers";
 
 const ROOT = `${__dirname}/../..`;
@@ -86,8 +87,12 @@ describe("the scaleway-ecosystem repository's pinned key", () => {
     expect(rebuildReasons(plain!.hashInputs, pinned!.hashInputs)).toEqual([`scaleway-ecosystem signing key: none → ${FPR}`]);
   });
 
-  it("the local stack pins the committed ecosystem test key; settings refuse a malformed fingerprint", () => {
-    expect(readStackSettings(ROOT, "local", catalog).ecosystemKeyFingerprint).toBe(TEST_FINGERPRINTS[1]);
+  it("the local stack pins the committed ecosystem test key and its job passes it on; settings refuse a malformed fingerprint", () => {
+    const local = readStackSettings(ROOT, "local", catalog);
+    expect(local.ecosystemKeyFingerprint).toBe(TEST_FINGERPRINTS[1]);
+    const env = publishEnvironment(planStack(catalog, local)[0]!, local, { endpoint: "http://127.0.0.1:1", accessKeyId: "a", secretAccessKey: "b" }, "local/x");
+    expect(env.FACTORY_ECOSYSTEM_KEY_FINGERPRINT).toBe(TEST_FINGERPRINTS[1]);
+    expect(env.FACTORY_UPSTREAM_SIGNATURES).toContain(TEST_FINGERPRINTS[0]);
     expect(() => settingsFor({ ecosystemKeyFingerprint: "5f359fd6" })).toThrow(/image-factory:ecosystemKeyFingerprint: expected a 40-hex-digit/);
   });
 });
