@@ -212,7 +212,7 @@ register("unpublish", {
 });
 
 register("ecosystem-repo", {
-  summary: "build the factory's scaleway-ecosystem package into a flat APT repository",
+  summary: "build the factory's scaleway-ecosystem package into a flat APT repository, signed by the committed THROWAWAY test key (builder/local/test-keys/)",
   usage: "image-factory ecosystem-repo --out DIR --version V",
   options: { out: { type: "string" }, version: { type: "string" } },
   async run(v) {
