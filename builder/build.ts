@@ -3,13 +3,15 @@
  * complete, checked artifact and its manifest are moved into the output directory; a failure anywhere leaves
  * nothing behind.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadCatalog, osBase, type Catalog } from "../images";
 import type { Architecture, Release, Step } from "../images/schema";
 import { accelerator, type Accelerator } from "./accel";
 import { canonicalJson, sha256Hex } from "./canonical";
-import { customiseImage, type EcosystemSource } from "./customise";
+import { customiseImage, isLoopback, type EcosystemSource } from "./customise";
+import { ECOSYSTEM_KEY_PATH } from "./local/ecosystem-repo";
+import { ensurePinnedKey } from "./signature";
 import { run } from "./exec";
 import { digestFile, fetchVerified } from "./fetch";
 import { convertForImport, extractPackagesAndTrim, type PackageEntry } from "./finalise";
@@ -87,6 +89,22 @@ export async function fetchDownloads(steps: Step[], mirror: string | undefined, 
   return fetched;
 }
 
+/**
+ * The ecosystem repository with its signing key: fetched from `<repository>/scaleway-ecosystem.asc` and accepted
+ * only under the pinned fingerprint (cached per fingerprint), for the guest to verify the repository with. A
+ * repository off loopback without a pinned fingerprint fails closed.
+ */
+export async function ecosystemWithKey(eco: EcosystemSource, fingerprint: string | undefined, what: string): Promise<EcosystemSource> {
+  if (!fingerprint) {
+    if (!eco.signingKey && !isLoopback(eco.repository))
+      throw new BuildInputError(`${what}: the scaleway-ecosystem repository ${eco.repository} is not on loopback and no key is pinned for it: set image-factory:ecosystemKeyFingerprint (FACTORY_ECOSYSTEM_KEY_FINGERPRINT)`);
+    return eco;
+  }
+  const keyUrl = `${eco.repository.replace(/\/$/, "")}/${ECOSYSTEM_KEY_PATH}`;
+  const keyFile = await ensurePinnedKey({ fingerprint, keyUrl }, undefined, `${what}: scaleway-ecosystem`);
+  return { ...eco, signingKey: readFileSync(keyFile, "utf8") };
+}
+
 export async function buildImage(req: BuildRequest): Promise<BuildResult> {
   const catalog = req.catalog ?? loadCatalog();
   const release = catalog.byId.get(req.releaseId);
@@ -100,6 +118,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
       `content hash mismatch: the stack planned ${req.expectedContentHash}, these inputs give ${hash} (is dist/ stale? run npm run build)`,
     );
 
+  const ecosystem = await ecosystemWithKey(req.ecosystem, req.dials.ecosystemKeyFingerprint, `${release.id} ${req.arch}`);
   const accel = await accelerator();
   process.stderr.write(`build ${release.id} ${req.arch}: content hash ${hash.slice(0, 16)}, ${accel.toUpperCase()}\n`);
   const source = req.source ?? (await resolveSource(os, req.arch, req.mirror));
@@ -128,7 +147,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
       [`IMAGE_SOURCE_${source.checksum.algo.toUpperCase()}`]: source.checksum.hex,
       SCALEWAY_ECOSYSTEM_VERSION: req.ecosystem.version,
     };
-    await customiseImage(disk, { family: os.family, upstreamArch: source.upstreamArch, steps, ecosystem: req.ecosystem, provenance, extraArgs: uefiGuestArgs(os.family, uefi), fetched }, accel);
+    await customiseImage(disk, { family: os.family, upstreamArch: source.upstreamArch, steps, ecosystem, provenance, extraArgs: uefiGuestArgs(os.family, uefi), fetched }, accel);
     const packages = await extractPackagesAndTrim(disk, join(work, "packages.tsv"), accel);
     const out = join(work, "out.qcow2");
     const info = await convertForImport(disk, out);

@@ -18,9 +18,12 @@ export interface UpstreamRow {
   arch: Architecture;
   pinned: string;
   newest?: string;
-  status: "up to date" | "new build" | "unreadable";
+  /** `confirmed`: the pinned build is still the newest and was unverified; its checksum is now read and recorded. */
+  status: "up to date" | "new build" | "confirmed" | "unreadable";
   /** The new build's checksum from its (verified) checksum file. */
   checksum?: string;
+  /** The official listing the new build was found in (recorded as the pin's provenance). */
+  listing?: string;
   reason?: string;
 }
 
@@ -40,6 +43,8 @@ export interface CheckUpstreamOptions {
   writePins?: string;
   /** The day end of life is judged on. */
   at: string;
+  /** The day recorded in written pins' provenance: today by default. */
+  recordedOn?: string;
   graceDays?: number;
   noticeDays?: number;
 }
@@ -53,7 +58,8 @@ export async function checkUpstream(o: CheckUpstreamOptions): Promise<UpstreamRe
   const rows: UpstreamRow[] = [];
   for (const r of releases) {
     for (const arch of r.architectures) {
-      const pinned = r.upstream.pins[arch]!.serial;
+      const pin = r.upstream.pins[arch]!;
+      const pinned = pin.serial;
       const where = listingLocation(r, arch);
       let newest: string | undefined;
       try {
@@ -62,15 +68,18 @@ export async function checkUpstream(o: CheckUpstreamOptions): Promise<UpstreamRe
         rows.push({ release: r.id, arch, pinned, status: "unreadable", reason: (err as Error).message });
         continue;
       }
-      if (!newest || compareSerials(newest, pinned) <= 0) {
+      const confirm = newest === pinned && pin.provenance === "unverified";
+      if (!confirm && (!newest || compareSerials(newest, pinned) <= 0)) {
         rows.push({ release: r.id, arch, pinned, newest, status: "up to date" });
         continue;
       }
       try {
-        // Resolved as a build would: the new serial's checksum file, its signature verified where upstream signs.
-        const candidate: OsRelease = { ...r, upstream: { ...r.upstream, pins: { [arch]: { serial: newest } } } };
-        const source = await resolveSource(candidate, arch, o.mirror);
-        rows.push({ release: r.id, arch, pinned, newest, status: "new build", checksum: source.checksum.hex });
+        // Resolved as a build would: the serial's checksum file, its signature verified where upstream signs.
+        const candidate: OsRelease = { ...r, upstream: { ...r.upstream, pins: { [arch]: { serial: newest!, provenance: "unverified" } } } };
+        const source = await resolveSource(candidate, arch, o.mirror, { discover: true });
+        if (confirm && pin.checksum && pin.checksum !== source.checksum.hex)
+          throw new Error(`the checksum file lists ${source.checksum.hex}, not the pinned ${pin.checksum}`);
+        rows.push({ release: r.id, arch, pinned, newest, status: confirm ? "confirmed" : "new build", checksum: source.checksum.hex, listing: where.listing });
       } catch (err) {
         rows.push({ release: r.id, arch, pinned, newest, status: "unreadable", reason: `build ${newest} listed but not resolvable: ${(err as Error).message}` });
       }
@@ -98,11 +107,17 @@ export async function checkUpstream(o: CheckUpstreamOptions): Promise<UpstreamRe
     }
   }
 
-  const changed = rows.filter((x) => x.status === "new build");
+  const changed = rows.filter((x) => x.status === "new build" || x.status === "confirmed");
   let wrote: string | undefined;
   if (o.writePins && changed.length) {
     const pins = JSON.parse(readFileSync(o.writePins, "utf8")) as Record<string, Partial<Record<Architecture, Pin>>>;
-    for (const row of changed) (pins[row.release] ??= {})[row.arch] = { serial: row.newest!, checksum: row.checksum! };
+    const date = o.recordedOn ?? new Date().toISOString().slice(0, 10);
+    for (const row of changed)
+      (pins[row.release] ??= {})[row.arch] = {
+        serial: row.newest!,
+        checksum: row.checksum!,
+        provenance: { recordedBy: "check-upstream --write", date, listing: row.listing! },
+      };
     const tmp = `${o.writePins}.tmp`;
     writeFileSync(tmp, `${JSON.stringify(pins, null, 2)}\n`);
     renameSync(tmp, o.writePins);

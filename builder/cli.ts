@@ -5,7 +5,7 @@
  * `environment` rather than on a command line.
  */
 import { parseArgs } from "node:util";
-import { CatalogError, loadCatalog } from "../images";
+import { CatalogError, loadCatalog, pinProblems, withOverrides } from "../images";
 import { projectRoot } from "./paths";
 import { planStack } from "./plan";
 import { diffPlans, markdownReport, type PlanRow } from "./plan-report";
@@ -69,8 +69,10 @@ register("plan", {
     const catalog = loadCatalog();
     const stacks = values.all ? stackNames(PROJECT_DIR) : [String(values.stack ?? "")];
     if (!stacks[0]) throw new UsageError("plan: give --stack NAME or --all");
-    const rows: PlanRow[] = stacks.flatMap((stack) =>
-      planStack(catalog, readStackSettings(PROJECT_DIR, stack, catalog)).map((p) => ({
+    const rows: (PlanRow & { pinProblems: string[] })[] = stacks.flatMap((stack) => {
+      const settings = readStackSettings(PROJECT_DIR, stack, catalog);
+      const seen = withOverrides(catalog, settings);
+      return planStack(catalog, settings).map((p) => ({
         stack,
         name: p.name,
         zone: p.zone,
@@ -79,8 +81,13 @@ register("plan", {
         contentHash: p.contentHash,
         artifactKey: p.artifactKey,
         hashInputs: p.hashInputs,
-      })),
-    );
+        // What this image's upstream is not yet trusted on (unverified pins, unpinned keys or checksums).
+        pinProblems: pinProblems(seen, [{ release: p.release, arch: p.arch }]).map((x) => x.message),
+      }));
+    });
+    const flagged = new Set(rows.flatMap((r) => r.pinProblems));
+    if (flagged.size)
+      process.stderr.write(`warning: ${rows.filter((r) => r.pinProblems.length).length} planned image(s) rest on unverified upstream trust (pinProblems):\n${[...flagged].map((m) => `  ${m}`).join("\n")}\n`);
     if (typeof values.against === "string") {
       let previous: PlanRow[];
       try {

@@ -1,9 +1,9 @@
 /** The build pipeline's subcommands: resolve, fetch, build, upload, publish, unpublish, ecosystem-repo. */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { register, UsageError, type Values } from "./registry";
 import { buildImage } from "./build";
 import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
-import { AppBases, SourceOverrides } from "./settings";
+import { AppBases, SourceOverrides, UpstreamSignatures } from "./settings";
 import type { z } from "zod";
 import { createClient } from "@scaleway/sdk-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
@@ -46,8 +46,9 @@ function jsonFlag<T>(v: Values, k: string, env: string, schema: z.ZodType<T>): T
 function stackCatalog(v: Values): Catalog {
   const appBases = jsonFlag(v, "app-bases", "FACTORY_APP_BASES", AppBases);
   const sourceOverrides = jsonFlag(v, "source-overrides", "FACTORY_SOURCE_OVERRIDES", SourceOverrides);
+  const upstreamSignatures = jsonFlag(v, "upstream-signatures", "FACTORY_UPSTREAM_SIGNATURES", UpstreamSignatures);
   try {
-    return withOverrides(loadCatalog(), { appBases, sourceOverrides });
+    return withOverrides(loadCatalog(), { appBases, sourceOverrides, upstreamSignatures });
   } catch (err) {
     if (err instanceof CatalogError) throw new UsageError(err.problems.join("; "));
     throw err;
@@ -72,11 +73,12 @@ const sourceOptions = {
   mirror: { type: "string" },
   "app-bases": { type: "string" },
   "source-overrides": { type: "string" },
+  "upstream-signatures": { type: "string" },
   json: { type: "boolean", default: false },
 } as const;
 const sourceEnv = {
   release: "FACTORY_RELEASE", arch: "FACTORY_ARCH", mirror: "FACTORY_MIRROR",
-  "app-bases": "FACTORY_APP_BASES", "source-overrides": "FACTORY_SOURCE_OVERRIDES",
+  "app-bases": "FACTORY_APP_BASES", "source-overrides": "FACTORY_SOURCE_OVERRIDES", "upstream-signatures": "FACTORY_UPSTREAM_SIGNATURES",
 };
 
 const buildOptions = {
@@ -85,6 +87,7 @@ const buildOptions = {
   "security-epoch": { type: "string" },
   "ecosystem-version": { type: "string" },
   "ecosystem-repository": { type: "string" },
+  "ecosystem-key-fingerprint": { type: "string" },
   "content-hash": { type: "string" },
 } as const;
 const buildEnv = {
@@ -93,11 +96,12 @@ const buildEnv = {
   "security-epoch": "FACTORY_SECURITY_EPOCH",
   "ecosystem-version": "FACTORY_ECOSYSTEM_VERSION",
   "ecosystem-repository": "FACTORY_ECOSYSTEM_REPOSITORY",
+  "ecosystem-key-fingerprint": "FACTORY_ECOSYSTEM_KEY_FINGERPRINT",
   "content-hash": "FACTORY_CONTENT_HASH",
 };
 
 /** What a build needs, whether from flags (`build`) or the artifact Command's environment (`publish`). */
-type BuildValues = Pick<Read<typeof PublishContract>, "release" | "arch" | "releaseEpoch" | "securityEpoch" | "ecosystemVersion" | "ecosystemRepository" | "mirror" | "appBases" | "sourceOverrides" | "contentHash">;
+type BuildValues = Pick<Read<typeof PublishContract>, "release" | "arch" | "releaseEpoch" | "securityEpoch" | "ecosystemVersion" | "ecosystemRepository" | "mirror" | "appBases" | "sourceOverrides" | "upstreamSignatures" | "ecosystemKeyFingerprint" | "contentHash">;
 
 function buildInputs(v: Values, positionals: string[]) {
   const { release, arch } = releaseAndArch(v, positionals);
@@ -113,14 +117,23 @@ function buildInputs(v: Values, positionals: string[]) {
     mirror: str(v, "mirror"),
     appBases: jsonFlag(v, "app-bases", "FACTORY_APP_BASES", AppBases),
     sourceOverrides: jsonFlag(v, "source-overrides", "FACTORY_SOURCE_OVERRIDES", SourceOverrides),
+    upstreamSignatures: jsonFlag(v, "upstream-signatures", "FACTORY_UPSTREAM_SIGNATURES", UpstreamSignatures),
+    ecosystemKeyFingerprint: fingerprintFlag(v),
     contentHash: str(v, "content-hash") ?? "",
   });
+}
+
+function fingerprintFlag(v: Values): string | undefined {
+  const fingerprint = str(v, "ecosystem-key-fingerprint");
+  if (fingerprint !== undefined && !/^[0-9A-F]{40}$/.test(fingerprint))
+    throw new UsageError("--ecosystem-key-fingerprint (FACTORY_ECOSYSTEM_KEY_FINGERPRINT): expected 40 uppercase hex digits");
+  return fingerprint;
 }
 
 function inputsFrom(b: BuildValues) {
   let catalog: Catalog;
   try {
-    catalog = withOverrides(loadCatalog(), { appBases: b.appBases, sourceOverrides: b.sourceOverrides });
+    catalog = withOverrides(loadCatalog(), { appBases: b.appBases, sourceOverrides: b.sourceOverrides, upstreamSignatures: b.upstreamSignatures });
   } catch (err) {
     if (err instanceof CatalogError) throw new UsageError(err.problems.join("; "));
     throw err;
@@ -128,17 +141,17 @@ function inputsFrom(b: BuildValues) {
   const release = catalog.byId.get(b.release);
   if (!release) throw new UsageError(`no release "${b.release}" in the catalog (image-factory catalog lists them)`);
   if (!release.architectures.includes(b.arch)) throw new UsageError(`${b.release} is not built for ${b.arch}`);
-  const signingKeyFile = process.env.FACTORY_ECOSYSTEM_KEY_FILE;
   return {
     catalog,
     releaseId: release.id,
     arch: b.arch,
-    dials: { releaseEpoch: b.releaseEpoch, ecosystemVersion: b.ecosystemVersion, securityEpoch: b.securityEpoch },
-    ecosystem: {
-      repository: b.ecosystemRepository,
-      version: b.ecosystemVersion,
-      ...(signingKeyFile ? { signingKey: readFileSync(signingKeyFile, "utf8") } : {}),
+    dials: {
+      releaseEpoch: b.releaseEpoch,
+      ecosystemVersion: b.ecosystemVersion,
+      securityEpoch: b.securityEpoch,
+      ...(b.ecosystemKeyFingerprint ? { ecosystemKeyFingerprint: b.ecosystemKeyFingerprint } : {}),
     },
+    ecosystem: { repository: b.ecosystemRepository, version: b.ecosystemVersion },
     ...(b.mirror ? { mirror: b.mirror } : {}),
     ...(b.contentHash ? { expectedContentHash: b.contentHash } : {}),
   };
@@ -241,7 +254,7 @@ register("unpublish", {
 });
 
 register("ecosystem-repo", {
-  summary: "build the factory's scaleway-ecosystem package into a flat APT repository",
+  summary: "build the factory's scaleway-ecosystem package into a flat APT repository, signed by the committed THROWAWAY test key (builder/local/test-keys/)",
   usage: "image-factory ecosystem-repo --out DIR --version V",
   options: { out: { type: "string" }, version: { type: "string" } },
   async run(v) {

@@ -5,7 +5,7 @@
  * Pure: no Pulumi, no fs. The writer is generic over the value wrapper, so the component can pass Outputs.
  */
 import { z } from "zod";
-import { AppBases, Duration, SourceOverrides } from "./settings";
+import { AppBases, Duration, SourceOverrides, UpstreamSignatures } from "./settings";
 import { ZONES } from "./zones";
 
 /** One environment variable: its name, how its string form parses, whether it is a secret or optional. */
@@ -92,10 +92,11 @@ export const PublishContract = {
   ecosystemVersion: text("FACTORY_ECOSYSTEM_VERSION", undefined, { flag: "ecosystem-version" }),
   ecosystemRepository: text("FACTORY_ECOSYSTEM_REPOSITORY", z.url(), { flag: "ecosystem-repository" }),
   /** The scaleway-ecosystem repository's signing key fingerprint, when the stack pins one. */
-  ecosystemKeyFingerprint: text("FACTORY_ECOSYSTEM_KEY_FINGERPRINT", z.string().regex(/^[0-9A-F]{40}$/i, "expected a 40-hex-digit OpenPGP fingerprint"), { optional: true }),
+  ecosystemKeyFingerprint: text("FACTORY_ECOSYSTEM_KEY_FINGERPRINT", z.string().regex(/^[0-9A-F]{40}$/, "expected 40 uppercase hex digits (an OpenPGP fingerprint)"), { optional: true, flag: "ecosystem-key-fingerprint" }),
   mirror: text("FACTORY_MIRROR", z.url(), { optional: true, flag: "mirror" }),
   appBases: json("FACTORY_APP_BASES", AppBases, { optional: true, flag: "app-bases" }),
   sourceOverrides: json("FACTORY_SOURCE_OVERRIDES", SourceOverrides, { optional: true, flag: "source-overrides" }),
+  upstreamSignatures: json("FACTORY_UPSTREAM_SIGNATURES", UpstreamSignatures, { optional: true, flag: "upstream-signatures" }),
 };
 
 /** The Scaleway API credentials, as the SDK and the provider read them. */

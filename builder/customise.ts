@@ -14,7 +14,10 @@ export interface EcosystemSource {
   /** Repository base URL; `<repo>/<family>` holds the packages (`debian/` is a flat APT repository). */
   repository: string;
   version: string;
-  /** Armoured signing key of a remote repository (a loopback one is trusted as the build's own). */
+  /**
+   * The repository's signing key (armoured), fetched from it and checked against the stack's pinned fingerprint;
+   * required off loopback. Without one, a loopback repository is trusted as the build's own.
+   */
   signingKey?: string;
 }
 
@@ -42,7 +45,7 @@ export class RecipeError extends Error {
 /** The libguestfs appliance reaches the host's loopback services through its user-mode network gateway. */
 export const APPLIANCE_HOST = "169.254.2.2";
 
-function isLoopback(url: string): boolean {
+export function isLoopback(url: string): boolean {
   const host = new URL(url).hostname;
   return host === "localhost" || host.startsWith("127.") || host === "[::1]";
 }
@@ -60,29 +63,31 @@ const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 function ecosystemArgs(family: Family, eco: EcosystemSource): string[] {
   const repo = applianceUrl(eco.repository.replace(/\/$/, ""));
   const local = isLoopback(eco.repository);
-  if (!local && !eco.signingKey)
-    throw new RecipeError(`scaleway-ecosystem: repository ${eco.repository} needs a pinned signing key`);
+  const key = eco.signingKey;
+  if (!local && !key)
+    throw new RecipeError(`scaleway-ecosystem: repository ${eco.repository} needs a pinned signing key: set image-factory:ecosystemKeyFingerprint (FACTORY_ECOSYSTEM_KEY_FINGERPRINT)`);
   switch (family) {
     case "debian": {
       const list = "/etc/apt/sources.list.d/scaleway-ecosystem.list";
       const keyring = "/usr/share/keyrings/scaleway-ecosystem.asc";
-      const opts = local ? "[trusted=yes]" : `[signed-by=${keyring}]`;
+      const opts = key ? `[signed-by=${keyring}]` : "[trusted=yes]";
       return [
-        ...(local ? [] : ["--write", `${keyring}:${eco.signingKey}`]),
+        ...(key ? ["--write", `${keyring}:${key}`] : []),
         "--write", `${list}:deb ${opts} ${repo}/debian ./\n`,
         "--install", `scaleway-ecosystem=${eco.version}`,
-        // The build's own loopback repository means nothing once the image boots elsewhere.
-        ...(local ? ["--delete", list] : []),
+        // The build's own loopback repository (and its test key) mean nothing once the image boots elsewhere.
+        ...(local ? ["--delete", list, ...(key ? ["--delete", keyring] : [])] : []),
       ];
     }
     case "rhel": {
       const file = "/etc/yum.repos.d/scaleway-ecosystem.repo";
-      const gpg = local ? "gpgcheck=0" : "gpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-scaleway-ecosystem";
+      const keyFile = "/etc/pki/rpm-gpg/RPM-GPG-KEY-scaleway-ecosystem";
+      const gpg = key ? `gpgcheck=1\ngpgkey=file://${keyFile}` : "gpgcheck=0";
       return [
-        ...(local ? [] : ["--write", `/etc/pki/rpm-gpg/RPM-GPG-KEY-scaleway-ecosystem:${eco.signingKey}`]),
+        ...(key ? ["--write", `${keyFile}:${key}`] : []),
         "--write", `${file}:[scaleway-ecosystem]\nname=Scaleway ecosystem\nbaseurl=${repo}/rhel/$basearch\nenabled=1\n${gpg}\n`,
         "--install", `scaleway-ecosystem-${eco.version}`,
-        ...(local ? ["--delete", file] : []),
+        ...(local ? ["--delete", file, ...(key ? ["--delete", keyFile] : [])] : []),
       ];
     }
     case "arch":

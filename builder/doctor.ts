@@ -15,7 +15,7 @@ import {
 import { onlineFindings, type OnlineTarget } from "./doctor-online";
 import { upstreamFindings } from "./doctor-pins";
 import { LOCAL_STACK } from "./local/local-job";
-import { keysDir, projectRoot } from "./paths";
+import { projectRoot } from "./paths";
 import { register, UsageError } from "./registry";
 import { StackConfigError, type StackSettings } from "./settings";
 import { readStackSettings } from "./stack-files";
@@ -49,8 +49,8 @@ export const LOCAL_NOTES = [
   "online: not checked: the local services run only while the local job does",
 ];
 
-/** Every offline check, over gathered facts. `keyringPresent` and `fileExists` look at this machine's files. */
-export function offlineReport(facts: DoctorFacts, catalog: Catalog, keyringPresent: (k: string) => boolean, fileExists: (p: string) => boolean): DoctorReport {
+/** Every offline check, over gathered facts. `fileExists` looks at this machine's files. */
+export function offlineReport(facts: DoctorFacts, catalog: Catalog, fileExists: (p: string) => boolean): DoctorReport {
   const local = facts.stack === LOCAL_STACK;
   const s = facts.settings;
   const findings: Finding[] = facts.settingsProblems.map((problem) => ({ check: "settings", problem, fix: `edit stacks/Pulumi.${facts.stack}.yaml` }));
@@ -58,7 +58,7 @@ export function offlineReport(facts: DoctorFacts, catalog: Catalog, keyringPrese
   if (!local) findings.push(...credentialFindings(facts.file, facts.env, s), ...backendFindings(facts.file, facts.env, facts.pulumiCredentials, fileExists));
   if (s) {
     findings.push(...endpointFindings(s), ...zoneFindings(s));
-    const upstream = upstreamFindings(catalog, s, keyringPresent);
+    const upstream = upstreamFindings(catalog, s);
     findings.push(...(local ? upstream.filter((f) => f.check !== "pins") : upstream));
     const zone = ZONE_CAPABILITIES[s.zone];
     if (!zone.verified) notes.push(`zone: ${s.zone}'s capabilities are not verified (${zone.source})`);
@@ -126,7 +126,7 @@ export function onlineTarget(facts: DoctorFacts): OnlineTarget | string {
 export async function doctor(stack: string, env: Env, online: boolean): Promise<DoctorReport> {
   const catalog = loadCatalog();
   const facts = gatherFacts(projectRoot(), stack, env, catalog);
-  const report = offlineReport(facts, catalog, (k) => existsSync(join(keysDir(), `${k}.asc`)), existsSync);
+  const report = offlineReport(facts, catalog, existsSync);
   if (!online || stack === LOCAL_STACK) return report;
   const target = onlineTarget(facts);
   if (typeof target === "string") report.notes.push(target);

@@ -16,8 +16,3 @@ export function projectRoot(): string {
   if (!found) throw new Error(`cannot find the project root (Pulumi.yaml) above ${__dirname}`);
   return found;
 }
-
-/** Pinned upstream signing keys: `images/keys/<keyring>.asc`; FACTORY_KEYS_DIR points elsewhere (tests). */
-export function keysDir(): string {
-  return process.env.FACTORY_KEYS_DIR ?? join(projectRoot(), "images", "keys");
-}

@@ -28,6 +28,11 @@ export interface HashInputs {
   /** The app's own steps, layered on `recipe`. */
   appRecipe: Step[] | null;
   ecosystemVersion: string;
+  /**
+   * The pinned key of the scaleway-ecosystem repository, which the image trusts for its updates; absent when none
+   * is pinned (so hashes of stacks without one are unchanged).
+   */
+  ecosystemKeyFingerprint?: string;
   releaseEpoch: string;
   securityEpoch: number;
   builderRevision: number;
@@ -64,6 +69,7 @@ export function overridesEnvironment(o: CatalogOverrides): Record<string, string
   return {
     ...(Object.keys(o.appBases ?? {}).length ? { FACTORY_APP_BASES: JSON.stringify(o.appBases) } : {}),
     ...(Object.keys(o.sourceOverrides ?? {}).length ? { FACTORY_SOURCE_OVERRIDES: JSON.stringify(o.sourceOverrides) } : {}),
+    ...(Object.keys(o.upstreamSignatures ?? {}).length ? { FACTORY_UPSTREAM_SIGNATURES: JSON.stringify(o.upstreamSignatures) } : {}),
   };
 }
 
@@ -73,9 +79,11 @@ function overridesFor(published: Catalog, settings: StackSettings, release: Rele
   const os = base ? published.byId.get(base)! : osBase(published, release);
   const downloads = new Set([...os.recipe, ...(release.kind === "app" ? release.recipe : [])].flatMap((s) => (s.op === "fetch-file" ? [s.url] : [])));
   const sources = Object.entries(settings.sourceOverrides).filter(([url]) => downloads.has(url));
+  const signature = settings.upstreamSignatures[os.id];
   return {
     ...(base ? { appBases: { [release.id]: base } } : {}),
     ...(sources.length ? { sourceOverrides: Object.fromEntries(sources) } : {}),
+    ...(signature ? { upstreamSignatures: { [os.id]: signature } } : {}),
   };
 }
 
@@ -92,6 +100,8 @@ export function securityEpoch(releaseId: string, rules: readonly string[]): numb
 /** The stack dials that feed every content hash. */
 export interface BuildDials {
   ecosystemVersion: string;
+  /** The ecosystem repository's pinned key: installed in the guest, so it changes the image bytes. */
+  ecosystemKeyFingerprint?: string;
   releaseEpoch: string;
   securityEpoch: number;
 }
@@ -100,6 +110,7 @@ export function dialsFor(release: Release, catalog: Catalog, settings: StackSett
   const os = osBase(catalog, release);
   return {
     ecosystemVersion: settings.ecosystemVersion,
+    ...(settings.ecosystemKeyFingerprint ? { ecosystemKeyFingerprint: settings.ecosystemKeyFingerprint } : {}),
     releaseEpoch: settings.releaseEpoch,
     // An app inherits its base's security rebuilds.
     securityEpoch: Math.max(securityEpoch(release.id, settings.securityRebuilds), securityEpoch(os.id, settings.securityRebuilds)),
@@ -116,7 +127,10 @@ export function hashInputs(catalog: Catalog, release: Release, arch: Architectur
     upstream: { image: where.image, serial: where.serial, checksum: where.checksum ?? null },
     recipe: os.recipe,
     appRecipe: release.kind === "app" ? release.recipe : null,
-    ...dials,
+    ecosystemVersion: dials.ecosystemVersion,
+    ...(dials.ecosystemKeyFingerprint ? { ecosystemKeyFingerprint: dials.ecosystemKeyFingerprint } : {}),
+    releaseEpoch: dials.releaseEpoch,
+    securityEpoch: dials.securityEpoch,
     builderRevision: BUILDER_REVISION,
   };
 }
@@ -205,6 +219,8 @@ export function rebuildReasons(previous: HashInputs | undefined, next: HashInput
   if (canonicalJson(previous.appRecipe) !== canonicalJson(next.appRecipe)) reasons.push("app recipe changed");
   if (previous.ecosystemVersion !== next.ecosystemVersion)
     reasons.push(`new scaleway-ecosystem: ${previous.ecosystemVersion} → ${next.ecosystemVersion}`);
+  if (previous.ecosystemKeyFingerprint !== next.ecosystemKeyFingerprint)
+    reasons.push(`scaleway-ecosystem signing key: ${previous.ecosystemKeyFingerprint ?? "none"} → ${next.ecosystemKeyFingerprint ?? "none"}`);
   if (previous.releaseEpoch !== next.releaseEpoch)
     reasons.push(`quarterly release: ${previous.releaseEpoch} → ${next.releaseEpoch}`);
   if (previous.securityEpoch !== next.securityEpoch) reasons.push(`security rebuild #${next.securityEpoch}`);

@@ -23,7 +23,10 @@ export interface ResolvedSource {
   checksumsUrl: string;
   fileName: string;
   checksum: Checksum;
-  /** How the checksum is trusted: the pinned signing key, or HTTPS only (upstream does not sign). */
+  /**
+   * What the checksum was trusted on: `pgp:<fingerprint>` (the pinned signing key), `pinned-checksum` (upstream
+   * signs nothing; the catalog's pin), or `https` (only when discovering a new build over HTTPS, check-upstream).
+   */
   trust: string;
 }
 
@@ -34,18 +37,39 @@ export class PinMismatchError extends Error {
   }
 }
 
-export async function resolveSource(release: OsRelease, arch: Architecture, mirror?: string): Promise<ResolvedSource> {
+export class UntrustedSourceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UntrustedSourceError";
+  }
+}
+
+export interface ResolveOptions {
+  /**
+   * Looking for a new build (check-upstream): an unsigned upstream has no pin yet, so its checksum file is read
+   * over HTTPS and recorded for review. Never over plain HTTP.
+   */
+  discover?: boolean;
+}
+
+export async function resolveSource(release: OsRelease, arch: Architecture, mirror?: string, opts: ResolveOptions = {}): Promise<ResolvedSource> {
   const where = upstreamLocation(release, arch);
   const fileName = basename(new URL(where.image).pathname);
   const checksumsUrl = throughMirror(where.checksums, mirror);
-  const raw = await fetchBytes(checksumsUrl);
   const spec = release.upstream.signature;
+  const what = `${release.id} ${arch}: ${checksumsUrl}`;
+  // Decided before any download: an unsigned upstream needs a pinned checksum, except when discovering over HTTPS.
+  if (!spec && !where.checksum && !(opts.discover && checksumsUrl.startsWith("https://")))
+    throw new UntrustedSourceError(
+      `${release.id} ${arch}: upstream signs nothing and images/pins.json pins no checksum for serial ${where.serial}${checksumsUrl.startsWith("https://") ? "" : ` (and ${checksumsUrl} is not HTTPS)`}: run image-factory check-upstream --release ${release.id} --write over HTTPS and review the recorded checksum`,
+    );
+  const raw = await fetchBytes(checksumsUrl);
   let text = raw.toString("utf8");
-  let trust = "https";
+  let trust = spec ? "" : where.checksum ? "pinned-checksum" : "https";
   if (spec) {
     const sig = spec.kind === "detached" ? await fetchBytes(throughMirror(where.signature!, mirror)) : undefined;
-    text = await verifySignature(spec, raw, sig, `${release.id} ${arch}: ${checksumsUrl}`);
-    trust = `pgp:${spec.keyring}`;
+    text = await verifySignature(spec, raw, sig, what, mirror);
+    trust = `pgp:${spec.fingerprint}`;
   }
   const checksum = checksumFor(text, release.upstream.checksumFormat, fileName, checksumsUrl);
   if (where.checksum && where.checksum !== checksum.hex)

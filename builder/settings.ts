@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { overrideProblems, type Catalog } from "../images";
 import { retiredBy } from "./plan";
-import { Architecture } from "../images/schema";
+import { Architecture, Fingerprint, Signature } from "../images/schema";
 import { missingCapabilities, regionOf, REGIONS, ZONES, type Zone } from "./zones";
 
 /** The Pulumi project name: every config key is `image-factory:<key>`. */
@@ -40,6 +40,27 @@ const SourceOverrideList = z
 
 /** A duration as Pulumi's customTimeouts write it (`90m`, `2h`, `45s`); the CLI reads FACTORY_TIMEOUT likewise. */
 export const Duration = z.string().regex(/^\d+(s|m|h)$/, "expected a duration such as 90m, 2h or 45s");
+/** Upstream signatures replaced in this stack: release id → the signature spec (the CLI's form). */
+export const UpstreamSignatures = z.record(z.string().min(1), Signature);
+const UpstreamSignatureList = z
+  .array(
+    z
+      .string()
+      .regex(
+        /^[a-z][a-z0-9.-]* (detached|clearsigned) https:\/\/\S+ https:\/\/\S+ [0-9A-F]{40}$/,
+        "expected <release-id> <detached|clearsigned> <signature url> <key url> <40-hex fingerprint>",
+      ),
+  )
+  .default([])
+  .transform((entries): Record<string, z.input<typeof Signature>> =>
+    Object.fromEntries(
+      entries.map((e) => {
+        const [id, kind, url, keyUrl, fingerprint] = e.split(" ") as [string, "detached" | "clearsigned", string, string, string];
+        // The stack file is the citation of an override's fingerprint: the key URL says where the key lives.
+        return [id, { url, kind, fingerprint, keyUrl, source: keyUrl }];
+      }),
+    ),
+  );
 
 const commercialType = z.string().regex(/^[A-Z0-9][A-Z0-9_-]*$/, "expected a commercial type such as DEV1-S");
 
@@ -108,6 +129,17 @@ export const StackSettings = z.strictObject({
   testsTimeout: Duration.default("2h"),
   /** How long the stack's retention Command may run. */
   retentionTimeout: Duration.default("30m"),
+  /**
+   * Upstream checksum files verified in this stack with another signature than the catalog's: `<release-id>
+   * <detached|clearsigned> <signature url> <key url> <fingerprint>` (the local stack's fixture, signed by a
+   * committed test key). Trust only; no content hash changes.
+   */
+  upstreamSignatures: UpstreamSignatureList.pipe(UpstreamSignatures),
+  /**
+   * Primary key fingerprint (40 hex) of the key that signs the scaleway-ecosystem repository; the build fetches the
+   * key from the repository, checks it and installs it in the guest. Required for a repository off loopback.
+   */
+  ecosystemKeyFingerprint: Fingerprint.optional(),
 });
 export type StackSettings = z.infer<typeof StackSettings>;
 
@@ -200,7 +232,7 @@ export function parseStackSettings(stack: string, config: Record<string, string>
     const [ns, name] = key.split(":", 2);
     if (ns !== PROJECT || !name) continue;
     // Pulumi keeps strings that look like other types as strings; ids such as "12" stay what zod expects.
-    raw[name] = name === "releaseEpoch" || name === "ecosystemVersion" ? value : decode(value);
+    raw[name] = name === "releaseEpoch" || name === "ecosystemVersion" || name === "ecosystemKeyFingerprint" ? value : decode(value);
   }
   const misplaced = misplacedKeys(config);
   const misplacedProblems = misplaced.map(({ key, name }) => `${key}: this project's settings are in the ${PROJECT} namespace: write it as ${PROJECT}:${name}`);

@@ -43,8 +43,6 @@ export interface ZonalImageArgs {
   ecosystemRepository: pulumi.Input<string>;
   /** The scaleway-ecosystem version to install. */
   ecosystemVersion: pulumi.Input<string>;
-  /** Fingerprint (40 hex digits) of the key the scaleway-ecosystem repository is signed with, when pinned. */
-  ecosystemKeyFingerprint?: pulumi.Input<string>;
   credentials: FactoryCredentials;
   /** Scaleway Project owning the snapshot, image and test Instance; the provider's default when unset. */
   projectId?: pulumi.Input<string>;
@@ -127,7 +125,7 @@ export class ZonalImage extends pulumi.ComponentResource {
             securityEpoch: plan.hashInputs.securityEpoch,
             ecosystemVersion: args.ecosystemVersion,
             ecosystemRepository: args.ecosystemRepository,
-            ecosystemKeyFingerprint: args.ecosystemKeyFingerprint,
+            ecosystemKeyFingerprint: plan.hashInputs.ecosystemKeyFingerprint,
             mirror: args.mirror,
             ...plan.overrides,
             timeout: t.publishTimeout,

@@ -18,6 +18,8 @@ export default [
       image: "https://geo.mirror.pkgbuild.com/images/v{serial}/Arch-Linux-{arch}-cloudimg-{serial}.qcow2",
       checksums: "https://geo.mirror.pkgbuild.com/images/v{serial}/Arch-Linux-{arch}-cloudimg-{serial}.qcow2.SHA256",
       checksumFormat: "single",
+      // The .SHA256 file is not signed (upstream's detached .sig signs the image itself, by a key whose
+      // fingerprint no stored source gives): the pinned checksum (images/pins.json) is what a build trusts.
       archNames: { x86_64: "x86_64" },
       pins: pinsOf("archlinux-rolling"),
     },

@@ -1,5 +1,7 @@
 /** Pieces several catalog files share. Data only. */
-import PINS from "./pins.json";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { projectRoot } from "../builder/paths";
 import type { Architecture, Pin, ScsDeclared, Step } from "./schema";
 
 /** Scaleway boots Instance images from Block Storage volumes attached over virtio-scsi (`/dev/sda`). */
@@ -25,12 +27,16 @@ export function rhelRecipe(): Step[] {
   return [...baseRecipe("kernel"), { op: "ensure-uefi" }, { op: "selinux-relabel" }];
 }
 
+let pins: Record<string, Partial<Record<Architecture, Pin>>> | undefined;
+
 /**
  * A release's pinned upstream builds, per architecture, from `images/pins.json`: data, so that `image-factory
- * check-upstream --write` records a new upstream build as a small, reviewable diff. Validated with the catalog.
+ * check-upstream --write` records a new upstream build as a small, reviewable diff. Read from the source tree
+ * (never a copy compiled into dist/, which would go stale after --write). Validated with the catalog.
  */
 export function pinsOf(id: string): Partial<Record<Architecture, Pin>> {
-  return ((PINS as Record<string, Partial<Record<Architecture, Pin>>>)[id] ?? {}) as Partial<Record<Architecture, Pin>>;
+  pins ??= JSON.parse(readFileSync(join(projectRoot(), "images", "pins.json"), "utf8")) as Record<string, Partial<Record<Architecture, Pin>>>;
+  return pins[id] ?? {};
 }
 
 /** Debian and Ubuntu name x86_64 `amd64`. */

@@ -18,6 +18,9 @@ const debian = (version: string, codename: string, released: string, eol: string
       image: `https://cloud.debian.org/images/cloud/${codename}/{serial}/debian-${version}-genericcloud-{arch}-{serial}.qcow2`,
       checksums: `https://cloud.debian.org/images/cloud/${codename}/{serial}/SHA512SUMS`,
       checksumFormat: "sha512sums",
+      // No signature: Debian's signed SHA512SUMS.sign files are documented for installation and live images
+      // (https://www.debian.org/CD/verify), not for cloud.debian.org's cloud images. So the pinned checksum
+      // (images/pins.json) is what a build trusts.
       archNames: DEBIAN_ARCH_NAMES,
       pins: pinsOf(`debian-${version}`),
     },

@@ -7,10 +7,11 @@ import apps from "./apps";
 import archlinux from "./archlinux";
 import debian from "./debian";
 import { almalinux, centos, rockylinux } from "./rhel";
-import { CatalogFile, type OsRelease, type Release, type Step } from "./schema";
+import { CatalogFile, type OsRelease, type Release, type Signature, type Step } from "./schema";
 import ubuntu from "./ubuntu";
 
 export * from "./schema";
+export { pinProblems, type PinProblem, type PinProblemKind } from "./trust";
 
 /** One catalog file as written: its path (for error messages) and its raw entries. */
 export interface CatalogSource {
@@ -136,6 +137,11 @@ export interface CatalogOverrides {
   appBases?: Record<string, string>;
   /** Official URL of a `fetch-file` step → the file to fetch instead (default: the same URL) and its sha256. */
   sourceOverrides?: Record<string, { url?: string; sha256: string }>;
+  /**
+   * OS release id → the signature its upstream checksum file is verified with in this stack (the local stack's
+   * fixture, signed by a committed test key). Trust only: it changes no image byte, so no content hash.
+   */
+  upstreamSignatures?: Record<string, Signature>;
 }
 
 /** Every way `overrides` does not fit `catalog`, each naming the setting and the entry. */
@@ -154,6 +160,11 @@ export function overrideProblems(catalog: Catalog, overrides: CatalogOverrides):
   const downloads = new Set(catalog.releases.flatMap((r) => r.recipe.flatMap((s) => (s.op === "fetch-file" ? [s.url] : []))));
   for (const url of Object.keys(overrides.sourceOverrides ?? {}))
     if (!downloads.has(url)) problems.push(`sourceOverrides: no fetch-file step downloads ${url}`);
+  for (const id of Object.keys(overrides.upstreamSignatures ?? {})) {
+    const r = catalog.byId.get(id);
+    if (!r) problems.push(`upstreamSignatures.${id}: no release "${id}" in the catalog`);
+    else if (r.kind !== "os") problems.push(`upstreamSignatures.${id}: "${id}" is an app; sign its base OS release`);
+  }
   return problems;
 }
 
@@ -163,7 +174,8 @@ export function withOverrides(catalog: Catalog, overrides: CatalogOverrides): Ca
   if (problems.length) throw new CatalogError(problems);
   const sources = overrides.sourceOverrides ?? {};
   const bases = overrides.appBases ?? {};
-  if (Object.keys(sources).length === 0 && Object.keys(bases).length === 0) return catalog;
+  const signatures = overrides.upstreamSignatures ?? {};
+  if (Object.keys(sources).length === 0 && Object.keys(bases).length === 0 && Object.keys(signatures).length === 0) return catalog;
   const replaceDownloads = (steps: Step[]): Step[] =>
     steps.map((s) => {
       const o = s.op === "fetch-file" ? sources[s.url] : undefined;
@@ -171,7 +183,9 @@ export function withOverrides(catalog: Catalog, overrides: CatalogOverrides): Ca
     });
   const releases = catalog.releases.map((r): Release => {
     const recipe = replaceDownloads(r.recipe);
-    return r.kind === "app" ? { ...r, base: bases[r.id] ?? r.base, recipe } : { ...r, recipe };
+    if (r.kind === "app") return { ...r, base: bases[r.id] ?? r.base, recipe };
+    const signature = signatures[r.id];
+    return signature ? { ...r, recipe, upstream: { ...r.upstream, signature } } : { ...r, recipe };
   });
   return { releases, byId: new Map(releases.map((r) => [r.id, r])) };
 }

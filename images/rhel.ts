@@ -1,6 +1,6 @@
 /** The RHEL family: AlmaLinux, Rocky Linux and CentOS Stream. Their checksum files are BSD style. */
 import { pinsOf, rhelRecipe, SCALEWAY_DEFAULTS } from "./common";
-import type { Release } from "./schema";
+import type { Release, Signature } from "./schema";
 
 interface RhelArgs {
   distro: "almalinux" | "rocky" | "centos";
@@ -13,6 +13,8 @@ interface RhelArgs {
   checksums: string;
   user: string;
   vendor: string;
+  /** Absent: upstream does not sign the checksum file, and a build trusts the pinned checksum. */
+  signature?: Signature;
 }
 
 const rhelId = (a: RhelArgs) => `${a.distro === "centos" ? "centos-stream" : a.distro}-${a.major}`;
@@ -33,6 +35,7 @@ const rhel = (a: RhelArgs) =>
       image: a.image,
       checksums: a.checksums,
       checksumFormat: "bsd",
+      ...(a.signature ? { signature: a.signature } : {}),
       archNames: { x86_64: "x86_64", arm64: "aarch64" },
       pins: pinsOf(rhelId(a)),
     },
@@ -46,6 +49,20 @@ const rhel = (a: RhelArgs) =>
     recipe: rhelRecipe(),
   }) satisfies Release;
 
+/**
+ * AlmaLinux clear-signs CHECKSUM with the release's package key. AlmaLinux OS 9's key (rsa4096 D36CB86CB86B3716)
+ * and its fingerprint are quoted by the DISA STIG for AlmaLinux OS 9, which installs it from repo.almalinux.org.
+ * No stored source gives AlmaLinux 10's fingerprint: unverified until pinned.
+ */
+const ALMA_SIGNING: Record<string, Pick<Signature, "fingerprint" | "keyUrl" | "source">> = {
+  "9": {
+    fingerprint: "BF18AC2876178908D6E71267D36CB86CB86B3716",
+    keyUrl: "https://repo.almalinux.org/almalinux/RPM-GPG-KEY-AlmaLinux-9",
+    source: "https://stigaview.com/products/alma9/v1r1/ALMA-09-009700",
+  },
+  "10": { fingerprint: "unverified", source: "https://almalinux.org/security/" },
+};
+
 const alma = (major: string, released: string, eol: string) =>
   rhel({
     distro: "almalinux",
@@ -58,8 +75,13 @@ const alma = (major: string, released: string, eol: string) =>
     checksums: `https://repo.almalinux.org/almalinux/${major}/cloud/{arch}/images/CHECKSUM`,
     user: "almalinux",
     vendor: "the AlmaLinux OS Foundation",
+    signature: { url: `https://repo.almalinux.org/almalinux/${major}/cloud/{arch}/images/CHECKSUM`, kind: "clearsigned", ...ALMA_SIGNING[major]! },
   });
 
+/**
+ * Rocky Linux does not sign its image CHECKSUM files ("Keykeeper … does not sign arbitrary files or artifacts
+ * outside the build system", https://github.com/rocky-linux/checksums): the pinned checksum is what a build trusts.
+ */
 const rocky = (major: string, released: string, eol: string) =>
   rhel({
     distro: "rocky",
@@ -74,6 +96,11 @@ const rocky = (major: string, released: string, eol: string) =>
     vendor: "the Rocky Enterprise Software Foundation",
   });
 
+/**
+ * No stored source says cloud.centos.org signs the cloud images' .SHA256SUM files (the CentOS wiki describes signed
+ * sha256sum.txt.asc for ISO directories only, https://wiki.centos.org/Download/Verify): the pinned checksum is
+ * what a build trusts.
+ */
 const centosStream = (major: string, released: string, eol: string) =>
   rhel({
     distro: "centos",

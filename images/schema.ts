@@ -31,16 +31,40 @@ const urlTemplate = z
   .string()
   .regex(/^https:\/\/[^\s{}]+(\{(serial|arch)\}[^\s{}]*)*$/, "expected an https:// URL, placeholders {serial} {arch}");
 
-/** Where upstream signs its checksum file, and the pinned key that must have signed it (`images/keys/<keyring>.asc`). */
-export const Signature = z.strictObject({
-  /** URL of the detached signature, or of the clear-signed checksum file itself. */
-  url: urlTemplate,
-  /** `detached`: a separate .gpg/.sig file; `clearsigned`: the checksum file is a PGP signed message. */
-  kind: z.enum(["detached", "clearsigned"]),
-  /** The file name (without `.asc`) of the pinned public key under `images/keys/`. */
-  keyring: z.string().regex(/^[a-z0-9-]+$/),
-});
+/** An OpenPGP primary key fingerprint: 40 uppercase hex digits, no spaces (as gpg prints it with --with-colons). */
+export const Fingerprint = z.string().regex(/^[0-9A-F]{40}$/, "expected a 40-hex-digit uppercase OpenPGP fingerprint");
+/** Where upstream publishes a key: https (a mirror serves it at `<mirror>/<host>/<path>`). */
+const keyUrl = z.url({ protocol: /^https$/, error: "expected an https:// URL" });
+
+/**
+ * Where upstream signs its checksum file, and the key that must have signed it: the primary key's `fingerprint`,
+ * pinned here, and the `keyUrl` where upstream publishes the key (fetched on first use, through the stack's
+ * mirror, checked against the pin, then cached per fingerprint). `"unverified"`: upstream signs, but no cited
+ * source gave the fingerprint; builds of the release fail closed until it is pinned.
+ */
+export const Signature = z
+  .strictObject({
+    /** URL of the detached signature, or of the clear-signed checksum file itself. */
+    url: urlTemplate,
+    /** `detached`: a separate .gpg/.sig file; `clearsigned`: the checksum file is a PGP signed message. */
+    kind: z.enum(["detached", "clearsigned"]),
+    fingerprint: z.union([Fingerprint, z.literal("unverified")]),
+    keyUrl: keyUrl.optional(),
+    /** Where the fingerprint (or the lack of one) was read: the citation a reviewer checks. */
+    source: z.url(),
+  })
+  .refine((s) => s.fingerprint === "unverified" || s.keyUrl !== undefined, { message: "a pinned fingerprint needs the keyUrl upstream publishes it at", path: ["keyUrl"] });
 export type Signature = z.infer<typeof Signature>;
+
+/**
+ * Where a pin came from: recorded by `image-factory check-upstream --write` from upstream's listing (the run's day
+ * and the listing's URL), or `"unverified"`: written without reading any upstream listing, to be confirmed.
+ */
+export const PinProvenance = z.union([
+  z.literal("unverified"),
+  z.strictObject({ recordedBy: z.literal("check-upstream --write"), date: isoDate, listing: z.url({ protocol: /^https$/ }) }),
+]);
+export type PinProvenance = z.infer<typeof PinProvenance>;
 
 /** The pinned upstream build of one architecture: changing it is the reviewable "new upstream build" trigger. */
 export const Pin = z.strictObject({
@@ -54,6 +78,7 @@ export const Pin = z.strictObject({
     .string()
     .regex(/^([0-9a-f]{64}|[0-9a-f]{128})$/, "expected a sha256 or sha512 hex digest")
     .optional(),
+  provenance: PinProvenance,
 });
 export type Pin = z.infer<typeof Pin>;
 

@@ -18,10 +18,16 @@ const ubuntu = (version: string, codename: string, title: string, released: stri
       image: `https://cloud-images.ubuntu.com/releases/${codename}/release-{serial}/ubuntu-${version}-server-cloudimg-{arch}.img`,
       checksums: `https://cloud-images.ubuntu.com/releases/${codename}/release-{serial}/SHA256SUMS`,
       checksumFormat: "sha256sums",
+      // Canonical signs SHA256SUMS with a detached SHA256SUMS.gpg beside it, as for every Ubuntu image
+      // (https://documentation.ubuntu.com/security/software-integrity/image-verification/). That page names the
+      // CD image key only; no stored upstream source gives the fingerprint of the key that signs
+      // cloud-images.ubuntu.com (ubuntu-cloudimage-keyring), so it is unverified: pin it, with the keyUrl Canonical
+      // publishes it at, before the first production build of Ubuntu.
       signature: {
         url: `https://cloud-images.ubuntu.com/releases/${codename}/release-{serial}/SHA256SUMS.gpg`,
         kind: "detached",
-        keyring: "ubuntu-cloudimage",
+        fingerprint: "unverified",
+        source: "https://documentation.ubuntu.com/security/software-integrity/image-verification/",
       },
       archNames: DEBIAN_ARCH_NAMES,
       pins: pinsOf(`ubuntu-${version}`),

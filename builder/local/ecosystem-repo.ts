@@ -1,6 +1,8 @@
 /**
  * Builds the factory's scaleway-ecosystem package (images/ecosystem/) into a flat APT repository:
- * `<repo>/debian/scaleway-ecosystem_<version>_all.deb` and its `Packages` index.
+ * `<repo>/debian/scaleway-ecosystem_<version>_all.deb`, its `Packages` index and a `Release` file signed
+ * (`InRelease`, `Release.gpg`) by a key whose public part is published at `<repo>/scaleway-ecosystem.asc`
+ * (ECOSYSTEM_KEY_PATH), where builds fetch it and check it against the stack's ecosystemKeyFingerprint.
  */
 import { createHash } from "node:crypto";
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -8,6 +10,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../exec";
 import { projectRoot } from "../paths";
+import { publicKey, sign, TEST_KEYS, type TestKey } from "./test-keys";
+
+/** Where a scaleway-ecosystem repository publishes its signing key, relative to the repository URL. */
+export const ECOSYSTEM_KEY_PATH = "scaleway-ecosystem.asc";
+
+/** A flat repository's Release file: the index's digest, which the signature covers. */
+export function releaseFile(packages: Buffer, date: Date): string {
+  const sha256 = createHash("sha256").update(packages).digest("hex");
+  return [
+    "Origin: scaleway-image-factory",
+    "Label: scaleway-ecosystem",
+    `Date: ${date.toUTCString()}`,
+    "SHA256:",
+    ` ${sha256} ${packages.length} Packages`,
+    "",
+  ].join("\n");
+}
 
 /**
  * The version the local stack builds the package as: the stack's version plus a digest of the package's files, so
@@ -27,7 +46,8 @@ export function localEcosystemVersion(base: string): string {
   return `${base}+local${hash.digest("hex").slice(0, 10)}`;
 }
 
-export async function buildEcosystemRepo(repoRoot: string, version: string): Promise<string> {
+/** Builds the repository signed by `signingKey` (the committed ecosystem test key by default); returns `<repo>/debian`. */
+export async function buildEcosystemRepo(repoRoot: string, version: string, signingKey: TestKey = TEST_KEYS.ecosystem): Promise<string> {
   const debian = join(repoRoot, "debian");
   mkdirSync(debian, { recursive: true });
   const stage = mkdtempSync(join(tmpdir(), "ecosystem-"));
@@ -55,6 +75,11 @@ export async function buildEcosystemRepo(repoRoot: string, version: string): Pro
     await run("dpkg-deb", ["--root-owner-group", "--build", pkg, join(debian, `scaleway-ecosystem_${version}_all.deb`)]);
     const { stdout } = await run("dpkg-scanpackages", ["--multiversion", "."], { cwd: debian });
     writeFileSync(join(debian, "Packages"), stdout);
+    const release = join(debian, "Release");
+    writeFileSync(release, releaseFile(Buffer.from(stdout), new Date()));
+    await sign(signingKey, release, join(debian, "InRelease"), "clearsign");
+    await sign(signingKey, release, join(debian, "Release.gpg"), "armored-detached");
+    writeFileSync(join(repoRoot, ECOSYSTEM_KEY_PATH), await publicKey(signingKey));
     return debian;
   } finally {
     rmSync(stage, { recursive: true, force: true });

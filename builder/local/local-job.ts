@@ -18,6 +18,7 @@ import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
 import { ensureFixture } from "./fixture";
 import { serveDirectory } from "./http-server";
 import { mirrorAs, mirrorPath, placeFile } from "./mirror";
+import { TEST_KEYS } from "./test-keys";
 import { wordpressStandIn, type StandIn } from "./wordpress-standin";
 import { startS3 } from "./s3-server";
 import { accelerator } from "../accel";
@@ -74,6 +75,7 @@ export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof read
     securityEpoch: plan.hashInputs.securityEpoch,
     ecosystemVersion: s.ecosystemVersion,
     ecosystemRepository: s.ecosystemRepository,
+    ecosystemKeyFingerprint: plan.hashInputs.ecosystemKeyFingerprint,
     mirror: s.mirror,
     ...plan.overrides,
   });
@@ -130,8 +132,8 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
   for (const [url, standIn] of Object.entries(standIns)) placeFile(standIn.file, mirrorPath(www, url));
   for (const p of plans) {
     const os = osBase(stackCatalog, p.release);
-    if (os.upstream.signature) throw new Error(`${p.release.id}: the local mirror serves unsigned upstreams only (debian)`);
-    await mirrorAs(www, os, p.arch, fixture);
+    // Signed as the stack's upstreamSignatures say, with the committed test key the stack pins: the prod road.
+    await mirrorAs(www, os, p.arch, fixture, TEST_KEYS.upstream);
   }
   await buildEcosystemRepo(join(www, "packages"), settings.ecosystemVersion);
   const mirror = await serveDirectory(www, portOf(settings.mirror));

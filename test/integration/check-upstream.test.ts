@@ -9,9 +9,12 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkUpstream } from "../../builder/check-upstream";
 import { serveDirectory, type StaticServer } from "../../builder/local/http-server";
-import { loadCatalog } from "../../images";
+import { publicKey, sign, TEST_KEYS } from "../../builder/local/test-keys";
+import { loadCatalog, withOverrides } from "../../images";
 
 const root = mkdtempSync(join(tmpdir(), "factory-upstream-"));
+const KEY_URL = "https://image-factory-test.invalid/keys/fixture-upstream.asc";
+const testKey = { fingerprint: TEST_KEYS.upstream.fingerprint, keyUrl: KEY_URL, source: KEY_URL };
 const NEW_DEBIAN = "b".repeat(128);
 const NEW_ALMA = "c".repeat(64);
 let mirror: StaticServer;
@@ -35,25 +38,48 @@ beforeAll(async () => {
     put(`${alma}/9/cloud/${arch}/images/CHECKSUM`, serials.map((s) => `SHA256 (AlmaLinux-9-GenericCloud-${s}.${arch}.qcow2) = ${s === "9.10-20261201" ? NEW_ALMA : "d".repeat(64)}`).join("\n") + "\n");
   }
   for (const major of ["8", "10", "11"]) put(`${alma}/${major}/README`);
+  // Signed by the committed test key, which the catalog below pins in place of upstream's keys.
+  for (const serial of ["20261102-2314", "20261201-0001"]) {
+    const sums = join(root, "upstream", `${bookworm}/${serial}/SHA512SUMS`);
+    await sign(TEST_KEYS.upstream, sums, `${sums}.sign`, "detached");
+  }
+  for (const arch of ["x86_64", "aarch64"]) {
+    const sums = join(root, "upstream", `${alma}/9/cloud/${arch}/images/CHECKSUM`);
+    await sign(TEST_KEYS.upstream, sums, `${sums}.asc`, "clearsign");
+    copyFileSync(`${sums}.asc`, sums);
+  }
+  put("image-factory-test.invalid/keys/fixture-upstream.asc", await publicKey(TEST_KEYS.upstream));
   mirror = await serveDirectory(root);
+  // Fetched keys are cached by fingerprint: keep the test key out of the user's cache.
+  process.env.FACTORY_CACHE = join(root, "cache");
 });
 
 afterAll(async () => {
   await mirror?.close();
+  delete process.env.FACTORY_CACHE;
   rmSync(root, { recursive: true, force: true });
 });
 
 describe("check-upstream", () => {
-  const catalog = loadCatalog();
-  const options = () => ({ catalog, mirror: `${mirror.url}/upstream`, releases: ["debian-12", "almalinux-9"], at: "2028-08-01" });
+  const catalog = withOverrides(loadCatalog(), {
+    upstreamSignatures: {
+      "debian-12": { url: "https://cloud.debian.org/images/cloud/bookworm/{serial}/SHA512SUMS.sign", kind: "detached", ...testKey },
+      "almalinux-9": { url: "https://repo.almalinux.org/almalinux/9/cloud/{arch}/images/CHECKSUM", kind: "clearsigned", ...testKey },
+    },
+  });
+  const options = () => ({ catalog, mirror: `${mirror.url}/upstream`, releases: ["debian-12", "almalinux-9"], at: "2028-08-01", recordedOn: "2026-12-01" });
+  const recorded = (listing: string) => ({ recordedBy: "check-upstream --write", date: "2026-12-01", listing });
+  const DEBIAN_LISTING = "https://cloud.debian.org/images/cloud/bookworm/";
+  const ALMA_LISTING = (arch: string) => `https://repo.almalinux.org/almalinux/9/cloud/${arch}/images/`;
 
   it("finds the newest builds, resolves their checksums, and flags end of life and new majors", async () => {
     const report = await checkUpstream(options());
     expect(report.rows).toEqual([
-      { release: "debian-12", arch: "x86_64", pinned: "20261102-2314", newest: "20261201-0001", status: "new build", checksum: NEW_DEBIAN },
-      { release: "debian-12", arch: "arm64", pinned: "20261102-2314", newest: "20261201-0001", status: "new build", checksum: NEW_DEBIAN },
-      { release: "almalinux-9", arch: "x86_64", pinned: "9.7-20261030", newest: "9.10-20261201", status: "new build", checksum: NEW_ALMA },
-      { release: "almalinux-9", arch: "arm64", pinned: "9.7-20261030", newest: "9.7-20261030", status: "up to date" },
+      { release: "debian-12", arch: "x86_64", pinned: "20261102-2314", newest: "20261201-0001", status: "new build", checksum: NEW_DEBIAN, listing: DEBIAN_LISTING },
+      { release: "debian-12", arch: "arm64", pinned: "20261102-2314", newest: "20261201-0001", status: "new build", checksum: NEW_DEBIAN, listing: DEBIAN_LISTING },
+      { release: "almalinux-9", arch: "x86_64", pinned: "9.7-20261030", newest: "9.10-20261201", status: "new build", checksum: NEW_ALMA, listing: ALMA_LISTING("x86_64") },
+      // Still the newest, but pinned unverified: its checksum is read and the pin recorded.
+      { release: "almalinux-9", arch: "arm64", pinned: "9.7-20261030", newest: "9.7-20261030", status: "confirmed", checksum: "d".repeat(64), listing: ALMA_LISTING("aarch64") },
     ]);
     expect(report.flags).toEqual(["debian-12: deprecation due on 2028-09-28 (end of life 2028-06-30)", "almalinux 11: a new upstream major, not in the catalog"]);
     expect(report.wrote).toBeUndefined();
@@ -66,8 +92,15 @@ describe("check-upstream", () => {
     const report = await checkUpstream({ ...options(), writePins: pins });
     expect(report.wrote).toBe(pins);
     const after = JSON.parse(readFileSync(pins, "utf8"));
-    expect(after["debian-12"]).toEqual({ x86_64: { serial: "20261201-0001", checksum: NEW_DEBIAN }, arm64: { serial: "20261201-0001", checksum: NEW_DEBIAN } });
-    expect(after["almalinux-9"]).toEqual({ ...before["almalinux-9"], x86_64: { serial: "9.10-20261201", checksum: NEW_ALMA } });
+    expect(after["debian-12"]).toEqual({
+      x86_64: { serial: "20261201-0001", checksum: NEW_DEBIAN, provenance: recorded(DEBIAN_LISTING) },
+      arm64: { serial: "20261201-0001", checksum: NEW_DEBIAN, provenance: recorded(DEBIAN_LISTING) },
+    });
+    expect(after["almalinux-9"]).toEqual({
+      x86_64: { serial: "9.10-20261201", checksum: NEW_ALMA, provenance: recorded(ALMA_LISTING("x86_64")) },
+      arm64: { serial: "9.7-20261030", checksum: "d".repeat(64), provenance: recorded(ALMA_LISTING("aarch64")) },
+    });
+    expect(before["almalinux-9"].arm64.provenance).toBe("unverified");
     expect({ ...after, "debian-12": undefined, "almalinux-9": undefined }).toEqual({ ...before, "debian-12": undefined, "almalinux-9": undefined });
   });
 

@@ -50,7 +50,7 @@ describe("the Commands' environment contract", () => {
   it.each([
     { what: "a required value", values: { ...publish, bucket: undefined }, error: "FACTORY_BUCKET (bucket) is required" },
     { what: "a malformed hash", values: { ...publish, contentHash: "abc" }, error: "FACTORY_CONTENT_HASH: expected 64 lowercase hex digits (sha256)" },
-    { what: "a bad fingerprint", values: { ...publish, ecosystemKeyFingerprint: "1234" }, error: "FACTORY_ECOSYSTEM_KEY_FINGERPRINT: expected a 40-hex-digit OpenPGP fingerprint" },
+    { what: "a bad fingerprint", values: { ...publish, ecosystemKeyFingerprint: "1234" }, error: "FACTORY_ECOSYSTEM_KEY_FINGERPRINT: expected 40 uppercase hex digits (an OpenPGP fingerprint)" },
   ])("refuses to write $what, naming the variable", ({ values, error }) => {
     expect(() => writeEnvironment(PublishContract, values as typeof publish)).toThrow(error);
   });

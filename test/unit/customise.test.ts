@@ -62,7 +62,46 @@ describe("customiseArgs", () => {
   it("refuses a remote ecosystem repository without a pinned key", () => {
     expect(() =>
       argsFor({ steps: [{ op: "scaleway-ecosystem" }], ecosystem: { repository: "https://pkgs.example/eco", version: "1" } }),
-    ).toThrow(RecipeError);
+    ).toThrow(/needs a pinned signing key: set image-factory:ecosystemKeyFingerprint/);
+  });
+
+  it.each([
+    {
+      name: "a signed loopback repository: verified with its key, then source and key removed",
+      family: "debian" as const,
+      repository: "http://127.0.0.1:18680/packages",
+      args: [
+        "--write", "/usr/share/keyrings/scaleway-ecosystem.asc:KEY",
+        "--write", "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [signed-by=/usr/share/keyrings/scaleway-ecosystem.asc] http://169.254.2.2:18680/packages/debian ./\n",
+        "--install", "scaleway-ecosystem=1",
+        "--delete", "/etc/apt/sources.list.d/scaleway-ecosystem.list", "--delete", "/usr/share/keyrings/scaleway-ecosystem.asc",
+      ],
+    },
+    {
+      name: "a remote repository: its key installed for the image's updates",
+      family: "debian" as const,
+      repository: "https://pkgs.example/eco",
+      args: [
+        "--write", "/usr/share/keyrings/scaleway-ecosystem.asc:KEY",
+        "--write", "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [signed-by=/usr/share/keyrings/scaleway-ecosystem.asc] https://pkgs.example/eco/debian ./\n",
+        "--install", "scaleway-ecosystem=1",
+      ],
+    },
+    {
+      name: "a remote dnf repository: gpgcheck with the installed key",
+      family: "rhel" as const,
+      repository: "https://pkgs.example/eco",
+      args: [
+        "--write", "/etc/pki/rpm-gpg/RPM-GPG-KEY-scaleway-ecosystem:KEY",
+        "--write", "/etc/yum.repos.d/scaleway-ecosystem.repo:[scaleway-ecosystem]\nname=Scaleway ecosystem\nbaseurl=https://pkgs.example/eco/rhel/$basearch\nenabled=1\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-scaleway-ecosystem\n",
+        "--install", "scaleway-ecosystem-1",
+      ],
+    },
+  ])("$name", ({ family, repository, args }) => {
+    const all = argsFor({ family, steps: [{ op: "scaleway-ecosystem" }], ecosystem: { repository, version: "1", signingKey: "KEY" } });
+    const start = all.indexOf("--write", family === "debian" ? GUARD.length : 0);
+    expect(all.slice(start, start + args.length)).toEqual(args);
+    if (!repository.startsWith("http://127.")) expect(all).not.toContain("/usr/share/keyrings/scaleway-ecosystem.asc");
   });
 
   it("writes provenance, lists packages, cleans up, and relabels last", () => {

@@ -5,17 +5,14 @@ import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { loadCatalog } from "../../images";
 import { formatFinding } from "../../builder/doctor-checks";
 import { gatherFacts, LOCAL_NOTES, offlineReport, onlineTarget } from "../../builder/doctor";
-import { keysDir } from "../../builder/paths";
 
 const ROOT = join(__dirname, "..", "..");
 const EMPTY_HOME = mkdtempSync(join(tmpdir(), "doctor-home-"));
 afterAll(() => rmSync(EMPTY_HOME, { recursive: true, force: true }));
 
-/** This machine's keyring files and no other file: what `doctor` itself looks at. */
-const keyringPresent = (k: string) => existsSync(join(keysDir(), `${k}.asc`));
 const report = (projectDir: string, stack: string, env: Record<string, string>) => {
   const catalog = loadCatalog();
-  return offlineReport(gatherFacts(projectDir, stack, { PULUMI_HOME: EMPTY_HOME, ...env }, catalog), catalog, keyringPresent, () => false);
+  return offlineReport(gatherFacts(projectDir, stack, { PULUMI_HOME: EMPTY_HOME, ...env }, catalog), catalog, () => false);
 };
 
 describe("doctor on the project's stacks", () => {
@@ -27,16 +24,11 @@ describe("doctor on the project's stacks", () => {
 
   it("finds on a prod stack without credentials exactly the credentials, the backend, and the real key and pin gaps", () => {
     const r = report(ROOT, "prod-fr-par-1", {});
-    // The pins as images/pins.json holds them, read here without the catalog: every OS release's x86_64 pin
-    // lacking a checksum (the stack ships "*" on x86_64; apps add no upstream of their own).
-    const pins = JSON.parse(readFileSync(join(ROOT, "images", "pins.json"), "utf8")) as Record<string, Record<string, { serial: string; checksum?: string }>>;
-    const pinLines = Object.entries(pins)
-      .filter(([, p]) => p.x86_64 && !p.x86_64.checksum)
-      .map(([id, p]) => `pins: ${id} (x86_64): pinned serial ${p.x86_64!.serial} has no checksum — fix: image-factory check-upstream --release ${id} --write, on a machine that reaches the upstream; review the diff of images/pins.json`);
-    // Ubuntu signs its checksum files; its key is not in the repository yet (README, "Limitations").
-    const keyLines = existsSync(join(ROOT, "images", "keys", "ubuntu-cloudimage.asc"))
-      ? []
-      : ["keys: images/keys/ubuntu-cloudimage.asc is missing: ubuntu-26.04, ubuntu-24.04, ubuntu-22.04 verify their signed checksum file with it, so the build fails — fix: add upstream's public key as images/keys/ubuntu-cloudimage.asc, its fingerprint checked against upstream's published one"];
+    // The pins as images/pins.json holds them, read here without the catalog: every OS release's x86_64 pin is
+    // recorded as unverified (the stack ships "*" on x86_64; apps add no upstream of their own).
+    const pins = JSON.parse(readFileSync(join(ROOT, "images", "pins.json"), "utf8")) as Record<string, Record<string, { serial: string; provenance: unknown }>>;
+    const unverified = Object.entries(pins).filter(([, p]) => p.x86_64 && p.x86_64.provenance === "unverified");
+    expect(unverified.length).toBe(12);
     const lines = r.findings.map(formatFinding);
     expect(lines.slice(0, 4)).toEqual([
       "credentials: no Scaleway access key — fix: export SCW_ACCESS_KEY=SCW… (or pulumi config set scaleway:accessKey SCW…)",
@@ -44,8 +36,19 @@ describe("doctor on the project's stacks", () => {
       "credentials: no Scaleway Project id (the test battery creates its resources in it) — fix: export SCW_DEFAULT_PROJECT_ID=… (or pulumi config set image-factory:projectId …)",
       "backend: no Pulumi backend: PULUMI_BACKEND_URL is not set and no `pulumi login` is recorded — fix: pulumi login (Pulumi Cloud), pulumi login s3://BUCKET… or pulumi login --local; or export PULUMI_BACKEND_URL",
     ]);
-    expect(lines.slice(4)).toEqual([...keyLines, ...pinLines]);
-    expect(pinLines.length).toBe(12);
+    const rest = lines.slice(4);
+    // Each unverified pin once, named with its serial and the command that records it.
+    for (const [id, p] of unverified)
+      expect(rest).toContain(
+        `pins: ${id} x86_64: serial ${p.x86_64!.serial} was pinned without reading upstream's listing: run image-factory check-upstream --release ${id} --write — fix: image-factory check-upstream --release ${id} --write, on a machine that reaches the upstream; review the diff of images/pins.json`,
+      );
+    // Ubuntu signs its checksum files, but no stored source gave its key's fingerprint: builds fail closed.
+    expect(rest.filter((l) => l.startsWith("keys: ")).map((l) => l.split(":")[1]!.trim().split(" ")[0])).toEqual(["ubuntu-26.04", "ubuntu-24.04", "ubuntu-22.04", "almalinux-10"]);
+    // Unsigned upstreams without a pinned checksum, and the ecosystem repository without its pinned key.
+    expect(rest.filter((l) => !l.startsWith("keys: ") && !l.includes("was pinned without reading")).map((l) => l.split(" — ")[0])).toEqual([
+      ...["debian-13", "debian-12", "rocky-10", "rocky-9", "centos-stream-10", "centos-stream-9", "archlinux-rolling"].map((id) => expect.stringMatching(new RegExp(`^pins: ${id.replace(".", "\\.")} x86_64: upstream signs nothing and no checksum is pinned`))),
+      "ecosystem: image-factory:ecosystemKeyFingerprint is not set: builds refuse https://scw-image-factory-packages.s3.fr-par.scw.cloud without its pinned signing key",
+    ]);
   });
 
   it("keeps only the key and pin gaps once credentials and a backend are there", () => {
@@ -53,7 +56,7 @@ describe("doctor on the project's stacks", () => {
       SCW_ACCESS_KEY: "SCWABCDEFGHJKMNPQRST", SCW_SECRET_KEY: "0c4a6f3e-2b1d-4c5e-9f7a-8b6d5e4c3b2a",
       SCW_DEFAULT_PROJECT_ID: "5d8e7f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a", PULUMI_BACKEND_URL: "file:///srv/state", PULUMI_CONFIG_PASSPHRASE: "x",
     });
-    expect([...new Set(r.findings.map((f) => f.check))]).toEqual(existsSync(join(ROOT, "images", "keys", "ubuntu-cloudimage.asc")) ? ["pins"] : ["keys", "pins"]);
+    expect([...new Set(r.findings.map((f) => f.check))].sort()).toEqual(["ecosystem", "keys", "pins"]);
     expect(r.notes).toEqual(["zone: no stored list of nl-ams-2's Instance types: --online checks the test commercial types"]);
   });
 });
@@ -101,11 +104,12 @@ describe("doctor on crafted stacks", () => {
       expected: [
         "endpoint: image-factory:apiUrl http://api.example.org is not https and not loopback — fix: use an https:// URL for image-factory:apiUrl",
         "ecosystem: image-factory:ecosystemRepository http://packages.example.org is not https — fix: serve the repository over https and set image-factory:ecosystemRepository to it",
+        "ecosystem: image-factory:ecosystemKeyFingerprint is not set: builds refuse http://packages.example.org without its pinned signing key — fix: pulumi config set image-factory:ecosystemKeyFingerprint <the 40-hex fingerprint of the key at http://packages.example.org/scaleway-ecosystem.asc>",
       ],
     },
   ])("$name", ({ lines, expected }) => {
     const r = report(project("test-x", stackYaml(lines)), "test-x", env);
-    expect(r.findings.filter((f) => f.check !== "pins").map(formatFinding)).toEqual(expected);
+    expect(r.findings.filter((f) => f.check !== "pins" && f.check !== "keys").map(formatFinding)).toEqual(expected);
   });
 
   it("goes online only with a readable key pair", () => {

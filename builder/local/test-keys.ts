@@ -1,0 +1,51 @@
+/**
+ * The committed throwaway test keys (builder/local/test-keys/): the local stack signs its fixture upstream and its
+ * scaleway-ecosystem repository with them, so that it takes the signature path production takes. Anyone can sign
+ * with them; only the local stack and the tests pin their fingerprints.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { run } from "../exec";
+import { projectRoot } from "../paths";
+
+export interface TestKey {
+  /** Armoured secret key, committed. */
+  file: string;
+  fingerprint: string;
+}
+
+const key = (name: string, fingerprint: string): TestKey => ({
+  file: join(projectRoot(), "builder", "local", "test-keys", `${name}.TEST-ONLY.secret.asc`),
+  fingerprint,
+});
+
+export const TEST_KEYS = {
+  upstream: key("upstream", "56D26DDC1084F765F849EB832779D1AE892F5665"),
+  ecosystem: key("ecosystem", "5F359FD65C4EFC1B89E8E639CF7AF890E68E0677"),
+} as const;
+
+/** Runs `use` with a temporary gpg home holding `key`, removed afterwards. */
+export async function withKey<T>(key: TestKey, use: (gpg: (args: string[]) => Promise<string>) => Promise<T>): Promise<T> {
+  const home = mkdtempSync(join(tmpdir(), "factory-testkey-"));
+  const gpg = async (args: string[]) => (await run("gpg", ["--batch", "--yes", "--homedir", home, "--pinentry-mode", "loopback", "--passphrase", "", ...args])).stdout;
+  try {
+    await gpg(["--import", key.file]);
+    return await use(gpg);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/** The armoured public part of a test key. */
+export function publicKey(key: TestKey): Promise<string> {
+  return withKey(key, (gpg) => gpg(["--armor", "--export", key.fingerprint]));
+}
+
+/** Signs `file` with a test key: a binary detached signature (`SHA256SUMS.gpg` style), armoured, or clear-signed. */
+export function sign(key: TestKey, file: string, out: string, how: "detached" | "armored-detached" | "clearsign"): Promise<void> {
+  const mode = how === "clearsign" ? ["--clearsign"] : how === "armored-detached" ? ["--armor", "--detach-sign"] : ["--detach-sign"];
+  return withKey(key, async (gpg) => {
+    await gpg(["--local-user", key.fingerprint, ...mode, "--output", out, file]);
+  });
+}
