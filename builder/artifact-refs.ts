@@ -90,16 +90,25 @@ interface Read {
 
 const status = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 const notFound = (err: unknown) => status(err) === 404 || ["NoSuchKey", "NotFound"].includes((err as Error).name);
-/** A lost compare-and-swap: 412 Precondition Failed, or 409 ConditionalRequestConflict for writes in flight. */
-const lostRace = (err: unknown) => status(err) === 412 || status(err) === 409;
+/**
+ * A lost compare-and-swap: 412 Precondition Failed, or 409 ConditionalRequestConflict (a concurrent conditional
+ * write, in S3's documentation). Not any 409: the embedded server answers 409 ExistingObjectIsDirectory too.
+ */
+const lostRace = (err: unknown) => status(err) === 412 || (err as Error).name === "ConditionalRequestConflict";
 
 async function readRecord(s3: S3Client, bucket: string, key: string): Promise<Read | undefined> {
   try {
     const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: recordKey(key) }));
     const text = await obj.Body!.transformToString();
-    const parsed = RefsRecord.safeParse(JSON.parse(text));
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = text;
+    }
+    const parsed = RefsRecord.safeParse(json);
     if (!parsed.success)
-      throw new Error(`s3://${bucket}/${recordKey(key)}: not a references record: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+      throw new Error(`s3://${bucket}/${recordKey(key)}: not a references record: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(record)"}: ${i.message}`).join("; ")}`);
     return { record: parsed.data, etag: obj.ETag! };
   } catch (err) {
     if (notFound(err)) return undefined;
@@ -121,7 +130,8 @@ async function writeRecord(s3: S3Client, bucket: string, key: string, record: Re
     );
     return res.ETag ?? "";
   } catch (err) {
-    if (lostRace(err)) return undefined;
+    // If-Match on a record deleted since it was read answers 404 (NoSuchKey) on the embedded server: lost too.
+    if (lostRace(err) || (etag && notFound(err))) return undefined;
     throw err;
   }
 }
@@ -154,7 +164,8 @@ async function readOrMigrate(s3: S3Client, bucket: string, key: string): Promise
   let created: string | undefined;
   try {
     created = await writeRecord(s3, bucket, key, record);
-  } catch {
+  } catch (err) {
+    if ((err as Error).name !== "ExistingObjectIsDirectory") throw err;
     await dropLegacy();
     created = await writeRecord(s3, bucket, key, record);
   }
