@@ -177,10 +177,15 @@ async function deleteArtifact(s3: S3Client, bucket: string, key: string, recordE
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${key}.manifest.json` }));
   // Conditional, so a deleter that stalled past the threshold cannot remove a record a publisher created since.
+  // Scaleway documents conditional writes but not conditional deletes: where If-Match on DeleteObject is refused,
+  // compare the etag just before an unconditional delete instead (a narrower window, not none).
   try {
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: recordKey(key), IfMatch: recordEtag }));
   } catch (err) {
-    if (!lostRace(err) && !notFound(err)) throw err;
+    if (lostRace(err) || notFound(err)) return;
+    if (status(err) !== 400 && status(err) !== 501) throw err;
+    if ((await readRecord(s3, bucket, key))?.etag === recordEtag)
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: recordKey(key) }));
   }
 }
 

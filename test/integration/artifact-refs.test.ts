@@ -148,6 +148,34 @@ describe("references: the artifact exists exactly while some stack references it
     expect(await exists(key)).toBe(true);
   });
 
+  it("still deletes the record where the server refuses conditional deletes", async () => {
+    const key = "images/nocond/x86_64/d00d.qcow2";
+    // Scaleway documents conditional writes, not conditional deletes: a server answering 501 to If-Match on
+    // DeleteObject must not leave the record behind (nor fail the unpublish).
+    const strict = s3Client({ ...s3, bucket: BUCKET });
+    let refused = 0;
+    strict.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "DeleteObjectCommand" && (args.input as { IfMatch?: string }).IfMatch) {
+          refused++;
+          throw Object.assign(new Error("A header you provided implies functionality that is not implemented"), {
+            name: "NotImplemented",
+            $metadata: { httpStatusCode: 501 },
+          });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "refuse-conditional-delete" },
+    );
+    await withReference(strict, BUCKET, key, "a/img", {}, async () => {
+      await strict.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "qcow2" }));
+    });
+    expect(await dropReference(strict, BUCKET, key, "a/img")).toEqual({ deleted: true });
+    expect(refused).toBe(1);
+    expect(await exists(key)).toBe(false);
+    expect(await exists(`${key}.refs`)).toBe(false);
+  });
+
   it("folds the older one-object-per-reference layout into the record", async () => {
     const key = "images/legacy/x86_64/beef.qcow2";
     await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "qcow2" }));
