@@ -190,11 +190,11 @@ register("publish", {
   options: { ...buildOptions, ...s3Options, ref: { type: "string" }, "stale-upload-hours": { type: "string" } },
   env: { ...buildEnv, ...s3Env, ref: "FACTORY_REF", "stale-upload-hours": "FACTORY_STALE_UPLOAD_HOURS" },
   async run(v, p) {
-    const inputs = buildInputs(v, p);
     const hours = str(v, "stale-upload-hours") || undefined;
     // Multipart uploads under images/ older than this are aborted (default 24 h): younger ones may be in progress.
     if (hours !== undefined && !(Number(hours) > 0)) throw new UsageError(`--stale-upload-hours (FACTORY_STALE_UPLOAD_HOURS): "${hours}" is not a positive number of hours`);
     const staleUploadMs = hours === undefined ? undefined : Number(hours) * 3600_000;
+    const inputs = buildInputs(v, p);
     out(await publish({ ...inputs, s3: s3Target(v), key: need(v, "key", "FACTORY_KEY"), ref: need(v, "ref", "FACTORY_REF"), staleUploadMs }));
   },
 });

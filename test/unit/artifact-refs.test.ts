@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { planAdd, planDrop, RefsRecord } from "../../builder/artifact-refs";
 import { staleUploads } from "../../builder/upload";
 
@@ -53,5 +53,19 @@ describe("staleUploads: only uploads at least the threshold old are swept", () =
   ])("$name", ({ initiated, stale }) => {
     const u = { key: "images/x/y.qcow2", uploadId: "u1", initiated };
     expect(staleUploads([u], T, 24 * H)).toEqual(stale ? [u] : []);
+  });
+});
+
+describe("publish --stale-upload-hours (FACTORY_STALE_UPLOAD_HOURS)", () => {
+  it.each(["0", "-3", "soon"])("refuses %s with a usage error naming the flag and its variable", async (value) => {
+    const err: string[] = [];
+    const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => (err.push(String(s)), true));
+    try {
+      const { main } = await import("../../builder/cli.js");
+      expect(await main(["publish", `--stale-upload-hours=${value}`])).toBe(2);
+    } finally {
+      e.mockRestore();
+    }
+    expect(err.join("")).toContain(`--stale-upload-hours (FACTORY_STALE_UPLOAD_HOURS): "${value}" is not a positive number of hours`);
   });
 });
