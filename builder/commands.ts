@@ -236,10 +236,12 @@ register("upload", {
 register("publish", {
   summary: "build and upload unless the bucket already holds this content hash (the ZonalImage Command)",
   usage: "image-factory publish   (FACTORY_* environment, as the ZonalImage Command sets it)",
-  options: { ...buildOptions, ...s3Options, ref: { type: "string" } },
+  options: { ...buildOptions, ...s3Options, ref: { type: "string" }, "stale-upload-hours": { type: "string" } },
   contract: PublishContract,
   async run(_v, _p, e) {
-    out(await publish({ ...inputsFrom({ ...e, contentHash: e.contentHash }), s3: s3From(e), key: e.key, ref: e.ref }));
+    // Multipart uploads under images/ older than this are aborted (default 24 h): younger ones may be in progress.
+    const staleUploadMs = e.staleUploadHours === undefined ? undefined : e.staleUploadHours * 3600_000;
+    out(await publish({ ...inputsFrom({ ...e, contentHash: e.contentHash }), s3: s3From(e), key: e.key, ref: e.ref, staleUploadMs }));
   },
 });
 

@@ -53,6 +53,7 @@ function json<T, O extends boolean = false>(name: string, schema: z.ZodType<T>, 
   return encoded(name, parse, (v) => JSON.stringify(v), o);
 }
 
+const positiveNumber = z.string().regex(/^(\d+\.?\d*|\.\d+)$/, "expected a positive number of hours").transform(Number).refine((n) => n > 0, "expected a positive number of hours");
 const wholeNumber = z.string().regex(/^\d+$/, "expected a whole number").transform(Number);
 const commaList = z.string().transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean));
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (sha256)");
@@ -97,6 +98,8 @@ export const PublishContract = {
   appBases: json("FACTORY_APP_BASES", AppBases, { optional: true, flag: "app-bases" }),
   sourceOverrides: json("FACTORY_SOURCE_OVERRIDES", SourceOverrides, { optional: true, flag: "source-overrides" }),
   upstreamSignatures: json("FACTORY_UPSTREAM_SIGNATURES", UpstreamSignatures, { optional: true, flag: "upstream-signatures" }),
+  /** Multipart uploads under images/ older than this many hours are a dead publisher's: publish aborts them. */
+  staleUploadHours: encoded("FACTORY_STALE_UPLOAD_HOURS", positiveNumber, String, { optional: true, flag: "stale-upload-hours" }),
 };
 
 /** The Scaleway API credentials, as the SDK and the provider read them. */

@@ -1,7 +1,9 @@
 /**
  * publish: what the ZonalImage's Command runs. The artifact key is the content hash, so when the object is already
  * in the regional bucket (another zone's stack built it) nothing is built and nothing is uploaded; the stack only
- * records its reference. Otherwise build, upload the manifest, then the artifact, then the reference.
+ * records its reference. The reference is recorded first (builder/artifact-refs.ts), so no other stack's unpublish
+ * deletes the artifact while this one looks for it, builds or uploads; a publish that fails takes its reference
+ * back. Then, unless the artifact is there: build, upload the manifest, then the artifact.
  */
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { existsSync, readFileSync } from "node:fs";
@@ -10,7 +12,8 @@ import { artifactFileName, buildImage, type BuildRequest, type Manifest } from "
 import { loadCatalog, osBase } from "../images";
 import { resolveSource } from "./resolve";
 import { cacheDir } from "./paths";
-import { addReference, dropReference, objectContentHash, s3Client, uploadArtifact, type S3Target, type UploadOptions } from "./upload";
+import { dropReference, withReference, type RefsOptions } from "./artifact-refs";
+import { objectContentHash, s3Client, sweepStaleUploads, uploadArtifact, type S3Target, type UploadOptions } from "./upload";
 
 export interface PublishRequest extends Omit<BuildRequest, "outDir"> {
   s3: S3Target;
@@ -18,6 +21,9 @@ export interface PublishRequest extends Omit<BuildRequest, "outDir"> {
   /** Who holds the artifact (`<stack>/<name>`); the artifact goes with the last reference. */
   ref: string;
   upload?: UploadOptions;
+  /** Multipart uploads under `images/` older than this are aborted first (default 24 h). */
+  staleUploadMs?: number;
+  refs?: RefsOptions;
 }
 
 export interface PublishResult {
@@ -46,6 +52,23 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
   const upstream = await resolveSource(osBase(catalog, release), req.arch, req.mirror);
   const sameUpstream = (m: Manifest) => m.upstream.checksum.hex === upstream.checksum.hex;
 
+  const swept = await sweepStaleUploads(s3, bucket, { olderThanMs: req.staleUploadMs });
+  for (const u of swept.aborted)
+    process.stderr.write(`publish: aborted the multipart upload of ${u.key} started ${u.initiated!.toISOString()} (stale)\n`);
+
+  return withReference(s3, bucket, req.key, req.ref, req.refs ?? {}, () => buildAndUpload(req, s3, upstream, sameUpstream));
+}
+
+async function buildAndUpload(
+  req: PublishRequest,
+  s3: ReturnType<typeof s3Client>,
+  upstream: Awaited<ReturnType<typeof resolveSource>>,
+  sameUpstream: (m: Manifest) => boolean,
+): Promise<PublishResult> {
+  const hash = req.expectedContentHash!;
+  const bucket = req.s3.bucket;
+  const catalog = req.catalog ?? loadCatalog();
+  const release = catalog.byId.get(req.releaseId)!;
   if ((await objectContentHash(s3, bucket, req.key)) === hash) {
     const existing = await readManifest(s3, bucket, `${req.key}.manifest.json`);
     if (existing && !sameUpstream(existing))
@@ -54,7 +77,6 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
           `but the published artifact was built from ${existing.upstream.checksum.hex}: upstream replaced a build in place; ` +
           `pin the checksum in the catalog (a new content hash) after checking why`,
       );
-    await addReference(s3, bucket, req.key, req.ref);
     process.stderr.write(`publish ${req.key}: already in ${bucket}, nothing to build or upload\n`);
     return { key: req.key, contentHash: hash, built: false, uploaded: false, uploadedBytes: 0, imageBuildDate: existing?.scs.image_build_date };
   }
@@ -84,12 +106,12 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
       ...req.upload,
       metadata: { sha256: manifest.output.sha256, release: manifest.release, arch: manifest.arch },
     });
-    await addReference(s3, bucket, req.key, req.ref);
     process.stderr.write(`publish ${req.key}: uploaded ${(up.bytes / 2 ** 20).toFixed(1)} MiB${up.resumedParts ? `, ${up.resumedParts} parts resumed` : ""}\n`);
     return { key: req.key, contentHash: hash, built, uploaded: !up.skipped, uploadedBytes: up.bytes, sha256: manifest.output.sha256, imageBuildDate: manifest.scs.image_build_date };
   } catch (err) {
-    // No manifest without its artifact.
-    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: manifestKey })).catch(() => undefined);
+    // No manifest without its artifact (unless another publisher of the same key has just finished it).
+    if ((await objectContentHash(s3, bucket, req.key).catch(() => undefined)) !== hash)
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: manifestKey })).catch(() => undefined);
     throw err;
   }
 }
@@ -106,6 +128,6 @@ async function readManifest(s3: ReturnType<typeof s3Client>, bucket: string, key
   }
 }
 
-export async function unpublish(s3Target: S3Target, key: string, ref: string): Promise<{ deleted: boolean }> {
-  return dropReference(s3Client(s3Target), s3Target.bucket, key, ref);
+export async function unpublish(s3Target: S3Target, key: string, ref: string, refs?: RefsOptions): Promise<{ deleted: boolean }> {
+  return dropReference(s3Client(s3Target), s3Target.bucket, key, ref, refs);
 }

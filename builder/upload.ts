@@ -8,10 +8,8 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  DeleteObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
-  ListObjectsV2Command,
   ListPartsCommand,
   PutObjectCommand,
   S3Client,
@@ -168,19 +166,43 @@ export async function uploadArtifact(
   return { key, skipped: false, bytes, resumedParts };
 }
 
-/**
- * Stacks share artifacts (one per region and content hash), so each records a reference `<key>.refs/<ref>`;
- * unpublishing removes the stack's reference and deletes the artifact with the last one.
- */
-export async function addReference(s3: S3Client, bucket: string, key: string, ref: string): Promise<void> {
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${key}.refs/${encodeURIComponent(ref)}`, Body: "" }));
+/** Multipart uploads younger than this may belong to a publisher still uploading: the sweep keeps them. */
+export const DEFAULT_STALE_UPLOAD_MS = 24 * 3600_000;
+
+export interface PendingUpload {
+  key: string;
+  uploadId: string;
+  initiated?: Date;
 }
 
-export async function dropReference(s3: S3Client, bucket: string, key: string, ref: string): Promise<{ deleted: boolean }> {
-  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${key}.refs/${encodeURIComponent(ref)}` }));
-  const left = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${key}.refs/`, MaxKeys: 1 }));
-  if ((left.KeyCount ?? 0) > 0) return { deleted: false };
-  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${key}.manifest.json` }));
-  return { deleted: true };
+/** The uploads old enough to abort: initiated at least `olderThanMs` before `now` (no date: kept, age unknown). */
+export function staleUploads(uploads: PendingUpload[], now: number, olderThanMs: number): PendingUpload[] {
+  return uploads.filter((u) => u.initiated !== undefined && now - u.initiated.getTime() >= olderThanMs);
+}
+
+export interface SweepOptions {
+  /** Only uploads under this prefix (the factory's, `images/`). */
+  prefix?: string;
+  olderThanMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Aborts multipart uploads under the prefix that were started long ago: a publisher killed mid-upload leaves its
+ * parts billed in the bucket, and only a rerun for the same key would resume or abort them.
+ */
+export async function sweepStaleUploads(s3: S3Client, bucket: string, opts: SweepOptions = {}): Promise<{ aborted: PendingUpload[]; kept: number }> {
+  const all: PendingUpload[] = [];
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: opts.prefix ?? "images/", KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+    );
+    for (const u of page.Uploads ?? []) if (u.Key && u.UploadId) all.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated });
+    [keyMarker, uploadIdMarker] = page.IsTruncated ? [page.NextKeyMarker, page.NextUploadIdMarker] : [undefined, undefined];
+  } while (keyMarker);
+  const stale = staleUploads(all, (opts.now ?? Date.now)(), opts.olderThanMs ?? DEFAULT_STALE_UPLOAD_MS);
+  for (const u of stale) await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.key, UploadId: u.uploadId }));
+  return { aborted: stale, kept: all.length - stale.length };
 }

@@ -17,6 +17,7 @@ import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";
 import { ensureFixture } from "../../builder/local/fixture";
 import { serveDirectory, type StaticServer } from "../../builder/local/http-server";
 import { ensureVersitygw, startS3, type S3Server } from "../../builder/local/s3-server";
+import { references } from "../../builder/artifact-refs";
 import { artifactKey, contentHash, hashInputs } from "../../builder/plan";
 import { publish, UpstreamChangedError } from "../../builder/publish";
 import { mirrorAs } from "../../builder/local/mirror";
@@ -170,7 +171,8 @@ describe("build and publish debian-12 end to end", () => {
   it("publishes a customised, never-booted, importable qcow2 with its manifest", async () => {
     const result = await publish(request());
     expect(result).toMatchObject({ key, built: true, uploaded: true });
-    expect(await bucketKeys()).toEqual([key, `${key}.manifest.json`, `${key}.refs/local%2Fdebian-12-x86_64`].sort());
+    expect(await bucketKeys()).toEqual([key, `${key}.manifest.json`, `${key}.refs`].sort());
+    expect(await references(s3Client(target()), BUCKET, key)).toEqual({ refs: ["local/debian-12-x86_64"] });
 
     // Take the object back out of S3 and look inside with libguestfs.
     const client = s3Client(target());
@@ -241,6 +243,7 @@ describe("build and publish debian-12 end to end", () => {
   it("publishes again without building or uploading: same content hash", async () => {
     const again = await publish({ ...request(), ref: "local-2/debian-12-x86_64" });
     expect(again).toMatchObject({ built: false, uploaded: false, uploadedBytes: 0 });
+    expect(await references(s3Client(target()), BUCKET, key)).toEqual({ refs: ["local-2/debian-12-x86_64", "local/debian-12-x86_64"] });
   });
 
   it("refuses an upstream that replaced the build in place rather than covering it with the old artifact", async () => {
@@ -250,6 +253,8 @@ describe("build and publish debian-12 end to end", () => {
     await mirrorAs(join(work, "www"), os("debian-12"), "x86_64", other, TEST_KEYS.upstream);
     await expect(publish({ ...request(), ref: "local-3/debian-12-x86_64" })).rejects.toThrow(UpstreamChangedError);
     await expect(publish({ ...request(), ref: "local-3/debian-12-x86_64" })).rejects.toThrow(/upstream replaced a build in place/);
+    // The failed publish gave its reference back.
+    expect((await references(s3Client(target()), BUCKET, key))?.refs).not.toContain("local-3/debian-12-x86_64");
   });
 });
 
