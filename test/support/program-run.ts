@@ -62,6 +62,8 @@ export interface RunOptions {
   catalog?: Catalog;
   /** Applied to every resource the ZonalImages declare (to craft a violation). */
   transformations?: pulumi.ResourceTransformation[];
+  /** Content hashes whose battery passed in an earlier `up` (the stack's `testedContentHashes` output). */
+  passed?: Set<string>;
 }
 
 interface RegisterRequest {
@@ -127,7 +129,7 @@ export async function runStack(stack: string, settings: StackSettings, opts: Run
   };
 
   const plans = planStack(opts.catalog ?? loadCatalog(), settings);
-  const images = zonalImages(plans, settings, CREDENTIALS, opts.transformations ? { transformations: opts.transformations } : undefined);
+  const images = zonalImages(plans, settings, CREDENTIALS, opts.transformations ? { transformations: opts.transformations } : undefined, opts.passed);
   retention(plans, settings, CREDENTIALS, images);
   await runtimeSettings.waitForRPCs();
   return registered;

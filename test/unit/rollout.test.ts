@@ -32,30 +32,40 @@ describe("rollout waves", () => {
 describe("rollout", () => {
   /** Records the order stacks ran in; fails the stacks named. */
   const runner = (failing: string[], ran: string[]): StackRunner => ({
-    async run(stack): Promise<Omit<StackOutcome, "stack">> {
-      ran.push(stack);
-      return failing.includes(stack) ? { ok: false, operations: { create: 1 }, error: "test battery failed" } : { ok: true, operations: { replace: 3, same: 2 } };
+    async run(stack, op): Promise<Omit<StackOutcome, "stack">> {
+      const second = ran.includes(`${stack} ${op}`);
+      ran.push(`${stack} ${op}`);
+      if (failing.includes(stack)) return { ok: false, operations: { create: 1 }, error: "test battery failed" };
+      // The second `up` finds the batteries passed and deletes the two test Instances and their Commands.
+      return second ? { ok: true, operations: { delete: 4, same: 12 } } : { ok: true, operations: { replace: 3, same: 2 } };
     },
   });
 
-  it("runs every wave in order when all succeed", async () => {
+  it("runs every wave in order when all succeed, each stack's second `up` removing its test Instances", async () => {
     const ran: string[] = [];
     const report = await rollout([["a-1", "b-1"], ["a-2"]], runner([], ran), "up");
-    expect(ran).toEqual(["a-1", "b-1", "a-2"]);
+    expect(ran).toEqual(["a-1 up", "a-1 up", "b-1 up", "b-1 up", "a-2 up", "a-2 up"]);
     expect(report.stoppedAfter).toBeUndefined();
+    expect(report.waves[0]!.outcomes[0]).toEqual({ stack: "a-1", ok: true, operations: { replace: 3, delete: 4, same: 12 } });
+  });
+
+  it("previews each stack once", async () => {
+    const ran: string[] = [];
+    await rollout([["a-1"], ["a-2"]], runner([], ran), "preview");
+    expect(ran).toEqual(["a-1 preview", "a-2 preview"]);
   });
 
   it("finishes the failing wave, then stops before the next", async () => {
     const ran: string[] = [];
     const report = await rollout([["a-1", "b-1"], ["a-2", "b-2"]], runner(["a-1"], ran), "up");
-    expect(ran).toEqual(["a-1", "b-1"]);
+    expect(ran).toEqual(["a-1 up", "b-1 up", "b-1 up"]);
     expect(report.stoppedAfter).toBe(1);
     expect(rolloutMarkdown(report, 4)).toBe(
       [
         "## Rollout", "", "### Wave 1", "",
         "| stack | result | create | replace | delete | update |", "| --- | --- | --- | --- | --- | --- |",
         "| a-1 | failed: test battery failed | 1 | 0 | 0 | 0 |",
-        "| b-1 | ok | 0 | 3 | 0 | 0 |",
+        "| b-1 | ok | 0 | 3 | 4 | 0 |",
         "", "Stopped after wave 1: 2 stacks not rolled out.", "",
       ].join("\n"),
     );

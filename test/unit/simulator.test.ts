@@ -21,6 +21,8 @@ interface Run {
   settings: Record<string, unknown>;
   catalog?: Catalog;
   stack?: string;
+  /** Every planned image's battery passed in the `up` before (the stack's `testedContentHashes`). */
+  passed?: boolean;
 }
 interface Scenario {
   trigger: string;
@@ -45,6 +47,8 @@ const each = (id: string, op: (child: (typeof CHILDREN)[number]) => string | nul
 const kept = (c: string) => c === "snapshot" || c === "image";
 const rebuilt = (id: string, keep = true) => each(id, (c) => (keep && kept(c) ? "replace (retained)" : "replace"));
 const retagged = (id: string) => each(id, (c) => (["snapshot", "image", "test-server"].includes(c) ? "update" : null));
+/** A released image's test Instance and battery leave the zone; the image, its snapshot and the artifact stay. */
+const done = (c: string) => (c === "test-server" || c === "tests" ? "delete" : null);
 const created = (id: string) => ({ [`${id}-x86_64`]: "create", ...each(id, () => "create") });
 const removed = (id: string, keep = true) => ({ [`${id}-x86_64`]: "delete", ...each(id, (c) => (keep && kept(c) ? "delete (retained)" : "delete")) });
 
@@ -127,6 +131,13 @@ export const SCENARIOS: Scenario[] = [
     expected: { ...rebuilt("debian-12"), retention: "delete" },
   },
   {
+    trigger: "battery passed",
+    how: "nothing: the next `up` (`rollout` runs it right after) finds the content hash in the stack's `testedContentHashes` output",
+    before: { settings: BASE },
+    after: { settings: BASE, passed: true },
+    expected: { ...each("debian-12", done), ...each("ubuntu-24.04", done), ...each("app-wordpress", done) },
+  },
+  {
     trigger: "keepPreviousVersions turned off",
     how: "set `image-factory:keepPreviousVersions: false` (Pulumi records it; nothing is rebuilt)",
     before: { settings: BASE },
@@ -143,7 +154,12 @@ function simulated(s: Scenario): Promise<Simulation> {
       s.trigger,
       (async () => {
         const run = (r: Run, preview: boolean, before: Registration[] = []) =>
-          runStack(r.stack ?? STACK, settingsFor(r.settings, r.stack ?? STACK), { preview, catalog: r.catalog, answer: preview ? previewAgainst(before) : undefined });
+          runStack(r.stack ?? STACK, settingsFor(r.settings, r.stack ?? STACK), {
+            preview,
+            catalog: r.catalog,
+            answer: preview ? previewAgainst(before) : undefined,
+            passed: r.passed ? new Set(planRows(r).map((p) => p.contentHash)) : undefined,
+          });
         const before = s.before ? await run(s.before, false) : [];
         const after = s.after ? await run(s.after, true, before) : [];
         return simulate(before, after);
@@ -226,7 +242,9 @@ function summary(sim: Simulation): string {
             ? "created"
             : is(removed(id))
               ? "removed, image and snapshot kept"
-              : Object.entries(mine).map(([n, op]) => `${n}: ${op}`).join(", ");
+              : is(each(id, done))
+                ? "test Instance and battery removed, image released"
+                : Object.entries(mine).map(([n, op]) => `${n}: ${op}`).join(", ");
     phrases.set(phrase, [...(phrases.get(phrase) ?? []), `\`${id}\``]);
   }
   const retention: Record<string, string> = { replace: "retention runs again", create: "retention created", delete: "retention removed" };
