@@ -69,6 +69,57 @@ export function learnIds(recorded: unknown, emulated: unknown, ids: Map<string, 
   }
 }
 
+/** A shapeDiff path with entries generalised: `$.server.volumes.0.id` → `$.server.volumes.*.id`, `[3]` → `[]`. */
+export function generalPath(path: string): string {
+  return path
+    .replace(/\[\d+\]/g, "[]")
+    .split(".")
+    .map((seg, i) => (i > 0 && entryKey(seg) ? "*" : seg))
+    .join(".");
+}
+
+/** Every field path of a JSON value, generalised as `generalPath` does. */
+export function fieldPaths(value: unknown, path = "$", out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) value.forEach((v) => fieldPaths(v, `${path}[]`, out));
+  else if (kind(value) === "object")
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      const p = `${path}.${entryKey(k) ? "*" : k}`;
+      out.add(p);
+      fieldPaths(v, p, out);
+    }
+  return out;
+}
+
+/**
+ * What all the recorded answers of one endpoint say about its fields: `seen` in at least one, `always` in every
+ * one. The API grew fields between recordings (`kms_key_id` is in the newer ones only) and omits some at times
+ * (`admin_password_encryption_ssh_key_id`): a field some answer lacks may be missing, one some answer has may be
+ * present.
+ */
+export interface EndpointFields {
+  seen: Set<string>;
+  always: Set<string>;
+}
+
+export function addAnswer(fields: EndpointFields | undefined, body: unknown): EndpointFields {
+  const paths = fieldPaths(body);
+  if (!fields) return { seen: new Set(paths), always: new Set(paths) };
+  for (const p of paths) fields.seen.add(p);
+  for (const p of [...fields.always]) if (!paths.has(p)) fields.always.delete(p);
+  return fields;
+}
+
+/** The differences `fields` does not explain: a field missing that every answer has, or one added that none has. */
+export function unexplained(diffs: string[], fields: EndpointFields | undefined): string[] {
+  if (!fields) return diffs;
+  return diffs.filter((d) => {
+    const m = /^(.*): (missing|not in the recording)$/.exec(d);
+    if (!m) return true;
+    const p = generalPath(m[1]!);
+    return m[2] === "missing" ? fields.always.has(p) : !fields.seen.has(p);
+  });
+}
+
 /** The text with every recorded id the emulator has answered for replaced by the emulated one. */
 export function substituteIds(text: string, ids: Map<string, string>): string {
   return text.replace(UUID, (id) => ids.get(id) ?? id);

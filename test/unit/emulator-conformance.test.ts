@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeAwsChunked, learnIds, shapeDiff, statesOf, substituteIds } from "../../builder/emulator/conformance";
+import { addAnswer, decodeAwsChunked, generalPath, learnIds, shapeDiff, statesOf, substituteIds, unexplained } from "../../builder/emulator/conformance";
 
 const A = "11111111-1111-4111-8111-111111111111";
 const B = "22222222-2222-4222-8222-222222222222";
@@ -48,5 +48,17 @@ describe("decodeAwsChunked", () => {
     ["truncated chunk", "ff\r\nabc", "ff\r\nabc"],
   ])("%s", (_, input, want) => {
     expect(Buffer.from(decodeAwsChunked(Buffer.from(input, "latin1"))).toString("latin1")).toBe(want);
+  });
+});
+
+describe("endpoint fields across recorded answers", () => {
+  it("explains a field the API omits at times, or grew since an older recording, and nothing else", () => {
+    let fields = addAnswer(undefined, { server: { id: A, volumes: { "0": { id: B } }, admin: null } });
+    fields = addAnswer(fields, { server: { id: B, volumes: { "0": { id: C, zone: "z" } } }, kms: [1] });
+    expect(generalPath("$.server.volumes.0.zone")).toBe("$.server.volumes.*.zone");
+    expect(generalPath("$.rules[3].id")).toBe("$.rules[].id");
+    expect(unexplained([
+      "$.server.admin: missing", "$.server.id: missing", "$.server.volumes.1.zone: not in the recording", "$.other: not in the recording", "$.server.id: number recorded, string emulated",
+    ], fields)).toEqual(["$.server.id: missing", "$.other: not in the recording", "$.server.id: number recorded, string emulated"]);
   });
 });
