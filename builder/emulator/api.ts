@@ -105,9 +105,10 @@ interface Server {
   machine?: Machine; metadata?: MetadataServer; rescueDiskId?: string;
 }
 
-/** Commercial types the emulator boots: names of real ones, sizes scaled to a CI machine. */
+/** Commercial types the emulator offers, with the recorded products' cpus and memory (machines boot smaller). */
 const PRODUCTS: Record<string, { ncpus: number; ram: number; arch: string }> = {
   "DEV1-S": { ncpus: 2, ram: 2 * 1024 ** 3, arch: "x86_64" },
+  "DEV1-M": { ncpus: 3, ram: 4 * 1024 ** 3, arch: "x86_64" },
   "PLAY2-PICO": { ncpus: 1, ram: 2 * 1024 ** 3, arch: "x86_64" },
   "PLAY2-NANO": { ncpus: 2, ram: 4 * 1024 ** 3, arch: "x86_64" },
   "PRO2-XXS": { ncpus: 2, ram: 8 * 1024 ** 3, arch: "x86_64" },

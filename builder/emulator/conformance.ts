@@ -11,8 +11,8 @@ const WHOLE_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 const kind = (v: unknown): string => (v === null || v === undefined ? "null" : Array.isArray(v) ? "array" : typeof v);
 
-/** A key that names an entry rather than a field: volume slots ("0"), ids, commercial types ("DEV1-S"). */
-const entryKey = (k: string) => /^\d+$/.test(k) || WHOLE_UUID.test(k) || /^[A-Z0-9]+(-[A-Z0-9]+)+$/.test(k);
+/** A key that names an entry rather than a field: volume slots ("0"), ids, commercial types ("DEV1-S", "VC1L"). */
+const entryKey = (k: string) => /^\d+$/.test(k) || WHOLE_UUID.test(k) || /^[A-Z0-9][A-Z0-9_-]*$/.test(k);
 const isMap = (o: Record<string, unknown>) => Object.keys(o).length > 0 && Object.keys(o).every(entryKey);
 
 /**

@@ -16,7 +16,7 @@ describe("shapeDiff", () => {
     ["array elements", { rules: [{ id: A, port: 1 }] }, { rules: [{ id: B, port: 2 }, { id: C }] }, ["$.rules[1].port: missing"]],
     ["empty arrays say nothing", { refs: [] }, { refs: [{ x: 1 }] }, []],
     ["volume slots are a map", { volumes: { "0": { id: A } } }, { volumes: { "0": { id: B }, "1": { id: C, boot: true } } }, ["$.volumes.1.boot: not in the recording"]],
-    ["products are a map", { servers: { "DEV1-S": { ncpus: 2 }, "GP1-XS": { ncpus: 4 } } }, { servers: { "PRO2-XXS": { ncpus: "2" } } }, ["$.servers.PRO2-XXS.ncpus: number recorded, string emulated"]],
+    ["products are a map", { servers: { "DEV1-S": { ncpus: 2 }, VC1L: { ncpus: 4 } } }, { servers: { "PRO2-XXS": { ncpus: "2" } } }, ["$.servers.PRO2-XXS.ncpus: number recorded, string emulated"]],
     ["an empty map against entries", { extra_volumes: {} }, { extra_volumes: { "1": { id: A } } }, []],
   ])("%s", (_, recorded, emulated, want) => {
     expect(shapeDiff(recorded, emulated)).toEqual(want);
