@@ -6,9 +6,9 @@
  * loopback address whose forwarded ports follow its security group, Private Network NICs are hot-plugged NICs
  * with DHCP, and the metadata API with user data answers inside each guest at 169.254.42.42.
  */
-import { S3Client, GetObjectCommand } from "@aws-sdk/client-s3";
+import { S3Client, GetBucketLocationCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { randomBytes, randomUUID } from "node:crypto";
-import { createWriteStream, mkdirSync, rmSync } from "node:fs";
+import { createReadStream, createWriteStream, mkdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ import type { Readable } from "node:stream";
 import type { Accelerator } from "../accel";
 import { run } from "../exec";
 import { startMetadataServer, type MetadataServer } from "../testing/metadata-server";
+import { bucketRefusal, imageRefusal, QemuImgInfo, type Refusal } from "./import-rules";
 import { Machine } from "./machine";
 
 export interface EmulatorOptions {
@@ -59,7 +60,14 @@ class ApiError extends Error {
 }
 const notFound = (resource: string, id: string) => new ApiError(404, { type: "not_found", message: "resource is not found", resource, resource_id: id });
 const invalid = (message: string, details: Record<string, unknown> = {}) => new ApiError(400, { type: "invalid_arguments", message, ...details });
-const precondition = (message: string) => new ApiError(412, { type: "precondition_failed", message, precondition: "resource_still_in_use" });
+// The SDKs' PreconditionFailedError: `precondition` (`resource_still_in_use`…) and a `help_message`
+// (scaleway-sdk-go, scw/errors.go).
+const precondition = (message: string) => new ApiError(412, { type: "precondition_failed", message, precondition: "resource_still_in_use", help_message: message });
+// The SDKs' InvalidArgumentsError: one `details` entry per argument, with a reason and a help message (same source).
+const invalidArguments = (details: Refusal[]) => new ApiError(400, { type: "invalid_arguments", message: "invalid argument(s)", details });
+/** An update the emulator cannot carry out: refused, naming the field, so a test never passes on an ignored change. */
+const notEmulated = (field: string, what: string) =>
+  new ApiError(501, { type: "not_implemented", message: `the emulator does not implement ${what}`, fields: { [field]: ["not emulated"] } });
 
 const instanceDate = () => new Date().toISOString().replace("Z", "+00:00");
 const blockDate = () => new Date().toISOString();
@@ -76,6 +84,8 @@ interface Snapshot {
 interface Image {
   id: string; name: string; rootSnapshotId: string; extraSnapshotIds: string[]; arch: string; state: string;
   tags: string[]; fromServer: string; created: string; modified: string; public: boolean;
+  /** The block reference each of its snapshots carries while the image exists, by snapshot id. */
+  refs: Record<string, { id: string; created: string }>;
 }
 interface Rule {
   id: string; protocol: string; direction: string; action: string; ip_range: string;
@@ -95,9 +105,10 @@ interface Server {
   machine?: Machine; metadata?: MetadataServer; rescueDiskId?: string;
 }
 
-/** Commercial types the emulator boots: names of real ones, sizes scaled to a CI machine. */
+/** Commercial types the emulator offers, with the recorded products' cpus and memory (machines boot smaller). */
 const PRODUCTS: Record<string, { ncpus: number; ram: number; arch: string }> = {
   "DEV1-S": { ncpus: 2, ram: 2 * 1024 ** 3, arch: "x86_64" },
+  "DEV1-M": { ncpus: 3, ram: 4 * 1024 ** 3, arch: "x86_64" },
   "PLAY2-PICO": { ncpus: 1, ram: 2 * 1024 ** 3, arch: "x86_64" },
   "PLAY2-NANO": { ncpus: 2, ram: 4 * 1024 ** 3, arch: "x86_64" },
   "PRO2-XXS": { ncpus: 2, ram: 8 * 1024 ** 3, arch: "x86_64" },
@@ -138,10 +149,19 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
     parent_snapshot_id: v.parentSnapshotId, status: v.status, tags: v.tags, specs: { perf_iops: v.perfIops, class: "sbs" },
     last_detached_at: v.lastDetached, kms_key_id: null, zone,
   });
-  const snapshotJson = (s: Snapshot) => ({
-    id: s.id, name: s.name, parent_volume: s.parentVolume, size: s.size, project_id: o.projectId, created_at: s.created,
-    updated_at: s.updated, references: [], status: s.status, tags: s.tags, class: "sbs", public: false, zone,
-  });
+  /** An image holds its snapshots with a `link` reference, and they are `in_use` until it is deleted (recorded). */
+  const snapshotRefs = (s: Snapshot) =>
+    [...images.values()].filter((i) => i.refs[s.id]).map((i) => ({
+      id: i.refs[s.id]!.id, product_resource_type: "instance_image", product_resource_id: i.id, created_at: i.refs[s.id]!.created, type: "link", status: "attached",
+    }));
+  const snapshotJson = (s: Snapshot) => {
+    const references = snapshotRefs(s);
+    return {
+      id: s.id, name: s.name, parent_volume: s.parentVolume, size: s.size, project_id: o.projectId, created_at: s.created,
+      updated_at: s.updated, references, status: s.status === "available" && references.length ? "in_use" : s.status, tags: s.tags, class: "sbs", public: false, zone,
+    };
+  };
+  const linkSnapshots = (ids: string[]) => Object.fromEntries(ids.map((id) => [id, { id: randomUUID(), created: blockDate() }]));
   const imageJson = (i: Image) => ({
     id: i.id, name: i.name, organization: o.projectId, project: o.projectId,
     root_volume: { volume_type: "sbs_snapshot", id: i.rootSnapshotId, size: snapshots.get(i.rootSnapshotId)?.size ?? 0, name: snapshots.get(i.rootSnapshotId)?.name ?? "" },
@@ -170,7 +190,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
       id: s.id, name: s.name, arch: "x86_64", commercial_type: s.commercialType, boot_type: s.bootType,
       organization: o.projectId, project: o.projectId, hostname: s.name, image: image ? imageJson(image) : null,
       volumes: Object.fromEntries(
-        s.volumeIds.map((id, n) => [String(n), { boot: false, volume_type: "sbs_volume", id, state: volumes.get(id)?.status === "in_use" ? "available" : (volumes.get(id)?.status ?? "available"), zone }]),
+        s.volumeIds.map((id, n) => [String(n), { boot: false, volume_type: "sbs_volume", id, state: "available", zone }]),
       ),
       tags: s.tags, state: s.state, protected: false, state_detail: s.stateDetail,
       public_ip: s.publicIp ? ipJson(s) : null, public_ips: s.publicIp ? [ipJson(s)] : [], mac_address: s.mac,
@@ -317,7 +337,8 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
       try {
         await work();
         s.state = after;
-        s.stateDetail = after === "running" ? "booted" : "";
+        // The recorded details: "booting kernel" while running, "stopped in place", nothing once stopped.
+        s.stateDetail = after === "running" ? "booting kernel" : after === "stopped in place" ? after : "";
         finish(t, true);
       } catch (err) {
         s.state = "stopped";
@@ -397,16 +418,32 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
     return v;
   };
   const tagsOf = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
+  /**
+   * Refuses an update the emulator would otherwise ignore (a resize, new IOPS, another commercial type, other
+   * volumes): only the `handled` fields change anything; any other field passes only when it restates the current
+   * value (`same`, else equal to `current[field]`).
+   */
+  const refuseUnemulated = (
+    b: Record<string, unknown>, handled: string[], current: Record<string, unknown>, what: string,
+    same: Record<string, (v: unknown) => boolean> = {},
+  ) => {
+    for (const [field, value] of Object.entries(b)) {
+      if (handled.includes(field) || value === undefined) continue;
+      const unchanged = same[field] ? same[field](value) : JSON.stringify(value) === JSON.stringify(current[field]);
+      if (!unchanged) throw notEmulated(field, `changing a ${what}'s ${field}`);
+    }
+  };
 
-  route("GET", `${I}/products/servers`, () => [200, {
-    servers: Object.fromEntries(Object.entries(PRODUCTS).map(([k, p]) => [k, {
+  // Paged like any Instance list (the recorded lookups read pages 1 to 3 until one comes back short).
+  route("GET", `${I}/products/servers`, (_, __, q) => [200, {
+    servers: Object.fromEntries(paged(Object.entries(PRODUCTS), q, "per_page").map(([k, p]) => [k, {
       alt_names: [], arch: p.arch, ncpus: p.ncpus, ram: p.ram, gpu: 0, gpu_info: null, mig_profile: null,
       volumes_constraint: { min_size: 0, max_size: 0 }, per_volume_constraint: { l_ssd: { min_size: 0, max_size: 0 } },
       scratch_storage_max_size: 0, scratch_storage_max_volumes_count: 0, monthly_price: 0, hourly_price: 0,
       capabilities: { boot_types: ["local", "rescue"], placement_groups: true, block_storage: true, hot_snapshots_local_volume: false, private_network: 8, max_file_systems: 0 },
       network: { ipv6_support: true, sum_internal_bandwidth: 0, sum_internet_bandwidth: 0, interfaces: [] }, block_bandwidth: 0, end_of_service: false,
     }])),
-  }]);
+  }, { "x-total-count": String(Object.keys(PRODUCTS).length) }]);
 
   // Servers
   route("GET", `${I}/servers`, (_, __, q) => instanceList("servers", [...servers.values()].map(serverJson), q));
@@ -436,6 +473,12 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   route("GET", `${I}/servers/{id}`, (m) => [200, { server: serverJson(get(servers, m[0]!, "instance_server")) }]);
   route("PATCH", `${I}/servers/{id}`, async (m, b) => {
     const s = get(servers, m[0]!, "instance_server");
+    refuseUnemulated(b, ["name", "tags", "boot_type", "security_group"], serverJson(s) as Record<string, unknown>, "server", {
+      volumes: (v) => {
+        const ids = Object.entries((v as Record<string, { id?: string }> | null) ?? {}).sort(([a], [b]) => Number(a) - Number(b)).map(([, x]) => x.id);
+        return ids.length === s.volumeIds.length && ids.every((id, n) => id === s.volumeIds[n]);
+      },
+    });
     if (typeof b.name === "string") s.name = b.name;
     if (Array.isArray(b.tags)) s.tags = tagsOf(b.tags);
     if (b.boot_type !== undefined) {
@@ -471,13 +514,13 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
     const t = task(`server_batch_${action}`, s);
     switch (action) {
       case "poweron":
-        transition(s, t, "starting", "provisioning node", () => boot(s), "running");
+        transition(s, t, "starting", s.state === "stopped in place" ? "starting in place" : "allocating node", () => boot(s), "running");
         break;
       case "poweroff":
         transition(s, t, "stopping", "stopping", () => halt(s), "stopped");
         break;
       case "stop_in_place":
-        transition(s, t, "stopping", "stopping", () => halt(s), "stopped in place");
+        transition(s, t, "stopping", "stopping in place", () => halt(s), "stopped in place");
         break;
       case "reboot":
         transition(s, t, "starting", "rebooting", async () => {
@@ -502,6 +545,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
         const image: Image = {
           id: randomUUID(), name, rootSnapshotId: snaps[0]!.id, extraSnapshotIds: snaps.slice(1).map((x) => x.id), arch: "x86_64",
           state: "creating", tags: [], fromServer: s.id, created: instanceDate(), modified: instanceDate(), public: false,
+          refs: linkSnapshots(snaps.map((x) => x.id)),
         };
         images.set(image.id, image);
         t.hrefResult = `/images/${image.id}`;
@@ -510,7 +554,9 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
           image.state = snaps.every((x) => x.status === "available") ? "available" : "error";
           finish(t, image.state === "available");
         });
-        return [202, { task: taskJson(t), image: imageJson(image) }];
+        // The answer is the task alone; its href_result names the image (`/images/<id>`), as Scaleway's CLI and
+        // Packer plugin read it (scaleway-cli `instance server backup`, packer-plugin-scaleway's backup step).
+        return [202, { task: taskJson(t) }];
       }
       default:
         throw invalid(`action ${action} is not emulated`);
@@ -587,6 +633,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
     const image: Image = {
       id: randomUUID(), name: str(b.name, "name"), rootSnapshotId: snap.id, extraSnapshotIds: extra, arch: typeof b.arch === "string" ? b.arch : "x86_64",
       state: "available", tags: tagsOf(b.tags), fromServer: "", created: instanceDate(), modified: instanceDate(), public: b.public === true,
+      refs: linkSnapshots([snap.id, ...extra]),
     };
     images.set(image.id, image);
     return [201, { image: imageJson(image) }];
@@ -690,6 +737,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   route("GET", `${B}/volumes/{id}`, (m) => [200, volumeJson(get(volumes, m[0]!, "volume"))]);
   route("PATCH", `${B}/volumes/{id}`, (m, b) => {
     const v = get(volumes, m[0]!, "volume");
+    refuseUnemulated(b, ["name", "tags"], {}, "volume", { perf_iops: (x) => x === v.perfIops, size: (x) => x === v.size });
     if (typeof b.name === "string") v.name = b.name;
     if (Array.isArray(b.tags)) v.tags = tagsOf(b.tags);
     v.updated = blockDate();
@@ -708,11 +756,35 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
     const v = get(volumes, str(b.volume_id, "volume_id"), "volume");
     return [200, snapshotJson(await snapshotVolume(v, str(b.name, "name"), tagsOf(b.tags)))];
   });
-  route("POST", `${B}/snapshots/import-from-object-storage`, (_, b) => {
+  route("POST", `${B}/snapshots/import-from-object-storage`, async (_, b) => {
     const bucket = str(b.bucket, "bucket");
     const key = str(b.key, "key");
+    const name = str(b.name, "name");
+    // Judged before answering, as the real API answers with the image's virtual size already (recorded): the
+    // bucket's region, then `qemu-img info` on the object's first MiB (header and extensions).
+    const location = await s3.send(new GetBucketLocationCommand({ Bucket: bucket })).catch((err: Error) => {
+      throw invalidArguments([{ argument_name: "bucket", reason: "constraint", help_message: `bucket ${bucket} cannot be read: ${err.name}` }]);
+    });
+    const wrongRegion = bucketRefusal(bucket, location.LocationConstraint || o.s3.region, region);
+    if (wrongRegion) throw invalidArguments([wrongRegion]);
+    const probe = join(o.stateDir, "snapshots", `probe-${randomUUID()}.qcow2`);
+    let info: QemuImgInfo;
+    try {
+      const head = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-1048575" })).catch((err: Error) => {
+        throw invalidArguments([{ argument_name: "key", reason: "constraint", help_message: `s3://${bucket}/${key} cannot be read: ${err.name}` }]);
+      });
+      await pipeline(head.Body as Readable, createWriteStream(probe));
+      const out = await run("qemu-img", ["info", "--output=json", probe]).catch(() => {
+        throw invalidArguments([{ argument_name: "key", reason: "format", help_message: `${key}: not a QCOW2 image` }]);
+      });
+      info = QemuImgInfo.parse(JSON.parse(out.stdout));
+    } finally {
+      rmSync(probe, { force: true });
+    }
+    const refusal = imageRefusal(key, info);
+    if (refusal) throw invalidArguments([refusal]);
     const snap: Snapshot = {
-      id: randomUUID(), name: str(b.name, "name"), size: Number(b.size ?? 0), status: "creating", file: "", tags: tagsOf(b.tags),
+      id: randomUUID(), name, size: info["virtual-size"], status: "creating", file: "", tags: tagsOf(b.tags),
       parentVolume: null, created: blockDate(), updated: blockDate(),
     };
     snap.file = file("snapshots", snap.id);
@@ -721,13 +793,35 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
       try {
         const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
         await pipeline(obj.Body as Readable, createWriteStream(snap.file));
-        const info = JSON.parse((await run("qemu-img", ["info", "--output=json", snap.file])).stdout) as { format: string; "virtual-size": number; "backing-filename"?: string };
-        if (info.format !== "qcow2" || info["backing-filename"]) throw new Error(`s3://${bucket}/${key} is not a standalone qcow2`);
-        Object.assign(snap, { status: "available", size: info["virtual-size"], updated: blockDate() });
+        await run("qemu-img", ["check", "-q", snap.file]);
+        Object.assign(snap, { status: "available", updated: blockDate() });
       } catch (err) {
         rmSync(snap.file, { force: true });
         Object.assign(snap, { status: "error", updated: blockDate() });
         process.stderr.write(`emulator: import of s3://${bucket}/${key} failed: ${(err as Error).message}\n`);
+      }
+    });
+    return [200, snapshotJson(snap)];
+  });
+  route("POST", `${B}/snapshots/{id}/export-to-object-storage`, async (m, b) => {
+    const snap = get(snapshots, m[0]!, "snapshot");
+    const bucket = str(b.bucket, "bucket");
+    const key = str(b.key, "key");
+    const location = await s3.send(new GetBucketLocationCommand({ Bucket: bucket })).catch((err: Error) => {
+      throw invalidArguments([{ argument_name: "bucket", reason: "constraint", help_message: `bucket ${bucket} cannot be read: ${err.name}` }]);
+    });
+    const wrongRegion = bucketRefusal(bucket, location.LocationConstraint || o.s3.region, region);
+    if (wrongRegion) throw invalidArguments([wrongRegion]);
+    if (snap.status !== "available") throw precondition(`snapshot ${snap.id} is ${snap.status}`);
+    // Recorded: `exporting` while the qcow2 is written to the bucket, `available` again after.
+    snap.status = "exporting";
+    later(async () => {
+      try {
+        await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(snap.file), ContentLength: statSync(snap.file).size }));
+      } catch (err) {
+        process.stderr.write(`emulator: export of ${snap.id} to s3://${bucket}/${key} failed: ${(err as Error).message}\n`);
+      } finally {
+        Object.assign(snap, { status: "available", updated: blockDate() });
       }
     });
     return [200, snapshotJson(snap)];
@@ -741,8 +835,8 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   });
   route("DELETE", `${B}/snapshots/{id}`, (m) => {
     const s = get(snapshots, m[0]!, "snapshot");
-    if ([...images.values()].some((i) => i.rootSnapshotId === s.id || i.extraSnapshotIds.includes(s.id)))
-      throw precondition(`snapshot ${s.id} is used by an image`);
+    const refs = snapshotRefs(s);
+    if (refs.length) throw precondition(`snapshot ${s.id} is in use by ${refs.map((r) => `${r.product_resource_type} ${r.product_resource_id}`).join(", ")}`);
     snapshots.delete(s.id);
     rmSync(s.file, { force: true });
     return [204, undefined];

@@ -462,15 +462,13 @@ const scenarios: Record<ScenarioName, Scenario> = {
   async backup(b) {
     await b.writeMarker();
     const name = `factory-backup-${token()}`;
-    await b.instance.serverAction({ zone: b.zone, serverId: b.o.serverId, action: "backup", name });
-    let imageId: string | undefined;
+    const { task } = await b.instance.serverAction({ zone: b.zone, serverId: b.o.serverId, action: "backup", name });
+    // The action's task names the new image in `href_result` (`/images/<id>`), as Scaleway's CLI and Packer
+    // plugin read it: never a lookup by name, which another image of the same name would answer.
+    const imageId = /^\/images\/([0-9a-f-]{36})$/.exec(task?.hrefResult ?? "")?.[1];
     let serverId: string | undefined;
     try {
-      for (let i = 0; i < 60 && !imageId; i++) {
-        imageId = (await b.instance.listImages({ zone: b.zone, name })).images.find((x) => x.name === name)?.id;
-        if (!imageId) await sleep(2000);
-      }
-      expect(imageId, `no image named ${name} after the backup action`);
+      expect(imageId, `the backup action's task does not name an image (href_result ${JSON.stringify(task?.hrefResult)})`);
       const image = await b.instance.waitForImage({ zone: b.zone, imageId }, { timeout: 900, minDelay: 2, maxDelay: 5 });
       expect(image.state === "available", `backup image is ${image.state}`);
       const source = await b.server();

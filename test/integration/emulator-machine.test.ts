@@ -1,0 +1,34 @@
+/**
+ * An emulated Instance's power-off follows the guest: a machine whose firmware finds nothing to boot (SeaBIOS on a
+ * blank disk, which never answers the ACPI power button) is stopped once it has stayed quiet, not after a fixed
+ * 90 s. No operating system boots here.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { Machine } from "../../builder/emulator/machine";
+import { run } from "../../builder/exec";
+
+describe("emulated machine power-off", () => {
+  const work = mkdtempSync(join(tmpdir(), "factory-machine-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("pulls the plug on a guest that ignores ACPI once it is quiet, well before the cap", async () => {
+    const disk = join(work, "blank.qcow2");
+    await run("qemu-img", ["create", "-q", "-f", "qcow2", disk, "1G"]);
+    const m = new Machine({
+      dir: work, accel: "tcg", firmware: "bios", memoryMiB: 256, commercialType: "DEV1-S", disks: [{ id: "00000000-0000-4000-8000-0000000000d1", file: disk }],
+      nics: [], publicMac: "de:00:00:00:00:01", publicIp: "127.0.0.1", metadataPort: 9,
+    });
+    await m.start();
+    expect(m.running).toBe(true);
+    // Let the firmware settle into its "no bootable device" wait.
+    await new Promise((r) => setTimeout(r, 5000));
+    const result = await m.powerOff({ quietMs: 4000, capMs: 60_000 });
+    expect(m.running).toBe(false);
+    expect(result.graceful).toBe(false);
+    expect(result.ms).toBeGreaterThanOrEqual(4000);
+    expect(result.ms).toBeLessThan(30_000);
+  });
+});
