@@ -5,7 +5,7 @@
  */
 import { osBase, type Catalog } from "../images";
 import type { Release } from "../images/schema";
-import { deprecationDay, effectiveEol } from "./plan";
+import { deprecationDay, effectiveEol } from "./end-of-life";
 
 export type LifecycleState = "supported" | "notice" | "deprecated";
 

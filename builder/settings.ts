@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { overrideProblems, type Catalog } from "../images";
-import { retiredBy } from "./plan";
+import { retiredBy } from "./end-of-life";
 import { Architecture, Fingerprint, Signature } from "../images/schema";
 import { missingCapabilities, regionOf, REGIONS, ZONES, type Zone } from "./zones";
 

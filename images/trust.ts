@@ -3,8 +3,13 @@
  * upstream, signatures whose key fingerprint is unverified, unsigned upstreams without a pinned checksum. Pure:
  * `plan` flags these and `image-factory doctor` reports them.
  */
-import type { Catalog } from "./index";
 import type { Architecture, OsRelease, Release } from "./schema";
+
+/** The part of the catalog (images/index.ts) read here; structural, so this module does not import the index back. */
+interface Catalog {
+  releases: readonly Release[];
+  byId: ReadonlyMap<string, Release>;
+}
 
 export type PinProblemKind = "unverified-pin" | "unverified-signature" | "no-pinned-checksum";
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog, type Catalog, type Release } from "../../images";
 import { lifecycle } from "../../builder/lifecycle";
-import { epochStart, planStack, retiredBy } from "../../builder/plan";
+import { planStack } from "../../builder/plan";
+import { epochStart, retiredBy } from "../../builder/end-of-life";
 import { settingsFor } from "./helpers";
 
 const catalog = loadCatalog();
