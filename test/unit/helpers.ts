@@ -1,4 +1,4 @@
-import { loadCatalog } from "../../images";
+import { loadCatalog, type Catalog, type OsRelease } from "../../images";
 import { parseStackSettings, PROJECT, type StackSettings } from "../../builder/settings";
 
 /** Settings as a stack file would give them, with overrides; values in Pulumi's string form. */
@@ -17,4 +17,13 @@ export function settingsFor(overrides: Record<string, unknown> = {}, stack = "te
     Object.entries(base).map(([k, v]) => [`${PROJECT}:${k}`, typeof v === "string" ? v : JSON.stringify(v)]),
   );
   return parseStackSettings(stack, config, loadCatalog());
+}
+
+/** The catalog with one OS release changed (a new pin, a recipe step): what a pull request would edit. */
+export function editedCatalog(id: string, change: (r: OsRelease) => void): Catalog {
+  const base = loadCatalog();
+  const copy = structuredClone(base.byId.get(id)) as OsRelease;
+  change(copy);
+  const releases = base.releases.map((r) => (r.id === id ? copy : r));
+  return { releases, byId: new Map(releases.map((r) => [r.id, r])) };
 }

@@ -9,12 +9,12 @@ import * as analyzerproto from "@pulumi/pulumi/proto/analyzer_pb";
 import type * as pulumi from "@pulumi/pulumi";
 import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { describe, expect, it } from "vitest";
-import { loadCatalog, type Catalog, type OsRelease } from "../../images";
+import { loadCatalog } from "../../images";
 import { IMAGE, SERVER, SNAPSHOT } from "../../policy/rules";
 import { PACK_NAME, policies } from "../../policy/pack";
 import { buildDateTag } from "../../components/tags";
 import { runStack, UNKNOWN, type Registration } from "../support/program-run";
-import { settingsFor } from "./helpers";
+import { editedCatalog, settingsFor } from "./helpers";
 
 // The analyzer's RPC handler, as its server registers it; internal to @pulumi/policy, hence the require.
 const { makeAnalyzeRpcFun } = require("@pulumi/policy/server") as {
@@ -59,13 +59,7 @@ async function previewWithPolicies(registered: Registration[]) {
 const mandatory = (d: Record<string, Diagnostic[]>) =>
   Object.entries(d).flatMap(([name, ds]) => ds.filter((x) => x.level === "mandatory").map((x) => `${name}: ${x.policy}: ${x.message}`));
 
-const edited = (id: string, change: (r: OsRelease) => void): Catalog => {
-  const base = loadCatalog();
-  const copy = structuredClone(base.byId.get(id)) as OsRelease;
-  change(copy);
-  const releases = base.releases.map((r) => (r.id === id ? copy : r));
-  return { releases, byId: new Map(releases.map((r) => [r.id, r])) };
-};
+const edited = editedCatalog;
 
 describe("a preview of a zone stack", () => {
   it("knows every tag but the build date while the artifact is being built", async () => {

@@ -8,10 +8,10 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { planStack } from "../../builder/plan";
 import { diffPlans, type Change, type PlanRow } from "../../builder/plan-report";
-import { loadCatalog, type Catalog, type OsRelease } from "../../images";
+import { loadCatalog, type Catalog } from "../../images";
 import { runStack, type Registration } from "../support/program-run";
 import { opsByName, previewAgainst, simulate, type Simulation } from "../support/simulator";
-import { settingsFor } from "./helpers";
+import { editedCatalog, settingsFor } from "./helpers";
 
 const IMAGES = ["debian-12", "ubuntu-24.04", "app-wordpress"];
 const STACK = "prod-fr-par-2";
@@ -33,13 +33,7 @@ interface Scenario {
   expected: Record<string, string>;
 }
 
-const edited = (id: string, change: (r: OsRelease) => void): Catalog => {
-  const base = loadCatalog();
-  const copy = structuredClone(base.byId.get(id)) as OsRelease;
-  change(copy);
-  const releases = base.releases.map((r) => (r.id === id ? copy : r));
-  return { releases, byId: new Map(releases.map((r) => [r.id, r])) };
-};
+const edited = editedCatalog;
 
 const CHILDREN = ["artifact", "snapshot", "image", "test-server", "tests"] as const;
 const each = (id: string, op: (child: (typeof CHILDREN)[number]) => string | null) =>
