@@ -1,7 +1,7 @@
 /**
  * What a `pulumi preview` of a zone stack would do for every release trigger, simulated without the engine
  * (test/support/simulator.ts): two runs of the program under mocks, the providers' replace rules as data. The PR
- * plan report must agree on what rebuilds, and README's "What rebuilds, and why" table is this file's table.
+ * plan report must agree on what rebuilds, and docs/rebuilds.md's "What rebuilds, and why" table is this file's table.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,7 +26,7 @@ interface Run {
 }
 interface Scenario {
   trigger: string;
-  /** How to pull it, for README. */
+  /** How to pull it, for docs/rebuilds.md. */
   how: string;
   before: Run | null;
   after: Run | null;
@@ -218,7 +218,7 @@ describe("the simulated preview", () => {
   });
 });
 
-/** One README row per scenario, from its simulation. */
+/** One docs/rebuilds.md row per scenario, from its simulation. */
 function summary(sim: Simulation): string {
   const ops = opsByName(sim);
   const phrases = new Map<string, string[]>();
@@ -251,7 +251,7 @@ describe("README's rebuild table", () => {
   it("is the simulator's", async () => {
     const rows = ["| trigger | how to pull it | what a preview shows (simulated) |", "| --- | --- | --- |"];
     for (const s of SCENARIOS) rows.push(`| ${s.trigger} | ${s.how} | ${summary(await simulated(s))} |`);
-    const readme = readFileSync(join(__dirname, "..", "..", "README.md"), "utf8");
+    const readme = readFileSync(join(__dirname, "..", "..", "docs", "rebuilds.md"), "utf8");
     const start = readme.indexOf("| trigger | how to pull it |");
     const table = readme.slice(start).split("\n\n")[0]!.split("\n");
     expect(table).toEqual(rows);
