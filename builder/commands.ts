@@ -5,7 +5,7 @@ import { buildImage } from "./build";
 import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
 import { AppBases, SourceOverrides, UpstreamSignatures } from "./settings";
 import type { z } from "zod";
-import { createClient } from "@scaleway/sdk-client";
+import { scalewayClient } from "./scw-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { PublishContract, TestInstanceContract, UnpublishContract, type Read } from "./contract";
 import { Architecture } from "../images/schema";
@@ -319,7 +319,7 @@ register("test-local", {
 
 /** Powers the test Instance off (waiting until it is stopped) unless it already is. */
 async function powerOff(e: Read<typeof TestInstanceContract>): Promise<void> {
-  const client = createClient({ accessKey: e.accessKey, secretKey: e.secretKey, defaultProjectId: e.projectId, defaultZone: e.zone, ...(e.apiUrl ? { apiURL: e.apiUrl } : {}) });
+  const client = scalewayClient({ accessKey: e.accessKey, secretKey: e.secretKey, defaultProjectId: e.projectId, defaultZone: e.zone, ...(e.apiUrl ? { apiURL: e.apiUrl } : {}) });
   const instance = new Instancev1.API(client);
   const { server } = await instance.getServer({ zone: e.zone, serverId: e.serverId });
   if (!server || server.state === "stopped") return;

@@ -4,7 +4,7 @@
  * Nothing is created or changed.
  */
 import { GetBucketLocationCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
-import { createClient } from "@scaleway/sdk-client";
+import { scalewayClient } from "./scw-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import type { Finding } from "./doctor-checks";
 import { PROJECT } from "./settings";
@@ -58,7 +58,7 @@ export function serverTypeFindings(zone: string, offer: Readonly<Record<string, 
 
 export async function onlineFindings(t: OnlineTarget): Promise<Finding[]> {
   const out: Finding[] = [];
-  const client = createClient({ accessKey: t.accessKey, secretKey: t.secretKey, defaultZone: t.zone as never, ...(t.apiUrl ? { apiURL: t.apiUrl } : {}) });
+  const client = scalewayClient({ accessKey: t.accessKey, secretKey: t.secretKey, defaultZone: t.zone as never, ...(t.apiUrl ? { apiURL: t.apiUrl } : {}) });
   const instance = new Instancev1.API(client);
   const api = t.apiUrl ?? "the Scaleway API";
   try {

@@ -1,5 +1,6 @@
 /** Retention against a zone through the Scaleway API: read the factory's images, carry out a retention plan. */
-import { createClient, type Client } from "@scaleway/sdk-client";
+import type { Client } from "@scaleway/sdk-client";
+import { scalewayClient } from "./scw-client";
 import { Blockv1 } from "@scaleway/sdk-block";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { hiddenTags, RETIRED_SNAPSHOT_TAG, type LiveImage, type RetentionStep } from "./retention";
@@ -11,7 +12,7 @@ export function zoneClient(zone: string, missing: (name: string) => Error): Clie
     if (!value) throw missing(name);
     return value;
   };
-  return createClient({
+  return scalewayClient({
     accessKey: need("SCW_ACCESS_KEY"), secretKey: need("SCW_SECRET_KEY"),
     defaultProjectId: process.env.SCW_DEFAULT_PROJECT_ID, defaultZone: zone as never,
     ...(process.env.SCW_API_URL ? { apiURL: process.env.SCW_API_URL } : {}),

@@ -12,6 +12,7 @@ import { blockWork, registerBlock } from "./block";
 import { createState } from "./context";
 import { registerImages } from "./images";
 import { machines } from "./machines";
+import type { FaultBook } from "./faults";
 import type { EmulatorOptions, Exchange } from "./model";
 import { registerPrivateNetworks } from "./private-networks";
 import { createRouter } from "./router";
@@ -21,10 +22,13 @@ import { registerUserData } from "./user-data";
 import { views } from "./views";
 
 export type { EmulatorOptions, Exchange } from "./model";
+export type { Fault, FaultBook } from "./faults";
 
 export interface Emulator {
   url: string;
   exchanges: Exchange[];
+  /** Faults to inject on demand (tests only). */
+  faults: FaultBook;
   /** Serial console of an emulated server, for a failing test's post-mortem. */
   console(serverId: string): string;
   close(): Promise<void>;
@@ -36,7 +40,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   const exchanges: Exchange[] = [];
   const v = views(ctx);
   const work = blockWork(ctx);
-  const r = createRouter(ctx.zone, ctx.region, o.secretKey, exchanges);
+  const r = createRouter(ctx.zone, ctx.region, o.secretKey, exchanges, ctx.faults);
   registerServers(ctx, v, r, work, machines(ctx, v, work));
   registerUserData(ctx, r);
   registerPrivateNetworks(ctx, v, r);
@@ -50,6 +54,7 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   return {
     url: `http://127.0.0.1:${port}`,
     exchanges,
+    faults: ctx.faults,
     console: (id) => servers.get(id)?.machine?.console() ?? "",
     async close() {
       for (const s of servers.values()) {

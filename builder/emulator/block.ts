@@ -8,6 +8,7 @@ import { pipeline } from "node:stream/promises";
 import { run } from "../exec";
 import type { State } from "./context";
 import { invalid, invalidArguments, precondition } from "./errors";
+import { undergo } from "./faults";
 import { bucketRefusal, imageRefusal, QemuImgInfo } from "./import-rules";
 import { blockDate, type Snapshot, type Volume } from "./model";
 import { paged, refuseUnemulated, str, tagsOf, type Router } from "./router";
@@ -64,7 +65,7 @@ export function blockWork(ctx: State) {
 }
 
 export function registerBlock(ctx: State, v: Views, r: Router, work: BlockWork): void {
-  const { o, region, volumes, snapshots, s3, file, later, get } = ctx;
+  const { o, region, volumes, snapshots, s3, file, later, get, faults } = ctx;
   const { volumeJson, snapshotJson, snapshotRefs } = v;
   const { route, B } = r;
   const { snapshotVolume, createVolume, waitAvailable } = work;
@@ -138,8 +139,10 @@ export function registerBlock(ctx: State, v: Views, r: Router, work: BlockWork):
     };
     snap.file = file("snapshots", snap.id);
     snapshots.set(snap.id, snap);
+    const fault = faults.transition("POST /block/snapshots/import-from-object-storage", b);
     later(async () => {
       try {
+        await undergo(fault, `the import of s3://${bucket}/${key}`);
         const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
         await pipeline(obj.Body as Readable, createWriteStream(snap.file));
         await run("qemu-img", ["check", "-q", snap.file]);

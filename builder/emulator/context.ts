@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../exec";
 import { notFound } from "./errors";
+import { createFaultBook } from "./faults";
 import {
   instanceDate, type EmulatorOptions, type Image, type PrivateNetwork, type PrivateNic, type SecurityGroup, type Server,
   type Snapshot, type Task, type Volume,
@@ -26,6 +27,7 @@ export function createState(o: EmulatorOptions) {
     endpoint: o.s3.endpoint, region: o.s3.region, forcePathStyle: true,
     credentials: { accessKeyId: o.s3.accessKeyId, secretAccessKey: o.s3.secretAccessKey },
   });
+  const faults = createFaultBook(o.faults);
   const counters = { nextIp: 2, nextSubnet: 0 };
   const zone = o.zone;
   const region = zone.replace(/-\d+$/, "");
@@ -68,7 +70,7 @@ export function createState(o: EmulatorOptions) {
     });
 
   return {
-    o, zone, region, volumes, snapshots, images, servers, groups, networks, nics, tasks, s3, counters, file, later,
+    o, zone, region, faults, volumes, snapshots, images, servers, groups, networks, nics, tasks, s3, counters, file, later,
     get, defaultGroup, newMac, task, finish, copyQcow2,
   };
 }

@@ -2,12 +2,13 @@
 import { randomUUID } from "node:crypto";
 import type { State } from "./context";
 import { precondition } from "./errors";
+import { undergo } from "./faults";
 import { instanceDate, type Image } from "./model";
 import { instanceList, str, tagsOf, type Router } from "./router";
 import type { Views } from "./views";
 
 export function registerImages(ctx: State, v: Views, r: Router): void {
-  const { images, snapshots, servers, get } = ctx;
+  const { images, snapshots, servers, faults, later, get } = ctx;
   const { imageJson, linkSnapshots } = v;
   const { route, I } = r;
   // Images
@@ -22,6 +23,11 @@ export function registerImages(ctx: State, v: Views, r: Router): void {
       refs: linkSnapshots([snap.id, ...extra]),
     };
     images.set(image.id, image);
+    const fault = faults.transition("POST /instance/images", b);
+    if (fault) {
+      image.state = "creating";
+      later(() => undergo(fault, `the creation of image ${image.id}`).then(() => void (image.state = "available"), () => void (image.state = "error")));
+    }
     return [201, { image: imageJson(image) }];
   });
   route("GET", `${I}/images/{id}`, (m) => [200, { image: imageJson(get(images, m[0]!, "instance_image")) }]);

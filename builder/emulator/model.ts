@@ -1,5 +1,6 @@
 /** The emulator's records of Scaleway resources, the options it starts with, and the products it offers. */
 import type { Accelerator } from "../accel";
+import type { Fault } from "./faults";
 import type { MetadataServer } from "../testing/metadata-server";
 import type { Machine } from "./machine";
 
@@ -16,6 +17,8 @@ export interface EmulatorOptions {
   /** Third octet of the loopback network public IPv4s come from (127.0.N.x). */
   publicNet?: number;
   port?: number;
+  /** Faults to inject from the start (tests only; see faults.ts). */
+  faults?: Fault[];
 }
 
 export interface Exchange {

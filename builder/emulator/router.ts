@@ -1,6 +1,7 @@
 /** Routing of the emulated endpoints, and the pure request helpers every API area shares. */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApiError, invalid, notEmulated } from "./errors";
+import { operationOf, type FaultBook } from "./faults";
 import type { Exchange } from "./model";
 
 export type Reply = [number, unknown] | [number, unknown, Record<string, string>];
@@ -40,10 +41,10 @@ export const refuseUnemulated = (
 export type Router = ReturnType<typeof createRouter>;
 
 /** The routes of one zone's endpoints (`I` Instance, `B` Block, `V` VPC) and the HTTP handler answering them. */
-export function createRouter(zone: string, region: string, secretKey: string, exchanges: Exchange[]) {
-  const routes: [string, RegExp, Handler][] = [];
+export function createRouter(zone: string, region: string, secretKey: string, exchanges: Exchange[], faults: FaultBook) {
+  const routes: [string, RegExp, Handler, string][] = [];
   const route = (method: string, pattern: string, h: Handler) =>
-    routes.push([method, new RegExp(`^${pattern.replace(/\{[a-z_]+\}/g, "([A-Za-z0-9_.-]+)")}$`), h]);
+    routes.push([method, new RegExp(`^${pattern.replace(/\{[a-z_]+\}/g, "([A-Za-z0-9_.-]+)")}$`), h, operationOf(method, pattern)]);
   const I = `/instance/v1/zones/${zone}`;
   const B = `/block/v1/zones/${zone}`;
   const V = `/vpc/v2/regions/${region}`;
@@ -79,11 +80,13 @@ export function createRouter(zone: string, region: string, secretKey: string, ex
         }
       }
     }
+    const injected = faults.request(match[3], body);
+    if (injected) return reply(injected.status, injected.body, injected.headers);
     try {
       const [status, out, headers] = await match[2](match[1].exec(url.pathname)!.slice(1), body, url.searchParams);
       reply(status, out, headers);
     } catch (err) {
-      if (err instanceof ApiError) return reply(err.status, err.body);
+      if (err instanceof ApiError) return reply(err.status, err.body, err.headers);
       reply(500, { type: "internal_error", message: (err as Error).message });
     }
   }

@@ -6,17 +6,18 @@ import type { BlockWork } from "./block";
 import type { State } from "./context";
 import { invalid, notFound, precondition } from "./errors";
 import type { Machines } from "./machines";
-import { blockDate, instanceDate, PRODUCTS, type Image, type Server } from "./model";
+import { undergo } from "./faults";
+import { blockDate, instanceDate, PRODUCTS, type Image, type Server, type Task } from "./model";
 import { instanceList, paged, refuseUnemulated, str, tagsOf, type Router } from "./router";
 import { groupApplier } from "./security-groups";
 import type { Views } from "./views";
 
-export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork, m: Machines): void {
-  const { o, zone, volumes, images, snapshots, servers, groups, nics, tasks, counters, later, get, defaultGroup, newMac, task, finish } = ctx;
+export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork, machineOps: Machines): void {
+  const { o, zone, volumes, images, snapshots, servers, groups, nics, tasks, counters, faults, later, get, defaultGroup, newMac, task, finish } = ctx;
   const { serverJson, taskJson, allowedActions, linkSnapshots } = v;
   const { route, I } = r;
   const { createVolume, snapshotVolume } = work;
-  const { boot, halt, transition } = m;
+  const { boot, halt } = machineOps;
   const applyGroup = groupApplier(servers);
   // Paged like any Instance list (the recorded lookups read pages 1 to 3 until one comes back short).
   route("GET", `${I}/products/servers`, (_, __, q) => [200, {
@@ -96,6 +97,12 @@ export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork
     if (s.busy || !allowedActions(s).includes(action))
       throw invalid(`action ${action} is not allowed while the server is ${s.state}${s.busy ? " (busy)" : ""}`, { type: "invalid_request_error" });
     const t = task(`server_batch_${action}`, s);
+    const fault = faults.transition("POST /instance/servers/{id}/action", b);
+    const transition = (s: Server, t: Task, during: string, detail: string, work: () => Promise<void>, after: string) =>
+      machineOps.transition(s, t, during, detail, async () => {
+        await undergo(fault, `${action} of server ${s.id}`);
+        await work();
+      }, after);
     switch (action) {
       case "poweron":
         transition(s, t, "starting", s.state === "stopped in place" ? "starting in place" : "allocating node", () => boot(s), "running");
@@ -134,8 +141,9 @@ export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork
         images.set(image.id, image);
         t.hrefResult = `/images/${image.id}`;
         later(async () => {
+          const injected = await undergo(fault, `backup of server ${s.id}`).then(() => false, () => true);
           for (let i = 0; i < 2400 && snaps.some((x) => x.status === "creating"); i++) await new Promise((r) => setTimeout(r, 250));
-          image.state = snaps.every((x) => x.status === "available") ? "available" : "error";
+          image.state = !injected && snaps.every((x) => x.status === "available") ? "available" : "error";
           finish(t, image.state === "available");
         });
         // The answer is the task alone; its href_result names the image (`/images/<id>`), as Scaleway's CLI and

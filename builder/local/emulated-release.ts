@@ -4,7 +4,8 @@
  * component does) and run `image-factory test-instance` with the environment the component's test Command gives it.
  * Once the battery passed, the test Instance leaves the zone, as the stack's next `up` removes it.
  */
-import { createClient } from "@scaleway/sdk-client";
+import type { Client } from "@scaleway/sdk-client";
+import { scalewayClient } from "../scw-client";
 import { Blockv1 } from "@scaleway/sdk-block";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { Vpcv2 } from "@scaleway/sdk-vpc";
@@ -46,7 +47,7 @@ export interface EmulatedReleaseResult {
  * Everything in the emulated zone besides what the release itself made (snapshot, image, test server and its
  * root volume, the default security group): what a battery left behind.
  */
-async function leftovers(client: ReturnType<typeof createClient>, zone: string, own: { snapshot: string; image: string; server: string }): Promise<string[]> {
+async function leftovers(client: Client, zone: string, own: { snapshot: string; image: string; server: string }): Promise<string[]> {
   const instance = new Instancev1.API(client);
   const block = new Blockv1.API(client);
   const vpc = new Vpcv2.API(client);
@@ -65,7 +66,7 @@ async function leftovers(client: ReturnType<typeof createClient>, zone: string, 
 }
 
 /** Deletes the test server and its root volume as the provider would; returns what is wrong or still there. */
-export async function removeTestServer(client: ReturnType<typeof createClient>, zone: ReleaseSpec["zone"], serverId: string): Promise<string[]> {
+export async function removeTestServer(client: Client, zone: ReleaseSpec["zone"], serverId: string): Promise<string[]> {
   const instance = new Instancev1.API(client);
   const block = new Blockv1.API(client);
   const s = (await instance.getServer({ zone, serverId })).server!;
@@ -85,7 +86,7 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
   const projectId = randomUUID();
   const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.spec.zone, s3: o.s3, accel: o.accel });
   try {
-    const client = createClient({ accessKey, secretKey, defaultProjectId: projectId, defaultZone: o.spec.zone, apiURL: emulator.url });
+    const client = scalewayClient({ accessKey, secretKey, defaultProjectId: projectId, defaultZone: o.spec.zone, apiURL: emulator.url });
     const block = new Blockv1.API(client);
     const instance = new Instancev1.API(client);
     const requests = sdkRequests(o.spec, projectId, o.buildDate);

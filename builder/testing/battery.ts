@@ -7,7 +7,8 @@
  * metadata API lists it, the image's scw-fetch-ssh-keys installs it at boot); the host key is trusted only if its
  * fingerprint is among the `ssh-host-fingerprints` user data the image published at boot.
  */
-import { createClient, type Client } from "@scaleway/sdk-client";
+import type { Client } from "@scaleway/sdk-client";
+import { scalewayClient } from "../scw-client";
 import { Blockv1 } from "@scaleway/sdk-block";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { Vpcv2 } from "@scaleway/sdk-vpc";
@@ -84,7 +85,7 @@ class Battery {
   readonly timeout: number;
 
   constructor(readonly o: BatteryOptions) {
-    this.client = createClient({
+    this.client = scalewayClient({
       accessKey: o.accessKey, secretKey: o.secretKey, defaultProjectId: o.projectId,
       defaultZone: o.zone, defaultRegion: o.zone.replace(/-\d+$/, ""), ...(o.apiUrl ? { apiURL: o.apiUrl } : {}),
     });
