@@ -15,6 +15,7 @@ import { resolveSource } from "./resolve";
 import { s3Client, uploadArtifact, type S3Target } from "./upload";
 import { buildEcosystemRepo } from "./local/ecosystem-repo";
 import { runLocalJob } from "./local/local-job";
+import { statusTag, withStatus } from "./retention";
 import { table } from "./table";
 import { testLocal } from "./testing/local-boot";
 import { runBattery, SCENARIOS } from "./testing/battery";
@@ -328,6 +329,25 @@ async function powerOff(e: Read<typeof TestInstanceContract>): Promise<void> {
   if (s.state !== "stopped") throw new Error(`server ${e.serverId} is ${s.state}, expected stopped`);
 }
 
+/**
+ * The battery passed: the test Instance's image goes from `factory:status=candidate` to `released`, which is what
+ * retention and lookups by tag trust. Failing to say so fails the run: a passed image left a candidate would never
+ * replace the last released one.
+ */
+async function markReleased(e: Read<typeof TestInstanceContract>): Promise<void> {
+  const where = `server ${e.serverId} in ${e.zone}`;
+  try {
+    const client = scalewayClient({ accessKey: e.accessKey, secretKey: e.secretKey, defaultProjectId: e.projectId, defaultZone: e.zone, ...(e.apiUrl ? { apiURL: e.apiUrl } : {}) });
+    const instance = new Instancev1.API(client);
+    const image = (await instance.getServer({ zone: e.zone, serverId: e.serverId })).server?.image;
+    if (!image) throw new Error("the server has no image");
+    await instance.updateImage({ zone: e.zone, imageId: image.id, tags: withStatus(image.tags, "released") });
+    process.stderr.write(`test-instance: image ${image.id} in ${e.zone} released (${statusTag("released")})\n`);
+  } catch (err) {
+    throw new Error(`test-instance: the battery passed but the image of ${where} could not be marked released: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 register("test-instance", {
   summary: "run the release test battery (in-guest checks + the 12 API scenarios) against a test Instance",
   usage:
@@ -374,6 +394,9 @@ register("test-instance", {
     }
     if (v.json) out(report);
     else process.stdout.write(`${text}\n`);
-    return report.results.some((r) => r.status === "fail") ? 1 : 0;
+    if (report.results.some((r) => r.status === "fail")) return 1;
+    // Only the whole battery releases an image: a run of some scenarios (--only) proves less.
+    if (!only.length) await markReleased(e);
+    return 0;
   },
 });

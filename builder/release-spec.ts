@@ -6,6 +6,7 @@
  */
 import { TestInstanceContract, writeEnvironment, type Write } from "./contract";
 import { testServerName, type PlannedImage } from "./plan";
+import { statusTag, type ReleaseStatus } from "./retention";
 import { SCS_TAG_PREFIX, scsTags } from "./scs";
 
 /** What a release needs besides the plan: from the stack settings. */
@@ -16,6 +17,11 @@ export interface ReleaseSettings {
   testCommercialType: string;
   /** Extra tags, last on every resource (`factory:environment=prod`). */
   extraTags: string[];
+  /**
+   * `released` once this content hash passed its battery (or when tests are off), else `candidate`: the test
+   * runner turns the image's tag to `released` when the battery passes, and the next `up` declares the same.
+   */
+  status?: ReleaseStatus;
 }
 
 export interface ReleaseSpec {
@@ -45,12 +51,13 @@ export function environmentTags(s: { environment: string }): string[] {
 }
 
 /** The factory's tags of an image: provenance, the SCS-0102 metadata, then the stack's extra tags. */
-export function releaseTags(plan: PlannedImage, extraTags: string[]): string[] {
+export function releaseTags(plan: PlannedImage, extraTags: string[], status: ReleaseStatus = "candidate"): string[] {
   const factoryTags = [
     `factory:release=${plan.release.id}`,
     `factory:label=${plan.release.label}`,
     `factory:content-hash=${plan.contentHash}`,
     `factory:release-epoch=${plan.hashInputs.releaseEpoch}`,
+    statusTag(status),
     ...scsTags(plan.scs),
   ];
   return [...factoryTags, ...extraTags];
@@ -73,7 +80,7 @@ export function withBuildDate(tags: string[], buildDate: string, where: string):
 export function releaseSpec(plan: PlannedImage, s: ReleaseSettings): ReleaseSpec {
   return {
     zone: plan.zone,
-    tags: releaseTags(plan, s.extraTags),
+    tags: releaseTags(plan, s.extraTags, s.status),
     snapshot: { name: `${plan.name}-${plan.contentHash.slice(0, 12)}`, import: { bucket: s.bucket, key: plan.artifactKey } },
     image: { name: plan.imageName, architecture: plan.arch },
     server: {

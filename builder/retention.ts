@@ -41,6 +41,19 @@ export const HIDDEN_TAG = `${SCS_TAG_PREFIX}os_hidden=true`;
 /** On a block snapshot whose image retention is deleting: lets a later run finish the job if this one is cut. */
 export const RETIRED_SNAPSHOT_TAG = "factory:retired=true";
 const DATE_SUFFIX = / \d{8}$/;
+/**
+ * `factory:status`: an image is a `candidate` from its creation until its test battery passes, then `released`.
+ * Images made before the tag existed carry none and count as released (they were published only after passing).
+ */
+export const STATUS_TAG_KEY = "factory:status";
+export type ReleaseStatus = "candidate" | "released";
+export const statusTag = (status: ReleaseStatus) => `${STATUS_TAG_KEY}=${status}`;
+/** The tags with their status set to `status`: any other status tag replaced, in place, or added last. */
+export function withStatus(tags: readonly string[], status: ReleaseStatus): string[] {
+  const at = tags.findIndex((t) => t.startsWith(`${STATUS_TAG_KEY}=`));
+  const rest = tags.filter((t, i) => i === at || !t.startsWith(`${STATUS_TAG_KEY}=`));
+  return at < 0 ? [...rest, statusTag(status)] : rest.map((t) => (t.startsWith(`${STATUS_TAG_KEY}=`) ? statusTag(status) : t));
+}
 
 const tagValue = (tags: readonly string[], key: string) => tags.find((t) => t.startsWith(`${key}=`))?.slice(key.length + 1);
 
@@ -51,6 +64,7 @@ export function retiredName(image: LiveImage): string {
 }
 
 export const isHidden = (image: LiveImage) => image.tags.includes(HIDDEN_TAG);
+export const isCandidate = (image: LiveImage) => tagValue(image.tags, STATUS_TAG_KEY) === "candidate";
 
 /** Newest first: build date, then creation time. */
 function byAge(a: LiveImage, b: LiveImage): number {
@@ -66,6 +80,10 @@ function byAge(a: LiveImage, b: LiveImage): number {
  * free), and an image that cannot be
  * judged (no `uuid_validity` tag) is left alone. Releases the stack no longer ships have no current build: all
  * their images are previous versions.
+ * A candidate (its battery has not passed) is never current and never a previous version: with the planned hash it
+ * is left to its battery, and until it passes every released version stays as it is, so a failed battery never
+ * hides the last image that passed; an older candidate, never released nor promised to anyone, is deleted once no
+ * server boots from it.
  */
 export function planRetention(images: readonly LiveImage[], current: CurrentBuilds, at: string): RetentionStep[] {
   const groups = new Map<string, LiveImage[]>();
@@ -78,12 +96,18 @@ export function planRetention(images: readonly LiveImage[], current: CurrentBuil
   const steps: RetentionStep[] = [];
   for (const [key, group] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
     const hash = current.get(key);
-    const isCurrent = (i: LiveImage) => hash !== undefined && tagValue(i.tags, "factory:content-hash") === hash;
-    const previous = group.filter((i) => !isCurrent(i)).sort(byAge);
+    const planned = (i: LiveImage) => hash !== undefined && tagValue(i.tags, "factory:content-hash") === hash;
+    const isCurrent = (i: LiveImage) => planned(i) && !isCandidate(i);
+    const previous = group.filter((i) => !planned(i) && !isCandidate(i)).sort(byAge);
     for (const image of group.filter(isCurrent)) steps.push({ action: "current", image, key, reason: `current build ${hash!.slice(0, 12)}` });
+    for (const image of group.filter((i) => isCandidate(i))) {
+      if (planned(image)) steps.push({ action: "leave", image, key, reason: `candidate of the current build ${hash!.slice(0, 12)}: its battery has not passed` });
+      else if (image.usedBy.length) steps.push({ action: "leave", image, key, reason: `candidate never released, but servers still use it: ${image.usedBy.join(", ")}` });
+      else steps.push({ action: "delete", image, key, reason: "candidate never released, superseded" });
+    }
     if (hash !== undefined && !group.some(isCurrent)) {
       for (const image of previous)
-        steps.push({ action: "leave", image, key, reason: `the current build ${hash.slice(0, 12)} is not in this zone yet: nothing is retired before its successor is released` });
+        steps.push({ action: "leave", image, key, reason: `the current build ${hash.slice(0, 12)} is not released in this zone yet: nothing is retired before its successor is released` });
       continue;
     }
     previous.forEach((image, age) => {

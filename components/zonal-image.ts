@@ -101,7 +101,9 @@ export class ZonalImage extends pulumi.ComponentResource {
 
     // The release sequence as data, shared with the local job's emulated release (builder/release-spec.ts).
     const t = args.timeouts ?? {};
-    const spec = releaseSpec(plan, { bucket: args.bucket, testCommercialType: args.testCommercialType ?? "", extraTags: args.tags ?? [] });
+    // A candidate until its battery passed (now, by the test runner's tag, or in an earlier up); released at once without tests.
+    const status = !args.runTests || args.testedAlready ? "released" : "candidate";
+    const spec = releaseSpec(plan, { bucket: args.bucket, testCommercialType: args.testCommercialType ?? "", extraTags: args.tags ?? [], status });
 
     const artifact = new command.local.Command(
       `${name}-artifact`,

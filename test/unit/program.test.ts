@@ -166,6 +166,8 @@ describe("a zone stack", () => {
       `factory:content-hash=${p.contentHash}`,
       "factory:release-epoch=2026Q4",
     ]);
+    // A candidate until its battery passes (the test runner then tags it released).
+    expect(tags[4]).toBe("factory:status=candidate");
     expect(tags).toContain("scs:os_distro=ubuntu");
     expect(tags).toContain("scs:architecture=x86_64");
     expect(tags).toContain("scs:image_source=https://cloud-images.ubuntu.com/releases/noble/release-20261105/ubuntu-24.04-server-cloudimg-amd64.img");
@@ -334,6 +336,16 @@ describe("test Instances that do not outlive their release", () => {
     expect(await settle(img.testServerId)).toBeUndefined();
     // Still exported, so the next up keeps it out too.
     expect(await settle(testedContentHashes(images))).toEqual(plans.map((p) => p.contentHash).sort());
+    // Its image and snapshot say it is released, the ones still under test that they are candidates.
+    expect(named("debian-12-x86_64-image").inputs.tags).toContain("factory:status=released");
+    expect(named("debian-12-x86_64-snapshot").inputs.tags).toContain("factory:status=released");
+    expect(named("ubuntu-24.04-x86_64-image").inputs.tags).toContain("factory:status=candidate");
+  });
+
+  it("releases images at once when tests are off", async () => {
+    await declare({ runTests: false, images: ["debian-12"] });
+    expect(named("debian-12-x86_64-image").inputs.tags).toContain("factory:status=released");
+    expect(named("debian-12-x86_64-image").inputs.tags).not.toContain("factory:status=candidate");
   });
 
   it("tests again when the content hash changes", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  formatCurrentBuilds, hiddenTags, HIDDEN_TAG, parseCurrentBuilds, planRetention, retiredName, type LiveImage,
+  formatCurrentBuilds, hiddenTags, HIDDEN_TAG, parseCurrentBuilds, planRetention, retiredName, statusTag, withStatus, type LiveImage,
 } from "../../builder/retention";
 
 const hash = (c: string) => c.repeat(64);
@@ -18,6 +18,8 @@ function image(id: string, h: string, built: string, extra: Partial<LiveImage> &
     ...rest,
   };
 }
+const candidate = (i: LiveImage): LiveImage => ({ ...i, tags: [...i.tags, statusTag("candidate")] });
+const released = (i: LiveImage): LiveImage => ({ ...i, tags: [...i.tags, statusTag("released")] });
 const current = (h: string) => new Map([["debian-12/x86_64", hash(h)]]);
 const actions = (steps: ReturnType<typeof planRetention>) => Object.fromEntries(steps.map((s) => [s.image.id, s.action]));
 
@@ -75,6 +77,42 @@ describe("planRetention", () => {
       images: [image("b", "b", "2026-08-20", { validity: "last-1" }), image("a", "a", "2026-05-20", { validity: "last-1" })],
       current: new Map<string, string>(),
       expected: { b: "mark", a: "delete" },
+    },
+    {
+      why: "a candidate of the planned build is not current: with uuid_validity none the last released image stays",
+      images: [candidate(image("c", "c", "2026-11-20")), image("b", "b", "2026-08-20", { validity: "none" })],
+      current: current("c"),
+      expected: { c: "leave", b: "leave" },
+    },
+    {
+      why: "a failed battery keeps every released version as it is, the newest and the older ones",
+      images: [candidate(image("c", "c", "2026-11-20")), image("b", "b", "2026-08-20", { validity: "last-1" }), image("a", "a", "2026-05-20", { validity: "last-1" })],
+      current: current("c"),
+      expected: { c: "leave", b: "leave", a: "leave" },
+    },
+    {
+      why: "once released, the planned build is current and the previous ones are retired",
+      images: [released(image("c", "c", "2026-11-20")), image("b", "b", "2026-08-20", { validity: "none" })],
+      current: current("c"),
+      expected: { c: "current", b: "delete" },
+    },
+    {
+      why: "an older candidate takes no slot of last-N and, never released, is deleted",
+      images: [image("d", "d", "2026-11-20"), candidate(image("c", "c", "2026-10-20")), image("b", "b", "2026-08-20", { validity: "last-1" })],
+      current: current("d"),
+      expected: { d: "current", c: "delete", b: "mark" },
+    },
+    {
+      why: "an older candidate a server still boots from is left",
+      images: [image("d", "d", "2026-11-20"), candidate(image("c", "c", "2026-10-20", { usedBy: ["test (s-9)"] }))],
+      current: current("d"),
+      expected: { d: "current", c: "leave" },
+    },
+    {
+      why: "a release no longer shipped: its candidates are deleted, its released versions judged",
+      images: [candidate(image("c", "c", "2026-11-20")), image("b", "b", "2026-08-20", { validity: "last-1" })],
+      current: new Map<string, string>(),
+      expected: { c: "delete", b: "mark" },
     },
     {
       why: "images that are not the factory's are not looked at",
@@ -144,5 +182,16 @@ describe("current builds, as the stack hands them to the CLI", () => {
     { text: `debian-12/x86_64=${hash("a")},debian-12/x86_64=${hash("b")}`, error: "current build 2: debian-12/x86_64 is given twice" },
   ])("refuses $text", ({ text, error }) => {
     expect(() => parseCurrentBuilds(text)).toThrow(error);
+  });
+});
+
+describe("release status tag", () => {
+  it.each([
+    { why: "added last when missing", tags: ["a", "b"], status: "released" as const, want: ["a", "b", "factory:status=released"] },
+    { why: "replaced in place", tags: ["a", "factory:status=candidate", "b"], status: "released" as const, want: ["a", "factory:status=released", "b"] },
+    { why: "kept once when repeated", tags: ["factory:status=candidate", "x", "factory:status=released"], status: "released" as const, want: ["factory:status=released", "x"] },
+    { why: "set back to candidate", tags: ["factory:status=released"], status: "candidate" as const, want: ["factory:status=candidate"] },
+  ])("$why", ({ tags, status, want }) => {
+    expect(withStatus(tags, status)).toEqual(want);
   });
 });
