@@ -13,7 +13,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Accelerator } from "../accel";
-import { startEmulator, type Emulator } from "../emulator/api";
+import { startEmulator, type Emulator, type Fault } from "../emulator/api";
 import { run, ToolError } from "../exec";
 import type { CheckResult } from "../testing/guest-checks";
 import { sdkRequests, testEnvironment, type ReleaseSpec } from "../release-spec";
@@ -32,6 +32,25 @@ export interface EmulatedReleaseOptions {
   /** Where the test Command writes its JSON report. */
   reportFile: string;
   log: (line: string) => void;
+  /** Faults the emulated API injects (tests only: builder/emulator/faults.ts). */
+  faults?: Fault[];
+  /** Called with the emulator once it is up, for a test to read its faults' hits before it closes. */
+  onEmulator?: (emulator: Emulator) => void;
+  /** How long the snapshot import may take, in seconds (900 by default). */
+  importTimeoutS?: number;
+}
+
+/** A release step that failed, naming it and the zone, with what the zone still held after the run cleaned up. */
+export class ReleaseStepError extends Error {
+  constructor(
+    readonly step: "import" | "image" | "server create",
+    readonly zone: string,
+    cause: Error,
+    readonly leftovers: string[],
+  ) {
+    super(`${zone}: ${step}: ${cause.message}${leftovers.length ? `; and the cleanup left ${leftovers.join(", ")}` : ""}`, { cause });
+    this.name = "ReleaseStepError";
+  }
 }
 
 export interface EmulatedReleaseResult {
@@ -65,6 +84,22 @@ async function leftovers(client: Client, zone: string, own: { snapshot: string; 
   ];
 }
 
+/** Every server, volume, snapshot, image, public IP and non-default security group in the zone. */
+async function zoneContents(client: Client, zone: string): Promise<string[]> {
+  const instance = new Instancev1.API(client);
+  const block = new Blockv1.API(client);
+  const z = { zone: zone as never };
+  const servers = (await instance.listServers(z)).servers;
+  return [
+    ...servers.map((x) => `server ${x.name}`),
+    ...servers.flatMap((x) => x.publicIps ?? []).map((ip) => `public IP ${ip.address}`),
+    ...(await instance.listImages(z)).images.map((x) => `image ${x.name}`),
+    ...(await instance.listSecurityGroups(z)).securityGroups.filter((g) => !g.projectDefault).map((x) => `security group ${x.name}`),
+    ...(await block.listSnapshots({ ...z, includeDeleted: false })).snapshots.map((x) => `snapshot ${x.name}`),
+    ...(await block.listVolumes({ ...z, includeDeleted: false })).volumes.map((x) => `volume ${x.name}`),
+  ];
+}
+
 /** Deletes the test server and its root volume as the provider would; returns what is wrong or still there. */
 export async function removeTestServer(client: Client, zone: ReleaseSpec["zone"], serverId: string): Promise<string[]> {
   const instance = new Instancev1.API(client);
@@ -84,19 +119,41 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
   const secretKey = randomUUID();
   const accessKey = `SCW${randomBytes(9).toString("hex").toUpperCase().slice(0, 17)}`;
   const projectId = randomUUID();
-  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.spec.zone, s3: o.s3, accel: o.accel });
+  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.spec.zone, s3: o.s3, accel: o.accel, faults: o.faults });
+  o.onEmulator?.(emulator);
   try {
     const client = scalewayClient({ accessKey, secretKey, defaultProjectId: projectId, defaultZone: o.spec.zone, apiURL: emulator.url });
     const block = new Blockv1.API(client);
     const instance = new Instancev1.API(client);
     const requests = sdkRequests(o.spec, projectId, o.buildDate);
     const zone = o.spec.zone;
+    // What this run made, undone in reverse when a later step fails, as a failed `up` must not leave orphans.
+    const made: { what: string; undo: () => Promise<unknown> }[] = [];
+    const step = async <T>(name: ReleaseStepError["step"], fn: () => Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } catch (err) {
+        const left: string[] = [];
+        for (const m of made.reverse()) await m.undo().catch((e: Error) => left.push(`${m.what} (${e.message})`));
+        left.push(...(await zoneContents(client, zone)));
+        throw new ReleaseStepError(name, zone, err as Error, left);
+      }
+    };
     o.log(`scaleway: importing s3://${o.spec.snapshot.import.bucket}/${o.spec.snapshot.import.key} as a block snapshot`);
-    const imported = await block.importSnapshotFromObjectStorage(requests.importSnapshot);
-    const snap = await block.waitForSnapshot({ zone, snapshotId: imported.id }, { timeout: 900, minDelay: 1, maxDelay: 5 });
-    if (snap.status !== "available") throw new Error(`snapshot import ended ${snap.status}`);
-    const image = (await instance.createImage(requests.createImage(snap.id))).image!;
-    const server = (await instance.createServer(requests.createServer(image.id))).server!;
+    const snap = await step("import", async () => {
+      const imported = await block.importSnapshotFromObjectStorage(requests.importSnapshot);
+      made.push({ what: `snapshot ${imported.id}`, undo: () => block.deleteSnapshot({ zone, snapshotId: imported.id }) });
+      const ready = await block.waitForSnapshot({ zone, snapshotId: imported.id }, { timeout: o.importTimeoutS ?? 900, minDelay: 1, maxDelay: 5 })
+        .catch((err: Error) => Promise.reject(new Error(`snapshot ${imported.id} not available after ${o.importTimeoutS ?? 900} s: ${err.message}`)));
+      if (ready.status !== "available") throw new Error(`snapshot import ended ${ready.status}`);
+      return ready;
+    });
+    const image = await step("image", async () => {
+      const created = (await instance.createImage(requests.createImage(snap.id))).image!;
+      made.push({ what: `image ${created.id}`, undo: () => instance.deleteImage({ zone, imageId: created.id }) });
+      return created;
+    });
+    const server = await step("server create", async () => (await instance.createServer(requests.createServer(image.id))).server!);
     o.log(`scaleway: image ${image.id}, test server ${server.id}: running the battery`);
     let passed = true;
     try {
