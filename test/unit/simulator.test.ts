@@ -41,8 +41,11 @@ const each = (id: string, op: (child: (typeof CHILDREN)[number]) => string | nul
 const kept = (c: string) => c === "snapshot" || c === "image";
 const rebuilt = (id: string, keep = true) => each(id, (c) => (keep && kept(c) ? "replace (retained)" : "replace"));
 const retagged = (id: string) => each(id, (c) => (["snapshot", "image", "test-server"].includes(c) ? "update" : null));
-/** A released image's test Instance and battery leave the zone; the image, its snapshot and the artifact stay. */
-const done = (c: string) => (c === "test-server" || c === "tests" ? "delete" : null);
+/**
+ * A released image's test Instance and battery leave the zone; the image, its snapshot and the artifact stay, their
+ * `factory:status` tag updated in place from candidate to released.
+ */
+const done = (c: string) => (c === "test-server" || c === "tests" ? "delete" : kept(c) ? "update" : null);
 const created = (id: string) => ({ [`${id}-x86_64`]: "create", ...each(id, () => "create") });
 const removed = (id: string, keep = true) => ({ [`${id}-x86_64`]: "delete", ...each(id, (c) => (keep && kept(c) ? "delete (retained)" : "delete")) });
 
@@ -237,7 +240,7 @@ function summary(sim: Simulation): string {
             : is(removed(id))
               ? "removed, image and snapshot kept"
               : is(each(id, done))
-                ? "test Instance and battery removed, image released"
+                ? "test Instance and battery removed, image and snapshot tagged released"
                 : Object.entries(mine).map(([n, op]) => `${n}: ${op}`).join(", ");
     phrases.set(phrase, [...(phrases.get(phrase) ?? []), `\`${id}\``]);
   }
