@@ -70,6 +70,14 @@ describe("checksum files in upstream formats", () => {
     );
   });
 
+  it.each([
+    { why: "shares only a suffix", listed: "debian-12-genericcloud-amd64.qcow2", wanted: "genericcloud-amd64.qcow2" },
+    { why: "sits in a subdirectory", listed: "daily/disk.img", wanted: "disk.img" },
+    { why: "differs in case", listed: "Disk.img", wanted: "disk.img" },
+  ])("never takes a listed name that $why for the file wanted", ({ listed, wanted }) => {
+    expect(() => checksumFor(`${H256}  ${listed}\n`, "sha256sums", wanted, "SHA256SUMS")).toThrow(`SHA256SUMS: does not list ${wanted} (lists ${listed})`);
+  });
+
   it("undoes dash-escaping in clear-signed bodies", () => {
     expect(clearsignedBody("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n- -- x\nline\n-----BEGIN PGP SIGNATURE-----\n")).toBe("-- x\nline");
   });

@@ -185,6 +185,18 @@ describe("a zone stack", () => {
     expect(JSON.stringify(named("debian-12-x86_64-artifact").inputs.create)).not.toContain("0000-0000");
   });
 
+  it("makes the secrets secret itself, even when the stack hands them over in clear", async () => {
+    const settings = settingsFor({ images: ["debian-12"] });
+    const plain = { accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: "00000000-0000-0000-0000-00000000c1ea" };
+    const images = zonalImages(planStack(loadCatalog(), settings), settings, plain, { transformations: [recordOptions] }, new Set());
+    await new Promise<void>((done) => pulumi.all(images.map((i) => i.releasedImageId)).apply(() => done()));
+    for (const name of ["debian-12-x86_64-artifact", "debian-12-x86_64-tests"]) {
+      const env = named(name).inputs.environment;
+      expect(isSecret(env), `${name}'s environment`).toBe(true);
+      expect(JSON.stringify(reveal(env))).toContain("00000000-0000-0000-0000-00000000c1ea");
+    }
+  });
+
   it("skips the test Instance when tests are off and releases the image directly", async () => {
     await declare({ runTests: false, images: ["debian-12"] });
     expect(registered.map((r) => r.name).sort()).toEqual(
@@ -452,6 +464,24 @@ describe("the policy pack", () => {
       type: SNAPSHOT,
       change: (p: Record<string, any>) => (p.import = { ...p.import, key: "uploads/debian.raw" }),
       expected: ['content-addressed-qcow2-import: import key "uploads/debian.raw" is not images/<id>/<arch>/<sha256>.qcow2'],
+    },
+    ...[
+      ["a key that is not content-addressed", "images/debian-12/x86_64/latest.qcow2"],
+      ["a raw image under the factory's prefix", `images/debian-12/x86_64/${"a".repeat(64)}.raw`],
+      ["an architecture the factory does not build", `images/debian-12/riscv64/${"a".repeat(64)}.qcow2`],
+      ["a short hash", `images/debian-12/x86_64/${"a".repeat(40)}.qcow2`],
+      ["a path beside the release", `images/debian-12/x86_64/old/${"a".repeat(64)}.qcow2`],
+    ].map(([what, key]) => ({
+      what: `a snapshot importing ${what}`,
+      type: SNAPSHOT,
+      change: (p: Record<string, any>) => (p.import = { ...p.import, key }),
+      expected: [`content-addressed-qcow2-import: import key "${key}" is not images/<id>/<arch>/<sha256>.qcow2`],
+    })),
+    {
+      what: "an image whose hash_algo is md5",
+      type: IMAGE,
+      change: (p: Record<string, any>) => (p.tags = p.tags.map((t: string) => (t.startsWith("scs:hash_algo=") ? "scs:hash_algo=md5" : t))),
+      expected: ['scs-metadata-tags: hash_algo "md5" is not sha256 or sha512'],
     },
   ])("blocks $what", async ({ type, change, expected }) => {
     await declare({ images: ["debian-12"] });

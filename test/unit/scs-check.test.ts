@@ -54,6 +54,8 @@ describe("scs-check on the catalog", () => {
     { change: { provided_until: "2030" }, message: 'provided_until "2030" is neither YYYY-MM-DD, none nor notice' },
     { change: { uuid_validity: "last-0" }, message: 'uuid_validity "last-0" is not none, notice, forever, last-N or a date' },
     { change: { os_purpose: "desktop" }, message: 'os_purpose "desktop" is not one of generic, minimal, k8snode, gpu, network, custom' },
+    { change: { hash_algo: "md5" }, message: 'hash_algo "md5" is not sha256 or sha512' },
+    { change: { hash_algo: "sha1" }, message: 'hash_algo "sha1" is not sha256 or sha512' },
     { change: { provided_until: "2026-01-31" }, message: "provided_until 2026-01-31 has passed (2026-11-23): the image should be deprecated" },
   ])("flags $message", ({ change, message }) => {
     const meta = { ...bookworm().meta, ...change };
