@@ -19,6 +19,7 @@ import { run } from "../exec";
 import { startMetadataServer, type MetadataServer } from "../testing/metadata-server";
 import { bucketRefusal, imageRefusal, QemuImgInfo, type Refusal } from "./import-rules";
 import { Machine } from "./machine";
+import { rescueSystem } from "./rescue-system";
 
 export interface EmulatorOptions {
   stateDir: string;
@@ -102,7 +103,7 @@ interface Server {
   id: string; name: string; commercialType: string; imageId: string; volumeIds: string[]; state: string; stateDetail: string;
   bootType: string; bootedType: string; tags: string[]; securityGroupId: string; publicIp: string | null; ipId: string;
   mac: string; userData: Map<string, string>; dir: string; created: string; modified: string; busy: boolean;
-  machine?: Machine; metadata?: MetadataServer; rescueDiskId?: string;
+  machine?: Machine; metadata?: MetadataServer;
 }
 
 /** Commercial types the emulator offers, with the recorded products' cpus and memory (machines boot smaller). */
@@ -294,39 +295,22 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
     // A server made a moment ago may still have its root volume being written.
     for (const id of s.volumeIds) await waitAvailable(get(volumes, id, "volume"));
     const disks = s.volumeIds.map((id) => ({ id, file: get(volumes, id, "volume").file }));
-    let rescueAttach: Promise<void> | undefined;
-    if (s.bootType === "rescue") {
-      // The rescue system is a pristine copy of the server's image on a disk of its own; the server's volumes are
-      // plugged in once it is up, as the rescue system finds them on Scaleway.
-      const image = get(images, s.imageId, "image");
-      const rescue = join(s.dir, "rescue.qcow2");
-      rmSync(rescue, { force: true });
-      await copyQcow2(get(snapshots, image.rootSnapshotId, "snapshot").file, rescue);
-      s.rescueDiskId = `rescue-${s.id}`;
-      disks.splice(0, disks.length, { id: s.rescueDiskId, file: rescue });
-      const before = s.userData.get("ssh-host-fingerprints");
-      rescueAttach = (async () => {
-        for (let i = 0; i < 600 && s.userData.get("ssh-host-fingerprints") === before; i++) await new Promise((r) => setTimeout(r, 1000));
-        for (const id of s.volumeIds) await s.machine?.attachDisk({ id, file: get(volumes, id, "volume").file });
-      })();
-    }
+    // Rescue boots the rescue system (rescue-system.ts) with the server's volumes attached, none of them booted.
+    const kernel = s.bootType === "rescue" ? await rescueSystem() : undefined;
     const machine = new Machine({
       dir, accel: o.accel, firmware: o.firmware ?? "bios", memoryMiB: 1024, commercialType: s.commercialType, disks,
       nics: [...nics.values()].filter((n) => n.serverId === s.id).map((n) => ({ id: n.id, mac: n.mac, subnet: subnetOf(n) })),
-      publicMac: s.mac, publicIp: s.publicIp ?? "127.255.255.254", metadataPort: s.metadata.port,
+      publicMac: s.mac, publicIp: s.publicIp ?? "127.255.255.254", metadataPort: s.metadata.port, kernel,
     });
     s.machine = machine;
     await machine.start();
     await machine.forwardPorts(s.publicIp ? openPorts(get(groups, s.securityGroupId, "security_group")) : []);
     s.bootedType = s.bootType;
-    if (rescueAttach) later(() => rescueAttach!);
   }
 
   async function halt(s: Server): Promise<void> {
     await s.machine?.powerOff();
     s.machine = undefined;
-    if (s.rescueDiskId) rmSync(join(s.dir, "rescue.qcow2"), { force: true });
-    s.rescueDiskId = undefined;
   }
 
   function transition(s: Server, t: Task, during: string, detail: string, work: () => Promise<void>, after: string) {
@@ -650,7 +634,6 @@ export async function startEmulator(o: EmulatorOptions): Promise<Emulator> {
   });
   route("DELETE", `${I}/images/{id}`, (m) => {
     const i = get(images, m[0]!, "instance_image");
-    if ([...servers.values()].some((s) => s.imageId === i.id && s.bootType === "rescue")) throw precondition("image in use by a rescue boot");
     images.delete(i.id);
     return [204, undefined];
   });
