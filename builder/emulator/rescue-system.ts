@@ -23,12 +23,12 @@ export interface RescueSystem {
 }
 
 /** Bumped when the recipe changes in a way the inputs below do not show. */
-const RECIPE = 1;
+const RECIPE = 2;
 
 /** What the rescue shell offers: enough to inspect volumes (blkid, lsblk, hashes, mount) and to serve SSH. */
 const BINARIES = [
   "sh", "cat", "mkdir", "mount", "umount", "ls", "ln", "sleep", "sync", "rm", "rmdir", "chmod", "sed", "grep",
-  "head", "dd", "sha256sum", "blkid", "lsblk", "findmnt", "ip", "insmod", "curl", "sshd", "ssh-keygen", "tr", "cut", "awk",
+  "head", "dd", "sha256sum", "blkid", "lsblk", "findmnt", "ip", "curl", "sshd", "ssh-keygen", "tr", "cut", "awk",
 ];
 /** Modules in load order (`modprobe --show-depends`); the rest of what the rescue system needs is built in. */
 const MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_rng", "ext4"];
@@ -46,7 +46,7 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /run/sshd /tmp /root/.ssh /var/log
 mount -t devpts devpts /dev/pts
 step init
-while read -r m; do insmod "$m" 2>/dev/null; done < /etc/rescue-modules
+while read -r m; do /usr/lib/klibc/bin/insmod "$m" 2>/dev/null; done < /etc/rescue-modules
 step modules
 ip link set lo up
 i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
@@ -103,12 +103,13 @@ function copyInto(root: string, file: string) {
 export async function rescueSystem(): Promise<RescueSystem> {
   const kernel = hostKernel();
   const binaries = await Promise.all(BINARIES.map((b) => which(b).then((p) => p || Promise.reject(new Error(`rescue system: ${b} is not installed`)))));
-  const ipconfig = "/usr/lib/klibc/bin/ipconfig";
-  if (!existsSync(ipconfig)) throw new Error(`rescue system: ${ipconfig} is missing (install klibc-utils)`);
+  // klibc's static tools: DHCP without a daemon, and an insmod that does not load kmod's libraries under TCG.
+  const klibcTools = ["/usr/lib/klibc/bin/ipconfig", "/usr/lib/klibc/bin/insmod"];
+  for (const t of klibcTools) if (!existsSync(t)) throw new Error(`rescue system: ${t} is missing (install klibc-utils)`);
   const modules = [...new Set((await Promise.all(MODULES.map((m) => run("modprobe", ["--show-depends", "-S", kernel.version, m]))))
     .flatMap((r) => [...r.stdout.matchAll(/^insmod (\S+)/gm)].map((x) => x[1]!)))];
   const key = createHash("sha256")
-    .update(JSON.stringify({ RECIPE, INIT, SSHD_CONFIG, kernel, modules, binaries: [...binaries, ipconfig].map((b) => [b, statSync(b).size, statSync(b).mtimeMs]) }))
+    .update(JSON.stringify({ RECIPE, INIT, SSHD_CONFIG, kernel, modules, binaries: [...binaries, ...klibcTools].map((b) => [b, statSync(b).size, statSync(b).mtimeMs]) }))
     .digest("hex").slice(0, 16);
   const dir = cacheDir("rescue", `${kernel.version}-${key}`);
   const result = { kernel: join(dir, "vmlinuz"), initrd: join(dir, "initrd.img"), append: "console=ttyS0 panic=-1 quiet" };
@@ -123,14 +124,15 @@ export async function rescueSystem(): Promise<RescueSystem> {
     for (const d of ["bin", "sbin", "lib", "lib64"]) symlinkSync(`usr/${d}`, join(root, d));
     const klibc = readdirSync("/usr/lib").filter((f) => /^klibc-.*\.so$/.test(f)).map((f) => join("/usr/lib", f));
     const libs = new Set((await Promise.all(binaries.map(libraries))).flat());
-    for (const f of [...binaries, ipconfig, ...klibc, ...libs, ...modules]) copyInto(root, f);
+    for (const f of [...binaries, ...klibcTools, ...klibc, ...libs, ...modules]) copyInto(root, f);
     writeFileSync(join(root, "etc/rescue-modules"), `${modules.join("\n")}\n`);
     writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nsshd:x:101:65534::/run/sshd:/usr/sbin/nologin\n");
     writeFileSync(join(root, "etc/group"), "root:x:0:\nnogroup:x:65534:\n");
     writeFileSync(join(root, "etc/nsswitch.conf"), "passwd: files\ngroup: files\n");
     writeFileSync(join(root, "etc/ssh/sshd_config"), SSHD_CONFIG);
     writeFileSync(join(root, "init"), INIT, { mode: 0o755 });
-    await run("sh", ["-c", `cd "${root}" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1 > ../initrd.img`]);
+    // Uncompressed: QEMU hands it over in one copy, while unpacking gzip in the guest takes seconds under TCG.
+    await run("sh", ["-c", `cd "${root}" && find . | cpio -o -H newc -R 0:0 --quiet > ../initrd.img`]);
     copyFileSync(kernel.image, join(work, "vmlinuz"));
     rmSync(root, { recursive: true, force: true });
     mkdirSync(dirname(dir), { recursive: true });

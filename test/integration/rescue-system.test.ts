@@ -32,11 +32,13 @@ describe("emulator rescue system", () => {
     await run("qemu-img", ["convert", "-q", "-O", "qcow2", raw, disk]);
     const before = (await run("sha256sum", [raw])).stdout.split(" ")[0];
 
+    // Its own loopback address, so a concurrent run's forwarded port 22 does not collide.
+    const ip = `127.0.77.${2 + Math.floor(Math.random() * 250)}`;
     const key = await ephemeralKey();
     const md = await startMetadataServer({ id: "s", ssh_public_keys: [{ key: key.publicKey }] });
     const m = new Machine({
       dir: work, accel: "tcg", firmware: "bios", memoryMiB: 512, commercialType: "DEV1-S", disks: [{ id: "00000000-0000-4000-8000-0000000000e1", file: disk }],
-      nics: [], publicMac: "de:00:00:00:00:e1", publicIp: "127.0.77.2", metadataPort: md.port, kernel: rescue,
+      nics: [], publicMac: "de:00:00:00:00:e1", publicIp: ip, metadataPort: md.port, kernel: rescue,
     });
     try {
       const started = Date.now();
@@ -45,7 +47,7 @@ describe("emulator rescue system", () => {
       const published = await md.waitFor("ssh-host-fingerprints", 240_000).catch((e: Error) => {
         throw new Error(`${e.message}; console:\n${m.console().slice(-3000)}`);
       });
-      const ssh = sshSession("root", "127.0.77.2", 22, key.privateKey, published);
+      const ssh = sshSession("root", ip, 22, key.privateKey, published);
       try {
         let out = { code: 255, stdout: "", stderr: "" };
         for (let i = 0; i < 30 && out.code !== 0; i++) {
