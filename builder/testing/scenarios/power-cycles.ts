@@ -15,7 +15,7 @@
  */
 import { sleep } from "../battery-driver";
 import type { CycleDriver } from "./cycle-driver";
-import { markerInSnapshot, removeSnapshotWork, type SnapshotWork } from "./snapshots";
+import { attachSnapshotCopy, removeSnapshotWork, type SnapshotWork } from "./snapshots";
 import type { Verdicts } from "./verdicts";
 
 export type { CycleDriver } from "./cycle-driver";
@@ -89,14 +89,15 @@ export async function stoppedAndRescued(d: CycleDriver, v: Verdicts): Promise<vo
         if (found.length === 1) rootHash = await d.headHash(found[0]!.device);
       }
       if (cold) {
-        const { found, dev } = await markerInSnapshot(d, work, "cold snapshot");
-        v.check("cold snapshot", found === marker, `the volume made from the cold snapshot does not hold the marker file (read "${found}")`);
+        const dev = await attachSnapshotCopy(d, work, "cold snapshot");
         if (rescue && rootHash) {
-          // The copy's file system carries the root's UUID: the device of it on the new disk.
+          // Hashed before anything mounts it; the copy's file system carries the root's UUID.
           const copy = (await d.filesystems(uuid)).find((f) => f.device.startsWith(dev));
           const copyHash = copy ? await d.headHash(copy.device) : "";
           v.check("rescue", copyHash === rootHash, "the root volume seen from rescue mode differs from the cold snapshot taken at power-off: the rescue boot wrote to it");
         }
+        const found = await d.markerOn(dev);
+        v.check("cold snapshot", found === marker, `the volume made from the cold snapshot does not hold the marker file (read "${found}")`);
         await d.detachGone(work.volumeId!, dev);
         v.done("cold snapshot");
       }

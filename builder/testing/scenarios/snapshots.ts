@@ -11,10 +11,15 @@ export interface SnapshotWork {
   volumeId?: string;
 }
 
-/** Makes a volume of the snapshot, attaches it and reads the marker from it; the volume stays attached until `detach`. */
-export async function markerInSnapshot(d: CycleDriver, work: SnapshotWork, label: string): Promise<{ found: string; dev: string }> {
+/** Makes a volume of the snapshot and attaches it: the disk it became in the guest (detached by the caller). */
+export async function attachSnapshotCopy(d: CycleDriver, work: SnapshotWork, label: string): Promise<string> {
   work.volumeId = await d.volumeFromSnapshot(work.snapshotId!, label);
-  const dev = await d.attachNew(work.volumeId);
+  return d.attachNew(work.volumeId);
+}
+
+/** Attaches a volume made of the snapshot and reads the marker from it; the volume stays attached. */
+export async function markerInSnapshot(d: CycleDriver, work: SnapshotWork, label: string): Promise<{ found: string; dev: string }> {
+  const dev = await attachSnapshotCopy(d, work, label);
   return { found: await d.markerOn(dev), dev };
 }
 
