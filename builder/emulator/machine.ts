@@ -38,6 +38,8 @@ export interface MachineSpec {
   publicIp: string;
   /** Loopback port of this Instance's metadata API. */
   metadataPort: number;
+  /** Boot this kernel and initramfs instead of the boot disk (the rescue system); the disks stay data disks. */
+  kernel?: { kernel: string; initrd: string; append: string };
 }
 
 const node = (id: string) => `vol-${id.slice(0, 24)}`;
@@ -84,8 +86,9 @@ export class Machine {
       "-qmp", `unix:${sock},server=on,wait=off`,
       ...s.disks.flatMap((d, i) => [
         "-blockdev", `driver=qcow2,node-name=${node(d.id)},file.driver=file,file.filename=${d.file}`,
-        "-device", `virtio-blk-pci,drive=${node(d.id)},id=dev-${node(d.id)},serial=${serial(d.id)}${i === 0 ? ",bootindex=0" : ""}`,
+        "-device", `virtio-blk-pci,drive=${node(d.id)},id=dev-${node(d.id)},serial=${serial(d.id)}${i === 0 && !s.kernel ? ",bootindex=0" : ""}`,
       ]),
+      ...(s.kernel ? ["-kernel", s.kernel.kernel, "-initrd", s.kernel.initrd, "-append", s.kernel.append] : []),
       // Public NIC: the guest reaches the host at 169.254.2.2 and the metadata API at its real address.
       "-netdev", `user,id=public,net=169.254.0.0/16,ipv4=on,ipv6=on,guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${s.metadataPort}`,
       "-device", `virtio-net-pci,netdev=public,mac=${s.publicMac}`,

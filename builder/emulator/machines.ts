@@ -6,6 +6,7 @@ import type { BlockWork } from "./block";
 import type { State } from "./context";
 import { instanceDate, type PrivateNic, type Server, type Task } from "./model";
 import { Machine } from "./machine";
+import { rescueSystem } from "./rescue-system";
 import { openPorts } from "./security-groups";
 import type { Views } from "./views";
 
@@ -36,39 +37,22 @@ export function machines(ctx: State, v: Views, work: BlockWork) {
     // A server made a moment ago may still have its root volume being written.
     for (const id of s.volumeIds) await waitAvailable(get(volumes, id, "volume"));
     const disks = s.volumeIds.map((id) => ({ id, file: get(volumes, id, "volume").file }));
-    let rescueAttach: Promise<void> | undefined;
-    if (s.bootType === "rescue") {
-      // The rescue system is a pristine copy of the server's image on a disk of its own; the server's volumes are
-      // plugged in once it is up, as the rescue system finds them on Scaleway.
-      const image = get(images, s.imageId, "image");
-      const rescue = join(s.dir, "rescue.qcow2");
-      rmSync(rescue, { force: true });
-      await copyQcow2(get(snapshots, image.rootSnapshotId, "snapshot").file, rescue);
-      s.rescueDiskId = `rescue-${s.id}`;
-      disks.splice(0, disks.length, { id: s.rescueDiskId, file: rescue });
-      const before = s.userData.get("ssh-host-fingerprints");
-      rescueAttach = (async () => {
-        for (let i = 0; i < 600 && s.userData.get("ssh-host-fingerprints") === before; i++) await new Promise((r) => setTimeout(r, 1000));
-        for (const id of s.volumeIds) await s.machine?.attachDisk({ id, file: get(volumes, id, "volume").file });
-      })();
-    }
+    // Rescue boots the rescue system (rescue-system.ts) with the server's volumes attached, none of them booted.
+    const kernel = s.bootType === "rescue" ? await rescueSystem() : undefined;
     const machine = new Machine({
       dir, accel: o.accel, firmware: o.firmware ?? "bios", memoryMiB: 1024, commercialType: s.commercialType, disks,
       nics: [...nics.values()].filter((n) => n.serverId === s.id).map((n) => ({ id: n.id, mac: n.mac, subnet: subnetOf(n) })),
-      publicMac: s.mac, publicIp: s.publicIp ?? "127.255.255.254", metadataPort: s.metadata.port,
+      publicMac: s.mac, publicIp: s.publicIp ?? "127.255.255.254", metadataPort: s.metadata.port, kernel,
     });
     s.machine = machine;
     await machine.start();
     await machine.forwardPorts(s.publicIp ? openPorts(get(groups, s.securityGroupId, "security_group")) : []);
     s.bootedType = s.bootType;
-    if (rescueAttach) later(() => rescueAttach!);
   }
 
   async function halt(s: Server): Promise<void> {
     await s.machine?.powerOff();
     s.machine = undefined;
-    if (s.rescueDiskId) rmSync(join(s.dir, "rescue.qcow2"), { force: true });
-    s.rescueDiskId = undefined;
   }
 
   function transition(s: Server, t: Task, during: string, detail: string, work: () => Promise<void>, after: string) {

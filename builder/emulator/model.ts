@@ -61,7 +61,7 @@ export interface Server {
   id: string; name: string; commercialType: string; imageId: string; volumeIds: string[]; state: string; stateDetail: string;
   bootType: string; bootedType: string; tags: string[]; securityGroupId: string; publicIp: string | null; ipId: string;
   mac: string; userData: Map<string, string>; dir: string; created: string; modified: string; busy: boolean;
-  machine?: Machine; metadata?: MetadataServer; rescueDiskId?: string;
+  machine?: Machine; metadata?: MetadataServer;
 }
 
 /** Commercial types the emulator offers, with the recorded products' cpus and memory (machines boot smaller). */
