@@ -32,4 +32,29 @@ describe("emulated machine power-off", () => {
     // Reading two I/O ports and a kill: no quiet period, no cap.
     expect(result.ms).toBeLessThan(5000);
   });
+
+  it("sees a guest that enabled ACPI mode and the power button event as listening, as QEMU does", async () => {
+    const disk = join(work, "blank2.qcow2");
+    await run("qemu-img", ["create", "-q", "-f", "qcow2", disk, "1G"]);
+    const m = new Machine({
+      dir: work, accel: "tcg", firmware: "bios", memoryMiB: 256, commercialType: "DEV1-S", disks: [{ id: "00000000-0000-4000-8000-0000000000d2", file: disk }],
+      nics: [], publicMac: "de:00:00:00:00:02", publicIp: "127.0.0.1", metadataPort: 9,
+    });
+    await m.start();
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      const hmp = (line: string) => m.command("human-monitor-command", { "command-line": line }) as Promise<string>;
+      // What an ACPI OS does at boot, written by hand: PWRBTN_EN in PM1_EN (PM1 block at 0x600 on this machine type),
+      // then ACPI_ENABLE through the SMI command port, which sets SCI_EN.
+      await hmp("o 0x600 0x01000000");
+      expect(await m.listensToPowerButton()).toBe(false);
+      await hmp("o 0xb2 0xf1");
+      expect(await m.listensToPowerButton()).toBe(true);
+      // The press registers only now: PWRBTN_STS (bit 8 of PM1_STS) is set for the guest's handler.
+      await m.command("system_powerdown");
+      expect(parseInt(/= 0x([0-9a-f]+)/.exec(await hmp("i 0x600"))![1]!, 16) & 0x100).toBe(0x100);
+    } finally {
+      m.kill();
+    }
+  });
 });
