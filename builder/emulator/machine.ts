@@ -4,7 +4,7 @@
  * ports as security group rules change.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
@@ -207,40 +207,56 @@ export class Machine {
   }
 
   /**
-   * ACPI power button, then follow the guest: QEMU exits when the guest powers off (its SHUTDOWN event). A guest
-   * that shows no sign of shutting down (no console output, no disk I/O) for `quietMs` ignores ACPI, and the plug
-   * is pulled then; one that is busy shutting down gets up to `capMs`. The real API's stops of guests that shut
-   * down took 5 to 41 s (Date headers of the recorded poweroff and stop_in_place actions), so a guest quiet for 10 s
-   * is not on its way down, and 90 s bounds a slow one under TCG.
+   * The ACPI power button, as a Scaleway stop presses it: a guest whose OS listens for the button (ACPI mode on and
+   * the power button event enabled, read from its PM1 registers) gets it and QEMU exits when the guest powers off;
+   * a guest that does not listen (firmware only, an OS without ACPI) would never react, so the plug is pulled at
+   * once. QEMU itself drops the button press when the event is not enabled, so this reads the same bit it does.
+   * `capMs` only bounds a guest that listens but hangs on its way down.
    */
-  async powerOff({ quietMs = 10_000, capMs = 90_000 } = {}): Promise<{ graceful: boolean; ms: number }> {
+  async powerOff({ capMs = 300_000 } = {}): Promise<{ graceful: boolean; ms: number }> {
     const started = Date.now();
     if (!this.running) return { graceful: true, ms: 0 };
     let exited = false;
     const exit = new Promise<void>((r) => this.exitWaiters.push(() => ((exited = true), r())));
+    const pullPlug = async () => {
+      this.proc?.kill("SIGKILL");
+      await exit;
+      return { graceful: false, ms: Date.now() - started };
+    };
+    if (!(await this.listensToPowerButton().catch(() => false))) return pullPlug();
     await this.command("system_powerdown").catch(() => undefined);
-    let last = await this.activity();
-    let lastChange = Date.now();
-    while (!exited) {
-      await Promise.race([exit, new Promise((r) => setTimeout(r, 500))]);
-      if (exited) break;
-      const now = await this.activity();
-      if (now !== last) (last = now), (lastChange = Date.now());
-      if (Date.now() - lastChange >= quietMs || Date.now() - started >= capMs) {
-        this.proc?.kill("SIGKILL");
-        await exit;
-        return { graceful: false, ms: Date.now() - started };
-      }
-    }
-    return { graceful: true, ms: Date.now() - started };
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exit, new Promise((r) => (timer = setTimeout(r, capMs)))]);
+    clearTimeout(timer);
+    return exited ? { graceful: true, ms: Date.now() - started } : pullPlug();
   }
 
-  /** A fingerprint of what the guest does: console bytes written and disk operations. */
-  private async activity(): Promise<string> {
-    const consoleBytes = existsSync(this.consoleLog) ? statSync(this.consoleLog).size : 0;
-    const stats = (await this.command("query-blockstats").catch(() => [])) as { stats?: { rd_operations?: number; wr_operations?: number } }[];
-    const ops = stats.reduce((n, d) => n + (d.stats?.rd_operations ?? 0) + (d.stats?.wr_operations ?? 0), 0);
-    return `${consoleBytes}/${ops}`;
+  /**
+   * Whether the guest OS would act on the ACPI power button: SCI_EN in PM1_CNT (the OS switched to ACPI mode) and
+   * PWRBTN_EN in PM1_EN. The PM1 blocks sit where the firmware mapped them (`acpi-evt`, `acpi-cnt` in the I/O
+   * memory tree); unmapped, no OS has taken them over.
+   */
+  async listensToPowerButton(): Promise<boolean> {
+    const tree = (await this.command("human-monitor-command", { "command-line": "info mtree -f" })) as string;
+    const base = (name: string) => {
+      const m = new RegExp(`^\\s*([0-9a-f]+)-[0-9a-f]+ \\(prio \\d+, i/o\\): ${name}$`, "m").exec(tree);
+      return m ? parseInt(m[1]!, 16) : undefined;
+    };
+    const evt = base("acpi-evt");
+    const cnt = base("acpi-cnt");
+    if (evt === undefined || cnt === undefined) return false;
+    // HMP's `i` reads 32 bits: PM1_STS in the low half, PM1_EN in the high half; PM1_CNT in the low half.
+    const read = async (port: number) => {
+      const out = (await this.command("human-monitor-command", { "command-line": `i 0x${port.toString(16)}` })) as string;
+      const m = /= 0x([0-9a-f]+)/.exec(out);
+      if (!m) throw new QmpError(`reading I/O port ${port}: ${out.trim()}`);
+      return parseInt(m[1]!, 16);
+    };
+    const pm1 = await read(evt);
+    const control = (await read(cnt)) & 0xffff;
+    const SCI_EN = 1;
+    const PWRBTN_EN = 1 << 8;
+    return (control & SCI_EN) !== 0 && ((pm1 >>> 16) & PWRBTN_EN) !== 0;
   }
 
   kill(): void {

@@ -36,12 +36,30 @@ export function confText(conf: Record<string, unknown>): string {
 }
 
 /**
+ * Scaleway serves user data "only to queries originating from a port below 1024" (Instance API docs, "user data":
+ * only root can bind those). The status and body of the refusal are ours: no recorded exchange shows the real one.
+ */
+export const PRIVILEGED_PORTS_BELOW = 1024;
+const refusedBody = JSON.stringify({ type: "permission_denied", message: `user data is served only to source ports below ${PRIVILEGED_PORTS_BELOW}` });
+
+export interface MetadataServerOptions {
+  userData?: Map<string, string>;
+  onWrite?: (key: string, value: string) => void;
+  /**
+   * Refuse `/user_data` requests whose TCP source port is 1024 or above, as Scaleway does. Only where the guest's
+   * connections reach this server with their source port intact: QEMU's user networking (guestfwd) hands each one
+   * to a forwarder whose own port the server sees, so those callers must leave it off.
+   */
+  privilegedUserData?: boolean;
+}
+
+/**
  * `conf` may be a function, read on each request, for an Instance whose tags, keys or NICs change while it runs;
  * `userData` may be shared with the Instances API's `/servers/{id}/user_data`.
  */
 export async function startMetadataServer(
   conf: Record<string, unknown> | (() => Record<string, unknown>),
-  opts: { userData?: Map<string, string>; onWrite?: (key: string, value: string) => void } = {},
+  opts: MetadataServerOptions = {},
 ): Promise<MetadataServer> {
   const userData = opts.userData ?? new Map<string, string>();
   const currentConf = () => (typeof conf === "function" ? conf() : conf);
@@ -54,6 +72,8 @@ export async function startMetadataServer(
         ? send(200, JSON.stringify(currentConf()), "application/json")
         : send(200, confText(currentConf()));
     }
+    const isUserData = url.pathname === "/user_data" || url.pathname.startsWith("/user_data/");
+    if (isUserData && opts.privilegedUserData && (req.socket.remotePort ?? PRIVILEGED_PORTS_BELOW) >= PRIVILEGED_PORTS_BELOW) return send(403, refusedBody, "application/json");
     if (url.pathname === "/user_data" && req.method === "GET") return send(200, JSON.stringify({ user_data: [...userData.keys()] }), "application/json");
     const m = /^\/user_data\/([A-Za-z0-9_.-]+)$/.exec(url.pathname);
     if (!m) return send(404, JSON.stringify({ type: "not_found", message: "resource is not found" }), "application/json");
