@@ -15,6 +15,7 @@ import type { Accelerator } from "../accel";
 import { startEmulator, type Emulator } from "../emulator/api";
 import { run, ToolError } from "../exec";
 import type { CheckResult } from "../testing/guest-checks";
+import { LineSplitter } from "./progress";
 import { sdkRequests, testEnvironment, type ReleaseSpec } from "../release-spec";
 
 export interface EmulatedReleaseOptions {
@@ -31,6 +32,8 @@ export interface EmulatedReleaseOptions {
   /** Where the test Command writes its JSON report. */
   reportFile: string;
   log: (line: string) => void;
+  /** Third octet of the 127.0.N.x public IPs: releases running at once need one each (the battery's ports). */
+  publicNet?: number;
 }
 
 export interface EmulatedReleaseResult {
@@ -83,7 +86,7 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
   const secretKey = randomUUID();
   const accessKey = `SCW${randomBytes(9).toString("hex").toUpperCase().slice(0, 17)}`;
   const projectId = randomUUID();
-  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.spec.zone, s3: o.s3, accel: o.accel });
+  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.spec.zone, s3: o.s3, accel: o.accel, publicNet: o.publicNet });
   try {
     const client = createClient({ accessKey, secretKey, defaultProjectId: projectId, defaultZone: o.spec.zone, apiURL: emulator.url });
     const block = new Blockv1.API(client);
@@ -103,7 +106,12 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
       const env = testEnvironment(o.spec, {
         serverId: server.id, accessKey, secretKey, projectId, apiUrl: emulator.url, dnsNames: o.dnsNames, only: o.only?.length ? o.only : undefined, report: o.reportFile,
       });
-      await run(process.execPath, [o.cli, "test-instance"], { env: { ...process.env, ...env }, streamStderr: true });
+      const lines = new LineSplitter(o.log);
+      try {
+        await run(process.execPath, [o.cli, "test-instance"], { env: { ...process.env, ...env }, onStderr: (d) => lines.push(d) });
+      } finally {
+        lines.flush();
+      }
     } catch (err) {
       if (!(err instanceof ToolError) || err.code !== 1) throw err;
       passed = false;
