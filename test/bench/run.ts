@@ -13,7 +13,7 @@ import { benchCustomise, benchUpload } from "./micro";
 const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
 
 const ENV: Record<string, string> = {
-  BENCH_ONLY: "cases to run, comma-separated (default: all, in the order below)",
+  BENCH_ONLY: "cases to run, comma-separated (default: every case, in the order listed)",
   BENCH_ROUNDS: "rounds of the side-by-side micro benches (default 2; upload runs at least 6)",
   BENCH_BOOTS: "boots for the boot median (default 3)",
   BENCH_IMAGES: "release ids for the main job cases (default: every image of the local stack)",
@@ -24,6 +24,9 @@ const ENV: Record<string, string> = {
   BENCH_KEEP: "1 keeps the work directory (states, caches) for a look afterwards",
 };
 
+/** A wrong setting: said in one line with the help, no stack trace. */
+class UsageError extends Error {}
+
 interface Case {
   what: string;
   run: (work: string) => Promise<Row[]>;
@@ -31,9 +34,9 @@ interface Case {
 
 function mainOptions(work: string): MainJobOptions {
   const cache = process.env.BENCH_CACHE ?? "cold";
-  if (cache !== "cold" && cache !== "warm") throw new Error(`BENCH_CACHE must be cold or warm, not "${cache}"`);
+  if (cache !== "cold" && cache !== "warm") throw new UsageError(`BENCH_CACHE must be cold or warm, not "${cache}"`);
   const boots = Number(process.env.BENCH_BOOTS ?? 3);
-  if (!Number.isInteger(boots) || boots < 1) throw new Error(`BENCH_BOOTS must be a whole number of at least 1, not "${process.env.BENCH_BOOTS}"`);
+  if (!Number.isInteger(boots) || boots < 1) throw new UsageError(`BENCH_BOOTS must be a whole number of at least 1, not "${process.env.BENCH_BOOTS}"`);
   return { work, images: list(process.env.BENCH_IMAGES), tests: list(process.env.BENCH_TESTS), cache, boots, app: process.env.BENCH_APP ?? "app-openvpn" };
 }
 
@@ -72,10 +75,11 @@ async function main(): Promise<number> {
   // The old positional case name still works.
   const only = list(process.env.BENCH_ONLY ?? process.argv[2]);
   const unknown = only.filter((n) => !(n in CASES));
-  if (unknown.length) throw new Error(`BENCH_ONLY: unknown case(s) ${unknown.join(", ")}\n\n${help()}`);
+  if (unknown.length) throw new UsageError(`BENCH_ONLY: unknown case(s) ${unknown.join(", ")}\n\n${help()}`);
   const selected = Object.entries(CASES).filter(([name, c]) => (only.length ? only.includes(name) : c !== undefined));
   const missing = selected.filter(([, c]) => !c).map(([n]) => n);
-  if (missing.length) throw new Error(`BENCH_ONLY: ${missing.join(", ")} is not on this branch`);
+  if (missing.length) throw new UsageError(`BENCH_ONLY: ${missing.join(", ")} is not on this branch`);
+  mainOptions(""); // settings checked before hours of work, not after
   const work = mkdtempSync(join(tmpdir(), "factory-bench-"));
   const rows: Row[] = [];
   const errors: Record<string, string> = {};
@@ -111,7 +115,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
+    process.stderr.write(`bench: ${err instanceof UsageError ? err.message : ((err as Error).stack ?? String(err))}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
   },
 );
