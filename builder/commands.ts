@@ -288,7 +288,7 @@ register("local", {
       process.stdout.write(
         `${table(
           ["image", "built", "uploaded MiB", "tests", "build s", "test s", "artifact"],
-          results.map((r) => [r.image, r.error?.startsWith("build skipped") ? "skipped" : r.error?.startsWith("build:") ? "FAILED" : r.built ? "yes" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.tests, r.buildSeconds.toFixed(0), r.testSeconds.toFixed(0), r.key]),
+          results.map((r) => [r.image, r.error?.startsWith("build skipped") ? "skipped" : r.error?.startsWith("build:") ? "FAILED" : r.built ? "yes" : r.uploadedBytes > 0 ? "no (cached artifact)" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.tests, r.buildSeconds.toFixed(0), r.testSeconds.toFixed(0), r.key]),
         )}\n`,
       );
       for (const r of results) if (r.error) process.stdout.write(`${r.image}: ${r.error}\n`);
