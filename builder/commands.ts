@@ -266,26 +266,35 @@ register("ecosystem-repo", {
 });
 
 register("local", {
-  summary: "the local stack's main job: fixture upstream, embedded S3, build and publish every planned image, then release it through the emulated API",
-  usage: "image-factory local [--no-test] [--images id,...] [--only scenario,...] [--json]",
+  summary: "the local stack's main job: fixture upstream, embedded S3, build and publish every planned image, then release it through the emulated API; independent images at the same time, as cores and memory allow",
+  usage: "image-factory local [--no-test] [--images id,...] [--only scenario,...] [--jobs N] [--json]",
   options: {
     json: { type: "boolean", default: false },
     "no-test": { type: "boolean", default: false },
     images: { type: "string" },
     only: { type: "string" },
+    // FACTORY_LOCAL_JOBS when not given.
+    jobs: { type: "string" },
   },
   async run(v) {
     const list = (k: string) => (str(v, k) ?? "").split(",").map((x) => x.trim()).filter(Boolean);
     const only = list("only");
     const unknown = only.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
     if (unknown.length) throw new UsageError(`--only: unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.join(", ")}`);
-    const results = await runLocalJob({ test: !v["no-test"], only, images: list("images") });
+    const jobs = str(v, "jobs");
+    if (jobs !== undefined && !/^[1-9]\d*$/.test(jobs)) throw new UsageError(`--jobs: a whole number of at least 1, not "${jobs}"`);
+    const results = await runLocalJob({ test: !v["no-test"], only, images: list("images"), ...(jobs ? { jobs: Number(jobs) } : {}) });
     if (v.json) out(results);
-    else
+    else {
       process.stdout.write(
-        `${table(["image", "built", "uploaded MiB", "tests", "seconds", "artifact"], results.map((r) => [r.image, r.built ? "yes" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.tests, r.seconds.toFixed(0), r.key]))}\n`,
+        `${table(
+          ["image", "built", "uploaded MiB", "tests", "build s", "test s", "artifact"],
+          results.map((r) => [r.image, r.error?.startsWith("build skipped") ? "skipped" : r.error?.startsWith("build:") ? "FAILED" : r.built ? "yes" : r.uploadedBytes > 0 ? "no (cached artifact)" : "no (already in bucket)", (r.uploadedBytes / 2 ** 20).toFixed(1), r.tests, r.buildSeconds.toFixed(0), r.testSeconds.toFixed(0), r.key]),
+        )}\n`,
       );
-    return results.some((r) => r.tests === "failed") ? 1 : 0;
+      for (const r of results) if (r.error) process.stdout.write(`${r.image}: ${r.error}\n`);
+    }
+    return results.some((r) => r.tests === "failed" || r.error) ? 1 : 0;
   },
 });
 

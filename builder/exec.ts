@@ -21,6 +21,8 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Stream the tool's stderr to ours as it runs (long libguestfs steps). */
   streamStderr?: boolean;
+  /** Hand the tool's stderr to this as it runs instead (the local job prefixes it per image and step). */
+  onStderr?: (chunk: Buffer) => void;
   timeoutMs?: number;
 }
 
@@ -41,7 +43,8 @@ export function run(tool: string, args: string[], opts: RunOptions = {}): Promis
     child.stdout!.on("data", (d: Buffer) => out.push(d));
     child.stderr!.on("data", (d: Buffer) => {
       err.push(d);
-      if (opts.streamStderr) process.stderr.write(d);
+      if (opts.onStderr) opts.onStderr(d);
+      else if (opts.streamStderr) process.stderr.write(d);
     });
     child.on("error", (e: NodeJS.ErrnoException) =>
       reject(new ToolError(tool, e.code === "ENOENT" ? `${tool} is not installed (not found on PATH)` : `${tool}: ${e.message}`)),

@@ -16,6 +16,7 @@ import type { Accelerator } from "../accel";
 import { startEmulator, type Emulator, type Fault } from "../emulator/api";
 import { run, ToolError } from "../exec";
 import type { CheckResult } from "../testing/guest-checks";
+import { LineSplitter } from "./progress";
 import { sdkRequests, testEnvironment, type ReleaseSpec } from "../release-spec";
 
 export interface EmulatedReleaseOptions {
@@ -38,6 +39,8 @@ export interface EmulatedReleaseOptions {
   onEmulator?: (emulator: Emulator) => void;
   /** How long the snapshot import may take, in seconds (900 by default). */
   importTimeoutS?: number;
+  /** Third octet of the 127.0.N.x public IPs: releases running at once need one each (the battery's ports). */
+  publicNet?: number;
 }
 
 /** A release step that failed, naming it and the zone, with what the zone still held after the run cleaned up. */
@@ -119,7 +122,7 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
   const secretKey = randomUUID();
   const accessKey = `SCW${randomBytes(9).toString("hex").toUpperCase().slice(0, 17)}`;
   const projectId = randomUUID();
-  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.spec.zone, s3: o.s3, accel: o.accel, faults: o.faults });
+  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.spec.zone, s3: o.s3, accel: o.accel, faults: o.faults, publicNet: o.publicNet });
   o.onEmulator?.(emulator);
   try {
     const client = scalewayClient({ accessKey, secretKey, defaultProjectId: projectId, defaultZone: o.spec.zone, apiURL: emulator.url });
@@ -161,7 +164,12 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
       const env = testEnvironment(o.spec, {
         serverId: server.id, accessKey, secretKey, projectId, apiUrl: emulator.url, dnsNames: o.dnsNames, only: o.only?.length ? o.only : undefined, report: o.reportFile,
       });
-      await run(process.execPath, [o.cli, "test-instance"], { env: { ...process.env, ...env }, streamStderr: true });
+      const lines = new LineSplitter(o.log);
+      try {
+        await run(process.execPath, [o.cli, "test-instance"], { env: { ...process.env, ...env }, onStderr: (d) => lines.push(d) });
+      } finally {
+        lines.flush();
+      }
     } catch (err) {
       if (!(err instanceof ToolError) || err.code !== 1) throw err;
       passed = false;

@@ -5,6 +5,7 @@
  */
 import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, freemem } from "node:os";
 import { basename, join } from "node:path";
 import { loadCatalog, osBase, withOverrides } from "../../images";
 import { WORDPRESS_TARBALL } from "../../images/apps";
@@ -21,10 +22,12 @@ import { mirrorAs, mirrorPath, placeFile } from "./mirror";
 import { TEST_KEYS } from "./test-keys";
 import { wordpressStandIn, type StandIn } from "./wordpress-standin";
 import { startS3 } from "./s3-server";
-import { accelerator } from "../accel";
+import { accelerator, type Accelerator } from "../accel";
 import { testCommercialType, type StackSettings } from "../settings";
 import { environmentTags, releaseSpec, type ReleaseSpec } from "../release-spec";
 import { releaseThroughEmulator } from "./emulated-release";
+import { LineSplitter, progress } from "./progress";
+import { machineBudget, schedule, type Cost, type Outcome, type Step } from "./scheduler";
 
 export const LOCAL_STACK = "local";
 
@@ -37,9 +40,14 @@ export interface LocalJobResult {
   key: string;
   built: boolean;
   uploadedBytes: number;
+  /** The image's own steps, build and battery, added (not the wall time: other images ran beside them). */
   seconds: number;
+  buildSeconds: number;
+  testSeconds: number;
   /** The test battery on the emulated API: passed, failed, or already passed for this content hash. */
   tests: "passed" | "failed" | "passed earlier" | "not run";
+  /** Why the image did not get through: the step that failed and its error, or the failed step it needed. */
+  error?: string;
 }
 
 export interface LocalJobOptions {
@@ -49,6 +57,8 @@ export interface LocalJobOptions {
   only?: string[];
   /** Only these of the stack's images (all when empty). */
   images?: string[];
+  /** At most this many steps at once (1: one after another); by default as many as cores and memory allow. */
+  jobs?: number;
 }
 
 /** Names the guest resolves in the DNS test: this machine's package mirror, the one name the sandboxed guest can reach. */
@@ -112,6 +122,33 @@ export async function localStack(root = projectRoot()) {
   return { catalog, settings, plans: planStack(catalog, settings), standIns };
 }
 
+/** MemAvailable from /proc/meminfo (what the kernel could hand out without swapping), else free memory. */
+function availableMiB(): number {
+  const m = existsSync("/proc/meminfo") ? /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8")) : null;
+  return Math.floor((m ? Number(m[1]) * 1024 : freemem()) / 2 ** 20);
+}
+
+/**
+ * What one build or battery costs: a libguestfs appliance or a TCG guest keeps a core busy; under KVM the guest
+ * mostly waits, so two fit per core. Memory: the appliance or guest (1 GiB) plus QEMU and the tools around it.
+ */
+function stepCost(accel: Accelerator): Cost {
+  return { cpus: accel === "kvm" ? 0.5 : 1, memoryMiB: 2048 };
+}
+
+/**
+ * The steps of the job and what each needs: an image's battery needs its build, and an InstantApp's build needs
+ * its base's when the base is in the same run (the base's artifact is published first, so an app layered on it
+ * can start from it).
+ */
+export function jobSteps(plans: { name: string; releaseId: string; baseId?: string; arch: string }[], test: boolean): { id: string; needs: string[]; image: string; kind: "build" | "test" }[] {
+  return plans.flatMap((p) => {
+    const base = p.baseId ? plans.find((b) => b.releaseId === p.baseId && b.arch === p.arch) : undefined;
+    const build = { id: `build ${p.name}`, needs: base ? [`build ${base.name}`] : [], image: p.name, kind: "build" as const };
+    return test ? [build, { id: `test ${p.name}`, needs: [build.id], image: p.name, kind: "test" as const }] : [build];
+  });
+}
+
 export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promise<LocalJobResult[]> {
   const root = projectRoot();
   const stack = await localStack(root);
@@ -121,6 +158,10 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
   const plans = opts.images?.length ? stack.plans.filter((p) => opts.images!.includes(p.release.id)) : stack.plans;
   const stackCatalog = withOverrides(catalog, settings);
   if (!settings.mirror || !settings.s3Endpoint) throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
+  const accel = await accelerator();
+  const budget = machineBudget(availableParallelism(), availableMiB(), opts.jobs !== undefined ? String(opts.jobs) : process.env.FACTORY_LOCAL_JOBS);
+  const width = Math.max(...plans.map((p) => p.name.length)) + 6;
+  const say = progress(undefined, undefined, width);
 
   const fixture = await ensureFixture();
   // Where the local stack keeps its mirror tree and its S3 buckets between runs: per fixture, because a rebuilt
@@ -138,46 +179,90 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
   await buildEcosystemRepo(join(www, "packages"), settings.ecosystemVersion);
   const mirror = await serveDirectory(www, portOf(settings.mirror));
   const s3 = await startS3(join(state, "s3"), portOf(settings.s3Endpoint), plans[0]?.region ?? "fr-par");
-  const results: LocalJobResult[] = [];
   try {
     const client = s3Client({ ...s3, bucket: settings.bucket });
     if (!existsSync(join(s3.root, settings.bucket))) await client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
-    for (const plan of plans) {
-      const started = Date.now();
-      process.stderr.write(`local: publishing ${plan.name} (${plan.contentHash.slice(0, 16)})\n`);
-      const { stdout } = await run(process.execPath, [join(root, "dist", "builder", "cli.js"), "publish"], {
-        env: { ...process.env, ...publishEnvironment(plan, settings, s3, `${LOCAL_STACK}/${plan.name}`) },
-        streamStderr: true,
-      });
-      const out = JSON.parse(stdout) as { built: boolean; uploadedBytes: number; imageBuildDate?: string };
-      const result: LocalJobResult = { image: plan.name, key: plan.artifactKey, built: out.built, uploadedBytes: out.uploadedBytes, seconds: 0, tests: "not run" };
+    const published = new Map<string, { built: boolean; uploadedBytes: number; imageBuildDate?: string }>();
+    const tests = new Map<string, LocalJobResult["tests"]>();
+
+    const build = async (plan: PlannedImage) => {
+      const log = say.lane(plan.name, "build");
+      log(`publishing (content hash ${plan.contentHash.slice(0, 16)})`);
+      const lines = new LineSplitter(log);
+      try {
+        const { stdout } = await run(process.execPath, [join(root, "dist", "builder", "cli.js"), "publish"], {
+          env: { ...process.env, ...publishEnvironment(plan, settings, s3, `${LOCAL_STACK}/${plan.name}`) },
+          onStderr: (d) => lines.push(d),
+        });
+        published.set(plan.name, JSON.parse(stdout) as { built: boolean; uploadedBytes: number; imageBuildDate?: string });
+      } finally {
+        lines.flush();
+      }
+    };
+
+    const test = async (plan: PlannedImage, publicNet: number) => {
+      const log = say.lane(plan.name, "test");
       // Like the test Command's triggers: a content hash that passed once is not tested again.
       const passedMark = join(state, "tested", `${plan.name}-${plan.contentHash}${opts.only?.length ? `-${opts.only.join("+")}` : ""}.json`);
-      if (opts.test && existsSync(passedMark)) result.tests = "passed earlier";
-      else if (opts.test) {
-        mkdirSync(join(state, "tested"), { recursive: true });
-        const report = join(state, "tested", `${plan.name}.report.json`);
-        const released = await releaseThroughEmulator({
-          stateDir: join(state, "emulator"), s3: { ...s3, region: plan.region }, spec: localReleaseSpec(plan, settings), buildDate: out.imageBuildDate ?? "",
-          accel: await accelerator(),
-          cli: join(root, "dist", "builder", "cli.js"), dnsNames: localDnsNames(), only: opts.only, reportFile: report,
-          log: (line) => process.stderr.write(`${line}\n`),
-        });
-        result.tests = released.passed ? "passed" : "failed";
-        if (released.leftovers.length) {
-          process.stderr.write(`local: the battery left behind: ${released.leftovers.join(", ")}\n`);
-          result.tests = "failed";
-        }
-        if (result.tests === "passed") renameSync(report, passedMark);
+      if (existsSync(passedMark)) {
+        log("passed earlier for this content hash: not run again");
+        tests.set(plan.name, "passed earlier");
+        return;
       }
-      result.seconds = (Date.now() - started) / 1000;
-      results.push(result);
-    }
+      mkdirSync(join(state, "tested"), { recursive: true });
+      const report = join(state, "tested", `${plan.name}.report.json`);
+      // Each image's release gets an emulated zone of its own: the battery counts whatever else is in its zone
+      // as left behind, and each battery's Instances need public IPs no other release uses at the same time.
+      const released = await releaseThroughEmulator({
+        stateDir: join(state, "emulator", plan.name), s3: { ...s3, region: plan.region }, spec: localReleaseSpec(plan, settings),
+        buildDate: published.get(plan.name)?.imageBuildDate ?? "", accel, publicNet,
+        cli: join(root, "dist", "builder", "cli.js"), dnsNames: localDnsNames(), only: opts.only, reportFile: report, log,
+      });
+      let result: LocalJobResult["tests"] = released.passed ? "passed" : "failed";
+      if (released.leftovers.length) {
+        log(`the battery left behind: ${released.leftovers.join(", ")}`);
+        result = "failed";
+      }
+      if (result === "passed") renameSync(report, passedMark);
+      tests.set(plan.name, result);
+      if (result === "failed") throw new Error(`the battery failed (report: ${report})`);
+    };
+
+    const described = plans.map((p) => ({ name: p.name, releaseId: p.release.id, arch: p.arch, baseId: p.release.kind === "app" ? osBase(stackCatalog, p.release).id : undefined }));
+    const shape = jobSteps(described, opts.test);
+    const cost = stepCost(accel);
+    const steps: Step<void>[] = shape.map((s) => {
+      const i = plans.findIndex((p) => p.name === s.image);
+      const plan = plans[i]!;
+      return { id: s.id, needs: s.needs, cost, run: () => (s.kind === "build" ? build(plan) : test(plan, 42 + i)) };
+    });
+    say.job(`${steps.length} steps for ${plans.length} images, ${accel}; at once: ${budget.steps ?? "as fit"} (${budget.cpus} cores, ${(budget.memoryMiB / 1024).toFixed(1)} GiB for guests)`);
+    const outcomes = await schedule(steps, budget, {
+      onStart: (id) => say.job(`start ${id}`),
+      onEnd: (id, o) =>
+        say.job(o.status === "skipped" ? `skip ${id}: ${o.reason}` : o.status === "failed" ? `FAILED ${id} after ${o.seconds.toFixed(0)} s: ${o.error.message.split("\n")[0]}` : `done ${id} in ${o.seconds.toFixed(0)} s`),
+    });
+
+    const results = plans.map((plan): LocalJobResult => {
+      const b = outcomes.get(`build ${plan.name}`);
+      const t = outcomes.get(`test ${plan.name}`);
+      const secs = (o: Outcome<void> | undefined) => (o && o.status !== "skipped" ? o.seconds : 0);
+      const why = (step: string, o: Outcome<void> | undefined) =>
+        o?.status === "failed" ? `${step}: ${o.error.message}` : o?.status === "skipped" ? `${step} skipped: ${o.reason}` : undefined;
+      const out = published.get(plan.name);
+      const error = why("build", b) ?? why("test", t);
+      return {
+        image: plan.name, key: plan.artifactKey, built: out?.built ?? false, uploadedBytes: out?.uploadedBytes ?? 0,
+        buildSeconds: secs(b), testSeconds: secs(t), seconds: secs(b) + secs(t),
+        tests: tests.get(plan.name) ?? (opts.test && t?.status !== "skipped" && t ? "failed" : "not run"),
+        ...(error ? { error } : {}),
+      };
+    });
     const listed = await client.send(new ListObjectsV2Command({ Bucket: settings.bucket }));
-    process.stderr.write(`local: bucket ${settings.bucket} holds ${listed.KeyCount ?? 0} objects\n`);
+    say.job(`bucket ${settings.bucket} holds ${listed.KeyCount ?? 0} objects; wall time ${(say.elapsedMs() / 1000).toFixed(0)} s`);
+    return results;
   } finally {
     await mirror.close();
     await s3.stop();
   }
-  return results;
 }

@@ -1,165 +1,121 @@
 /**
- * npm run bench: speed and size goals, measured (never asserted in tests). Writes bench-results.json and prints a
- * table. Each comparison alternates the two sides on the same input to spread out noise (the guest's package
- * downloads go over the network).
- *   customise: our customise step vs bare virt-customize doing the same operations on the same fixture
- *              (goal: at most 1.15x its time)
- *   upload:    our multipart upload vs @aws-sdk/lib-storage's Upload to the same local S3 server
- *              (goal: at least its throughput)
+ * npm run bench: the speed and size goals, measured (never asserted in tests). Writes bench-results.json and
+ * prints a table; `npm run bench -- --help` lists the cases and the environment variables that tune them.
  */
-import { CreateBucketCommand } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
-import { randomBytes } from "node:crypto";
-import { copyFileSync, createReadStream, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { accelerator, guestfsEnv } from "../../builder/accel";
-import { customiseArgs, customiseImage, type CustomiseInput } from "../../builder/customise";
-import { run } from "../../builder/exec";
-import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";
-import { ensureFixture } from "../../builder/local/fixture";
-import { serveDirectory } from "../../builder/local/http-server";
-import { ensureVersitygw, startS3 } from "../../builder/local/s3-server";
-import { s3Client, uploadArtifact } from "../../builder/upload";
 import { table } from "../../builder/table";
-import { loadCatalog, type OsRelease } from "../../images";
+import type { Row } from "./common";
+import { benchBoot, benchConcurrency, benchFirstSecond, benchLayering, benchSize, type MainJobOptions } from "./main-job";
+import { benchCustomise, benchUpload } from "./micro";
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
 
-interface Row {
-  bench: string;
-  ours: number;
-  baseline: number;
-  unit: string;
-  ratio: number;
-  goal: string;
-  met: boolean;
-  samples: { ours: number[]; baseline: number[] };
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+const ENV: Record<string, string> = {
+  BENCH_ONLY: "cases to run, comma-separated (default: every case, in the order listed)",
+  BENCH_ROUNDS: "rounds of the side-by-side micro benches (default 2; upload runs at least 6)",
+  BENCH_BOOTS: "boots for the boot median (default 3)",
+  BENCH_IMAGES: "release ids for the main job cases (default: every image of the local stack)",
+  BENCH_TESTS: "battery scenarios for the main job cases (default: all twelve)",
+  BENCH_CACHE: "the first main job's per-user cache: cold (empty but for Node, a newcomer's; default) or warm (yours)",
+  BENCH_APP: "the InstantApp of the layering case (default app-openvpn)",
+  BENCH_OUT: "where the JSON goes (default bench-results.json)",
+  BENCH_KEEP: "1 keeps the work directory (states, caches) for a look afterwards",
 };
-async function seconds(fn: () => Promise<unknown>): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e9;
+
+/** A wrong setting: said in one line with the help, no stack trace. */
+class UsageError extends Error {}
+
+interface Case {
+  what: string;
+  run: (work: string) => Promise<Row[]>;
 }
 
-async function benchCustomise(work: string): Promise<Row> {
-  const fixture = await ensureFixture();
-  const accel = await accelerator();
-  await buildEcosystemRepo(join(work, "www", "packages"), "1.0.0");
-  const www = await serveDirectory(join(work, "www"));
-  const debian = loadCatalog().byId.get("debian-12") as OsRelease;
-  const input: CustomiseInput = {
-    family: "debian",
-    upstreamArch: "amd64",
-    steps: debian.recipe,
-    ecosystem: { repository: `${www.url}/packages`, version: "1.0.0" },
-    provenance: { IMAGE_ID: "debian-12", IMAGE_CONTENT_HASH: "bench" },
-  };
-  // The baseline runs virt-customize directly with the very operations ours runs, so the ratio is our overhead
-  // (argument building, process handling) around the one appliance launch.
-  const bareArgs = customiseArgs(input);
-  const ours: number[] = [];
-  const bare: number[] = [];
-  try {
-    for (let i = 0; i < ROUNDS; i++) {
-      const a = join(work, `ours-${i}.qcow2`);
-      const b = join(work, `bare-${i}.qcow2`);
-      copyFileSync(fixture, a);
-      copyFileSync(fixture, b);
-      ours.push(await seconds(() => customiseImage(a, input, accel)));
-      bare.push(await seconds(() => run("virt-customize", ["--format", "qcow2", "-a", b, ...bareArgs], { env: guestfsEnv(accel) })));
-      rmSync(a);
-      rmSync(b);
-      process.stderr.write(`bench customise round ${i + 1}: ours ${ours.at(-1)!.toFixed(1)} s, bare ${bare.at(-1)!.toFixed(1)} s\n`);
-    }
-  } finally {
-    await www.close();
+function mainOptions(work: string): MainJobOptions {
+  const cache = process.env.BENCH_CACHE ?? "cold";
+  if (cache !== "cold" && cache !== "warm") throw new UsageError(`BENCH_CACHE must be cold or warm, not "${cache}"`);
+  const boots = Number(process.env.BENCH_BOOTS ?? 3);
+  if (!Number.isInteger(boots) || boots < 1) throw new UsageError(`BENCH_BOOTS must be a whole number of at least 1, not "${process.env.BENCH_BOOTS}"`);
+  return { work, images: list(process.env.BENCH_IMAGES), tests: list(process.env.BENCH_TESTS), cache, boots, app: process.env.BENCH_APP ?? "app-openvpn" };
+}
+
+const rounds = () => Number(process.env.BENCH_ROUNDS ?? 2);
+
+/** The Packer baseline (issue part 6), where its module exists: it exports benchCustomiseVsPacker(rounds). */
+function packerCase(): Case | undefined {
+  const file = join(__dirname, "customise-vs-packer.js");
+  if (!existsSync(file)) return undefined;
+  const mod = require(file) as { benchCustomiseVsPacker: (rounds: number) => Promise<Row | Row[]> };
+  return { what: "our customise vs the same customisation done the Packer way (qemu builder)", run: async () => [(await mod.benchCustomiseVsPacker(rounds()))].flat() };
+}
+
+const CASES: Record<string, Case | undefined> = {
+  size: { what: "artifact / upstream size per image (a --no-test main job)", run: async (w) => benchSize(mainOptions(w)) },
+  upload: { what: "our multipart upload vs @aws-sdk/lib-storage to the same local S3 server", run: async (w) => [await benchUpload(w, rounds())] },
+  customise: { what: "our customise step vs bare virt-customize with the same operations", run: async (w) => [await benchCustomise(w, rounds())] },
+  packer: packerCase(),
+  boot: { what: "boot to verified SSH through the emulated API (median of BENCH_BOOTS), reboot beside it", run: async (w) => benchBoot(mainOptions(w)) },
+  layering: { what: "an InstantApp's build after its base vs from the upstream", run: async (w) => benchLayering(mainOptions(w)) },
+  concurrency: { what: "the main job's wall time, serial (--jobs 1) vs concurrent", run: async (w) => benchConcurrency(mainOptions(w)) },
+  main: { what: "first and second main job; battery and build per image", run: async (w) => benchFirstSecond(mainOptions(w)) },
+};
+
+function help(): string {
+  const cases = Object.entries(CASES).map(([name, c]) => `  ${name.padEnd(12)} ${c ? c.what : "(not on this branch: test/bench/customise-vs-packer.ts)"}`);
+  const env = Object.entries(ENV).map(([k, v]) => `  ${k.padEnd(12)} ${v}`);
+  return ["usage: npm run bench [-- --help]", "", "cases:", ...cases, "", "environment:", ...env, ""].join("\n");
+}
+
+async function main(): Promise<number> {
+  if (process.argv.includes("--help") || process.argv.includes("-h")) {
+    process.stdout.write(help());
+    return 0;
   }
-  const ratio = median(ours) / median(bare);
-  return { bench: `customise debian-12 (${accel})`, ours: median(ours), baseline: median(bare), unit: "s", ratio, goal: "<= 1.15x", met: ratio <= 1.15, samples: { ours, baseline: bare } };
-}
-
-async function benchUpload(work: string): Promise<Row> {
-  await ensureVersitygw();
-  const s3 = await startS3(join(work, "s3"));
-  const bucket = "bench";
-  const client = s3Client({ ...s3, bucket });
-  await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  const file = join(work, "payload.bin");
-  // Incompressible bytes, the size of a compressed small cloud image.
-  const size = 512 * 2 ** 20;
-  writeFileSync(file, randomBytes(size));
-  const ours: number[] = [];
-  const sdk: number[] = [];
-  // Uploads are seconds long and noisy: more rounds, and each side goes first every other round.
-  const rounds = Math.max(ROUNDS, 6);
-  const runOurs = async (i: number) => ours.push(await seconds(() => uploadArtifact(client, bucket, `ours-${i}.qcow2`, file, `h${i}`)));
-  const runSdk = async (i: number) =>
-    sdk.push(
-      await seconds(() =>
-        new Upload({
-          client,
-          params: { Bucket: bucket, Key: `sdk-${i}.qcow2`, Body: createReadStream(file) },
-          partSize: 64 * 2 ** 20,
-          queueSize: 4,
-        }).done(),
-      ),
-    );
-  try {
-    for (let i = 0; i < rounds; i++) {
-      if (i % 2 === 0) {
-        await runOurs(i);
-        await runSdk(i);
-      } else {
-        await runSdk(i);
-        await runOurs(i);
-      }
-      process.stderr.write(`bench upload round ${i + 1}: ours ${ours.at(-1)!.toFixed(2)} s, lib-storage ${sdk.at(-1)!.toFixed(2)} s\n`);
-    }
-  } finally {
-    await s3.stop();
-  }
-  const mib = statSync(file).size / 2 ** 20;
-  const oursRate = mib / median(ours);
-  const sdkRate = mib / median(sdk);
-  return {
-    bench: `upload ${mib} MiB to local S3`,
-    ours: oursRate,
-    baseline: sdkRate,
-    unit: "MiB/s",
-    ratio: oursRate / sdkRate,
-    goal: ">= 1.0x",
-    met: oursRate >= sdkRate,
-    samples: { ours: ours.map((s) => mib / s), baseline: sdk.map((s) => mib / s) },
-  };
-}
-
-async function main(): Promise<void> {
-  const only = process.argv[2];
+  // The old positional case name still works.
+  const only = list(process.env.BENCH_ONLY ?? process.argv[2]);
+  const unknown = only.filter((n) => !(n in CASES));
+  if (unknown.length) throw new UsageError(`BENCH_ONLY: unknown case(s) ${unknown.join(", ")}\n\n${help()}`);
+  const selected = Object.entries(CASES).filter(([name, c]) => (only.length ? only.includes(name) : c !== undefined));
+  const missing = selected.filter(([, c]) => !c).map(([n]) => n);
+  if (missing.length) throw new UsageError(`BENCH_ONLY: ${missing.join(", ")} is not on this branch`);
+  mainOptions(""); // settings checked before hours of work, not after
   const work = mkdtempSync(join(tmpdir(), "factory-bench-"));
   const rows: Row[] = [];
+  const errors: Record<string, string> = {};
+  const started = new Date().toISOString();
   try {
-    if (!only || only === "upload") rows.push(await benchUpload(work));
-    if (!only || only === "customise") rows.push(await benchCustomise(work));
+    for (const [name, c] of selected) {
+      process.stderr.write(`bench: ${name}: ${c!.what}\n`);
+      // One case failing still leaves the others' figures.
+      try {
+        rows.push(...(await c!.run(work)));
+      } catch (err) {
+        errors[name] = (err as Error).message;
+        process.stderr.write(`bench: ${name} failed: ${(err as Error).stack ?? String(err)}\n`);
+      }
+    }
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP === "1") process.stderr.write(`bench: kept ${work}\n`);
+    else rmSync(work, { recursive: true, force: true });
   }
-  writeFileSync("bench-results.json", `${JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, results: rows }, null, 2)}\n`);
+  const out = process.env.BENCH_OUT ?? "bench-results.json";
+  const settings = Object.fromEntries(Object.keys(ENV).filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+  writeFileSync(out, `${JSON.stringify({ started, ended: new Date().toISOString(), settings, results: rows, errors }, null, 2)}\n`);
+  const n = (x: number | undefined, d = 2) => (x === undefined ? "" : x.toFixed(d));
   process.stdout.write(
     `${table(
       ["bench", "ours", "baseline", "unit", "ratio", "goal", "met"],
-      rows.map((r) => [r.bench, r.ours.toFixed(2), r.baseline.toFixed(2), r.unit, r.ratio.toFixed(3), r.goal, r.met ? "yes" : "NO"]),
-    )}\n(bench-results.json)\n`,
+      rows.map((r) => [r.bench, n(r.ours), n(r.baseline), r.unit, n(r.ratio, 3), r.goal, r.met === undefined ? "" : r.met ? "yes" : "NO"]),
+    )}\n${Object.entries(errors).map(([k, v]) => `${k}: FAILED: ${v.split("\n")[0]}\n`).join("")}(${out})\n`,
   );
+  return Object.keys(errors).length ? 1 : 0;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof UsageError ? err.message : ((err as Error).stack ?? String(err))}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

@@ -60,7 +60,7 @@ describe("emulator rescue system", () => {
       } finally {
         ssh.dispose();
       }
-      await m.powerOff({ quietMs: 3000 });
+      await m.powerOff();
       await run("qemu-img", ["convert", "-q", "-O", "raw", disk, raw]);
       expect((await run("sha256sum", [raw])).stdout.split(" ")[0]).toBe(before);
     } finally {

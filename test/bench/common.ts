@@ -1,0 +1,44 @@
+/** What every bench case returns and the helpers they share. */
+import { spawn } from "node:child_process";
+
+export interface Row {
+  bench: string;
+  /** Our figure (the median where there are several samples). */
+  ours: number;
+  /** The figure it is compared with, where one fits side by side. */
+  baseline?: number;
+  unit: string;
+  /** ours ÷ baseline, or ours ÷ the goal's bound when there is no baseline. */
+  ratio?: number;
+  goal: string;
+  met?: boolean;
+  samples?: Record<string, number[]>;
+  /** Anything else worth keeping in the JSON (per-image results, the command run). */
+  details?: unknown;
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+export async function seconds(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+/**
+ * Runs a command with our stderr as its stderr (the local job's progress lines), collecting stdout; rejects on a
+ * non-zero exit with the command line in the message.
+ */
+export function runPassingStderr(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; code: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "inherit"] });
+    const out: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ stdout: Buffer.concat(out).toString("utf8"), code: code ?? -1 }));
+  });
+}
