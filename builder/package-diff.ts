@@ -25,6 +25,16 @@ const KERNEL = /^(linux-image-|linux-modules-|linux-headers-|kernel($|-core|-mod
  */
 const SECURITY = /^(openssl|libssl\d|libcrypto|gnutls|libgnutls|openssh-|ssh$|libc6$|libc-bin$|glibc|sudo$|polkit|libpolkit|systemd$|libsystemd|ca-certificates|gnupg|gpgv$|apt$|libapt-pkg|dpkg$|rpm$|dnf$|pacman$|curl$|libcurl|libnss3|nss$|zlib1g|zlib$|xz-utils|liblzma|libxml2|pam|libpam|shadow|passwd$|login$|cloud-init$|scaleway-ecosystem$)/;
 
+/** Two builds of a release compared (`image-factory diff --json` writes it; the PR report and release notes read it). */
+export interface BuildDiff {
+  release: string;
+  arch: string;
+  /** The previous build's artifact key; none for a first build. */
+  from?: string;
+  to: string;
+  changes: PackageChange[];
+}
+
 export function packageClass(name: string): PackageClass {
   return KERNEL.test(name) ? "kernel" : SECURITY.test(name) ? "security" : "other";
 }

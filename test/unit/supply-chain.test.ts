@@ -7,6 +7,11 @@ import { provenanceStatement, scsProvenanceMismatches, signProvenance, verifyRel
 import { cycloneDx, dep5Licenses, parseDpkgStatus, purl, sbomPackages, sbomSchemaErrors, type SbomSubject } from "../../builder/sbom";
 import { keyId, openEnvelope, pae, releasePrivateKey, releasePublicKey, signEnvelope, SignatureError } from "../../builder/signing";
 import { projectRoot } from "../../builder/paths";
+import { parseStackSettings } from "../../builder/settings";
+import { readStackSettings } from "../../builder/stack-files";
+import { markdownReport } from "../../builder/plan-report";
+import { TEST_RELEASE_KEY } from "../../builder/local/test-keys";
+import { loadCatalog } from "../../images";
 
 describe("dpkg version order", () => {
   it.each([
@@ -208,5 +213,42 @@ describe("signed provenance", () => {
       `image_source https://mirror.example/x.qcow2 is not the signed upstream ${manifestSource.upstream.imageUrl}`,
       "image_build_date 2026-12-02 is not the signed build day 2026-12-01",
     ]);
+  });
+});
+
+describe("release key settings", () => {
+  const config = (extra: Record<string, string>) => ({
+    "image-factory:environment": "test", "image-factory:zone": "fr-par-2", "image-factory:images": '["debian-12"]',
+    "image-factory:bucket": "scw-image-factory-fr-par", "image-factory:releaseEpoch": "2026Q4", "image-factory:ecosystemVersion": "1.0.0",
+    "image-factory:ecosystemRepository": "https://packages.example.org/scaleway", "image-factory:ecosystemKeyFingerprint": "5F359FD65C4EFC1B89E8E639CF7AF890E68E0677",
+    ...extra,
+  });
+  const pubLine = (k: string) => releasePublicKey(k).export({ type: "spki", format: "der" }).toString("base64");
+  it("keeps the key id, never the secret, and accepts the stack file's encrypted form", () => {
+    const s = parseStackSettings("t", config({ "image-factory:releaseKey": pem, "image-factory:releasePublicKey": pubLine(pem) }), loadCatalog());
+    expect(s.releaseKey).toEqual({ keyId: keyId(releasePublicKey(pem)) });
+    expect(JSON.stringify(s)).not.toContain("PRIVATE KEY");
+    expect(parseStackSettings("t", config({ "image-factory:releaseKey": '{"secure":"v1:abc"}' }), loadCatalog()).releaseKey).toEqual({ keyId: undefined });
+  });
+  it("refuses a release key of another pair than releasePublicKey, and a public key that is not Ed25519", () => {
+    const other = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    expect(() => parseStackSettings("t", config({ "image-factory:releaseKey": other, "image-factory:releasePublicKey": pubLine(pem) }), loadCatalog())).toThrow(
+      /image-factory:releaseKey: its public part sha256:[0-9a-f]{64} is not image-factory:releasePublicKey/,
+    );
+    expect(() => parseStackSettings("t", config({ "image-factory:releasePublicKey": "MCowBQYDK2VwAyEA" }), loadCatalog())).toThrow(/image-factory:releasePublicKey/);
+  });
+  it("the local stack's releasePublicKey is the committed test pair's", () => {
+    const local = readStackSettings(projectRoot(), "local", loadCatalog());
+    expect(keyId(releasePublicKey(local.releasePublicKey!))).toBe(keyId(releasePrivateKey(readFileSync(TEST_RELEASE_KEY.secret, "utf8"))));
+  });
+});
+
+describe("the PR report's package tables", () => {
+  it("adds one table per rebuilt release after the plan's changes", () => {
+    const md = markdownReport([{ stack: "prod-fr-par-1", image: "debian-12-x86_64", change: "rebuild", reasons: ["security rebuild 1 → 2"] }], [
+      { release: "debian-12", arch: "x86_64", from: `images/debian-12/x86_64/${"1".repeat(64)}.qcow2`, to: `images/debian-12/x86_64/${"2".repeat(64)}.qcow2`, changes: diffPackages([{ name: "openssl", version: "3.0.11-1", arch: "amd64" }], [{ name: "openssl", version: "3.0.15-1", arch: "amd64" }]) },
+    ]);
+    expect(md).toContain("### Packages of `debian-12` x86_64 since `1111111111111111`\n\n1 upgraded, 0 added, 0 removed.");
+    expect(md.indexOf("security rebuild 1 → 2")).toBeLessThan(md.indexOf("| `openssl` | amd64 | upgraded | 3.0.11-1 → 3.0.15-1 | **security** |"));
   });
 });
