@@ -11,7 +11,12 @@ import { parseStackSettings } from "../../builder/settings";
 import { readStackSettings } from "../../builder/stack-files";
 import { markdownReport } from "../../builder/plan-report";
 import { TEST_RELEASE_KEY } from "../../builder/local/test-keys";
-import { loadCatalog } from "../../images";
+import { loadCatalog, osBase } from "../../images";
+import { planStack } from "../../builder/plan";
+import { releaseTags, withBuildDate } from "../../builder/release-spec";
+import { SCS_TAG_PREFIX, scsFromTags } from "../../builder/scs";
+import { upstreamLocation } from "../../builder/upstream-url";
+import { settingsFor } from "./helpers";
 
 describe("dpkg version order", () => {
   it.each([
@@ -250,5 +255,25 @@ describe("the PR report's package tables", () => {
     ]);
     expect(md).toContain("### Packages of `debian-12` x86_64 since `1111111111111111`\n\n1 upgraded, 0 added, 0 removed.");
     expect(md.indexOf("security rebuild 1 → 2")).toBeLessThan(md.indexOf("| `openssl` | amd64 | upgraded | 3.0.11-1 → 3.0.15-1 | **security** |"));
+  });
+});
+
+describe("SCS-0102 tags and the signed provenance", () => {
+  // Every image the whole catalog ships: the tags the ZonalImage declares (releaseTags + the build date publish
+  // reports) read back, against provenance made from the upstream the build resolves (upstreamLocation, as resolve does).
+  const catalog = loadCatalog();
+  const plans = planStack(catalog, settingsFor({ images: ["*"], architectures: ["x86_64", "arm64"] }));
+  it.each(plans.map((p) => [p.name, p] as const))("%s: image_source and image_build_date agree", (_name, plan) => {
+    const imageUrl = upstreamLocation(osBase(catalog, plan.release), plan.arch).image;
+    const statement = provenanceStatement(
+      { artifactKey: plan.artifactKey, artifactSha256: "f".repeat(64), manifest: "{}", sbom: "{}" },
+      { ...manifestSource, release: plan.release.id, arch: plan.arch, contentHash: plan.contentHash, upstream: { ...manifestSource.upstream, imageUrl } },
+      { builderStamp: "c".repeat(64), builderRevision: 1, finishedOn: "2026-12-01T22:44:00.000Z" },
+    );
+    const tags = withBuildDate(releaseTags(plan, []), "2026-12-01", plan.name);
+    // image_build_date is not among scsFromTags' keys: read back as release-commands' liveImages reads it.
+    const built = tags.find((t) => t.startsWith(`${SCS_TAG_PREFIX}image_build_date=`))?.split("=")[1];
+    expect(scsProvenanceMismatches(statement, { image_source: scsFromTags(tags).image_source, image_build_date: built })).toEqual([]);
+    expect(tags).toContain(`factory:content-hash=${statement.predicate.buildDefinition.externalParameters.contentHash}`);
   });
 });
