@@ -218,6 +218,9 @@ describe("signed provenance", () => {
       `image_source https://mirror.example/x.qcow2 is not the signed upstream ${manifestSource.upstream.imageUrl}`,
       "image_build_date 2026-12-02 is not the signed build day 2026-12-01",
     ]);
+    const lateBuild = provenanceStatement(files, manifestSource, { builderStamp: "c", builderRevision: 1, finishedOn: "2026-12-31T23:59:58.000Z" });
+    expect(scsProvenanceMismatches(lateBuild, { ...manifestSource.scs, image_build_date: "2027-01-01" })).toEqual([]);
+    expect(scsProvenanceMismatches(lateBuild, { ...manifestSource.scs, image_build_date: "2027-01-02" })).toHaveLength(1);
   });
 });
 
