@@ -108,7 +108,7 @@ describe("supply chain of two fixture builds", () => {
     writeFileSync(artifact, await getBytes(first.key));
     const admin = join(work, "dpkg");
     mkdirSync(admin);
-    await run("virt-copy-out", ["--format", "qcow2", "-a", artifact, "/var/lib/dpkg", admin], { env: guestfsEnv(await accelerator()) });
+    await run("virt-copy-out", ["--format=qcow2", "-a", artifact, "/var/lib/dpkg", admin], { env: guestfsEnv(await accelerator()) });
     const { stdout } = await run("dpkg-query", [`--admindir=${join(admin, "dpkg")}`, "-W", "-f", "${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\n"]);
     const installed = stdout.split("\n").filter((l) => l.startsWith("installed\t")).map((l) => l.split("\t").slice(1));
     expect(installed.length).toBeGreaterThan(100);
