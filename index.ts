@@ -31,7 +31,9 @@ export = async () => {
   const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`);
   const passed = passedEarlier((await self.getOutputDetails("testedContentHashes")).value);
 
-  const images = zonalImages(plans, settings, { accessKey, secretKey }, undefined, passed);
+  // The release key stays a secret Output from the stack file to the artifact Command's environment.
+  const releaseKey = new pulumi.Config().getSecret("releaseKey");
+  const images = zonalImages(plans, settings, { accessKey, secretKey, releaseKey }, undefined, passed);
   retention(plans, settings, { accessKey, secretKey }, images);
 
   return {

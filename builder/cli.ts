@@ -9,6 +9,7 @@ import { CatalogError, loadCatalog, pinProblems, withOverrides } from "../images
 import { projectRoot } from "./paths";
 import { planStack } from "./plan";
 import { diffPlans, markdownReport, type PlanRow } from "./plan-report";
+import type { BuildDiff } from "./package-diff";
 import { readFileSync } from "node:fs";
 import { scsMetadata } from "./scs";
 import { StackConfigError } from "./settings";
@@ -16,6 +17,7 @@ import { readStackSettings, stackNames } from "./stack-files";
 import { commands, register, UsageError, type Values } from "./registry";
 import "./commands";
 import "./release-commands";
+import "./supply-commands";
 import "./doctor";
 import { table } from "./table";
 
@@ -60,10 +62,10 @@ register("catalog", {
 
 register("plan", {
   summary: "show what a stack ships: images, content hashes, artifact keys; --against a previous plan: what changes and why",
-  usage: "image-factory plan --stack NAME [--json]   (or --all)\n       image-factory plan --all --against BASE.json [--markdown]   (BASE.json: plan --all --json of the base branch)",
+  usage: "image-factory plan --stack NAME [--json]   (or --all)\n       image-factory plan --all --against BASE.json [--markdown] [--package-diffs A.json,...]   (BASE.json: plan --all --json of the base branch; A.json: diff --json of a rebuilt release)",
   options: {
     stack: { type: "string" }, all: { type: "boolean", default: false }, json: { type: "boolean", default: false },
-    against: { type: "string" }, markdown: { type: "boolean", default: false },
+    against: { type: "string" }, markdown: { type: "boolean", default: false }, "package-diffs": { type: "string" },
   },
   run(values) {
     const catalog = loadCatalog();
@@ -97,7 +99,7 @@ register("plan", {
         throw new UsageError(`--against ${values.against}: ${(err as Error).message} (write it with plan --all --json)`);
       }
       const changes = diffPlans(values.all ? previous : previous.filter((r) => stacks.includes(r.stack)), rows);
-      if (values.markdown) process.stdout.write(markdownReport(changes));
+      if (values.markdown) process.stdout.write(markdownReport(changes, packageDiffFiles(values["package-diffs"])));
       else
         print(changes, values.json === true, () =>
           table(["stack", "image", "change", "why"], changes.filter((c) => c.change !== "unchanged").map((c) => [c.stack, c.image, c.change, c.reasons.join("; ")])),
@@ -114,6 +116,19 @@ register("plan", {
   },
 });
 
+/** `--package-diffs a.json,b.json`: what `image-factory diff --json` wrote for each rebuilt release. */
+function packageDiffFiles(list: unknown): BuildDiff[] {
+  if (typeof list !== "string" || !list) return [];
+  return list.split(",").map((file) => {
+    try {
+      const d = JSON.parse(readFileSync(file, "utf8")) as BuildDiff;
+      if (typeof d.release !== "string" || !Array.isArray(d.changes)) throw new Error("not the output of image-factory diff --json");
+      return d;
+    } catch (err) {
+      throw new UsageError(`--package-diffs ${file}: ${(err as Error).message}`);
+    }
+  });
+}
 
 function help(): string {
   const names = Object.keys(commands).sort();

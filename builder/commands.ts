@@ -242,7 +242,7 @@ register("publish", {
   async run(_v, _p, e) {
     // Multipart uploads under images/ older than this are aborted (default 24 h): younger ones may be in progress.
     const staleUploadMs = e.staleUploadHours === undefined ? undefined : e.staleUploadHours * 3600_000;
-    out(await publish({ ...inputsFrom({ ...e, contentHash: e.contentHash }), s3: s3From(e), key: e.key, ref: e.ref, staleUploadMs }));
+    out(await publish({ ...inputsFrom({ ...e, contentHash: e.contentHash }), s3: s3From(e), key: e.key, ref: e.ref, staleUploadMs, releaseKey: e.releaseKey }));
   },
 });
 

@@ -98,6 +98,8 @@ export const PublishContract = {
   appBases: json("FACTORY_APP_BASES", AppBases, { optional: true, flag: "app-bases" }),
   sourceOverrides: json("FACTORY_SOURCE_OVERRIDES", SourceOverrides, { optional: true, flag: "source-overrides" }),
   upstreamSignatures: json("FACTORY_UPSTREAM_SIGNATURES", UpstreamSignatures, { optional: true, flag: "upstream-signatures" }),
+  /** `releaseKey`: the Ed25519 PKCS#8 PEM signing the provenance (builder/signing.ts); unset, nothing is signed. */
+  releaseKey: text("FACTORY_RELEASE_KEY", z.string().regex(/^-----BEGIN PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END PRIVATE KEY-----\n?$/, "expected a PKCS#8 PEM private key"), { secret: true, optional: true }),
   /** Multipart uploads under images/ older than this many hours are a dead publisher's: publish aborts them. */
   staleUploadHours: encoded("FACTORY_STALE_UPLOAD_HOURS", positiveNumber, String, { optional: true, flag: "stale-upload-hours" }),
 };

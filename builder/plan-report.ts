@@ -2,6 +2,7 @@
  * What a change does to the stacks, for a pull request: the plans before and after (as `image-factory plan --all
  * --json` writes them) compared per stack and zonal image, each rebuild with its reasons. Pure.
  */
+import { packageDiffMarkdown, type BuildDiff } from "./package-diff";
 import { rebuildReasons, type HashInputs } from "./plan";
 
 /** One row of `plan --json`. */
@@ -39,8 +40,11 @@ export function diffPlans(previous: PlanRow[], current: PlanRow[]): PlanChange[]
   return changes.sort((a, b) => a.stack.localeCompare(b.stack) || a.image.localeCompare(b.image));
 }
 
-/** The report as Markdown for a pull request comment: a summary, then each stack's changes with their reasons. */
-export function markdownReport(changes: PlanChange[]): string {
+/**
+ * The report as Markdown for a pull request comment: a summary, then each stack's changes with their reasons, then
+ * the package changes of each rebuilt release (`image-factory diff --json` of the builds), kernel and security first.
+ */
+export function markdownReport(changes: PlanChange[], packageDiffs: BuildDiff[] = []): string {
   const count = (c: Change) => changes.filter((x) => x.change === c).length;
   const lines = [
     "## Image factory plan",
@@ -57,5 +61,7 @@ export function markdownReport(changes: PlanChange[]): string {
     lines.push("");
   }
   if (quiet.length) lines.push(`No change in: ${quiet.map((s) => `\`${s}\``).join(", ")}.`, "");
+  for (const d of packageDiffs)
+    lines.push(`### Packages of \`${d.release}\` ${d.arch}${d.from ? ` since \`${d.from.split("/").at(-1)!.slice(0, 16)}\`` : " (first build)"}`, "", packageDiffMarkdown(d.changes));
   return lines.join("\n");
 }

@@ -6,13 +6,20 @@
  * back. Then, unless the artifact is there: build, upload the manifest, then the artifact.
  */
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { existsSync, readFileSync } from "node:fs";
+import { createWriteStream, existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { digestFile } from "./fetch";
 import { join } from "node:path";
 import { artifactFileName, buildImage, type BuildRequest, type Manifest } from "./build";
 import { loadCatalog, osBase } from "../images";
 import { resolveSource } from "./resolve";
 import { cacheDir } from "./paths";
 import { dropReference, withReference, type RefsOptions } from "./artifact-refs";
+import { companionKeys } from "./provenance";
+import { releasePrivateKey, releasePublicKey, SignatureError } from "./signing";
+import { diffAgainstPrevious, ensureSbom, getText, provenanceFor, releaseNotes, verifyInBucket } from "./supply-chain";
+import { sbomPackages } from "./sbom";
 import { objectContentHash, s3Client, sweepStaleUploads, uploadArtifact, type S3Target, type UploadOptions } from "./upload";
 
 export interface PublishRequest extends Omit<BuildRequest, "outDir"> {
@@ -24,6 +31,8 @@ export interface PublishRequest extends Omit<BuildRequest, "outDir"> {
   /** Multipart uploads under `images/` older than this are aborted first (default 24 h). */
   staleUploadMs?: number;
   refs?: RefsOptions;
+  /** The release key (Ed25519 PKCS#8 PEM, `FACTORY_RELEASE_KEY`): signs the provenance, verified before returning. */
+  releaseKey?: string;
 }
 
 export interface PublishResult {
@@ -78,6 +87,8 @@ async function buildAndUpload(
           `pin the checksum in the catalog (a new content hash) after checking why`,
       );
     process.stderr.write(`publish ${req.key}: already in ${bucket}, nothing to build or upload\n`);
+    if (req.releaseKey && existing && !(await getText(s3, bucket, companionKeys(req.key).provenance))) await attestPublished(req, s3, existing);
+    await verifyBeforeImport(req, s3);
     return { key: req.key, contentHash: hash, built: false, uploaded: false, uploadedBytes: 0, imageBuildDate: existing?.scs.image_build_date };
   }
 
@@ -99,24 +110,78 @@ async function buildAndUpload(
     built = true;
   }
 
-  const manifestKey = `${req.key}.manifest.json`;
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: manifestKey, Body: JSON.stringify(manifest, null, 2), ContentType: "application/json" }));
+  // The manifest, SBOM, release notes and signed provenance go first; the artifact last marks the set complete.
+  const companions = companionKeys(req.key);
+  const manifestText = readFileSync(`${artifact}.manifest.json`, "utf8");
+  const sbom = await ensureSbom(artifact, manifest, osBase(catalog, release).family);
+  const notes = releaseNotes(await diffAgainstPrevious(s3, bucket, manifest.release, manifest.arch, req.key, sbomPackages(JSON.parse(sbom))), manifest);
+  const key = req.releaseKey ? releasePrivateKey(req.releaseKey, "FACTORY_RELEASE_KEY") : undefined;
+  const bodies: [string, string, string][] = [
+    [companions.manifest, manifestText, "application/json"],
+    [companions.sbom, sbom, "application/vnd.cyclonedx+json"],
+    [companions.notes, notes, "text/markdown"],
+    ...(key ? [[companions.provenance, provenanceFor(req.key, artifact, manifest, manifestText, sbom, key), "application/vnd.dsse.envelope.v1+json"] as [string, string, string]] : []),
+  ];
+  for (const [Key, Body, ContentType] of bodies) await s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body, ContentType }));
   try {
     const up = await uploadArtifact(s3, bucket, req.key, artifact, hash, {
       ...req.upload,
       metadata: { sha256: manifest.output.sha256, release: manifest.release, arch: manifest.arch },
     });
     process.stderr.write(`publish ${req.key}: uploaded ${(up.bytes / 2 ** 20).toFixed(1)} MiB${up.resumedParts ? `, ${up.resumedParts} parts resumed` : ""}\n`);
+    await verifyBeforeImport(req, s3);
     return { key: req.key, contentHash: hash, built, uploaded: !up.skipped, uploadedBytes: up.bytes, sha256: manifest.output.sha256, imageBuildDate: manifest.scs.image_build_date };
   } catch (err) {
     // No manifest without its artifact (unless another publisher of the same key has just finished it).
     if ((await objectContentHash(s3, bucket, req.key).catch(() => undefined)) !== hash)
-      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: manifestKey })).catch(() => undefined);
+      for (const [Key] of bodies) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key })).catch(() => undefined);
     throw err;
   }
 }
 
 export class UpstreamChangedError extends Error {}
+
+/**
+ * An artifact published before the factory signed anything: its bytes (the cached file, else downloaded) are
+ * signed only if their sha256 is the one its manifest recorded at build time; the SBOM is read from them.
+ */
+async function attestPublished(req: PublishRequest, s3: ReturnType<typeof s3Client>, manifest: Manifest): Promise<void> {
+  const bucket = req.s3.bucket;
+  const catalog = req.catalog ?? loadCatalog();
+  const release = catalog.byId.get(req.releaseId)!;
+  const artifact = join(cacheDir("artifacts"), artifactFileName(release, req.arch, manifest.contentHash));
+  if (!existsSync(artifact) || (await digestFile(artifact, "sha256")) !== manifest.output.sha256) {
+    const body = (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: req.key }))).Body as Readable;
+    await pipeline(body, createWriteStream(`${artifact}.part`));
+    renameSync(`${artifact}.part`, artifact);
+    rmSync(`${artifact}.cdx.json`, { force: true });
+  }
+  const sha256 = await digestFile(artifact, "sha256");
+  if (sha256 !== manifest.output.sha256)
+    throw new SignatureError(`${req.key}: sha256 ${sha256} is not the ${manifest.output.sha256} its manifest recorded at build time: refusing to sign it`);
+  const companions = companionKeys(req.key);
+  const manifestText = (await getText(s3, bucket, companions.manifest))!;
+  const sbom = await ensureSbom(artifact, manifest, osBase(catalog, release).family);
+  const notes = releaseNotes(await diffAgainstPrevious(s3, bucket, manifest.release, manifest.arch, req.key, sbomPackages(JSON.parse(sbom))), manifest);
+  const provenance = provenanceFor(req.key, artifact, manifest, manifestText, sbom, releasePrivateKey(req.releaseKey!, "FACTORY_RELEASE_KEY"));
+  for (const [Key, Body] of [[companions.sbom, sbom], [companions.notes, notes], [companions.provenance, provenance]] as const)
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body }));
+  process.stderr.write(`publish ${req.key}: signed the provenance of an artifact published before signing (its bytes match its manifest)\n`);
+}
+
+/**
+ * The artifact in the bucket, checked against its signed provenance before publish reports success: the snapshot
+ * import depends on publish, so a tampered artifact, manifest or SBOM is never imported. Without a release key
+ * there is nothing to check against: said on stderr, not hidden.
+ */
+async function verifyBeforeImport(req: PublishRequest, s3: ReturnType<typeof s3Client>): Promise<void> {
+  if (!req.releaseKey) {
+    process.stderr.write(`publish ${req.key}: no release key (image-factory:releaseKey): the artifact is neither signed nor verified\n`);
+    return;
+  }
+  await verifyInBucket(s3, req.s3.bucket, req.key, releasePublicKey(req.releaseKey, "FACTORY_RELEASE_KEY"));
+  process.stderr.write(`publish ${req.key}: provenance signature and digests verified\n`);
+}
 
 async function readManifest(s3: ReturnType<typeof s3Client>, bucket: string, key: string): Promise<Manifest | undefined> {
   try {

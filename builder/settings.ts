@@ -6,6 +6,7 @@ import { z } from "zod";
 import { overrideProblems, type Catalog } from "../images";
 import { retiredBy } from "./end-of-life";
 import { Architecture, Fingerprint, Signature } from "../images/schema";
+import { keyId, publicKeyPem, releasePrivateKey, releasePublicKey } from "./signing";
 import { missingCapabilities, regionOf, REGIONS, ZONES, type Zone } from "./zones";
 
 /** The Pulumi project name: every config key is `image-factory:<key>`. */
@@ -61,6 +62,48 @@ const UpstreamSignatureList = z
       }),
     ),
   );
+
+// ---- Release signing key (supply chain: builder/signing.ts, docs/supply-chain.md) ----------------------------
+/**
+ * `releaseKey`: the Ed25519 secret key (PKCS#8 PEM) that signs each artifact's provenance; a secret
+ * (`pulumi config set --secret`). The program reads the secret itself with `Config.getSecret` and hands it to the
+ * artifact Command as a secret; here only its shape is checked and its key id kept, so the secret text never sits
+ * in the settings. Read from the stack file (the CLI), it is still encrypted: `{ secure: ... }`.
+ */
+const ReleaseKeySetting = z
+  .union([
+    z.string().min(1).transform((pem, ctx) => {
+      try {
+        return { keyId: keyId(releasePrivateKey(pem, `${PROJECT}:releaseKey`)) };
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+    z.object({ secure: z.string().min(1) }).transform(() => ({ keyId: undefined })),
+  ]);
+/**
+ * `releasePublicKey`: the public part (SPKI PEM, or its one-line base64 body) operators verify with
+ * (`image-factory verify --stack`); when set, a `releaseKey` of another pair is refused.
+ */
+const ReleasePublicKeySetting = z.string().transform((text, ctx) => {
+  try {
+    return publicKeyPem(releasePublicKey(asPublicPem(text), `${PROJECT}:releasePublicKey`));
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+/** The one-line form a stack file holds, wrapped back into PEM. */
+export const asPublicPem = (text: string) =>
+  text.includes("-----BEGIN") ? text : `-----BEGIN PUBLIC KEY-----\n${text.trim()}\n-----END PUBLIC KEY-----\n`;
+/** A releaseKey whose public part is not the stack's releasePublicKey (a wrong secret pasted in). */
+function releaseKeyProblems(s: { releaseKey?: { keyId?: string }; releasePublicKey?: string }): string[] {
+  if (!s.releaseKey?.keyId || !s.releasePublicKey) return [];
+  const expected = keyId(releasePublicKey(s.releasePublicKey));
+  return s.releaseKey.keyId === expected ? [] : [`${PROJECT}:releaseKey: its public part ${s.releaseKey.keyId} is not ${PROJECT}:releasePublicKey (${expected})`];
+}
+// ---- end of the release signing block ------------------------------------------------------------------------
 
 const commercialType = z.string().regex(/^[A-Z0-9][A-Z0-9_-]*$/, "expected a commercial type such as DEV1-S");
 
@@ -140,6 +183,9 @@ export const StackSettings = z.strictObject({
    * key from the repository, checks it and installs it in the guest. Required for a repository off loopback.
    */
   ecosystemKeyFingerprint: Fingerprint.optional(),
+  // Release signing (see the block at the end of this file).
+  releaseKey: ReleaseKeySetting.optional(),
+  releasePublicKey: ReleasePublicKeySetting.optional(),
 });
 export type StackSettings = z.infer<typeof StackSettings>;
 
@@ -253,7 +299,7 @@ export function parseStackSettings(stack: string, config: Record<string, string>
     ]);
   }
   const settings = parsed.data;
-  const problems: string[] = [...misplacedProblems, ...zoneProblems(settings.zone), ...regionProblems(settings)];
+  const problems: string[] = [...misplacedProblems, ...zoneProblems(settings.zone), ...regionProblems(settings), ...releaseKeyProblems(settings)];
   const wildcard = settings.images.includes("*");
   if (wildcard && settings.images.length > 1) problems.push(`${PROJECT}:images: "*" cannot be combined with ids`);
   for (const id of settings.images) {

@@ -28,6 +28,8 @@ export interface FactoryCredentials {
   accessKey: pulumi.Input<string>;
   /** Object Storage secret key; must be a secret Output. */
   secretKey: pulumi.Input<string>;
+  /** The release key (Ed25519 PKCS#8 PEM, stack config `releaseKey`) signing the provenance; must be a secret Output. */
+  releaseKey?: pulumi.Input<string>;
 }
 
 export interface ZonalImageArgs {
@@ -129,6 +131,7 @@ export class ZonalImage extends pulumi.ComponentResource {
             ecosystemRepository: args.ecosystemRepository,
             ecosystemKeyFingerprint: plan.hashInputs.ecosystemKeyFingerprint,
             mirror: args.mirror,
+            releaseKey: args.credentials.releaseKey,
             ...plan.overrides,
             timeout: t.publishTimeout,
           },

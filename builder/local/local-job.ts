@@ -19,7 +19,7 @@ import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
 import { ensureFixture } from "./fixture";
 import { serveDirectory } from "./http-server";
 import { mirrorAs, mirrorPath, placeFile } from "./mirror";
-import { TEST_KEYS } from "./test-keys";
+import { TEST_KEYS, TEST_RELEASE_KEY } from "./test-keys";
 import { wordpressStandIn, type StandIn } from "./wordpress-standin";
 import { startS3 } from "./s3-server";
 import { accelerator, type Accelerator } from "../accel";
@@ -87,6 +87,8 @@ export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof read
     ecosystemRepository: s.ecosystemRepository,
     ecosystemKeyFingerprint: plan.hashInputs.ecosystemKeyFingerprint,
     mirror: s.mirror,
+    // The committed throwaway release key: the local stack signs and verifies like a real one.
+    releaseKey: readFileSync(TEST_RELEASE_KEY.secret, "utf8"),
     ...plan.overrides,
   });
 }

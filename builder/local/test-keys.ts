@@ -25,6 +25,12 @@ export const TEST_KEYS = {
   ecosystem: key("ecosystem", "5F359FD65C4EFC1B89E8E639CF7AF890E68E0677"),
 } as const;
 
+/** The THROWAWAY release signing pair (Ed25519 PEM) the local stack signs its provenance with. */
+export const TEST_RELEASE_KEY = {
+  secret: join(projectRoot(), "builder", "local", "test-keys", "release.TEST-ONLY.secret.pem"),
+  public: join(projectRoot(), "builder", "local", "test-keys", "release.TEST-ONLY.pub.pem"),
+} as const;
+
 /** Runs `use` with a temporary gpg home holding `key`, removed afterwards. */
 export async function withKey<T>(key: TestKey, use: (gpg: (args: string[]) => Promise<string>) => Promise<T>): Promise<T> {
   const home = mkdtempSync(join(tmpdir(), "factory-testkey-"));

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
 import { bounded } from "../../builder/registry";
+import { TEST_RELEASE_KEY } from "../../builder/local/test-keys";
 import {
   ContractError, durationMs, PublishContract, readEnvironment, RetentionContract, secretVariables, TestInstanceContract, writeEnvironment,
 } from "../../builder/contract";
@@ -20,6 +22,7 @@ const publish = {
   ecosystemVersion: "1.0.0",
   ecosystemRepository: "https://packages.example.org/scaleway",
   appBases: { "app-wordpress": "debian-12" },
+  releaseKey: readFileSync(TEST_RELEASE_KEY.secret, "utf8"),
 };
 
 describe("the Commands' environment contract", () => {
@@ -33,8 +36,8 @@ describe("the Commands' environment contract", () => {
 
   it("wraps exactly the secret variables with the writer's secret function", () => {
     const env = writeEnvironment(PublishContract, publish, (v) => `<secret ${String(v)}>`);
-    expect(Object.keys(env).filter((k) => String(env[k]).startsWith("<secret"))).toEqual(["AWS_SECRET_ACCESS_KEY"]);
-    expect(secretVariables(PublishContract)).toEqual(["AWS_SECRET_ACCESS_KEY"]);
+    expect(Object.keys(env).filter((k) => String(env[k]).startsWith("<secret"))).toEqual(["AWS_SECRET_ACCESS_KEY", "FACTORY_RELEASE_KEY"]);
+    expect(secretVariables(PublishContract)).toEqual(["AWS_SECRET_ACCESS_KEY", "FACTORY_RELEASE_KEY"]);
     expect(secretVariables(TestInstanceContract)).toEqual(["SCW_SECRET_KEY"]);
     expect(secretVariables(RetentionContract)).toEqual(["SCW_SECRET_KEY"]);
   });

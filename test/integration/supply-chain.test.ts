@@ -1,0 +1,156 @@
+/**
+ * The supply chain on the local parts: two fixture builds of debian-12 published to a real S3 server, the second
+ * with one package removed by a recipe variation. The SBOM is checked against the image's dpkg database read
+ * independently (dpkg-query on a copy of it), the diff must show exactly that package, and a flipped byte in each
+ * signed file must be refused by `image-factory verify` and by publish before an import. Slow: two builds.
+ */
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { accelerator, guestfsEnv } from "../../builder/accel";
+import { main } from "../../builder/cli";
+import { run } from "../../builder/exec";
+import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";
+import { ensureFixture } from "../../builder/local/fixture";
+import { serveDirectory, type StaticServer } from "../../builder/local/http-server";
+import { ensureVersitygw, startS3, type S3Server } from "../../builder/local/s3-server";
+import { TEST_RELEASE_KEY } from "../../builder/local/test-keys";
+import { artifactKey, contentHash, hashInputs } from "../../builder/plan";
+import { companionKeys } from "../../builder/provenance";
+import { publish } from "../../builder/publish";
+import { sbomSchemaErrors } from "../../builder/sbom";
+import { SignatureError } from "../../builder/signing";
+import { diffAgainstPrevious, packagesInBucket } from "../../builder/supply-chain";
+import { s3Client } from "../../builder/upload";
+import type { Catalog, OsRelease } from "../../images";
+import { createFakeUpstream } from "../support/upstream";
+
+const dials = { releaseEpoch: "2026Q4", ecosystemVersion: "1.0.0", securityEpoch: 0 };
+const BUCKET = "image-factory-supply";
+/** A leaf package of the fixture: nothing depends on it, so removing it removes exactly it. */
+const VARIED = "eject";
+
+let work: string;
+let mirror: StaticServer;
+let s3: S3Server;
+let catalog: Catalog;
+const releaseKey = () => readFileSync(TEST_RELEASE_KEY.secret, "utf8");
+
+beforeAll(async () => {
+  const fixture = await ensureFixture();
+  process.env.FACTORY_ACCEL = await accelerator();
+  await ensureVersitygw();
+  work = mkdtempSync(join(tmpdir(), "factory-supply-"));
+  process.env.FACTORY_CACHE = join(work, "cache");
+  catalog = (await createFakeUpstream(join(work, "www"), fixture)).catalog;
+  await buildEcosystemRepo(join(work, "www", "packages"), "1.0.0");
+  mirror = await serveDirectory(join(work, "www"));
+  s3 = await startS3(join(work, "s3"));
+  await s3Client({ ...s3, bucket: BUCKET }).send(new CreateBucketCommand({ Bucket: BUCKET }));
+});
+
+afterAll(async () => {
+  await mirror?.close();
+  await s3?.stop();
+  delete process.env.FACTORY_CACHE;
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** debian-12 as the catalog has it, or with one more recipe step. */
+function variant(extra: OsRelease["recipe"]): Catalog {
+  const release = structuredClone(catalog.byId.get("debian-12") as OsRelease);
+  release.recipe.push(...extra);
+  const byId = new Map(catalog.byId);
+  byId.set("debian-12", release);
+  return { releases: catalog.releases.map((r) => byId.get(r.id)!), byId };
+}
+
+function request(c: Catalog, ref: string) {
+  const hash = contentHash(hashInputs(c, c.byId.get("debian-12")!, "x86_64", dials));
+  return {
+    catalog: c, releaseId: "debian-12", arch: "x86_64" as const, dials,
+    ecosystem: { repository: `${mirror.url}/packages`, version: "1.0.0" }, mirror: `${mirror.url}/upstream`,
+    expectedContentHash: hash, s3: { ...s3, bucket: BUCKET }, key: artifactKey("debian-12", "x86_64", hash), ref, releaseKey: releaseKey(),
+  };
+}
+
+const client = () => s3Client({ ...s3, bucket: BUCKET });
+const getText = async (key: string) => (await client().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToString();
+const getBytes = async (key: string) => Buffer.from(await (await client().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray());
+/** Replaced in place, its metadata (the content hash publish looks for) kept: only the bytes differ. */
+async function put(key: string, body: Buffer): Promise<void> {
+  const head = await client().send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+  await client().send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, Metadata: head.Metadata }));
+}
+/** One bit flipped at `at`, or in the first letter after `after` (JSON stays JSON, so only the signature can tell). */
+function flipped(b: Buffer, at: number | string): Buffer {
+  const c = Buffer.from(b);
+  const i = typeof at === "number" ? at : b.indexOf(at) + at.length;
+  if (typeof at === "string" && i < at.length) throw new Error(`no "${at}" to flip after`);
+  c[i] = c[i]! ^ 0x01;
+  return c;
+}
+
+describe("supply chain of two fixture builds", () => {
+  let first: ReturnType<typeof request>;
+  let second: ReturnType<typeof request>;
+
+  it("publishes a build with a valid CycloneDX SBOM listing every installed package of its dpkg database", async () => {
+    first = request(catalog, "local/debian-12-x86_64");
+    await publish(first);
+    const sbom = await getText(companionKeys(first.key).sbom);
+    expect(await sbomSchemaErrors(sbom)).toBeNull();
+
+    // The database read independently: dpkg-query on a copy of the artifact's /var/lib/dpkg.
+    const artifact = join(work, "first.qcow2");
+    writeFileSync(artifact, await getBytes(first.key));
+    const admin = join(work, "dpkg");
+    mkdirSync(admin);
+    await run("virt-copy-out", ["--format=qcow2", "-a", artifact, "/var/lib/dpkg", admin], { env: guestfsEnv(await accelerator()) });
+    const { stdout } = await run("dpkg-query", [`--admindir=${join(admin, "dpkg")}`, "-W", "-f", "${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\n"]);
+    const installed = stdout.split("\n").filter((l) => l.startsWith("installed\t")).map((l) => l.split("\t").slice(1));
+    expect(installed.length).toBeGreaterThan(100);
+    const components = (JSON.parse(sbom) as { components: { name: string; version: string; purl: string; properties: { name: string; value: string }[]; licenses?: unknown[] }[] }).components;
+    const prop = (c: (typeof components)[number], n: string) => c.properties.find((p) => p.name === `image-factory:${n}`)?.value;
+    expect(components.map((c) => [c.name, c.version, prop(c, "arch"), prop(c, "source-package")]).sort()).toEqual(installed.sort());
+    expect(components.every((c) => c.purl.startsWith(`pkg:deb/debian/${c.name}@`))).toBe(true);
+    // Licences where Debian's copyright files are machine-readable (most of a base system's).
+    expect(components.filter((c) => c.licenses?.length).length).toBeGreaterThan(installed.length / 3);
+    expect(await getText(companionKeys(first.key).notes)).toContain("first build of this release in the bucket");
+  });
+
+  it("shows exactly the one package a second build removed, in the diff and in its release notes", async () => {
+    second = request(variant([{ op: "remove", packages: [VARIED] }]), "local/debian-12-x86_64");
+    expect(second.key).not.toBe(first.key);
+    await publish(second);
+    const diff = await diffAgainstPrevious(client(), BUCKET, "debian-12", "x86_64", second.key, (await packagesInBucket(client(), BUCKET, second.key))!);
+    expect(diff.from).toBe(first.key);
+    expect(diff.changes).toEqual([expect.objectContaining({ change: "removed", name: VARIED, arch: "amd64" })]);
+    const notes = await getText(companionKeys(second.key).notes);
+    expect(notes).toContain(`## Packages since \`${first.key}\``);
+    expect(notes).toContain(`| \`${VARIED}\` | amd64 | removed |`);
+  });
+
+  it("image-factory verify accepts the published set and refuses a flipped byte in each signed file", async () => {
+    const keyFlags = ["--bucket", BUCKET, "--region", "fr-par", "--endpoint", s3.endpoint, "--public-key", TEST_RELEASE_KEY.public];
+    process.env.AWS_ACCESS_KEY_ID = s3.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = s3.secretAccessKey;
+    expect(await main(["verify", second.key, ...keyFlags])).toBe(0);
+
+    const k = companionKeys(second.key);
+    for (const [what, key, at] of [["manifest", k.manifest, '"label": "'], ["sbom", k.sbom, '"bomFormat": "'], ["provenance", k.provenance, '"payload": "eyJ'], ["artifact", second.key, 5 * 2 ** 20]] as const) {
+      const original = await getBytes(key);
+      await put(key, flipped(original, at));
+      try {
+        expect(await main(["verify", second.key, ...keyFlags]), what).toBe(1);
+        // And publish, which the snapshot import waits for, refuses it too.
+        await expect(publish({ ...second, ref: "local-2/debian-12-x86_64" }), what).rejects.toThrow(SignatureError);
+      } finally {
+        await put(key, original);
+      }
+    }
+    expect(await main(["verify", second.key, ...keyFlags])).toBe(0);
+  });
+});
