@@ -7,6 +7,7 @@ import { overrideProblems, type Catalog } from "../images";
 import { retiredBy } from "./end-of-life";
 import { Architecture, Fingerprint, Signature } from "../images/schema";
 import { missingCapabilities, regionOf, REGIONS, ZONES, type Zone } from "./zones";
+import { BuildHostList, BuildHostPrivateKey } from "./build-hosts";
 
 /** The Pulumi project name: every config key is `image-factory:<key>`. */
 export const PROJECT = "image-factory";
@@ -140,6 +141,17 @@ export const StackSettings = z.strictObject({
    * key from the repository, checks it and installs it in the guest. Required for a repository off loopback.
    */
   ecosystemKeyFingerprint: Fingerprint.optional(),
+
+  // --- build hosts (builder/build-hosts.ts) ---
+  /**
+   * Where builds run: `<arch> local` (this machine) or `<arch> <user>@<address>[:<port>] <host public key>`, one
+   * per line; each build goes to one host of its architecture, picked by its content hash. Only `x86_64 local`
+   * by default: a stack with arm64 images and no arm64 host fails at preview.
+   */
+  buildHosts: BuildHostList,
+  /** The SSH private key for the build hosts' users; a secret. Required when a build host is remote. */
+  buildHostPrivateKey: BuildHostPrivateKey.optional(),
+  // --- end of build hosts ---
 });
 export type StackSettings = z.infer<typeof StackSettings>;
 
