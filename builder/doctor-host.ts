@@ -71,3 +71,10 @@ export async function doctorHost(t: SshTarget, arch: Architecture, digest: strin
   if (r.code !== 0) return [{ check: "build-host", problem: `${where}: the probe exited with ${r.code}: ${r.stderr.trim()}`, fix: "log in and look" }];
   return hostFindings(parseProbe(r.stdout), arch, digest, where);
 }
+
+/** The build hosts' private key written in clear in the stack file: it belongs there only as a `secure:` secret. */
+export function privateKeyFindings(config: Record<string, unknown>): Finding[] {
+  return typeof config["image-factory:buildHostPrivateKey"] === "string"
+    ? [{ check: "build-host", problem: "image-factory:buildHostPrivateKey is in clear in the stack file", fix: "remove it and run pulumi config set --secret buildHostPrivateKey < <key file>; then replace the key on the hosts" }]
+    : [];
+}

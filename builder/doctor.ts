@@ -14,7 +14,7 @@ import {
 } from "./doctor-checks";
 import { onlineFindings, type OnlineTarget } from "./doctor-online";
 import { upstreamFindings } from "./doctor-pins";
-import { doctorHost } from "./doctor-host";
+import { doctorHost, privateKeyFindings } from "./doctor-host";
 import { BuildHostList, hostLabel } from "./build-hosts";
 import { sourceDigest } from "./build-stamp";
 import { LOCAL_STACK } from "./local/local-job";
@@ -59,6 +59,7 @@ export function offlineReport(facts: DoctorFacts, catalog: Catalog, fileExists: 
   const findings: Finding[] = facts.settingsProblems.map((problem) => ({ check: "settings", problem, fix: `edit stacks/Pulumi.${facts.stack}.yaml` }));
   const notes: string[] = local ? [...LOCAL_NOTES] : [];
   if (!local) findings.push(...credentialFindings(facts.file, facts.env, s), ...backendFindings(facts.file, facts.env, facts.pulumiCredentials, fileExists));
+  findings.push(...privateKeyFindings(facts.file.config));
   if (s) {
     findings.push(...endpointFindings(s), ...zoneFindings(s));
     const upstream = upstreamFindings(catalog, s);

@@ -1,6 +1,6 @@
 /** `doctor --host`: the probe's output as a build host answers it, judged for an architecture and a CLI version. */
 import { describe, expect, it } from "vitest";
-import { hostFindings, parseProbe, type HostFacts } from "../../builder/doctor-host";
+import { hostFindings, parseProbe, privateKeyFindings, type HostFacts } from "../../builder/doctor-host";
 
 const DIGEST = "a".repeat(64);
 const ready: HostFacts = { arch: "aarch64", kvm: "rw", freeKib: 50 * 2 ** 20, cli: "/usr/local/bin/image-factory", stamp: DIGEST, envAccepted: true };
@@ -28,5 +28,15 @@ describe("a build host's findings", () => {
       problems: [`${W}: sshd does not accept FACTORY_* variables: the remote Command's environment would not arrive`] },
   ])("$what", ({ facts, arch, problems }) => {
     expect(hostFindings({ ...ready, ...facts } as HostFacts, arch, DIGEST, W).map((f) => f.problem)).toEqual(problems);
+  });
+});
+
+describe("the build hosts' private key in the stack file", () => {
+  it.each([
+    { config: {}, problems: [] },
+    { config: { "image-factory:buildHostPrivateKey": { secure: "v1:abc" } }, problems: [] },
+    { config: { "image-factory:buildHostPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\n…" }, problems: ["image-factory:buildHostPrivateKey is in clear in the stack file"] },
+  ])("$config", ({ config, problems }) => {
+    expect(privateKeyFindings(config).map((f) => f.problem)).toEqual(problems);
   });
 });
