@@ -5,6 +5,7 @@
  * `environment` rather than on a command line.
  */
 import { parseArgs } from "node:util";
+import { describePlace, routeBuilds } from "./build-hosts";
 import { CatalogError, loadCatalog, pinProblems, withOverrides } from "../images";
 import { projectRoot } from "./paths";
 import { planStack } from "./plan";
@@ -71,10 +72,15 @@ register("plan", {
     const catalog = loadCatalog();
     const stacks = values.all ? stackNames(PROJECT_DIR) : [String(values.stack ?? "")];
     if (!stacks[0]) throw new UsageError("plan: give --stack NAME or --all");
+    // Which host builds what, as the program routes it on this machine ("no host": its preview fails).
+    const hostOf = new Map<string, string>();
     const rows: (PlanRow & { pinProblems: string[] })[] = stacks.flatMap((stack) => {
       const settings = readStackSettings(PROJECT_DIR, stack, catalog);
       const seen = withOverrides(catalog, settings);
-      return planStack(catalog, settings).map((p) => ({
+      const plans = planStack(catalog, settings);
+      const routing = routeBuilds(plans, settings.buildHosts);
+      for (const p of plans) hostOf.set(`${stack}\0${p.name}`, describePlace(routing.byHash.get(p.contentHash)));
+      return plans.map((p) => ({
         stack,
         name: p.name,
         zone: p.zone,
@@ -107,7 +113,7 @@ register("plan", {
       return;
     }
     print(rows, values.json === true, () =>
-      table(["stack", "image", "zone", "content hash"], rows.map((r) => [r.stack, r.name, r.zone, r.contentHash.slice(0, 16)])),
+      table(["stack", "image", "zone", "content hash", "build host"], rows.map((r) => [r.stack, r.name, r.zone, r.contentHash.slice(0, 16), hostOf.get(`${r.stack}\0${r.name}`)!])),
     );
     // The stack file alone does not give the local job's hashes: it builds its own scaleway-ecosystem and replaces
     // downloads with stand-ins whose digests are only known once made.

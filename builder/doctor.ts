@@ -14,6 +14,9 @@ import {
 } from "./doctor-checks";
 import { onlineFindings, type OnlineTarget } from "./doctor-online";
 import { upstreamFindings } from "./doctor-pins";
+import { doctorHost, privateKeyFindings } from "./doctor-host";
+import { BuildHostList, hostLabel } from "./build-hosts";
+import { sourceDigest } from "./build-stamp";
 import { LOCAL_STACK } from "./local/local-job";
 import { projectRoot } from "./paths";
 import { register, UsageError } from "./registry";
@@ -56,6 +59,7 @@ export function offlineReport(facts: DoctorFacts, catalog: Catalog, fileExists: 
   const findings: Finding[] = facts.settingsProblems.map((problem) => ({ check: "settings", problem, fix: `edit stacks/Pulumi.${facts.stack}.yaml` }));
   const notes: string[] = local ? [...LOCAL_NOTES] : [];
   if (!local) findings.push(...credentialFindings(facts.file, facts.env, s), ...backendFindings(facts.file, facts.env, facts.pulumiCredentials, fileExists));
+  findings.push(...privateKeyFindings(facts.file.config));
   if (s) {
     findings.push(...endpointFindings(s), ...zoneFindings(s));
     const upstream = upstreamFindings(catalog, s);
@@ -134,14 +138,35 @@ export async function doctor(stack: string, env: Env, online: boolean): Promise<
   return report;
 }
 
+/** `--host user@address[:port] --host-key KEY --arch ARCH --key FILE`: the host as a stack line would list it. */
+async function doctorHostCommand(v: Record<string, unknown>): Promise<number> {
+  const arch = v.arch === "arm64" ? "arm64" : v.arch === "x86_64" ? "x86_64" : undefined;
+  if (!arch || typeof v["host-key"] !== "string" || typeof v.key !== "string")
+    throw new UsageError("doctor --host: give --host-key '<host public key>', --arch x86_64|arm64 and --key <private key file>");
+  const parsed = BuildHostList.safeParse([`${arch} ${String(v.host)} ${v["host-key"]}`]);
+  if (!parsed.success) throw new UsageError(`doctor --host: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+  const host = (parsed.data[arch] as Exclude<(typeof parsed.data)[typeof arch], "local" | undefined>)[0]!;
+  const where = hostLabel(host);
+  const findings = await doctorHost({ ...host, privateKeyFile: v.key }, arch, sourceDigest(projectRoot()), where);
+  if (v.json) process.stdout.write(`${JSON.stringify({ host: where, arch, findings }, null, 2)}\n`);
+  else process.stdout.write(`${findings.length ? findings.map(formatFinding).join("\n") : `build host ${where}: ready for ${arch} builds`}\n`);
+  return findings.length ? 1 : 0;
+}
+
 register("doctor", {
   summary: "check, without creating anything, what a real `pulumi up` of a stack needs; non-zero on a problem",
   usage:
     "image-factory doctor --stack NAME [--online] [--json]\n" +
     "  reads the stack file, SCW_ACCESS_KEY, SCW_SECRET_KEY, SCW_DEFAULT_PROJECT_ID, PULUMI_BACKEND_URL (or the logged-in backend),\n" +
-    "  PULUMI_CONFIG_PASSPHRASE(_FILE); --online: lists images and Instance types in the zone, HeadBucket and GetBucketLocation",
-  options: { stack: { type: "string" }, online: { type: "boolean", default: false }, json: { type: "boolean", default: false } },
+    "  PULUMI_CONFIG_PASSPHRASE(_FILE); --online: lists images and Instance types in the zone, HeadBucket and GetBucketLocation\n" +
+    "image-factory doctor --host USER@ADDRESS[:PORT] --host-key 'ssh-ed25519 AAAA…' --arch x86_64|arm64 --key FILE [--json]\n" +
+    "  a build host over SSH (host key pinned): architecture, /dev/kvm, free disk, the CLI's version, sshd AcceptEnv",
+  options: {
+    stack: { type: "string" }, online: { type: "boolean", default: false }, json: { type: "boolean", default: false },
+    host: { type: "string" }, "host-key": { type: "string" }, arch: { type: "string" }, key: { type: "string" },
+  },
   async run(v) {
+    if (typeof v.host === "string") return doctorHostCommand(v);
     if (typeof v.stack !== "string" || !v.stack) throw new UsageError("doctor: give --stack NAME");
     const report = await doctor(v.stack, process.env, v.online === true);
     if (v.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -8,6 +8,7 @@ import { retiredBy } from "./end-of-life";
 import { Architecture, Fingerprint, Signature } from "../images/schema";
 import { keyId, publicKeyPem, releasePrivateKey, releasePublicKey } from "./signing";
 import { missingCapabilities, regionOf, REGIONS, ZONES, type Zone } from "./zones";
+import { BuildHostList, BuildHostPrivateKey } from "./build-hosts";
 
 /** The Pulumi project name: every config key is `image-factory:<key>`. */
 export const PROJECT = "image-factory";
@@ -186,6 +187,17 @@ export const StackSettings = z.strictObject({
   // Release signing (see the block at the end of this file).
   releaseKey: ReleaseKeySetting.optional(),
   releasePublicKey: ReleasePublicKeySetting.optional(),
+
+  // --- build hosts (builder/build-hosts.ts) ---
+  /**
+   * Where builds run: `<arch> local` (this machine) or `<arch> <user>@<address>[:<port>] <host public key>`, one
+   * per line; each build goes to one host of its architecture, picked by its content hash. Only `x86_64 local`
+   * by default: a stack with arm64 images and no arm64 host fails at preview.
+   */
+  buildHosts: BuildHostList,
+  /** The SSH private key for the build hosts' users; a secret. Required when a build host is remote. */
+  buildHostPrivateKey: BuildHostPrivateKey.optional(),
+  // --- end of build hosts ---
 });
 export type StackSettings = z.infer<typeof StackSettings>;
 

@@ -9,7 +9,8 @@ import type { PlannedImage } from "../builder/plan";
 import { environmentTags } from "../builder/release-spec";
 import { formatCurrentBuilds } from "../builder/retention";
 import { testCommercialType, type StackSettings } from "../builder/settings";
-import { ZonalImage, type FactoryCredentials } from "./zonal-image";
+import { routeBuilds, type BuildPlace } from "../builder/build-hosts";
+import { ZonalImage, type FactoryCredentials, type RemoteBuild } from "./zonal-image";
 
 /**
  * How the Commands start the image-factory CLI that `npm run build` compiled: by absolute path, derived from the
@@ -34,6 +35,26 @@ export function testedContentHashes(images: ZonalImage[]): pulumi.Output<string[
   return pulumi.all(images.map((i) => i.testedContentHash)).apply((h) => [...new Set(h.filter((x): x is string => !!x))].sort());
 }
 
+/**
+ * Where each plan builds, or a ResourceError before anything is declared: a build with no host of its
+ * architecture (arm64 on an x86_64 machine) must fail the preview, not halfway through `up`.
+ */
+export function buildPlaces(plans: PlannedImage[], settings: StackSettings, machine?: Parameters<typeof routeBuilds>[2]): Map<string, BuildPlace> {
+  const routing = routeBuilds(plans, settings.buildHosts, ...(machine ? [machine] : []));
+  const problems = [...routing.problems];
+  const remote = [...routing.byHash.values()].some((p) => p.kind === "remote");
+  if (remote && typeof settings.buildHostPrivateKey !== "string")
+    problems.push("image-factory:buildHostPrivateKey: a build host is remote, but no private key is set: pulumi config set --secret buildHostPrivateKey < <key file>");
+  if (problems.length) throw new pulumi.ResourceError(`stack ${pulumi.getStack()}: builds without a host:\n${problems.map((p) => `  - ${p}`).join("\n")}`, undefined);
+  return routing.byHash;
+}
+
+/** The remote Command's view of a build place; undefined builds here. */
+function remoteBuild(place: BuildPlace | undefined, settings: StackSettings): RemoteBuild | undefined {
+  if (place?.kind !== "remote") return undefined;
+  return { host: place.host, privateKey: pulumi.secret(settings.buildHostPrivateKey as string), cli: "image-factory" };
+}
+
 export function zonalImages(
   plans: PlannedImage[],
   settings: StackSettings,
@@ -41,6 +62,7 @@ export function zonalImages(
   opts?: pulumi.ComponentResourceOptions,
   passed: Set<string> = new Set(),
 ): ZonalImage[] {
+  const places = buildPlaces(plans, settings);
   return plans.map(
     (plan) =>
       new ZonalImage(
@@ -62,6 +84,7 @@ export function zonalImages(
           cli: factoryCli(),
           tags: environmentTags(settings),
           timeouts: settings,
+          buildHost: remoteBuild(places.get(plan.contentHash), settings),
         },
         opts,
       ),

@@ -50,6 +50,38 @@ const commandRules: PropertyRule[] = [
   },
 ];
 
+const REMOTE_COMMAND = "pulumi/pulumi-command provider/pkg/provider/remote/commandController.go: Update runs `update`, else `create`";
+const REMOTE_CONNECTION = "@pulumi/command 1.2.1 types/input.d.ts (remote.ConnectionArgs)";
+
+/** Inputs the remote (build host) artifact Command sets: the local Command's, with `connection` for `dir`. */
+const remoteCommandRules: PropertyRule[] = [
+  ...commandRules.filter((r) => !["dir", "interpreter", "logging"].includes(r.path)),
+  {
+    path: "logging",
+    change: "update",
+    source: "@pulumi/command 1.2.1 remote/command.d.ts (CommandArgs.logging)",
+    note: "unverified: taken as a plain input like its neighbours, as for the local Command",
+  },
+  {
+    path: "connection",
+    change: "update",
+    source: `${REMOTE_COMMAND}; connection has no replaceOnChanges in ${REMOTE_CONNECTION}`,
+    note: "a new host (routing by content hash over a changed host list) runs create again there: publish finds the artifact in the bucket and builds nothing",
+  },
+  {
+    path: "connection.hostKey",
+    change: "update",
+    source: `${REMOTE_CONNECTION}: hostKey, "the expected host key to verify the server's identity"; added by pulumi/pulumi-command#794 (fixes #755)`,
+    note: "unverified: the provider code comparing it was not read and no Pulumi engine runs here; the key is passed whole (`ssh-ed25519 AAAA…`), the form OpenSSH public key parsers take. The tests pin the same key with OpenSSH (known_hosts, StrictHostKeyChecking=yes)",
+  },
+  {
+    path: "connection.privateKey",
+    change: "update",
+    source: REMOTE_CONNECTION,
+    note: "a secret Output, and the Command lists connection in additionalSecretOutputs: encrypted in the state",
+  },
+];
+
 export const REPLACE_RULES: TypeRules[] = [
   {
     type: "scaleway:block/snapshot:Snapshot",
@@ -101,6 +133,7 @@ export const REPLACE_RULES: TypeRules[] = [
     ],
   },
   { type: "command:local:Command", properties: commandRules },
+  { type: "command:remote:Command", properties: remoteCommandRules },
 ];
 
 /** The rule deciding a change at `path` of a `type` resource; an error names both when no row covers it. */

@@ -7,6 +7,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
 import { PublishContract, writeEnvironment } from "../builder/contract";
+import type { BuildHost } from "../builder/build-hosts";
 import type { PlannedImage } from "../builder/plan";
 import type { StackSettings } from "../builder/settings";
 import { releaseSpec, testEnvironment } from "../builder/release-spec";
@@ -31,6 +32,23 @@ export interface FactoryCredentials {
   /** The release key (Ed25519 PKCS#8 PEM, stack config `releaseKey`) signing the provenance; must be a secret Output. */
   releaseKey?: pulumi.Input<string>;
 }
+
+/** An SSH build host the artifact is built on, instead of this machine. */
+export interface RemoteBuild {
+  /** Address, port, user and the pinned host public key (stack config `buildHosts`). */
+  host: BuildHost;
+  /** The user's SSH private key; must be a secret Output. */
+  privateKey: pulumi.Input<string>;
+  /** How the host runs the CLI (`image-factory`, as the host preparation installs it). */
+  cli: string;
+}
+
+/**
+ * The artifact reference of a remote build differs from a local one's: switching hosts changes the Command's type
+ * (local ↔ remote), so Pulumi creates the new Command before deleting the old one, whose `unpublish` must not drop
+ * the reference the new one has just recorded.
+ */
+export const REMOTE_REF_SUFFIX = "@build-host";
 
 export interface ZonalImageArgs {
   /** The planned image (release, architecture, zone, content hash, SCS metadata), from `planStack`. */
@@ -70,6 +88,8 @@ export interface ZonalImageArgs {
   apiUrl?: pulumi.Input<string>;
   /** How long each waiting step may take (stack config, `90m`/`2h`); the provider's defaults and no bound when unset. */
   timeouts?: Partial<ReleaseTimeouts>;
+  /** Build on this SSH host (a remote Command running the same CLI with the same environment); here when unset. */
+  buildHost?: RemoteBuild;
 }
 
 /** The stack settings bounding each step that waits. */
@@ -107,43 +127,66 @@ export class ZonalImage extends pulumi.ComponentResource {
     const status = !args.runTests || args.testedAlready ? "released" : "candidate";
     const spec = releaseSpec(plan, { bucket: args.bucket, testCommercialType: args.testCommercialType ?? "", extraTags: args.tags ?? [], status });
 
-    const artifact = new command.local.Command(
-      `${name}-artifact`,
+    const remote = args.buildHost;
+    const environment = writeEnvironment<typeof PublishContract, pulumi.Input<string>>(
+      PublishContract,
       {
-        create: `${args.cli} publish`,
-        delete: `${args.cli} unpublish`,
-        environment: writeEnvironment<typeof PublishContract, pulumi.Input<string>>(
-          PublishContract,
-          {
-            accessKeyId: args.credentials.accessKey,
-            secretAccessKey: args.credentials.secretKey,
-            s3Endpoint: args.s3Endpoint ?? `https://s3.${plan.region}.scw.cloud`,
-            s3Region: plan.region,
-            bucket: args.bucket,
-            key: plan.artifactKey,
-            ref: `${pulumi.getStack()}/${name}`,
-            release: plan.release.id,
-            arch: plan.arch,
-            contentHash: plan.contentHash,
-            releaseEpoch: plan.hashInputs.releaseEpoch,
-            securityEpoch: plan.hashInputs.securityEpoch,
-            ecosystemVersion: args.ecosystemVersion,
-            ecosystemRepository: args.ecosystemRepository,
-            ecosystemKeyFingerprint: plan.hashInputs.ecosystemKeyFingerprint,
-            mirror: args.mirror,
-            releaseKey: args.credentials.releaseKey,
-            ...plan.overrides,
-            timeout: t.publishTimeout,
-          },
-          pulumi.secret,
-        ),
-        // The content hash is the only trigger: same inputs, same artifact, nothing runs again.
-        triggers: [plan.contentHash],
-        // Progress goes to stderr; stdout is the machine-readable manifest, not worth a log line per build.
-        logging: "stderr",
+        accessKeyId: args.credentials.accessKey,
+        secretAccessKey: args.credentials.secretKey,
+        s3Endpoint: args.s3Endpoint ?? `https://s3.${plan.region}.scw.cloud`,
+        s3Region: plan.region,
+        bucket: args.bucket,
+        key: plan.artifactKey,
+        ref: `${pulumi.getStack()}/${name}${remote ? REMOTE_REF_SUFFIX : ""}`,
+        release: plan.release.id,
+        arch: plan.arch,
+        contentHash: plan.contentHash,
+        releaseEpoch: plan.hashInputs.releaseEpoch,
+        securityEpoch: plan.hashInputs.securityEpoch,
+        ecosystemVersion: args.ecosystemVersion,
+        ecosystemRepository: args.ecosystemRepository,
+        ecosystemKeyFingerprint: plan.hashInputs.ecosystemKeyFingerprint,
+        mirror: args.mirror,
+        releaseKey: args.credentials.releaseKey,
+        ...plan.overrides,
+        timeout: t.publishTimeout,
       },
-      { parent: this, additionalSecretOutputs: ["environment"] },
+      pulumi.secret,
     );
+    const common = {
+      environment,
+      // The content hash is the only trigger: same inputs, same artifact, nothing runs again.
+      triggers: [plan.contentHash],
+      // Progress goes to stderr; stdout is the machine-readable manifest, not worth a log line per build.
+      logging: "stderr" as const,
+    };
+    const artifact = remote
+      ? new command.remote.Command(
+          `${name}-artifact`,
+          {
+            ...common,
+            create: `${remote.cli} publish`,
+            delete: `${remote.cli} unpublish`,
+            // The host key is compared with the pinned one, never accepted blindly; a dead host fails after a few
+            // dials instead of the provider's 10 × 15 s. The environment needs `AcceptEnv FACTORY_* AWS_*` on the
+            // host (the host preparation sets it): the provider passes it as SSH environment requests.
+            connection: {
+              host: remote.host.address,
+              port: remote.host.port,
+              user: remote.host.user,
+              hostKey: remote.host.hostKey,
+              privateKey: pulumi.secret(remote.privateKey),
+              dialErrorLimit: 3,
+              perDialTimeout: 15,
+            },
+          },
+          { parent: this, additionalSecretOutputs: ["environment", "connection"] },
+        )
+      : new command.local.Command(
+          `${name}-artifact`,
+          { ...common, create: `${args.cli} publish`, delete: `${args.cli} unpublish` },
+          { parent: this, additionalSecretOutputs: ["environment"] },
+        );
     // SCS-0102's image_build_date is known once the artifact exists: publish reports its manifest's.
     // One element per tag (components/tags.ts): only the build date's may be unknown at preview.
     const tags = imageTags(spec.tags, artifact.stdout.apply(imageBuildDate), name);

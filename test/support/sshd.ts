@@ -47,11 +47,16 @@ export interface TestSshd {
   port: number;
   /** `ssh-keygen -l` output of the server's host key, as a boot would publish it. */
   fingerprint: string;
+  /** The host's public key, `ssh-ed25519 AAAA…` (what a build host pins). */
+  hostKey: string;
   stop(): Promise<void>;
 }
 
-/** Starts sshd on 127.0.0.1 with a fresh host key, accepting `authorizedKey` for root. */
-export async function startSshd(authorizedKey: string): Promise<TestSshd> {
+/**
+ * Starts sshd on 127.0.0.1 with a fresh host key, accepting `authorizedKey` for root; `config` adds sshd_config
+ * lines (a build host's `AcceptEnv`).
+ */
+export async function startSshd(authorizedKey: string, config: string[] = []): Promise<TestSshd> {
   const sshd = await sshdBinary();
   const dir = mkdtempSync(join(tmpdir(), "test-sshd-"));
   await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "host")]);
@@ -63,7 +68,7 @@ export async function startSshd(authorizedKey: string): Promise<TestSshd> {
   const port = await freePort();
   writeFileSync(join(dir, "sshd_config"), [
     `ListenAddress 127.0.0.1:${port}`, `HostKey ${dir}/host`, `AuthorizedKeysFile ${dir}/authorized_keys`,
-    "StrictModes no", "PidFile none", "UsePAM no", "PasswordAuthentication no", "",
+    "StrictModes no", "PidFile none", "UsePAM no", "PasswordAuthentication no", ...config, "",
   ].join("\n"));
   chmodSync(join(dir, "host"), 0o600);
   const script = [
@@ -84,6 +89,7 @@ export async function startSshd(authorizedKey: string): Promise<TestSshd> {
   return {
     port,
     fingerprint,
+    hostKey: readFileSync(join(dir, "host.pub"), "utf8").trim().split(" ").slice(0, 2).join(" "),
     async stop() {
       proc.kill("SIGTERM");
       await exited;

@@ -54,6 +54,14 @@ describe("image-factory CLI", () => {
     expect(rows.map((r) => r.name)).toContain("ubuntu-24.04-arm64");
   });
 
+  it("shows which host builds what, and the builds with none", async () => {
+    const lines = (await run(["plan", "--stack", "prod-fr-par-2"])).stdout.split("\n");
+    expect(lines[0]).toMatch(/build host\s*$/);
+    expect(lines.find((l) => l.includes("debian-12-x86_64"))).toMatch(/ local\s*$/);
+    // No arm64 host in the prod stack yet: its preview fails, and plan says why ahead of it.
+    expect(lines.find((l) => l.includes("debian-12-arm64"))).toMatch(/ no host\s*$/);
+  });
+
   it("says where the local stack's hashes come from, and only for it", async () => {
     expect((await run(["plan", "--stack", "local"])).stderr).toMatch(/^note: the local job adds its ecosystem build and stand-in digests at run time/m);
     const prod = (await run(["plan", "--stack", "prod-fr-par-2"])).stderr;

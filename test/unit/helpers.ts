@@ -27,3 +27,12 @@ export function editedCatalog(id: string, change: (r: OsRelease) => void): Catal
   const releases = base.releases.map((r) => (r.id === id ? copy : r));
   return { releases, byId: new Map(releases.map((r) => [r.id, r])) };
 }
+
+/**
+ * An arm64 SSH build host for programs run under mocks, never dialled: a documentation address (RFC 5737), and a
+ * host key and private key that are placeholders (the key's bytes spell "placeholder, not a host key").
+ */
+export const ARM64_BUILD_HOST = {
+  buildHosts: ["x86_64 local", "arm64 builder@192.0.2.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBsYWNlaG9sZGVyLCBub3QgYSBob3N0IGtleS4uLi4u"],
+  buildHostPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder for programs under mocks, not a key\n-----END OPENSSH PRIVATE KEY-----\n",
+};

@@ -8,7 +8,7 @@ import { loadCatalog, type Catalog, type OsRelease } from "../../images";
 import { planStack } from "../../builder/plan";
 import { factoryCli, passedEarlier, retention, testedContentHashes, zonalImages } from "../../components/factory-stack";
 import { formatCurrentBuilds } from "../../builder/retention";
-import { settingsFor } from "./helpers";
+import { ARM64_BUILD_HOST, settingsFor } from "./helpers";
 import { localReleaseSpec } from "../../builder/local/local-job";
 import { testEnvironment, withBuildDate } from "../../builder/release-spec";
 import { PublishContract, readEnvironment, RetentionContract, secretVariables, TestInstanceContract, type Contract } from "../../builder/contract";
@@ -258,7 +258,7 @@ describe("a zone stack", () => {
   });
 
   it("builds arm64 on the arm64 test type", async () => {
-    await declare({ images: ["ubuntu-24.04"], architectures: ["arm64"] });
+    await declare({ images: ["ubuntu-24.04"], architectures: ["arm64"], ...ARM64_BUILD_HOST });
     expect(named("ubuntu-24.04-arm64-test-server").inputs.type).toBe("COPARM1-2C-8G");
     expect(named("ubuntu-24.04-arm64-image").inputs.architecture).toBe("arm64");
   });
@@ -406,8 +406,8 @@ describe("timeouts", () => {
 
 describe("the release spec", () => {
   it("is what the ZonalImage declares, resource by resource, for every image", async () => {
-    const settings = settingsFor({ images: ["*"], architectures: ["x86_64", "arm64"] });
-    const { plans } = await declare({ images: ["*"], architectures: ["x86_64", "arm64"] });
+    const settings = settingsFor({ images: ["*"], architectures: ["x86_64", "arm64"], ...ARM64_BUILD_HOST });
+    const { plans } = await declare({ images: ["*"], architectures: ["x86_64", "arm64"], ...ARM64_BUILD_HOST });
     expect(plans.length).toBeGreaterThan(5);
     for (const p of plans) {
       // The local job's emulated release takes its spec from this very function.

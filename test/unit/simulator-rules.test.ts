@@ -5,9 +5,9 @@
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import { describe, expect, it } from "vitest";
 import { changeFor, REPLACE_RULES, ruleFor } from "../../components/replace-rules";
-import { runStack, UNKNOWN, type Registration } from "../support/program-run";
+import { plain, runStack, SECRET_SIG, SIG_KEY, UNKNOWN, type Registration } from "../support/program-run";
 import { changedPaths, simulate } from "../support/simulator";
-import { settingsFor } from "./helpers";
+import { ARM64_BUILD_HOST, settingsFor } from "./helpers";
 
 const SNAPSHOT = "scaleway:block/snapshot:Snapshot";
 const IMAGE = "scaleway:instance/image:Image";
@@ -49,6 +49,19 @@ describe("replace rules", () => {
     const custom = registered.filter((r) => r.custom);
     expect(new Set(custom.map((r) => r.type))).toEqual(new Set([SNAPSHOT, IMAGE, SERVER, COMMAND]));
     for (const r of custom) for (const path of changedPaths({}, r.inputs)) expect(() => ruleFor(r.type, path), `${r.name} ${path}`).not.toThrow();
+  });
+
+  it("covers every input of the remote artifact Command a build host gets", async () => {
+    const registered = await runStack("test-fr-par-2", settingsFor({ images: ["debian-12"], architectures: ["arm64"], ...ARM64_BUILD_HOST }), { preview: false });
+    const remote = registered.filter((r) => r.type === "command:remote:Command");
+    expect(remote.map((r) => r.name)).toEqual(["debian-12-arm64-artifact"]);
+    // The private key makes the whole connection travel as a secret.
+    expect((remote[0]!.inputs.connection as Record<string, unknown>)[SIG_KEY]).toBe(SECRET_SIG);
+    const paths = changedPaths({}, plain(remote[0]!.inputs));
+    expect(paths.filter((p) => p.startsWith("connection")).sort()).toEqual(
+      ["connection.dialErrorLimit", "connection.host", "connection.hostKey", "connection.perDialTimeout", "connection.port", "connection.privateKey", "connection.user"],
+    );
+    for (const path of paths) expect(() => ruleFor(remote[0]!.type, path), path).not.toThrow();
   });
 });
 

@@ -1,0 +1,60 @@
+/**
+ * Bench "builds of N images on 1 vs 2 hosts": N distinct artifacts (debian-12 and its security rebuilds, each a
+ * real build from an empty cache) published through SSH build hosts on loopback, first all on one host one after
+ * another (what one machine does today), then routed over two hosts by content hash as the program routes them,
+ * each host building its share in turn and both at once. Both hosts are this machine: their builds share its
+ * cores, so the ratio says what parallel builds gain here, not what two real machines would (about 1/2).
+ */
+import { join } from "node:path";
+import { runOnHost } from "../../builder/build-host-ssh";
+import { hostIndex } from "../../builder/build-hosts";
+import { buildHostEnv, HOST_CLI } from "../support/build-host-env";
+
+export interface BuildHostsRow {
+  bench: string;
+  /** Wall seconds on two hosts. */
+  ours: number;
+  /** Wall seconds on one host. */
+  baseline: number;
+  unit: string;
+  ratio: number;
+  goal: string;
+  met: boolean;
+  samples: { ours: number[]; baseline: number[] };
+}
+
+/** Runs the comparison once; `n` images (BENCH_BUILD_HOSTS_N, default 2). Takes about 1.5·n TCG builds' time. */
+export async function benchBuildHosts(n = Number(process.env.BENCH_BUILD_HOSTS_N ?? 2)): Promise<BuildHostsRow> {
+  const e = await buildHostEnv(2);
+  try {
+    const publish = async (hostAt: number, security: number) => {
+      const p = e.plan(security);
+      const r = await runOnHost(e.target(e.hosts[hostAt]!), `FACTORY_CACHE='${join(e.work, `cache-${security}`)}' ${HOST_CLI} publish`, e.env(p));
+      if (r.code !== 0) throw new Error(`bench build-hosts: publish of ${p.name} (security ${security}) on host ${hostAt} exited ${r.code}: ${r.stderr.trim().split("\n").pop()}`);
+    };
+    const wall = async (fn: () => Promise<unknown>) => {
+      const t = Date.now();
+      await fn();
+      return (Date.now() - t) / 1000;
+    };
+    // Distinct security counters per side: nothing is in the bucket or a cache before its build.
+    const one = await wall(async () => {
+      for (let i = 1; i <= n; i++) await publish(0, i);
+    });
+    const second = Array.from({ length: n }, (_, i) => n + 1 + i);
+    const byHost = [0, 1].map((h) => second.filter((s) => hostIndex(e.plan(s).contentHash, 2) === h));
+    const two = await wall(() => Promise.all(byHost.map(async (share, h) => {
+      for (const s of share) await publish(h, s);
+    })));
+    const ratio = two / one;
+    return {
+      bench: `build-hosts: ${n} images on 2 hosts (${byHost.map((s) => s.length).join("+")}) vs 1`,
+      ours: two, baseline: one, unit: "s", ratio,
+      // Two hosts sharing this machine's cores: a gain at all is the goal here.
+      goal: "ratio < 1 (same machine)", met: ratio < 1,
+      samples: { ours: [two], baseline: [one] },
+    };
+  } finally {
+    await e.stop();
+  }
+}
