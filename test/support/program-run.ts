@@ -33,6 +33,8 @@ export interface Registration {
   dependencies: string[];
   retainOnDelete: boolean;
   deleteBeforeReplace: boolean;
+  /** The URNs its `aliases` stand for: an old resource at one of them is this one, moved (not replaced). */
+  aliases: string[];
   /** Inputs in wire form, as plain JSON. */
   inputs: Record<string, unknown>;
   /** The same inputs as the protobuf Struct, as the engine forwards them to an analyzer. */
@@ -75,7 +77,15 @@ interface RegisterRequest {
   getPropertydependenciesMap(): { forEach(f: (v: { getUrnsList(): string[] }, k: string) => void): void };
   getRetainondelete(): boolean | undefined;
   getDeletebeforereplace(): boolean;
+  getAliasesList(): AliasRequest[];
   getObject(): Struct | undefined;
+}
+/** An alias as the SDK sends it to a monitor that takes alias specs (the mock monitor does). */
+interface AliasRequest {
+  getUrn(): string;
+  getSpec():
+    | { getName(): string; getType(): string; getStack(): string; getProject(): string; getParenturn(): string; getNoparent(): boolean }
+    | undefined;
 }
 interface Monitor {
   newUrn(parent: string, type: string, name: string): string;
@@ -110,6 +120,13 @@ export async function runStack(stack: string, settings: StackSettings, opts: Run
     const struct = req.getObject()!;
     const dependencies = new Set(req.getDependenciesList());
     req.getPropertydependenciesMap().forEach((v) => v.getUrnsList().forEach((u) => dependencies.add(u)));
+    const aliasUrn = (a: AliasRequest): string => {
+      const spec = a.getSpec();
+      if (!spec) return a.getUrn();
+      if (spec.getStack() || spec.getProject()) throw new Error(`${req.getName()}: aliases to another stack or project are not simulated`);
+      const parent = spec.getNoparent() ? "" : spec.getParenturn() || req.getParent();
+      return monitor.newUrn(parent, spec.getType() || req.getType(), spec.getName() || req.getName());
+    };
     const r: Registration = {
       urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
       type: req.getType(),
@@ -119,6 +136,7 @@ export async function runStack(stack: string, settings: StackSettings, opts: Run
       dependencies: [...dependencies],
       retainOnDelete: req.getRetainondelete() === true,
       deleteBeforeReplace: req.getDeletebeforereplace(),
+      aliases: req.getAliasesList().map(aliasUrn),
       inputs: struct.toJavaScript() as Record<string, unknown>,
       struct,
     };
