@@ -16,7 +16,7 @@ import { onlineFindings, type OnlineTarget } from "./doctor-online";
 import { upstreamFindings } from "./doctor-pins";
 import { LOCAL_STACK } from "./local/local-job";
 import { projectRoot } from "./paths";
-import { register, UsageError } from "./registry";
+import { ENVIRONMENT, register, UsageError } from "./registry";
 import { StackConfigError, type StackSettings } from "./settings";
 import { readStackSettings } from "./stack-files";
 import { regionOf, ZONE_CAPABILITIES } from "./zones";
@@ -136,11 +136,17 @@ export async function doctor(stack: string, env: Env, online: boolean): Promise<
 
 register("doctor", {
   summary: "check, without creating anything, what a real `pulumi up` of a stack needs; non-zero on a problem",
-  usage:
-    "image-factory doctor --stack NAME [--online] [--json]\n" +
-    "  reads the stack file, SCW_ACCESS_KEY, SCW_SECRET_KEY, SCW_DEFAULT_PROJECT_ID, PULUMI_BACKEND_URL (or the logged-in backend),\n" +
-    "  PULUMI_CONFIG_PASSPHRASE(_FILE); --online: lists images and Instance types in the zone, HeadBucket and GetBucketLocation",
-  options: { stack: { type: "string" }, online: { type: "boolean", default: false }, json: { type: "boolean", default: false } },
+  usage: "image-factory doctor --stack NAME [--online] [--json]",
+  options: {
+    stack: { type: "string", value: "NAME", description: "the stack to check (stacks/Pulumi.NAME.yaml)" },
+    online: { type: "boolean", description: "add read-only calls: images and Instance types in the zone, HeadBucket, GetBucketLocation" },
+    json: { type: "boolean", description: "print the report as JSON" },
+  },
+  environment: {
+    ...Object.fromEntries(["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID", "SCW_API_URL"].map((k) => [k, ENVIRONMENT[k]!])),
+    PULUMI_BACKEND_URL: "the Pulumi backend; the logged-in one (PULUMI_HOME/credentials.json) when unset",
+    PULUMI_CONFIG_PASSPHRASE: "the passphrase of a self-managed backend's secrets (or PULUMI_CONFIG_PASSPHRASE_FILE)",
+  },
   async run(v) {
     if (typeof v.stack !== "string" || !v.stack) throw new UsageError("doctor: give --stack NAME");
     const report = await doctor(v.stack, process.env, v.online === true);
