@@ -19,9 +19,8 @@ import { runLocalJob } from "./local/local-job";
 import { table } from "./table";
 import { testLocal } from "./testing/local-boot";
 import { runBattery, SCENARIOS } from "./testing/battery";
-import { ZONES } from "./zones";
 
-const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k]) : undefined);
 function need(v: Values, k: string, env?: string): string {
   const value = str(v, k);
   if (!value) throw new UsageError(`missing --${k}${env ? ` (or ${env})` : ""}`);

@@ -109,8 +109,8 @@ export function onlineTarget(facts: DoctorFacts): OnlineTarget | string {
   const s = facts.settings;
   if (!s) return "online: not checked: the settings do not parse";
   const config = facts.file.config;
-  const accessKey = typeof config["scaleway:accessKey"] === "string" ? (config["scaleway:accessKey"] as string) : facts.env.SCW_ACCESS_KEY;
-  const secretKey = typeof config["scaleway:secretKey"] === "string" ? (config["scaleway:secretKey"] as string) : facts.env.SCW_SECRET_KEY;
+  const accessKey = typeof config["scaleway:accessKey"] === "string" ? (config["scaleway:accessKey"]) : facts.env.SCW_ACCESS_KEY;
+  const secretKey = typeof config["scaleway:secretKey"] === "string" ? (config["scaleway:secretKey"]) : facts.env.SCW_SECRET_KEY;
   if (!accessKey || !secretKey) return "online: not checked: needs the access key and secret key in SCW_ACCESS_KEY and SCW_SECRET_KEY";
   const region = regionOf(s.zone);
   const testTypes: OnlineTarget["testTypes"] = {};

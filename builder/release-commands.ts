@@ -21,7 +21,7 @@ import { readStackSettings, stackNames } from "./stack-files";
 import { table } from "./table";
 import { ZONES } from "./zones";
 
-const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k]) : undefined);
 const today = () => new Date().toISOString().slice(0, 10);
 
 /** `--at YYYY-MM-DD`, today by default. */

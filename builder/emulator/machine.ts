@@ -100,7 +100,7 @@ export class Machine {
     this.stderr = "";
     const proc = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "ignore", "pipe"] });
     this.proc = proc;
-    proc.stderr!.on("data", (d) => (this.stderr += d));
+    proc.stderr.on("data", (d) => (this.stderr += d));
     proc.once("exit", () => {
       rmSync(sockDir, { recursive: true, force: true });
       this.qmp?.destroy();
@@ -222,7 +222,10 @@ export class Machine {
       await Promise.race([exit, new Promise((r) => setTimeout(r, 500))]);
       if (exited) break;
       const now = await this.activity();
-      if (now !== last) (last = now), (lastChange = Date.now());
+      if (now !== last) {
+        last = now;
+        lastChange = Date.now();
+      }
       if (Date.now() - lastChange >= quietMs || Date.now() - started >= capMs) {
         this.proc?.kill("SIGKILL");
         await exit;

@@ -14,6 +14,7 @@ import { loadCatalog, type Catalog } from "../../images";
 // Internal runtime functions (stripped from the typings): the monitor the mocks installed, and the drain of
 // pending RPCs that `pulumi.runtime.disconnect` itself waits on — at preview no apply fires on unknown outputs,
 // so waiting on an output would never end.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- internals outside the package's exports map
 const runtimeSettings = require("@pulumi/pulumi/runtime/settings") as { getMonitor(): unknown; waitForRPCs(): Promise<void> };
 
 /** Pulumi's wire sentinel for an unknown value (what a preview sends for a value not yet computed). */
