@@ -4,7 +4,6 @@
  * Each subcommand takes flags, and falls back to FACTORY_* environment variables so Commands pass data through
  * `environment` rather than on a command line.
  */
-import { parseArgs } from "node:util";
 import { describePlace, routeBuilds } from "./build-hosts";
 import { CatalogError, loadCatalog, pinProblems, withOverrides } from "../images";
 import { projectRoot } from "./paths";
@@ -15,7 +14,8 @@ import { readFileSync } from "node:fs";
 import { scsMetadata } from "./scs";
 import { StackConfigError } from "./settings";
 import { readStackSettings, stackNames } from "./stack-files";
-import { commands, register, UsageError, type Values } from "./registry";
+import { closest, commandHelp, globalHelp, parseOptions } from "./options";
+import { commands, register, UsageError } from "./registry";
 import "./commands";
 import "./release-commands";
 import "./supply-commands";
@@ -26,7 +26,6 @@ export { UsageError };
 
 const PROJECT_DIR = projectRoot();
 
-
 function print(value: unknown, json: boolean, table: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${table()}\n`);
 }
@@ -34,7 +33,7 @@ function print(value: unknown, json: boolean, table: () => string): void {
 register("catalog", {
   summary: "list every release with its SCS-0102 metadata; exits non-zero on an invalid catalog",
   usage: "image-factory catalog [--json]",
-  options: { json: { type: "boolean", default: false } },
+  options: { json: { type: "boolean", description: "print JSON (with every architecture's SCS-0102 keys) instead of a table" } },
   run(values) {
     const catalog = loadCatalog();
     const rows = catalog.releases.map((r) => ({
@@ -65,8 +64,12 @@ register("plan", {
   summary: "show what a stack ships: images, content hashes, artifact keys; --against a previous plan: what changes and why",
   usage: "image-factory plan --stack NAME [--json]   (or --all)\n       image-factory plan --all --against BASE.json [--markdown] [--package-diffs A.json,...]   (BASE.json: plan --all --json of the base branch; A.json: diff --json of a rebuilt release)",
   options: {
-    stack: { type: "string" }, all: { type: "boolean", default: false }, json: { type: "boolean", default: false },
-    against: { type: "string" }, markdown: { type: "boolean", default: false }, "package-diffs": { type: "string" },
+    stack: { type: "string", value: "NAME", description: "the stack to plan (stacks/Pulumi.NAME.yaml)" },
+    all: { type: "boolean", description: "plan every stack in stacks/" },
+    json: { type: "boolean", description: "print JSON rows (with each image's hash inputs and pin problems) instead of a table" },
+    against: { type: "string", value: "BASE.json", description: "compare with a previous `plan --all --json`: what changes and why" },
+    markdown: { type: "boolean", description: "with --against: the pull request's report, in Markdown" },
+    "package-diffs": { type: "string", value: "A.json,...", description: "with --markdown: `image-factory diff --json` outputs of rebuilt releases, shown as package tables" },
   },
   run(values) {
     const catalog = loadCatalog();
@@ -136,17 +139,6 @@ function packageDiffFiles(list: unknown): BuildDiff[] {
   });
 }
 
-function help(): string {
-  const names = Object.keys(commands).sort();
-  return [
-    "usage: image-factory <command> [options]",
-    "",
-    ...names.map((n) => `  ${n.padEnd(14)} ${commands[n]!.summary}`),
-    "",
-    "image-factory <command> --help for a command's options",
-  ].join("\n");
-}
-
 /** Node 20 is end of life and @pulumi/pulumi needs 22: refuse to run on older rather than misbehave later. */
 export const MIN_NODE_MAJOR = 22;
 
@@ -160,31 +152,26 @@ export async function main(argv: string[]): Promise<number> {
   }
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h") {
-    process.stdout.write(`${help()}\n`);
+    process.stdout.write(`${globalHelp(commands)}\n`);
     return name ? 0 : 2;
   }
   const cmd = commands[name];
   if (!cmd) {
-    process.stderr.write(`image-factory: unknown command "${name}"\n\n${help()}\n`);
+    const suggestion = closest(name, Object.keys(commands));
+    process.stderr.write(`image-factory: unknown command "${name}"${suggestion ? `; did you mean ${suggestion}?` : ""}\n\n${globalHelp(commands)}\n`);
     return 2;
   }
-  if (rest.includes("--help")) {
-    process.stdout.write(`usage: ${cmd.usage}\n`);
+  const ended = rest.indexOf("--");
+  if ((ended < 0 ? rest : rest.slice(0, ended)).some((a) => a === "--help" || a === "-h")) {
+    process.stdout.write(`${commandHelp(name, cmd)}\n`);
     return 0;
   }
   try {
-    const { values, positionals } = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
-    for (const [flag, variable] of Object.entries(cmd.env ?? {}))
-      if (values[flag] === undefined && process.env[variable] !== undefined) (values as Values)[flag] = process.env[variable];
-    return (await cmd.run(values as Values, positionals)) ?? 0;
+    const { values, positionals } = parseOptions(name, cmd.options, rest, process.env);
+    return (await cmd.run(values, positionals)) ?? 0;
   } catch (err) {
     if (err instanceof CatalogError || err instanceof StackConfigError || err instanceof UsageError) {
       process.stderr.write(`image-factory ${name}: ${err.message}\n`);
-      return 2;
-    }
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
-      process.stderr.write(`image-factory ${name}: ${(err as Error).message}\nusage: ${cmd.usage}\n`);
       return 2;
     }
     process.stderr.write(`image-factory ${name}: error: ${(err as Error).message}\n`);

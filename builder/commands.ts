@@ -1,6 +1,7 @@
 /** The build pipeline's subcommands: resolve, fetch, build, upload, publish, unpublish, ecosystem-repo. */
 import { renameSync, writeFileSync } from "node:fs";
-import { register, UsageError, type Values } from "./registry";
+import type { OptionSpec, OptionTable } from "./options";
+import { ENVIRONMENT, register, UsageError, type Values } from "./registry";
 import { buildImage } from "./build";
 import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
 import { AppBases, SourceOverrides, UpstreamSignatures } from "./settings";
@@ -19,9 +20,8 @@ import { statusTag, withStatus } from "./retention";
 import { table } from "./table";
 import { testLocal } from "./testing/local-boot";
 import { runBattery, SCENARIOS } from "./testing/battery";
-import { ZONES } from "./zones";
 
-const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k]) : undefined);
 function need(v: Values, k: string, env?: string): string {
   const value = str(v, k);
   if (!value) throw new UsageError(`missing --${k}${env ? ` (or ${env})` : ""}`);
@@ -68,38 +68,28 @@ function releaseAndArch(v: Values, positionals: string[]) {
   return { catalog, release, arch: arch.data };
 }
 
-const sourceOptions = {
-  release: { type: "string" },
-  arch: { type: "string" },
-  mirror: { type: "string" },
-  "app-bases": { type: "string" },
-  "source-overrides": { type: "string" },
-  "upstream-signatures": { type: "string" },
-  json: { type: "boolean", default: false },
-} as const;
-const sourceEnv = {
-  release: "FACTORY_RELEASE", arch: "FACTORY_ARCH", mirror: "FACTORY_MIRROR",
-  "app-bases": "FACTORY_APP_BASES", "source-overrides": "FACTORY_SOURCE_OVERRIDES", "upstream-signatures": "FACTORY_UPSTREAM_SIGNATURES",
-};
+/** What names an upstream image and how the stack sees the catalog: shared by resolve, fetch, build and publish. */
+const sourceOptions = (arch: OptionSpec["default"]): OptionTable => ({
+  release: { type: "string", value: "ID", env: "FACTORY_RELEASE", description: "the release id (image-factory catalog lists them); or give it as the first argument" },
+  arch: { type: "string", value: "ARCH", env: "FACTORY_ARCH", ...(arch ? { default: arch } : {}), description: "x86_64 or arm64" },
+  mirror: { type: "string", value: "URL", env: "FACTORY_MIRROR", description: "fetch upstream files through <URL>/<host>/<path>" },
+  "app-bases": { type: "string", value: "JSON", env: "FACTORY_APP_BASES", description: "the stack's appBases, as a JSON object app id → OS release id" },
+  "source-overrides": { type: "string", value: "JSON", env: "FACTORY_SOURCE_OVERRIDES", description: "the stack's sourceOverrides (pinned downloads replaced), as JSON" },
+  "upstream-signatures": { type: "string", value: "JSON", env: "FACTORY_UPSTREAM_SIGNATURES", description: "the stack's upstreamSignatures (checksum files verified with another key), as JSON" },
+});
 
-const buildOptions = {
-  ...sourceOptions,
-  "release-epoch": { type: "string" },
-  "security-epoch": { type: "string" },
-  "ecosystem-version": { type: "string" },
-  "ecosystem-repository": { type: "string" },
-  "ecosystem-key-fingerprint": { type: "string" },
-  "content-hash": { type: "string" },
-} as const;
-const buildEnv = {
-  ...sourceEnv,
-  "release-epoch": "FACTORY_RELEASE_EPOCH",
-  "security-epoch": "FACTORY_SECURITY_EPOCH",
-  "ecosystem-version": "FACTORY_ECOSYSTEM_VERSION",
-  "ecosystem-repository": "FACTORY_ECOSYSTEM_REPOSITORY",
-  "ecosystem-key-fingerprint": "FACTORY_ECOSYSTEM_KEY_FINGERPRINT",
-  "content-hash": "FACTORY_CONTENT_HASH",
-};
+/** What goes into an image besides its upstream: the stack's dials, each in the content hash. */
+const buildOptions = (arch: OptionSpec["default"]): OptionTable => ({
+  ...sourceOptions(arch),
+  "release-epoch": { type: "string", value: "QUARTER", env: "FACTORY_RELEASE_EPOCH", description: "the stack's releaseEpoch (2026Q4)" },
+  "security-epoch": { type: "string", value: "N", env: "FACTORY_SECURITY_EPOCH", default: "0", description: "the image's security rebuild counter" },
+  "ecosystem-version": { type: "string", value: "VERSION", env: "FACTORY_ECOSYSTEM_VERSION", description: "the scaleway-ecosystem version to install" },
+  "ecosystem-repository": { type: "string", value: "URL", env: "FACTORY_ECOSYSTEM_REPOSITORY", description: "the package repository serving scaleway-ecosystem" },
+  "ecosystem-key-fingerprint": { type: "string", value: "HEX", env: "FACTORY_ECOSYSTEM_KEY_FINGERPRINT", description: "that repository's signing key fingerprint (40 uppercase hex digits); required off loopback" },
+  "content-hash": { type: "string", value: "SHA256", env: "FACTORY_CONTENT_HASH", description: "the planned content hash: the build fails if its own differs" },
+});
+
+const JSON_OUTPUT: OptionTable = { json: { type: "boolean", description: "print JSON" } };
 
 /** What a build needs, whether from flags (`build`) or the artifact Command's environment (`publish`). */
 type BuildValues = Pick<Read<typeof PublishContract>, "release" | "arch" | "releaseEpoch" | "securityEpoch" | "ecosystemVersion" | "ecosystemRepository" | "mirror" | "appBases" | "sourceOverrides" | "upstreamSignatures" | "ecosystemKeyFingerprint" | "contentHash">;
@@ -158,18 +148,21 @@ function inputsFrom(b: BuildValues) {
   };
 }
 
-const s3Options = {
-  endpoint: { type: "string" },
-  region: { type: "string" },
-  bucket: { type: "string" },
-  key: { type: "string" },
-} as const;
-const s3Env = { endpoint: "FACTORY_S3_ENDPOINT", region: "FACTORY_S3_REGION", bucket: "FACTORY_BUCKET", key: "FACTORY_KEY" };
+/** Where the artifact goes. */
+const s3Options: OptionTable = {
+  endpoint: { type: "string", value: "URL", env: "FACTORY_S3_ENDPOINT", description: "the S3 endpoint; https://s3.<region>.scw.cloud by default" },
+  region: { type: "string", value: "REGION", env: "FACTORY_S3_REGION", description: "the bucket's region (fr-par)" },
+  bucket: { type: "string", value: "BUCKET", env: "FACTORY_BUCKET", description: "the bucket holding the artifacts" },
+  key: { type: "string", value: "KEY", env: "FACTORY_KEY", description: "the artifact's object key, images/<id>/<arch>/<sha256>.qcow2" },
+};
+const S3_CREDENTIALS = { AWS_ACCESS_KEY_ID: ENVIRONMENT.AWS_ACCESS_KEY_ID!, AWS_SECRET_ACCESS_KEY: ENVIRONMENT.AWS_SECRET_ACCESS_KEY!, SCW_ACCESS_KEY: ENVIRONMENT.SCW_ACCESS_KEY!, SCW_SECRET_KEY: ENVIRONMENT.SCW_SECRET_KEY! };
+const CACHE = { FACTORY_CACHE: ENVIRONMENT.FACTORY_CACHE! };
 
 function credentials(c: { accessKeyId?: string; secretAccessKey?: string } = {}) {
   const accessKeyId = c.accessKeyId ?? process.env.SCW_ACCESS_KEY;
   const secretAccessKey = c.secretAccessKey ?? process.env.SCW_SECRET_KEY;
-  if (!accessKeyId || !secretAccessKey) throw new UsageError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or SCW_ACCESS_KEY and SCW_SECRET_KEY)");
+  if (!accessKeyId || !secretAccessKey)
+    throw new UsageError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or SCW_ACCESS_KEY and SCW_SECRET_KEY): the key pair of a Scaleway API key (Scaleway console, IAM, API keys)");
   return { accessKeyId, secretAccessKey };
 }
 
@@ -193,8 +186,7 @@ async function resolveFor(v: Values, positionals: string[]) {
 register("resolve", {
   summary: "read the upstream checksum file (verifying its signature) for a release's pinned build",
   usage: "image-factory resolve <id> [--arch x86_64] [--mirror URL]",
-  options: sourceOptions,
-  env: sourceEnv,
+  options: { ...sourceOptions("x86_64"), ...JSON_OUTPUT },
   async run(v, p) {
     out((await resolveFor(v, p)).source);
   },
@@ -203,8 +195,8 @@ register("resolve", {
 register("fetch", {
   summary: "download and verify a release's upstream image into the cache; prints its path",
   usage: "image-factory fetch <id> [--arch x86_64] [--mirror URL]",
-  options: sourceOptions,
-  env: sourceEnv,
+  options: { ...sourceOptions("x86_64"), ...JSON_OUTPUT },
+  environment: CACHE,
   async run(v, p) {
     const { release, arch, source } = await resolveFor(v, p);
     out({ path: await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${arch}`), checksum: source.checksum });
@@ -215,8 +207,8 @@ register("build", {
   summary: "resolve, fetch, customise and finalise an image into DIR (qcow2 + manifest.json)",
   usage:
     "image-factory build <id> --out DIR --release-epoch 2026Q4 --ecosystem-version V --ecosystem-repository URL [--arch] [--mirror] [--security-epoch N]",
-  options: { ...buildOptions, out: { type: "string" } },
-  env: buildEnv,
+  options: { ...buildOptions("x86_64"), out: { type: "string", value: "DIR", description: "where to write the qcow2 and manifest.json" }, ...JSON_OUTPUT },
+  environment: CACHE,
   async run(v, p) {
     const result = await buildImage({ ...buildInputs(v, p), outDir: need(v, "out") });
     out({ artifact: result.artifact, manifest: result.manifestFile, contentHash: result.manifest.contentHash, sha256: result.manifest.output.sha256 });
@@ -226,8 +218,12 @@ register("build", {
 register("upload", {
   summary: "upload a built artifact to Object Storage (multipart, resumable, skipped when present)",
   usage: "image-factory upload --file F --bucket B --key K --region R [--endpoint URL] --content-hash H",
-  options: { ...s3Options, file: { type: "string" }, "content-hash": { type: "string" } },
-  env: { ...s3Env, "content-hash": "FACTORY_CONTENT_HASH" },
+  options: {
+    ...s3Options,
+    file: { type: "string", value: "FILE", description: "the built qcow2" },
+    "content-hash": { type: "string", value: "SHA256", env: "FACTORY_CONTENT_HASH", description: "the artifact's content hash, recorded on the object" },
+  },
+  environment: S3_CREDENTIALS,
   async run(v) {
     const target = s3Target(v);
     out(await uploadArtifact(s3Client(target), target.bucket, need(v, "key"), need(v, "file"), need(v, "content-hash")));
@@ -237,7 +233,13 @@ register("upload", {
 register("publish", {
   summary: "build and upload unless the bucket already holds this content hash (the ZonalImage Command)",
   usage: "image-factory publish   (FACTORY_* environment, as the ZonalImage Command sets it)",
-  options: { ...buildOptions, ...s3Options, ref: { type: "string" }, "stale-upload-hours": { type: "string" } },
+  options: {
+    ...buildOptions(undefined),
+    ...s3Options,
+    ref: { type: "string", value: "STACK/NAME", description: "the stack's reference to the artifact" },
+    "stale-upload-hours": { type: "string", value: "HOURS", description: "abort multipart uploads under images/ older than this (24 when unset)" },
+  },
+  environment: { ...CACHE, ...S3_CREDENTIALS },
   contract: PublishContract,
   async run(_v, _p, e) {
     // Multipart uploads under images/ older than this are aborted (default 24 h): younger ones may be in progress.
@@ -249,7 +251,8 @@ register("publish", {
 register("unpublish", {
   summary: "drop a stack's reference to an artifact; delete the artifact with the last reference",
   usage: "image-factory unpublish   (FACTORY_BUCKET, FACTORY_KEY, FACTORY_REF, FACTORY_S3_*)",
-  options: { ...s3Options, ref: { type: "string" } },
+  options: { ...s3Options, ref: { type: "string", value: "STACK/NAME", description: "the stack's reference to drop" } },
+  environment: S3_CREDENTIALS,
   contract: UnpublishContract,
   async run(_v, _p, e) {
     out(await unpublish(s3From(e), e.key, e.ref));
@@ -259,7 +262,10 @@ register("unpublish", {
 register("ecosystem-repo", {
   summary: "build the factory's scaleway-ecosystem package into a flat APT repository, signed by the committed THROWAWAY test key (builder/local/test-keys/)",
   usage: "image-factory ecosystem-repo --out DIR --version V",
-  options: { out: { type: "string" }, version: { type: "string" } },
+  options: {
+    out: { type: "string", value: "DIR", description: "where to write the repository" },
+    version: { type: "string", value: "VERSION", description: "the scaleway-ecosystem version to package" },
+  },
   async run(v) {
     out({ repository: await buildEcosystemRepo(need(v, "out"), need(v, "version")) });
   },
@@ -269,13 +275,13 @@ register("local", {
   summary: "the local stack's main job: fixture upstream, embedded S3, build and publish every planned image, then release it through the emulated API; independent images at the same time, as cores and memory allow",
   usage: "image-factory local [--no-test] [--images id,...] [--only scenario,...] [--jobs N] [--json]",
   options: {
-    json: { type: "boolean", default: false },
-    "no-test": { type: "boolean", default: false },
-    images: { type: "string" },
-    only: { type: "string" },
-    // FACTORY_LOCAL_JOBS when not given.
-    jobs: { type: "string" },
+    json: { type: "boolean", description: "print the results as JSON" },
+    "no-test": { type: "boolean", description: "build and publish only: no test Instance, no battery" },
+    images: { type: "string", value: "ID,...", description: "only these planned images (release ids); all by default" },
+    only: { type: "string", value: "SCENARIO,...", description: `only these battery scenarios (${SCENARIOS.join(", ")})` },
+    jobs: { type: "string", value: "N", env: "FACTORY_LOCAL_JOBS", description: "at most N steps at once (1: one after another); by default as the cores and memory allow" },
   },
+  environment: { ...CACHE, FACTORY_ACCEL: ENVIRONMENT.FACTORY_ACCEL!, FACTORY_LOCAL_STATE: ENVIRONMENT.FACTORY_LOCAL_STATE! },
   async run(v) {
     const list = (k: string) => (str(v, k) ?? "").split(",").map((x) => x.trim()).filter(Boolean);
     const only = list("only");
@@ -302,12 +308,13 @@ register("test-local", {
   summary: "boot a built qcow2 in QEMU (KVM or TCG) and run the in-guest checks over SSH",
   usage: "image-factory test-local <image.qcow2> --release ID [--user debian] [--uefi] [--json] [--console FILE]",
   options: {
-    release: { type: "string" },
-    user: { type: "string" },
-    uefi: { type: "boolean", default: false },
-    json: { type: "boolean", default: false },
-    console: { type: "string" },
+    release: { type: "string", value: "ID", description: "the release the image is of: which checks apply" },
+    user: { type: "string", value: "USER", description: "the user to log in as; the release's image_original_user by default" },
+    uefi: { type: "boolean", description: "boot with UEFI firmware instead of BIOS" },
+    json: { type: "boolean", description: "print the results as JSON" },
+    console: { type: "string", value: "FILE", description: "write the serial console's output to FILE" },
   },
+  environment: { ...CACHE, FACTORY_ACCEL: ENVIRONMENT.FACTORY_ACCEL! },
   async run(v, p) {
     const image = p[0];
     if (!image) throw new UsageError("give the qcow2 to boot");
@@ -360,17 +367,15 @@ async function markReleased(e: Read<typeof TestInstanceContract>): Promise<void>
 register("test-instance", {
   summary: "run the release test battery (in-guest checks + the 12 API scenarios) against a test Instance",
   usage:
-    "image-factory test-instance --server ID --zone ZONE --release ID [--only a,b] [--dns name,...] [--report FILE] [--json]\n" +
-    "  credentials: SCW_ACCESS_KEY, SCW_SECRET_KEY, SCW_DEFAULT_PROJECT_ID (SCW_API_URL for another endpoint)\n" +
-    `  scenarios: ${SCENARIOS.join(", ")}`,
+    "image-factory test-instance --server ID --zone ZONE --release ID [--only a,b] [--dns name,...] [--report FILE] [--json]",
   options: {
-    server: { type: "string" },
-    zone: { type: "string" },
-    release: { type: "string" },
-    only: { type: "string" },
-    dns: { type: "string" },
-    report: { type: "string" },
-    json: { type: "boolean", default: false },
+    server: { type: "string", value: "ID", description: "the test Instance" },
+    zone: { type: "string", value: "ZONE", description: "its Availability Zone" },
+    release: { type: "string", value: "ID", description: "the release it boots: which checks apply" },
+    only: { type: "string", value: "SCENARIO,...", description: `only these scenarios (${SCENARIOS.join(", ")}); all by default` },
+    dns: { type: "string", value: "NAME,...", description: "names the dns scenario resolves; api.scaleway.com by default" },
+    report: { type: "string", value: "FILE", description: "write the JSON report to FILE (whole or not at all)" },
+    json: { type: "boolean", description: "print the report as JSON" },
   },
   contract: TestInstanceContract,
   async run(v, _p, e) {

@@ -65,6 +65,8 @@ export function durationMs(d: string): number {
   return n * { s: 1_000, m: 60_000, h: 3_600_000 }[d.slice(-1) as "s" | "m" | "h"];
 }
 
+// `any`: a contract mixes variables of every value type; `unknown` would not accept them (parse is invariant).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Contract = Record<string, Variable<any, boolean>>;
 
 /** The CLI bounds its own run by this (Commands have no timeout of their own). */
@@ -133,6 +135,7 @@ export const RetentionContract = {
 };
 
 type Value<V> = V extends Variable<infer T, boolean> ? T : never;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- matches a variable of any value type
 type OptionalKeys<C> = { [K in keyof C]: C[K] extends Variable<any, true> ? K : never }[keyof C];
 type RequiredKeys<C> = Exclude<keyof C, OptionalKeys<C>>;
 

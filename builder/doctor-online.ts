@@ -49,9 +49,9 @@ export function bucketLocationFinding(bucket: string, region: string, location: 
 /** The test types against the zone's offer as the API lists it: present, and of the right architecture. */
 export function serverTypeFindings(zone: string, offer: Readonly<Record<string, { arch: string }>>, tested: OnlineTarget["testTypes"]): Finding[] {
   return Object.entries(tested).flatMap(([arch, t]) => {
-    const offered = offer[t!.type];
-    if (!offered) return [{ check: "online", problem: `${PROJECT}:${t!.key} ${t!.type} is not offered in ${zone}`, fix: `set ${PROJECT}:${t!.key} to an ${arch} type the zone lists (GET /instance/v1/zones/${zone}/products/servers)` }];
-    if (offered.arch !== arch) return [{ check: "online", problem: `${PROJECT}:${t!.key} ${t!.type} is ${offered.arch} in ${zone}, not ${arch}`, fix: `set ${PROJECT}:${t!.key} to an ${arch} type` }];
+    const offered = offer[t.type];
+    if (!offered) return [{ check: "online", problem: `${PROJECT}:${t.key} ${t.type} is not offered in ${zone}`, fix: `set ${PROJECT}:${t.key} to an ${arch} type the zone lists (GET /instance/v1/zones/${zone}/products/servers)` }];
+    if (offered.arch !== arch) return [{ check: "online", problem: `${PROJECT}:${t.key} ${t.type} is ${offered.arch} in ${zone}, not ${arch}`, fix: `set ${PROJECT}:${t.key} to an ${arch} type` }];
     return [];
   });
 }

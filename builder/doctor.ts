@@ -19,7 +19,7 @@ import { BuildHostList, hostLabel } from "./build-hosts";
 import { sourceDigest } from "./build-stamp";
 import { LOCAL_STACK } from "./local/local-job";
 import { projectRoot } from "./paths";
-import { register, UsageError } from "./registry";
+import { ENVIRONMENT, register, UsageError } from "./registry";
 import { StackConfigError, type StackSettings } from "./settings";
 import { readStackSettings } from "./stack-files";
 import { regionOf, ZONE_CAPABILITIES } from "./zones";
@@ -113,8 +113,8 @@ export function onlineTarget(facts: DoctorFacts): OnlineTarget | string {
   const s = facts.settings;
   if (!s) return "online: not checked: the settings do not parse";
   const config = facts.file.config;
-  const accessKey = typeof config["scaleway:accessKey"] === "string" ? (config["scaleway:accessKey"] as string) : facts.env.SCW_ACCESS_KEY;
-  const secretKey = typeof config["scaleway:secretKey"] === "string" ? (config["scaleway:secretKey"] as string) : facts.env.SCW_SECRET_KEY;
+  const accessKey = typeof config["scaleway:accessKey"] === "string" ? (config["scaleway:accessKey"]) : facts.env.SCW_ACCESS_KEY;
+  const secretKey = typeof config["scaleway:secretKey"] === "string" ? (config["scaleway:secretKey"]) : facts.env.SCW_SECRET_KEY;
   if (!accessKey || !secretKey) return "online: not checked: needs the access key and secret key in SCW_ACCESS_KEY and SCW_SECRET_KEY";
   const region = regionOf(s.zone);
   const testTypes: OnlineTarget["testTypes"] = {};
@@ -157,13 +157,20 @@ register("doctor", {
   summary: "check, without creating anything, what a real `pulumi up` of a stack needs; non-zero on a problem",
   usage:
     "image-factory doctor --stack NAME [--online] [--json]\n" +
-    "  reads the stack file, SCW_ACCESS_KEY, SCW_SECRET_KEY, SCW_DEFAULT_PROJECT_ID, PULUMI_BACKEND_URL (or the logged-in backend),\n" +
-    "  PULUMI_CONFIG_PASSPHRASE(_FILE); --online: lists images and Instance types in the zone, HeadBucket and GetBucketLocation\n" +
-    "image-factory doctor --host USER@ADDRESS[:PORT] --host-key 'ssh-ed25519 AAAA…' --arch x86_64|arm64 --key FILE [--json]\n" +
-    "  a build host over SSH (host key pinned): architecture, /dev/kvm, free disk, the CLI's version, sshd AcceptEnv",
+    "image-factory doctor --host USER@ADDRESS[:PORT] --host-key 'ssh-ed25519 AAAA…' --arch x86_64|arm64 --key FILE [--json]",
   options: {
-    stack: { type: "string" }, online: { type: "boolean", default: false }, json: { type: "boolean", default: false },
-    host: { type: "string" }, "host-key": { type: "string" }, arch: { type: "string" }, key: { type: "string" },
+    stack: { type: "string", value: "NAME", description: "the stack to check (stacks/Pulumi.NAME.yaml)" },
+    online: { type: "boolean", description: "add read-only calls: images and Instance types in the zone, HeadBucket, GetBucketLocation" },
+    json: { type: "boolean", description: "print the report as JSON" },
+    host: { type: "string", value: "USER@ADDRESS[:PORT]", description: "check a build host over SSH instead of a stack: architecture, /dev/kvm, free disk, the CLI's version, sshd AcceptEnv" },
+    "host-key": { type: "string", value: "KEY", description: "with --host: the host's public key as pinned in buildHosts ('ssh-ed25519 AAAA…')" },
+    arch: { type: "string", value: "ARCH", description: "with --host: the architecture it builds (x86_64 or arm64)" },
+    key: { type: "string", value: "FILE", description: "with --host: the SSH private key file for the user" },
+  },
+  environment: {
+    ...Object.fromEntries(["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID", "SCW_API_URL"].map((k) => [k, ENVIRONMENT[k]!])),
+    PULUMI_BACKEND_URL: "the Pulumi backend; the logged-in one (PULUMI_HOME/credentials.json) when unset",
+    PULUMI_CONFIG_PASSPHRASE: "the passphrase of a self-managed backend's secrets (or PULUMI_CONFIG_PASSPHRASE_FILE)",
   },
   async run(v) {
     if (typeof v.host === "string") return doctorHostCommand(v);

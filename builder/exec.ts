@@ -1,5 +1,7 @@
 /** Running external tools (libguestfs, qemu-img, gpgv) with errors that say which tool failed and why. */
 import { spawn, type SpawnOptions } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
 
 export class ToolError extends Error {
   constructor(
@@ -31,6 +33,40 @@ export interface RunResult {
   stderr: string;
 }
 
+/** The Debian package each tool this factory runs comes in (scripts/lib.sh installs them all). */
+export const TOOL_PACKAGES: Record<string, string> = {
+  "qemu-img": "qemu-utils",
+  "qemu-system-x86_64": "qemu-system-x86",
+  "virt-customize": "libguestfs-tools",
+  "virt-sparsify": "libguestfs-tools",
+  guestfish: "libguestfs-tools",
+  gpg: "gpg",
+  gpgv: "gpgv",
+  "dpkg-deb": "dpkg",
+  "dpkg-scanpackages": "dpkg-dev",
+  "cloud-localds": "cloud-image-utils",
+  ssh: "openssh-client",
+  "ssh-keygen": "openssh-client",
+};
+
+/** What to say when `tool` is not on PATH: which package has it, and the command that installs everything. */
+export function missingTool(tool: string): string {
+  const pkg = TOOL_PACKAGES[tool];
+  return `${tool} is not installed (not found on PATH)${pkg ? `: apt-get install ${pkg}, or run through scripts/dev, which installs every package the factory needs` : ""}`;
+}
+
+/** Whether an executable `tool` is on PATH (`path`, the environment's by default). */
+export function onPath(tool: string, path = process.env.PATH ?? ""): boolean {
+  return path.split(delimiter).filter(Boolean).some((dir) => {
+    try {
+      accessSync(join(dir, tool), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Runs a program to completion; a non-zero exit throws a ToolError carrying the tail of its stderr. */
 export function run(tool: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -47,7 +83,7 @@ export function run(tool: string, args: string[], opts: RunOptions = {}): Promis
       else if (opts.streamStderr) process.stderr.write(d);
     });
     child.on("error", (e: NodeJS.ErrnoException) =>
-      reject(new ToolError(tool, e.code === "ENOENT" ? `${tool} is not installed (not found on PATH)` : `${tool}: ${e.message}`)),
+      reject(new ToolError(tool, e.code === "ENOENT" ? missingTool(tool) : `${tool}: ${e.message}`)),
     );
     child.on("close", (code, signal) => {
       if (timer) clearTimeout(timer);

@@ -175,7 +175,7 @@ const PartialMetaSchema = z.object({
 function readMeta(p: Partial): PartialMeta | undefined {
   try {
     const parsed = PartialMetaSchema.safeParse(JSON.parse(readFileSync(p.meta, "utf8")));
-    return parsed.success ? (parsed.data as PartialMeta) : undefined;
+    return parsed.success ? (parsed.data) : undefined;
   } catch {
     return undefined;
   }

@@ -1,14 +1,16 @@
 /** Release and lifecycle subcommands: SCS conformance, image lifecycle, the upstream watcher, rollout in waves. */
 import { join } from "node:path";
-import { ContractError, flagVariables, readEnvironment, RetentionContract, type Read } from "./contract";
+import { ContractError, readEnvironment, RetentionContract, type Read } from "./contract";
+import type { OptionSpec } from "./options";
 import { Duration } from "./settings";
 
 const FACTORY_TIMEOUT = Duration.optional();
 import { loadCatalog } from "../images";
+import { onPath } from "./exec";
 import { checkUpstream } from "./check-upstream";
 import { lifecycle } from "./lifecycle";
 import { projectRoot } from "./paths";
-import { bounded, register, UsageError, type Values } from "./registry";
+import { bounded, ENVIRONMENT, register, UsageError, withContract, withHowTo, type Values } from "./registry";
 import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
 import { scsFromTags, SCS_TAG_PREFIX } from "./scs";
 import { checkCatalog, checkImageMetadata, checkImageSet, type CatalogImage, type Finding } from "./scs-check";
@@ -19,7 +21,7 @@ import { readStackSettings, stackNames } from "./stack-files";
 import { table } from "./table";
 import { ZONES } from "./zones";
 
-const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k]) : undefined);
 const today = () => new Date().toISOString().slice(0, 10);
 
 /** `--at YYYY-MM-DD`, today by default. */
@@ -29,7 +31,11 @@ export function dayOption(v: Values): string {
   return at;
 }
 
-const missingCredential = (name: string) => new UsageError(`${name} is not set: this reads the zone's images through the Scaleway API`);
+const missingCredential = (name: string) => new UsageError(`${withHowTo(`${name} is not set`)}: this reads the zone's images through the Scaleway API`);
+
+const AT: OptionSpec = { type: "string", value: "YYYY-MM-DD", description: "the day to judge on; today by default" };
+const JSON_FINDINGS: OptionSpec = { type: "boolean", description: "print the findings as JSON" };
+const API_CREDENTIALS = Object.fromEntries(["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_API_URL"].map((k) => [k, ENVIRONMENT[k]!]));
 
 /** The factory's images in a zone (tagged `factory:release=…`), as SCS sees them: their tags read back. */
 export async function liveImages(zone: string): Promise<CatalogImage[]> {
@@ -57,8 +63,14 @@ register("scs-check", {
   summary: "check SCS-0102/SCS-0104 conformance of the catalog, or with --live of a zone's images; non-zero on errors",
   usage:
     "image-factory scs-check [--at YYYY-MM-DD] [--json]\n" +
-    "image-factory scs-check --live --zone ZONE [--at YYYY-MM-DD] [--json]   (SCW_ACCESS_KEY, SCW_SECRET_KEY; SCW_API_URL)",
-  options: { at: { type: "string" }, live: { type: "boolean", default: false }, zone: { type: "string" }, json: { type: "boolean", default: false } },
+    "image-factory scs-check --live --zone ZONE [--at YYYY-MM-DD] [--json]",
+  options: {
+    at: AT,
+    live: { type: "boolean", description: "check the factory's images in a zone through the Scaleway API, not the catalog" },
+    zone: { type: "string", value: "ZONE", description: "with --live: the Availability Zone" },
+    json: JSON_FINDINGS,
+  },
+  environment: API_CREDENTIALS,
   async run(v) {
     const at = dayOption(v);
     if (!v.live) return report(checkCatalog(loadCatalog(), at), v.json === true);
@@ -73,20 +85,23 @@ register("lifecycle", {
   summary: "report each image's lifecycle on a day: supported, notice (with the customer notice) or deprecated",
   usage: "image-factory lifecycle [--at YYYY-MM-DD] [--grace-days 90 | --stack NAME] [--notice-days 60] [--json]",
   options: {
-    at: { type: "string" }, "grace-days": { type: "string" }, "notice-days": { type: "string" }, stack: { type: "string" },
-    json: { type: "boolean", default: false },
+    at: AT,
+    "grace-days": { type: "string", value: "DAYS", default: "90", description: "days after upstream end of life before an image is deprecated" },
+    "notice-days": { type: "string", value: "DAYS", default: "60", description: "days before deprecation from which customers get a notice" },
+    stack: { type: "string", value: "NAME", description: "take the grace period from this stack's deprecationGraceDays" },
+    json: { type: "boolean", description: "print JSON" },
   },
   run(v) {
     const at = dayOption(v);
     const catalog = loadCatalog();
-    const whole = (k: string, fallback: number) => {
-      const n = Number(str(v, k) ?? fallback);
+    const whole = (k: string) => {
+      const n = Number(str(v, k));
       if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${k}: expected a whole number of days`);
       return n;
     };
     const stack = str(v, "stack");
-    const grace = stack ? readStackSettings(projectRoot(), stack, catalog).deprecationGraceDays : whole("grace-days", 90);
-    const entries = lifecycle(catalog, at, grace, whole("notice-days", 60));
+    const grace = stack ? readStackSettings(projectRoot(), stack, catalog).deprecationGraceDays : whole("grace-days");
+    const entries = lifecycle(catalog, at, grace, whole("notice-days"));
     if (v.json) {
       process.stdout.write(`${JSON.stringify({ at, graceDays: grace, images: entries }, null, 2)}\n`);
       return;
@@ -102,10 +117,13 @@ register("check-upstream", {
   summary: "find each release's newest upstream build from upstream's listings; --write records it in images/pins.json",
   usage: "image-factory check-upstream [--release ID,...] [--mirror URL] [--write [--pins FILE]] [--at YYYY-MM-DD] [--json]",
   options: {
-    release: { type: "string" }, mirror: { type: "string" }, write: { type: "boolean", default: false }, pins: { type: "string" },
-    at: { type: "string" }, json: { type: "boolean", default: false },
+    release: { type: "string", value: "ID,...", description: "only these OS releases; all by default" },
+    mirror: { type: "string", value: "URL", env: "FACTORY_MIRROR", description: "read upstream listings through <URL>/<host>/<path>" },
+    write: { type: "boolean", description: "record the newest builds in the pins file" },
+    pins: { type: "string", value: "FILE", description: "with --write: the pins file; images/pins.json by default" },
+    at: AT,
+    json: { type: "boolean", description: "print JSON" },
   },
-  env: { mirror: "FACTORY_MIRROR" },
   async run(v) {
     const catalog = loadCatalog();
     const releases = (str(v, "release") ?? "").split(",").map((x) => x.trim()).filter(Boolean);
@@ -128,7 +146,18 @@ register("check-upstream", {
 register("rollout", {
   summary: "pulumi up (or --preview) an environment's zone stacks in waves, canary zones first; stops after a failed wave",
   usage: "image-factory rollout --env prod [--waves fr-par-1:nl-ams-1:pl-waw-1,fr-par-2:...] [--preview] [--markdown]",
-  options: { env: { type: "string" }, waves: { type: "string" }, preview: { type: "boolean", default: false }, markdown: { type: "boolean", default: false } },
+  options: {
+    env: { type: "string", value: "ENV", description: "the environment whose zone stacks to roll out (prod)" },
+    waves: { type: "string", value: "Z:Z,Z:...", description: "the waves, zones joined by ':' within one and ',' between them; canary zones first by default" },
+    preview: { type: "boolean", description: "pulumi preview instead of up" },
+    markdown: { type: "boolean", description: "print the report in Markdown instead of JSON" },
+  },
+  environment: {
+    PULUMI_BACKEND_URL: "the Pulumi backend; the logged-in one when unset",
+    PULUMI_CONFIG_PASSPHRASE: "the passphrase of a self-managed backend's secrets (or PULUMI_CONFIG_PASSPHRASE_FILE)",
+    SCW_ACCESS_KEY: ENVIRONMENT.SCW_ACCESS_KEY!,
+    SCW_SECRET_KEY: ENVIRONMENT.SCW_SECRET_KEY!,
+  },
   async run(v) {
     const env = str(v, "env");
     if (!env) throw new UsageError("--env: give the environment whose stacks to roll out (e.g. prod)");
@@ -138,6 +167,9 @@ register("rollout", {
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
+    // The Automation API runs the pulumi CLI: without it every stack would fail with only "code: -2" (ENOENT).
+    if (!onPath("pulumi"))
+      throw new Error("the pulumi CLI is not installed (not found on PATH): rollout drives it through the Automation API; install it (https://www.pulumi.com/docs/install/), then pulumi login");
     // The engine is only loaded here: the rest of this CLI (what the Commands run) never imports Pulumi.
     const { automationRunner } = await import("../components/automation.js");
     const op = v.preview ? "preview" : "up";
@@ -151,13 +183,21 @@ register("retention", {
   summary: "keep, hide (renamed with the build date) or delete previous image versions per their uuid_validity",
   usage:
     "image-factory retention --stack NAME [--apply] [--at YYYY-MM-DD] [--json]\n" +
-    "image-factory retention --zone ZONE --current REL/ARCH=HASH,... [--apply] [--at YYYY-MM-DD] [--json]\n" +
-    "  (SCW_ACCESS_KEY, SCW_SECRET_KEY; SCW_API_URL. Without --apply: what it would do.)",
-  options: {
-    stack: { type: "string" }, zone: { type: "string" }, current: { type: "string" }, apply: { type: "boolean", default: false },
-    at: { type: "string" }, json: { type: "boolean", default: false },
-  },
-  env: flagVariables(RetentionContract),
+    "image-factory retention --zone ZONE --current REL/ARCH=HASH,... [--apply] [--at YYYY-MM-DD] [--json]",
+  // Not registered with the contract: --stack reads the zone and builds from the stack file instead.
+  ...withContract(
+    "retention",
+    {
+      stack: { type: "string", value: "NAME", description: "take the zone and the current builds from this stack's plan" },
+      zone: { type: "string", value: "ZONE", description: "the Availability Zone (without --stack)" },
+      current: { type: "string", value: "REL/ARCH=HASH,...", description: "the stack's current builds (without --stack)" },
+      apply: { type: "boolean", description: "carry the plan out; without it, print what it would do" },
+      at: AT,
+      json: { type: "boolean", description: "print JSON" },
+    },
+    {},
+    RetentionContract,
+  ),
   async run(v) {
     // The Command's FACTORY_TIMEOUT bounds this run as it bounds the contract-registered subcommands.
     const timeout = FACTORY_TIMEOUT.safeParse(process.env.FACTORY_TIMEOUT || undefined);

@@ -101,7 +101,7 @@ export type TestRun<W> = Omit<Write<typeof TestInstanceContract, W>, "zone" | "r
 
 /** The test Command's environment for a spec, through the contract the CLI reads. */
 export function testEnvironment<W = never>(spec: ReleaseSpec, run: TestRun<W>, secret?: (v: string | W) => string | W): Record<string, string | W> {
-  return writeEnvironment<typeof TestInstanceContract, W>(TestInstanceContract, { ...run, ...spec.test } as Write<typeof TestInstanceContract, W>, secret);
+  return writeEnvironment<typeof TestInstanceContract, W>(TestInstanceContract, { ...run, ...spec.test }, secret);
 }
 
 /** Scaleway counts volume sizes in bytes, GB being 10^9 (the provider's size_in_gb likewise). */

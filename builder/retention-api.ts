@@ -53,7 +53,7 @@ export interface Outcome {
  */
 export async function strandedSnapshots(client: Client, zone: string): Promise<{ id: string; name: string }[]> {
   const referenced = new Set((await allImages(client, zone)).flatMap((i) => [i.rootVolume?.id, ...Object.values(i.extraVolumes ?? {}).map((v) => v.id)]));
-  const snapshots = await new Blockv1.API(client).listSnapshots({ zone: zone as never, pageSize: 100, includeDeleted: false }).all();
+  const snapshots = await new Blockv1.API(client).listSnapshots({ zone: zone, pageSize: 100, includeDeleted: false }).all();
   return snapshots.filter((s) => s.tags.includes(RETIRED_SNAPSHOT_TAG) && !referenced.has(s.id)).map((s) => ({ id: s.id, name: s.name }));
 }
 

@@ -6,7 +6,7 @@
  */
 import { OS_PURPOSES, REPLACE_FREQUENCIES } from "../images/schema";
 import type { Catalog } from "../images";
-import { SCS_KEYS, scsMetadata, type ScsMetadata } from "./scs";
+import { SCS_KEYS, scsMetadata } from "./scs";
 
 export type Severity = "error" | "warning";
 export interface Finding {
@@ -133,7 +133,7 @@ export function catalogImages(catalog: Catalog): CatalogImage[] {
   return catalog.releases.flatMap((r) =>
     r.architectures.map((arch) => ({
       subject: `${r.id} ${arch}`,
-      meta: scsMetadata(catalog, r, arch) as ScsMetadata,
+      meta: scsMetadata(catalog, r, arch),
       codename: r.kind === "os" ? r.codename : undefined,
     })),
   );

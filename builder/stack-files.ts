@@ -28,7 +28,7 @@ export function readStackSettings(projectDir: string, stack: string, catalog: Ca
   const file = join(projectDir, "stacks", `Pulumi.${stack}.yaml`);
   let doc: { config?: Record<string, unknown> };
   try {
-    doc = parse(readFileSync(file, "utf8")) ?? {};
+    doc = (parse(readFileSync(file, "utf8")) as typeof doc | null) ?? {};
   } catch (err) {
     throw new StackConfigError(stack, [`${file}: ${(err as Error).message}`]);
   }

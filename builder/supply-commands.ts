@@ -6,7 +6,8 @@ import { Architecture } from "../images/schema";
 import { packageDiffMarkdown } from "./package-diff";
 import { projectRoot } from "./paths";
 import { companionKeys, Statement, verifyRelease, scsProvenanceMismatches } from "./provenance";
-import { register, UsageError, type Values } from "./registry";
+import type { OptionTable } from "./options";
+import { ENVIRONMENT, register, UsageError, type Values } from "./registry";
 import { asPublicPem } from "./settings";
 import { IN_TOTO_PAYLOAD_TYPE, releasePublicKey, keyId, Envelope } from "./signing";
 import { readStackSettings } from "./stack-files";
@@ -30,16 +31,25 @@ function bucketOf(v: Values): S3Target {
   return { endpoint, region, bucket, accessKeyId, secretAccessKey };
 }
 
-const bucketOptions = { stack: { type: "string" }, bucket: { type: "string" }, region: { type: "string" }, endpoint: { type: "string" } } as const;
-const bucketEnv = { bucket: "FACTORY_BUCKET", region: "FACTORY_S3_REGION", endpoint: "FACTORY_S3_ENDPOINT" };
+const bucketOptions: OptionTable = {
+  stack: { type: "string", value: "NAME", description: "read the bucket, its region and endpoint from stacks/Pulumi.NAME.yaml" },
+  bucket: { type: "string", value: "B", env: "FACTORY_BUCKET", description: "the artifact bucket (instead of --stack)" },
+  region: { type: "string", value: "R", env: "FACTORY_S3_REGION", description: "the bucket's region (instead of --stack)" },
+  endpoint: { type: "string", value: "URL", env: "FACTORY_S3_ENDPOINT", description: "the S3 endpoint; Scaleway's for the region by default" },
+};
+const bucketEnvironment = Object.fromEntries(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SCW_ACCESS_KEY", "SCW_SECRET_KEY"].map((k) => [k, ENVIRONMENT[k] ?? "Object Storage credentials"]));
 
 register("diff", {
   summary: "the package changes between a release's newest build in the bucket and the one before (kernel and security first)",
   usage:
     "image-factory diff <release> [--arch x86_64] (--stack NAME | --bucket B --region R [--endpoint URL]) [--json]\n" +
     "  (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or SCW_ACCESS_KEY/SCW_SECRET_KEY; --json output feeds plan --package-diffs)",
-  options: { ...bucketOptions, arch: { type: "string" }, json: { type: "boolean", default: false } },
-  env: bucketEnv,
+  options: {
+    ...bucketOptions,
+    arch: { type: "string", value: "ARCH", default: "x86_64", description: "the architecture's builds (x86_64 or arm64)" },
+    json: { type: "boolean", description: "print the diff as JSON (the input of plan --package-diffs)" },
+  },
+  environment: bucketEnvironment,
   async run(v, p) {
     const release = p[0];
     if (!release || !loadCatalog().byId.has(release)) throw new UsageError(`give a release id from the catalog${release ? ` (no "${release}")` : ""}`);
@@ -88,8 +98,12 @@ register("verify", {
   usage:
     "image-factory verify <artifact key> (--stack NAME | --bucket B --region R [--endpoint URL]) [--public-key FILE]\n" +
     "image-factory verify <file.qcow2> --public-key FILE   (the manifest, SBOM and provenance beside it: <file>.manifest.json, .cdx.json, .provenance.dsse.json)",
-  options: { ...bucketOptions, "public-key": { type: "string" }, json: { type: "boolean", default: false } },
-  env: bucketEnv,
+  options: {
+    ...bucketOptions,
+    "public-key": { type: "string", value: "FILE", description: "the release public key (PEM); the stack's releasePublicKey with --stack" },
+    json: { type: "boolean", description: "print the verified statement as JSON" },
+  },
+  environment: bucketEnvironment,
   async run(v, p) {
     const target = p[0];
     if (!target) throw new UsageError("give the artifact key (images/<id>/<arch>/<sha256>.qcow2) or a local .qcow2 file");

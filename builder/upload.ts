@@ -128,7 +128,7 @@ export async function uploadArtifact(
   let resumedParts = 0;
   let bytes = 0;
   try {
-    const parts: CompletedPart[] = new Array(count);
+    const parts = new Array<CompletedPart>(count);
     let next = 1;
     let failed = false;
     // A few parts in flight at once, as the standard managed uploaders do; each part retried by the SDK.

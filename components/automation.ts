@@ -8,11 +8,11 @@ export function automationRunner(projectDir: string, onOutput?: (line: string) =
       const stack = await pulumi.automation.LocalWorkspace.selectStack({ stackName, workDir: projectDir });
       if (op === "preview") {
         const r = await stack.preview({ diff: true, onOutput });
-        return { ok: true, operations: r.changeSummary as Record<string, number> };
+        return { ok: true, operations: r.changeSummary };
       }
       const r = await stack.up({ onOutput });
       const ok = r.summary.result === "succeeded";
-      return { ok, operations: (r.summary.resourceChanges ?? {}) as Record<string, number>, ...(ok ? {} : { error: r.summary.message }) };
+      return { ok, operations: (r.summary.resourceChanges ?? {}), ...(ok ? {} : { error: r.summary.message }) };
     },
   };
 }

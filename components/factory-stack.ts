@@ -1,15 +1,14 @@
 /** Composes a zone stack: one ZonalImage per planned image. No config reading here: the caller parses it. */
-import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { cliFile } from "../builder/build-stamp";
-import { RetentionContract, writeEnvironment } from "../builder/contract";
 import { projectRoot } from "../builder/paths";
 import type { PlannedImage } from "../builder/plan";
 import { environmentTags } from "../builder/release-spec";
 import { formatCurrentBuilds } from "../builder/retention";
 import { testCommercialType, type StackSettings } from "../builder/settings";
 import { routeBuilds, type BuildPlace } from "../builder/build-hosts";
+import { Retention } from "./retention";
 import { ZonalImage, type FactoryCredentials, type RemoteBuild } from "./zonal-image";
 
 /**
@@ -92,34 +91,30 @@ export function zonalImages(
 }
 
 /**
- * After every image of the stack is released: keep the versions they replaced as their SCS uuid_validity
- * promises (renamed with their build date, hidden) and delete the expired ones. Runs again whenever the set of
- * current builds changes; date-bound validity also needs the scheduled `image-factory retention --apply`.
+ * The stack's retention of previous versions (components/retention.ts), after every image of the stack; none
+ * when the stack does not keep previous versions (a rebuild then deletes what it replaces).
  */
 export function retention(
   plans: PlannedImage[],
   settings: StackSettings,
   credentials: FactoryCredentials,
   images: ZonalImage[],
-  opts?: pulumi.CustomResourceOptions,
-): command.local.Command | undefined {
+  opts?: pulumi.ComponentResourceOptions,
+): Retention | undefined {
   if (!settings.keepPreviousVersions) return undefined;
-  const current = formatCurrentBuilds(plans);
-  return new command.local.Command(
-    "retention",
+  // Named from the stack's zone, which never changes for a stack (a stack rename would otherwise move it).
+  return new Retention(
+    `retention-${settings.zone}`,
     {
-      create: `${factoryCli()} retention --apply`,
-      environment: writeEnvironment<typeof RetentionContract, pulumi.Input<string>>(
-        RetentionContract,
-        {
-          zone: settings.zone, current, accessKey: credentials.accessKey, secretKey: credentials.secretKey,
-          projectId: settings.projectId, apiUrl: settings.apiUrl, timeout: settings.retentionTimeout,
-        },
-        pulumi.secret,
-      ),
-      triggers: [current],
-      logging: "stderr",
+      zone: settings.zone,
+      current: formatCurrentBuilds(plans),
+      credentials,
+      projectId: settings.projectId,
+      apiUrl: settings.apiUrl,
+      timeout: settings.retentionTimeout,
+      cli: factoryCli(),
+      after: images,
     },
-    pulumi.mergeOptions(opts, { dependsOn: images, additionalSecretOutputs: ["environment"] }),
+    opts,
   );
 }

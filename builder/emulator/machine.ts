@@ -103,7 +103,7 @@ export class Machine {
     this.stderr = "";
     const proc = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "ignore", "pipe"] });
     this.proc = proc;
-    proc.stderr!.on("data", (d) => (this.stderr += d));
+    proc.stderr.on("data", (d) => (this.stderr += d));
     proc.once("exit", () => {
       rmSync(sockDir, { recursive: true, force: true });
       this.qmp?.destroy();

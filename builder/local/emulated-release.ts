@@ -73,7 +73,7 @@ async function leftovers(client: Client, zone: string, own: { snapshot: string; 
   const instance = new Instancev1.API(client);
   const block = new Blockv1.API(client);
   const vpc = new Vpcv2.API(client);
-  const server = (await instance.getServer({ zone: zone as never, serverId: own.server })).server!;
+  const server = (await instance.getServer({ zone: zone, serverId: own.server })).server!;
   const root = server.volumes["0"]?.id;
   const z = { zone: zone as never };
   return [

@@ -4,9 +4,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
-import { join } from "node:path";
 import { ensureGoTool } from "../go-tools";
 
 export const VERSITYGW_VERSION = "v1.8.0";
@@ -69,8 +68,8 @@ export async function startS3(root: string, port?: number, region = "fr-par"): P
   const child = spawn(bin, ["--access", accessKeyId, "--secret", secretAccessKey, "--region", region,
     "--port", `127.0.0.1:${p}`, "posix", root], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
   await waitForPort(p, child, () => out.slice(-2000));
   return {
     endpoint: `http://127.0.0.1:${p}`,

@@ -2,7 +2,7 @@
  * The repository's CI workflow, checked by actionlint (built once from the Go module proxy): the file that
  * ships passes; a broken copy fails with the linter's reason.
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

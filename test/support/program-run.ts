@@ -14,6 +14,7 @@ import { loadCatalog, type Catalog } from "../../images";
 // Internal runtime functions (stripped from the typings): the monitor the mocks installed, and the drain of
 // pending RPCs that `pulumi.runtime.disconnect` itself waits on — at preview no apply fires on unknown outputs,
 // so waiting on an output would never end.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- internals outside the package's exports map
 const runtimeSettings = require("@pulumi/pulumi/runtime/settings") as { getMonitor(): unknown; waitForRPCs(): Promise<void> };
 
 /** Pulumi's wire sentinel for an unknown value (what a preview sends for a value not yet computed). */
@@ -33,6 +34,8 @@ export interface Registration {
   dependencies: string[];
   retainOnDelete: boolean;
   deleteBeforeReplace: boolean;
+  /** The URNs its `aliases` stand for: an old resource at one of them is this one, moved (not replaced). */
+  aliases: string[];
   /** Inputs in wire form, as plain JSON. */
   inputs: Record<string, unknown>;
   /** The same inputs as the protobuf Struct, as the engine forwards them to an analyzer. */
@@ -75,7 +78,15 @@ interface RegisterRequest {
   getPropertydependenciesMap(): { forEach(f: (v: { getUrnsList(): string[] }, k: string) => void): void };
   getRetainondelete(): boolean | undefined;
   getDeletebeforereplace(): boolean;
+  getAliasesList(): AliasRequest[];
   getObject(): Struct | undefined;
+}
+/** An alias as the SDK sends it to a monitor that takes alias specs (the mock monitor does). */
+interface AliasRequest {
+  getUrn(): string;
+  getSpec():
+    | { getName(): string; getType(): string; getStack(): string; getProject(): string; getParenturn(): string; getNoparent(): boolean }
+    | undefined;
 }
 interface Monitor {
   newUrn(parent: string, type: string, name: string): string;
@@ -110,6 +121,13 @@ export async function runStack(stack: string, settings: StackSettings, opts: Run
     const struct = req.getObject()!;
     const dependencies = new Set(req.getDependenciesList());
     req.getPropertydependenciesMap().forEach((v) => v.getUrnsList().forEach((u) => dependencies.add(u)));
+    const aliasUrn = (a: AliasRequest): string => {
+      const spec = a.getSpec();
+      if (!spec) return a.getUrn();
+      if (spec.getStack() || spec.getProject()) throw new Error(`${req.getName()}: aliases to another stack or project are not simulated`);
+      const parent = spec.getNoparent() ? "" : spec.getParenturn() || req.getParent();
+      return monitor.newUrn(parent, spec.getType() || req.getType(), spec.getName() || req.getName());
+    };
     const r: Registration = {
       urn: monitor.newUrn(req.getParent(), req.getType(), req.getName()),
       type: req.getType(),
@@ -119,6 +137,7 @@ export async function runStack(stack: string, settings: StackSettings, opts: Run
       dependencies: [...dependencies],
       retainOnDelete: req.getRetainondelete() === true,
       deleteBeforeReplace: req.getDeletebeforereplace(),
+      aliases: req.getAliasesList().map(aliasUrn),
       inputs: struct.toJavaScript() as Record<string, unknown>,
       struct,
     };

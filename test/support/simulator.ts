@@ -67,9 +67,11 @@ export function classify(old: Registration | undefined, r: Registration): Resour
 export function previewAgainst(before: Registration[]): Answer {
   const byUrn = new Map(before.map((r) => [r.urn, r]));
   return (r) => {
-    const c = classify(byUrn.get(r.urn), r);
+    // At its own URN, else where an alias says it was.
+    const old = byUrn.get(r.urn) ?? r.aliases.map((a) => byUrn.get(a)).find((x) => x !== undefined);
+    const c = classify(old, r);
     if (c.op === "create" || c.op === "replace") return { state: r.inputs };
-    const kept = upAnswer(byUrn.get(r.urn)!);
+    const kept = upAnswer(old!);
     if (c.op === "update" && r.type === "command:local:Command" && containsUnknown(r.inputs)) return { id: kept.id, state: r.inputs };
     return { id: kept.id, state: { ...kept.state, ...r.inputs } };
   };
@@ -80,8 +82,26 @@ export interface Simulation {
   steps: Step[];
 }
 
+/**
+ * The state with every resource that an `after` resource aliases carried over to its new URN, as the engine does
+ * (parents and dependencies renamed with it); a resource whose own URN is in the state is not moved.
+ */
+export function movedByAliases(before: Registration[], after: Registration[]): Registration[] {
+  const urns = new Set(before.map((r) => r.urn));
+  const moved = new Map<string, string>();
+  for (const r of after) {
+    if (urns.has(r.urn)) continue;
+    const old = r.aliases.find((a) => urns.has(a) && !moved.has(a));
+    if (old) moved.set(old, r.urn);
+  }
+  if (!moved.size) return before;
+  const to = (urn: string) => moved.get(urn) ?? urn;
+  return before.map((r) => ({ ...r, urn: to(r.urn), parent: to(r.parent), dependencies: r.dependencies.map(to) }));
+}
+
 /** The preview of `after` against the state `before` left: per resource, and as the engine's ordered steps. */
-export function simulate(before: Registration[], after: Registration[]): Simulation {
+export function simulate(shipped: Registration[], after: Registration[]): Simulation {
+  const before = movedByAliases(shipped, after);
   const byUrn = new Map(before.map((r) => [r.urn, r]));
   const present = new Set(after.map((r) => r.urn));
   const changes = after.map((r) => classify(byUrn.get(r.urn), r));

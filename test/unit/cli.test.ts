@@ -118,6 +118,7 @@ describe("image-factory CLI", () => {
     expect((await run(["frobnicate"])).code).toBe(2);
     const bad = await run(["catalog", "--jsn"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/Unknown option '--jsn'/);
+    expect(bad.stderr).toBe("image-factory catalog: unknown option --jsn for catalog; did you mean --json? (image-factory catalog --help lists them)\n");
+    expect((await run(["plna"])).stderr).toMatch(/^image-factory: unknown command "plna"; did you mean plan\?/);
   });
 });

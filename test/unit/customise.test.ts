@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applianceUrl, customiseArgs, DPKG_UNSAFE_IO, HYGIENE_DELETES, POLICY_RC_D, RecipeError, type CustomiseInput } from "../../builder/customise";
+import { applianceUrl, customiseArgs, DPKG_UNSAFE_IO, HYGIENE_DELETES, POLICY_RC_D, type CustomiseInput } from "../../builder/customise";
 import { joinTags, parseLayout, planEsp } from "../../builder/uefi";
 import type { Step } from "../../images/schema";
 

@@ -8,6 +8,8 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { PublishContract, RetentionContract, TestInstanceContract, UnpublishContract, type Contract } from "../../builder/contract";
 import { StackSettings } from "../../builder/settings";
+import { commands, ENVIRONMENT } from "../../builder/registry";
+import "../../builder/cli";
 
 const ROOT = join(__dirname, "..", "..");
 const README = join(ROOT, "README.md");
@@ -89,6 +91,27 @@ describe("README's Command contract table", () => {
       if (!want) continue; // reported by the test above
       expect(`${name}: ${row[1]} | ${row[2]}`).toBe(`${name}: ${want.readers.join(", ")} | ${want.secret ? "yes" : "no"}`);
       expect(row[3], `${name}: meaning`).toMatch(/\w/);
+    }
+  });
+});
+
+describe("docs/cli.md", () => {
+  const cli = () => readFileSync(join(ROOT, "docs", "cli.md"), "utf8");
+
+  it("lists exactly the registered subcommands", () => {
+    const rows = tableRows(cli(), "| command | what it does |");
+    expect(rows.map((r) => code(r[0]!)).sort()).toEqual(Object.keys(commands).sort());
+  });
+
+  it("lists every FACTORY_* variable outside the contracts with the subcommands whose help names it", () => {
+    const rows = tableRows(cli(), "| variable | read by | meaning |");
+    const contracted = new Set([PublishContract, UnpublishContract, TestInstanceContract, RetentionContract].flatMap((c) => Object.values(c).map((v) => v.name)));
+    const outside = Object.keys(ENVIRONMENT).filter((v) => v.startsWith("FACTORY_") && !contracted.has(v));
+    expect(rows.map((r) => code(r[0]!)).sort()).toEqual(outside.sort());
+    for (const row of rows) {
+      const variable = code(row[0]!);
+      const readers = Object.keys(commands).filter((n) => variable in commands[n]!.environment);
+      expect(`${variable}: ${row[1]}`).toBe(`${variable}: ${readers.sort().join(", ")}`);
     }
   });
 });

@@ -17,6 +17,7 @@ import { runStack, UNKNOWN, type Registration } from "../support/program-run";
 import { editedCatalog, settingsFor } from "./helpers";
 
 // The analyzer's RPC handler, as its server registers it; internal to @pulumi/policy, hence the require.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- internals outside the package's exports map
 const { makeAnalyzeRpcFun } = require("@pulumi/policy/server") as {
   makeAnalyzeRpcFun(name: string, version: string, level: string, policies: ResourceValidationPolicy[]): (call: { request: analyzerproto.AnalyzeRequest }, cb: (err: unknown, res?: analyzerproto.AnalyzeResponse) => void) => Promise<void>;
 };

@@ -245,6 +245,9 @@ describe("a zone stack", () => {
     await new Promise<void>((done) => cmd.stdout.apply(() => done()));
     const r = named("retention");
     expect(r.dependsOn).toEqual(["debian-12-x86_64"]);
+    // A component named from the stack's zone; the Command keeps its shipped name.
+    expect(registered.filter((x) => x.type === "image-factory:index:Retention").map((x) => x.name)).toEqual(["retention-fr-par-2"]);
+    expect(r.parent).toBe("retention-fr-par-2");
     expect(r.inputs.create).toBe(`${factoryCli()} retention --apply`);
     expect(r.inputs.triggers).toEqual([formatCurrentBuilds(plans)]);
     expect(isSecret(r.inputs.environment)).toBe(true);

@@ -6,7 +6,7 @@ import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import { describe, expect, it } from "vitest";
 import { changeFor, REPLACE_RULES, ruleFor } from "../../components/replace-rules";
 import { plain, runStack, SECRET_SIG, SIG_KEY, UNKNOWN, type Registration } from "../support/program-run";
-import { changedPaths, simulate } from "../support/simulator";
+import { changedPaths, movedByAliases, simulate } from "../support/simulator";
 import { ARM64_BUILD_HOST, settingsFor } from "./helpers";
 
 const SNAPSHOT = "scaleway:block/snapshot:Snapshot";
@@ -81,7 +81,7 @@ describe("changed paths", () => {
 function reg(name: string, inputs: Record<string, unknown>, o: Partial<Registration> = {}): Registration {
   const type = "rootVolumeId" in inputs ? IMAGE : SNAPSHOT;
   return {
-    urn: `urn:pulumi:s::p::${type}::${name}`, type, name, custom: true, parent: "", dependencies: [], retainOnDelete: false, deleteBeforeReplace: false,
+    urn: `urn:pulumi:s::p::${type}::${name}`, type, name, custom: true, parent: "", dependencies: [], retainOnDelete: false, deleteBeforeReplace: false, aliases: [],
     inputs, struct: Struct.fromJavaScript(inputs as never), ...o,
   };
 }
@@ -119,5 +119,20 @@ describe("the simulator's engine order", () => {
     const kept = [reg("snap", { import: { key: "a" } }, { retainOnDelete: true })];
     expect(lines(kept, [reg("snap", { import: { key: "b" } }, { retainOnDelete: true })])).toEqual(["create-replacement snap", "delete-replaced snap (retained)"]);
     expect(lines(kept, [])).toEqual(["delete snap (retained)"]);
+  });
+});
+
+describe("aliases: the engine moves an old resource to its new URN", () => {
+  const moved = `urn:pulumi:s::p::c$${SNAPSHOT}::snap`;
+  it.each([
+    { name: "an alias naming the old URN moves it, and what depended on it follows", aliases: [snapUrn], urns: [moved, `urn:pulumi:s::p::${IMAGE}::img`], deps: [[], [moved]] },
+    { name: "no alias: the old one stays where it was", aliases: [], urns: [snapUrn, `urn:pulumi:s::p::${IMAGE}::img`], deps: [[], [snapUrn]] },
+    { name: "an alias naming nothing in the state changes nothing", aliases: ["urn:pulumi:s::p::x::y"], urns: [snapUrn, `urn:pulumi:s::p::${IMAGE}::img`], deps: [[], [snapUrn]] },
+  ])("$name", ({ aliases, urns, deps }) => {
+    const before = [reg("snap", { import: { key: "a" } }), reg("img", { rootVolumeId: "s-a" }, { dependencies: [snapUrn] })];
+    const after = [reg("snap", { import: { key: "a" } }, { urn: moved, parent: "urn:pulumi:s::p::c::parent", aliases })];
+    const state = movedByAliases(before, after);
+    expect(state.map((r) => r.urn)).toEqual(urns);
+    expect(state.map((r) => r.dependencies)).toEqual(deps);
   });
 });

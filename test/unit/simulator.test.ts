@@ -49,6 +49,10 @@ const done = (c: string) => (c === "test-server" || c === "tests" ? "delete" : k
 const created = (id: string) => ({ [`${id}-x86_64`]: "create", ...each(id, () => "create") });
 const removed = (id: string, keep = true) => ({ [`${id}-x86_64`]: "delete", ...each(id, (c) => (keep && kept(c) ? "delete (retained)" : "delete")) });
 
+/** The retention component (named from the stack's zone) comes and goes with its Command; a re-run leaves it as is. */
+const retentionCreated = { retention: "create", "retention-fr-par-2": "create" };
+const retentionRemoved = { retention: "delete", "retention-fr-par-2": "delete" };
+
 export const SCENARIOS: Scenario[] = [
   {
     trigger: "new upstream build",
@@ -104,14 +108,14 @@ export const SCENARIOS: Scenario[] = [
     how: "add a stack file",
     before: null,
     after: { settings: BASE },
-    expected: { ...created("debian-12"), ...created("ubuntu-24.04"), ...created("app-wordpress"), retention: "create" },
+    expected: { ...created("debian-12"), ...created("ubuntu-24.04"), ...created("app-wordpress"), ...retentionCreated },
   },
   {
     trigger: "zone removed",
     how: "`pulumi destroy` the zone's stack (set `keepPreviousVersions: false` and `up` first to delete its images)",
     before: { settings: BASE },
     after: null,
-    expected: { ...removed("debian-12"), ...removed("ubuntu-24.04"), ...removed("app-wordpress"), retention: "delete" },
+    expected: { ...removed("debian-12"), ...removed("ubuntu-24.04"), ...removed("app-wordpress"), ...retentionRemoved },
   },
   {
     trigger: "security fix, previous versions not kept",
@@ -125,7 +129,7 @@ export const SCENARIOS: Scenario[] = [
     how: "both in one change: the state still says keep, so the previous image stays (turn it off in an `up` of its own first)",
     before: { settings: BASE },
     after: { settings: { ...BASE, keepPreviousVersions: false, securityRebuilds: ["debian-12:1"] } },
-    expected: { ...rebuilt("debian-12"), retention: "delete" },
+    expected: { ...rebuilt("debian-12"), ...retentionRemoved },
   },
   {
     trigger: "battery passed",
@@ -139,7 +143,7 @@ export const SCENARIOS: Scenario[] = [
     how: "set `image-factory:keepPreviousVersions: false` (Pulumi records it; nothing is rebuilt)",
     before: { settings: BASE },
     after: { settings: { ...BASE, keepPreviousVersions: false } },
-    expected: { retention: "delete" },
+    expected: { ...retentionRemoved },
   },
 ];
 
@@ -258,5 +262,33 @@ describe("README's rebuild table", () => {
     const start = readme.indexOf("| trigger | how to pull it |");
     const table = readme.slice(start).split("\n\n")[0]!.split("\n");
     expect(table).toEqual(rows);
+  });
+});
+
+describe("the retention Command moved under its component", () => {
+  const settings = settingsFor({ ...BASE }, STACK);
+  /** The state a stack had before the component: the same Command, at the stack's root. */
+  const asShipped = (state: Registration[]) => {
+    const component = state.find((r) => r.type === "image-factory:index:Retention")!;
+    return state
+      .filter((r) => r !== component)
+      .map((r) => (r.parent === component.urn ? { ...r, parent: "", urn: `urn:pulumi:${STACK}::image-factory::${r.type}::${r.name}` } : r));
+  };
+  const moved = async (keepAliases: boolean) => {
+    const before = asShipped(await runStack(STACK, settings, { preview: false }));
+    const strip = (rs: Registration[]) => (keepAliases ? rs : rs.map((r) => ({ ...r, aliases: [] })));
+    const after = strip(await runStack(STACK, settings, { preview: true, answer: previewAgainst(strip(before)) }));
+    return simulate(before, after);
+  };
+
+  it("keeps the shipped Command (its alias names the old URN): only the component is new", async () => {
+    const sim = await moved(true);
+    expect(opsByName(sim)).toEqual({ "retention-fr-par-2": "create" });
+    expect(sim.steps).toEqual([{ step: "create", name: "retention-fr-par-2" }]);
+  });
+
+  it("would run retention again and delete the old Command without the alias", async () => {
+    const sim = await moved(false);
+    expect(sim.changes.filter((c) => c.name === "retention").map((c) => c.op)).toEqual(["create", "delete"]);
   });
 });
