@@ -234,3 +234,20 @@ export function rebuildReasons(previous: HashInputs | undefined, next: HashInput
     reasons.push(`build tooling revision ${previous.builderRevision} → ${next.builderRevision}`);
   return reasons;
 }
+
+/**
+ * Which planned image each app waits for: its base's, in the same plan with the content hash its inputs name.
+ * A scheduler running builds at once starts an app after that base's publish finished, so the app is layered
+ * on the base's artifact instead of customising the upstream again; an app whose base is not planned waits for
+ * nothing (it builds from the upstream).
+ */
+export function layerDependencies(plans: readonly PlannedImage[]): Map<string, string> {
+  const byHash = new Map(plans.map((p) => [`${p.release.id}/${p.arch}/${p.contentHash}`, p.name]));
+  const deps = new Map<string, string>();
+  for (const p of plans) {
+    const { base, baseContentHash } = p.hashInputs;
+    const dep = base && baseContentHash ? byHash.get(`${base}/${p.arch}/${baseContentHash}`) : undefined;
+    if (dep) deps.set(p.name, dep);
+  }
+  return deps;
+}

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { loadCatalog } from "../../images";
 import type { Step } from "../../images/schema";
 import { BaseMismatchError, buildSteps, checkBase, type Manifest } from "../../builder/build";
-import { planStack } from "../../builder/plan";
+import { layerDependencies, planStack } from "../../builder/plan";
 import { settingsFor } from "./helpers";
 
 const catalog = loadCatalog();
@@ -40,5 +40,17 @@ describe("checkBase", () => {
   ])("refuses $why, naming both", ({ over }) => {
     expect(() => checkBase({ artifact: "base.qcow2", manifest: manifest(over) }, vpn!.hashInputs, "app-openvpn x86_64")).toThrow(BaseMismatchError);
     expect(() => checkBase({ artifact: "base.qcow2", manifest: manifest(over) }, vpn!.hashInputs, "app-openvpn x86_64")).toThrow(/app-openvpn x86_64: base artifact base\.qcow2 .* the app's inputs name debian-12 x86_64/);
+  });
+});
+
+describe("layerDependencies", () => {
+  it.each([
+    { why: "apps on a planned base wait for it", images: ["debian-12", "app-wordpress", "app-openvpn"], bases: ["app-wordpress=debian-12", "app-openvpn=debian-12"], deps: [["app-wordpress-x86_64", "debian-12-x86_64"], ["app-openvpn-x86_64", "debian-12-x86_64"]] },
+    { why: "an app whose base is not planned waits for nothing", images: ["debian-12", "app-openvpn"], bases: [], deps: [] },
+    { why: "OS images wait for nothing", images: ["debian-12", "ubuntu-24.04"], bases: [], deps: [] },
+    { why: "the Ubuntu base, planned", images: ["app-openvpn", "ubuntu-24.04"], bases: [], deps: [["app-openvpn-x86_64", "ubuntu-24.04-x86_64"]] },
+  ])("$why", ({ images, bases, deps }) => {
+    const plans = planStack(catalog, settingsFor({ images, appBases: bases }));
+    expect([...layerDependencies(plans)]).toEqual(deps);
   });
 });
