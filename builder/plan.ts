@@ -15,7 +15,7 @@ import { regionOf, type Zone } from "./zones";
  * Bump when the build tooling changes what it writes into an artifact for the same inputs, so every image
  * rebuilds once. Never bump for refactors that keep artifacts identical.
  */
-export const BUILDER_REVISION = 1;
+export const BUILDER_REVISION = 2;
 
 /** Everything an artifact's bytes depend on. Equal inputs ⇒ equal content hash ⇒ nothing rebuilds. */
 export interface HashInputs {
