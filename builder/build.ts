@@ -15,7 +15,7 @@ import { ensurePinnedKey } from "./signature";
 import { run } from "./exec";
 import { digestFile, fetchVerified } from "./fetch";
 import { convertForImport, extractPackagesAndTrim, type PackageEntry } from "./finalise";
-import { contentHash, hashInputs, type BuildDials, type HashInputs } from "./plan";
+import { contentHash, hashInputs, withBaseEpoch, type BuildDials, type HashInputs } from "./plan";
 import { resolveSource, type ResolvedSource } from "./resolve";
 import { scsMetadata, type ScsMetadata } from "./scs";
 import { ensureUefi, uefiGuestArgs } from "./uefi";
@@ -34,6 +34,16 @@ export interface BuildRequest {
   catalog?: Catalog;
   /** The upstream already resolved (and verified) by the caller; resolved here otherwise. */
   source?: ResolvedSource;
+  /**
+   * For an app: its base's artifact (checked against its digest) and manifest. The app's steps are then layered on
+   * it instead of customising the upstream again; its content hash must be the one the app's inputs name.
+   */
+  base?: BaseArtifact;
+}
+
+export interface BaseArtifact {
+  artifact: string;
+  manifest: Manifest;
 }
 
 export interface Manifest {
@@ -47,6 +57,8 @@ export interface Manifest {
   upstream: Omit<ResolvedSource, "release" | "arch">;
   output: { file: string; sha256: string; bytes: number; virtualSize: number; format: string; compression: string };
   uefi: string;
+  /** The base artifact an app was layered on; absent when it was customised from the upstream. */
+  layeredOn?: { release: string; contentHash: string; sha256: string };
   packages: PackageEntry[];
   tools: Record<string, string>;
   accelerator: Accelerator;
@@ -105,36 +117,66 @@ export async function ecosystemWithKey(eco: EcosystemSource, fingerprint: string
   return { ...eco, signingKey: readFileSync(keyFile, "utf8") };
 }
 
+/**
+ * The steps a build runs. Layered on its base's artifact, an app runs only its own steps: the base's were run when
+ * the base was built, except an SELinux relabel, which must follow the app's own file writes again.
+ */
+export function buildSteps(osRecipe: Step[], appRecipe: Step[], layered: boolean): Step[] {
+  if (!layered) return [...osRecipe, ...appRecipe];
+  return [...appRecipe, ...osRecipe.filter((s) => s.op === "selinux-relabel")];
+}
+
+export class BaseMismatchError extends Error {}
+
+/** The base artifact must be the one the app's inputs name: same release, same content hash, same architecture. */
+export function checkBase(base: BaseArtifact, inputs: HashInputs, what: string): BaseArtifact {
+  const m = base.manifest;
+  if (m.release !== inputs.base || m.arch !== inputs.arch || m.contentHash !== inputs.baseContentHash)
+    throw new BaseMismatchError(
+      `${what}: base artifact ${base.artifact} is ${m.release} ${m.arch} ${m.contentHash.slice(0, 16)}, the app's inputs name ${inputs.base} ${inputs.arch} ${inputs.baseContentHash?.slice(0, 16)}`,
+    );
+  return base;
+}
+
 export async function buildImage(req: BuildRequest): Promise<BuildResult> {
   const catalog = req.catalog ?? loadCatalog();
   const release = catalog.byId.get(req.releaseId);
   if (!release) throw new BuildInputError(`no release "${req.releaseId}" in the catalog`);
   if (!release.architectures.includes(req.arch)) throw new BuildInputError(`${release.id} is not built for ${req.arch}`);
   const os = osBase(catalog, release);
-  const inputs = hashInputs(catalog, release, req.arch, req.dials);
+  const dials = withBaseEpoch(catalog, release, req.arch, req.dials, req.expectedContentHash);
+  const inputs = hashInputs(catalog, release, req.arch, dials);
   const hash = contentHash(inputs);
   if (req.expectedContentHash && req.expectedContentHash !== hash)
     throw new BuildInputError(
       `content hash mismatch: the stack planned ${req.expectedContentHash}, these inputs give ${hash} (is dist/ stale? run npm run build)`,
     );
 
+  const base = req.base && release.kind === "app" ? checkBase(req.base, inputs, `${release.id} ${req.arch}`) : undefined;
+
   const ecosystem = await ecosystemWithKey(req.ecosystem, req.dials.ecosystemKeyFingerprint, `${release.id} ${req.arch}`);
   const accel = await accelerator();
   process.stderr.write(`build ${release.id} ${req.arch}: content hash ${hash.slice(0, 16)}, ${accel.toUpperCase()}\n`);
-  const source = req.source ?? (await resolveSource(os, req.arch, req.mirror));
-  process.stderr.write(`build ${release.id} ${req.arch}: ${source.fileName} ${source.checksum.algo} ${source.checksum.hex.slice(0, 16)}… (${source.trust})\n`);
-  const blob = await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${req.arch}`);
+  const source = base ? { release: os.id, arch: req.arch, ...base.manifest.upstream } : (req.source ?? (await resolveSource(os, req.arch, req.mirror)));
+  process.stderr.write(
+    base
+      ? `build ${release.id} ${req.arch}: layered on ${os.id} ${base.manifest.contentHash.slice(0, 16)} (${source.fileName})\n`
+      : `build ${release.id} ${req.arch}: ${source.fileName} ${source.checksum.algo} ${source.checksum.hex.slice(0, 16)}… (${source.trust})\n`,
+  );
+  const blob = base ? base.artifact : await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${req.arch}`);
 
   mkdirSync(req.outDir, { recursive: true });
   const work = mkdtempSync(join(req.outDir, ".work-"));
   try {
     const disk = join(work, "disk.qcow2");
     copyFileSync(blob, disk);
-    const steps = [...os.recipe, ...(release.kind === "app" ? release.recipe : [])];
+    const steps = buildSteps(os.recipe, release.kind === "app" ? release.recipe : [], base !== undefined);
     const fetched = await fetchDownloads(steps, req.mirror, release.id);
-    const uefi = steps.some((s) => s.op === "ensure-uefi")
-      ? await ensureUefi(disk, accel)
-      : { state: "not requested", needsBootloader: false };
+    const uefi = base
+      ? { state: base.manifest.uefi, needsBootloader: false }
+      : steps.some((s) => s.op === "ensure-uefi")
+        ? await ensureUefi(disk, accel)
+        : { state: "not requested", needsBootloader: false };
     const provenance = {
       IMAGE_ID: release.id,
       IMAGE_LABEL: release.label,
@@ -161,7 +203,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
       arch: req.arch,
       contentHash: hash,
       hashInputs: inputs,
-      recipeHash: sha256Hex(canonicalJson(steps)),
+      recipeHash: sha256Hex(canonicalJson([...os.recipe, ...(release.kind === "app" ? release.recipe : [])])),
       upstream,
       output: {
         file: fileName,
@@ -172,6 +214,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
         compression: info["format-specific"]?.data["compression-type"] ?? "none",
       },
       uefi: uefi.state,
+      ...(base ? { layeredOn: { release: os.id, contentHash: base.manifest.contentHash, sha256: base.manifest.output.sha256 } } : {}),
       packages,
       tools: await toolVersions(),
       accelerator: accel,

@@ -4,7 +4,7 @@
  * Building the argument list is pure; running it is `customiseImage`.
  */
 import type { Family, Step } from "../images/schema";
-import { guestfsEnv, type Accelerator } from "./accel";
+import { applianceArgs, guestfsEnv, type Accelerator } from "./accel";
 import { run } from "./exec";
 
 /** Where the package list is left for finalise to read and remove. */
@@ -169,6 +169,9 @@ export const HYGIENE_DELETES = [
   "/var/log/pacman.log",
   "/var/log/journal/*",
   "/var/cache/apt/archives/*.deb",
+  // APT's binary caches of the package lists (tens of MiB), rebuilt by the first apt-get update on the Instance.
+  "/var/cache/apt/*.bin",
+  "/var/cache/debconf/*-old",
   "/var/lib/apt/lists/*",
   "/var/cache/dnf/*",
   "/var/cache/pacman/pkg/*",
@@ -214,9 +217,17 @@ export function customiseArgs(input: CustomiseInput): string[] {
   return args;
 }
 
+/** Steps that reach a package repository or may (a command): the appliance gets a network only for them. */
+const NETWORKED: ReadonlySet<Step["op"]> = new Set(["install", "upgrade-kernel", "upgrade-cloud-init", "scaleway-ecosystem", "run"]);
+
+export function needsNetwork(steps: Step[]): boolean {
+  return steps.some((s) => NETWORKED.has(s.op));
+}
+
 /** Runs virt-customize on `disk` in place (the caller works on a copy). */
 export async function customiseImage(disk: string, input: CustomiseInput, accel: Accelerator): Promise<void> {
-  await run("virt-customize", ["--format", "qcow2", "-a", disk, ...customiseArgs(input)], {
+  const network = needsNetwork(input.steps) ? [] : ["--no-network"];
+  await run("virt-customize", ["--format", "qcow2", ...applianceArgs(), ...network, "-a", disk, ...customiseArgs(input)], {
     env: guestfsEnv(accel),
     streamStderr: true,
   });

@@ -15,7 +15,7 @@ import { regionOf, type Zone } from "./zones";
  * Bump when the build tooling changes what it writes into an artifact for the same inputs, so every image
  * rebuilds once. Never bump for refactors that keep artifacts identical.
  */
-export const BUILDER_REVISION = 1;
+export const BUILDER_REVISION = 2;
 
 /** Everything an artifact's bytes depend on. Equal inputs ⇒ equal content hash ⇒ nothing rebuilds. */
 export interface HashInputs {
@@ -23,6 +23,11 @@ export interface HashInputs {
   arch: Architecture;
   /** The OS release an app layers on; absent for OS releases (their hashes predate apps). */
   base?: string;
+  /**
+   * An app's base artifact, by its content hash: the app is built on that artifact, so any rebuild of the base
+   * (whatever its cause) rebuilds the app. Absent for OS releases.
+   */
+  baseContentHash?: string;
   upstream: { image: string; serial: string; checksum: string | null };
   /** The OS recipe; for an app, its base's recipe. */
   recipe: Step[];
@@ -105,6 +110,11 @@ export interface BuildDials {
   ecosystemKeyFingerprint?: string;
   releaseEpoch: string;
   securityEpoch: number;
+  /**
+   * An app's base's own security rebuild counter (`securityEpoch` is the larger of the app's and the base's), for
+   * the base's content hash. The CLI is not given it: `withBaseEpoch` finds it from the planned hash.
+   */
+  baseSecurityEpoch?: number;
 }
 
 export function dialsFor(release: Release, catalog: Catalog, settings: StackSettings): BuildDials {
@@ -115,7 +125,28 @@ export function dialsFor(release: Release, catalog: Catalog, settings: StackSett
     releaseEpoch: settings.releaseEpoch,
     // An app inherits its base's security rebuilds.
     securityEpoch: Math.max(securityEpoch(release.id, settings.securityRebuilds), securityEpoch(os.id, settings.securityRebuilds)),
+    ...(release.kind === "app" ? { baseSecurityEpoch: securityEpoch(os.id, settings.securityRebuilds) } : {}),
   };
+}
+
+/** The dials of an app's base: the same stack dials with the base's own security counter. */
+export function baseDials(dials: BuildDials): BuildDials {
+  const { baseSecurityEpoch, ...rest } = dials;
+  return { ...rest, securityEpoch: baseSecurityEpoch ?? dials.securityEpoch };
+}
+
+/**
+ * The dials with an app's base security counter filled in: the one counter in 0..securityEpoch whose content hash
+ * is the planned one (the counter is not handed to the CLI; the hash pins it). Unchanged for OS releases, when
+ * it is known, or when no counter gives the planned hash (the build then refuses with its mismatch message).
+ */
+export function withBaseEpoch(catalog: Catalog, release: Release, arch: Architecture, dials: BuildDials, planned: string | undefined): BuildDials {
+  if (release.kind !== "app" || dials.baseSecurityEpoch !== undefined || !planned) return dials;
+  for (let n = dials.securityEpoch; n >= 0; n--) {
+    const candidate = { ...dials, baseSecurityEpoch: n };
+    if (contentHash(hashInputs(catalog, release, arch, candidate)) === planned) return candidate;
+  }
+  return dials;
 }
 
 export function hashInputs(catalog: Catalog, release: Release, arch: Architecture, dials: BuildDials): HashInputs {
@@ -124,7 +155,7 @@ export function hashInputs(catalog: Catalog, release: Release, arch: Architectur
   return {
     release: release.id,
     arch,
-    ...(release.kind === "app" ? { base: os.id } : {}),
+    ...(release.kind === "app" ? { base: os.id, baseContentHash: contentHash(hashInputs(catalog, os, arch, baseDials(dials))) } : {}),
     upstream: { image: where.image, serial: where.serial, checksum: where.checksum ?? null },
     recipe: os.recipe,
     appRecipe: release.kind === "app" ? release.recipe : null,
@@ -180,6 +211,9 @@ export function planStack(published: Catalog, settings: StackSettings): PlannedI
 export function rebuildReasons(previous: HashInputs | undefined, next: HashInputs): string[] {
   if (!previous) return ["new image in this zone"];
   const reasons: string[] = [];
+  // The cause comes after, when the app's inputs name it (a new upstream build, recipe, epoch of the base).
+  if (next.base && previous.base === next.base && previous.baseContentHash && previous.baseContentHash !== next.baseContentHash)
+    reasons.push(`base ${next.base} rebuilt`);
   if (previous.base !== next.base) reasons.push(`new base: ${previous.base ?? "none"} → ${next.base ?? "none"}`);
   const p = previous.upstream;
   const n = next.upstream;
@@ -199,4 +233,21 @@ export function rebuildReasons(previous: HashInputs | undefined, next: HashInput
   if (previous.builderRevision !== next.builderRevision)
     reasons.push(`build tooling revision ${previous.builderRevision} → ${next.builderRevision}`);
   return reasons;
+}
+
+/**
+ * Which planned image each app waits for: its base's, in the same plan with the content hash its inputs name.
+ * A scheduler running builds at once starts an app after that base's publish finished, so the app is layered
+ * on the base's artifact instead of customising the upstream again; an app whose base is not planned waits for
+ * nothing (it builds from the upstream).
+ */
+export function layerDependencies(plans: readonly PlannedImage[]): Map<string, string> {
+  const byHash = new Map(plans.map((p) => [`${p.release.id}/${p.arch}/${p.contentHash}`, p.name]));
+  const deps = new Map<string, string>();
+  for (const p of plans) {
+    const { base, baseContentHash } = p.hashInputs;
+    const dep = base && baseContentHash ? byHash.get(`${base}/${p.arch}/${baseContentHash}`) : undefined;
+    if (dep) deps.set(p.name, dep);
+  }
+  return deps;
 }

@@ -11,7 +11,9 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { digestFile } from "./fetch";
 import { join } from "node:path";
-import { artifactFileName, buildImage, type BuildRequest, type Manifest } from "./build";
+import { artifactFileName, buildImage, type BaseArtifact, type BuildRequest, type Manifest } from "./build";
+import { findBaseArtifact } from "./base-artifact";
+import { hashInputs, withBaseEpoch } from "./plan";
 import { loadCatalog, osBase } from "../images";
 import { resolveSource } from "./resolve";
 import { cacheDir } from "./paths";
@@ -105,7 +107,8 @@ async function buildAndUpload(
     artifact = cached;
     manifest = cachedManifest;
   } else {
-    const result = await buildImage({ ...req, outDir, source: upstream });
+    const base = await layeringBase(req, s3, outDir);
+    const result = await buildImage({ ...req, outDir, source: upstream, ...(base ? { base } : {}) });
     ({ artifact, manifest } = result);
     built = true;
   }
@@ -137,6 +140,22 @@ async function buildAndUpload(
       for (const [Key] of bodies) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key })).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * An app's base artifact when it is published under the hash the app's inputs name; otherwise the app is
+ * customised from the upstream (same inputs, same hash, only slower), so a stack shipping an app without its base,
+ * or a base whose publish failed, still ships the app. The log says which road was taken.
+ */
+async function layeringBase(req: PublishRequest, s3: ReturnType<typeof s3Client>, outDir: string): Promise<BaseArtifact | undefined> {
+  const catalog = req.catalog ?? loadCatalog();
+  const release = catalog.byId.get(req.releaseId)!;
+  if (release.kind !== "app") return undefined;
+  const os = osBase(catalog, release);
+  const inputs = hashInputs(catalog, release, req.arch, withBaseEpoch(catalog, release, req.arch, req.dials, req.expectedContentHash));
+  const { found, note } = await findBaseArtifact(s3, req.s3.bucket, os, req.arch, inputs, outDir);
+  process.stderr.write(`publish ${req.key}: ${found ? `layering on ${note}` : `${note}: customising from the upstream`}\n`);
+  return found;
 }
 
 export class UpstreamChangedError extends Error {}

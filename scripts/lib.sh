@@ -38,9 +38,14 @@ ensure_node() {
 SYSTEM_PACKAGES=(libguestfs-tools qemu-utils qemu-system-x86 linux-image-amd64 debootstrap gpg gpgv
   openssh-client dpkg-dev cloud-image-utils socat ovmf)
 
+# What only the bench needs: Packer, the baseline the customisation is measured against.
+BENCH_PACKAGES=(packer)
+
+# Installs the given Debian packages that are missing (by default the pipeline's).
 ensure_system_packages() {
-  local missing=()
-  for p in "${SYSTEM_PACKAGES[@]}"; do
+  local missing=() wanted=("$@")
+  [ ${#wanted[@]} -gt 0 ] || wanted=("${SYSTEM_PACKAGES[@]}")
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return

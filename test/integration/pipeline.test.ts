@@ -4,7 +4,7 @@
  */
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, CreateMultipartUploadCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,7 +24,7 @@ import { mirrorAs } from "../../builder/local/mirror";
 import { resolveSource } from "../../builder/resolve";
 import { SignatureError } from "../../builder/signature";
 import { s3Client, uploadArtifact } from "../../builder/upload";
-import { type Catalog, type OsRelease } from "../../images";
+import { withOverrides, type Catalog, type OsRelease } from "../../images";
 import { TEST_KEYS } from "../../builder/local/test-keys";
 import { createFakeUpstream, signedCatalog } from "../support/upstream";
 
@@ -37,6 +37,7 @@ const dials = { releaseEpoch: "2026Q4", ecosystemVersion: "1.0.0", securityEpoch
 const BUCKET = "image-factory-test";
 
 let work: string;
+let upstreamBytes: number;
 let mirror: StaticServer;
 let s3: S3Server;
 let ecosystem: { repository: string; version: string };
@@ -44,6 +45,7 @@ let ecosystem: { repository: string; version: string };
 beforeAll(async () => {
   // The fixture and the accelerator probe use the per-user cache; everything else gets a fresh one.
   const fixture = await ensureFixture();
+  upstreamBytes = statSync(fixture).size;
   process.env.FACTORY_ACCEL = await accelerator();
   await ensureVersitygw();
   work = mkdtempSync(join(tmpdir(), "factory-it-"));
@@ -238,12 +240,50 @@ describe("build and publish debian-12 end to end", () => {
     expect(manifest.packages).toContainEqual({ name: "scaleway-ecosystem", version: "1.0.0", arch: "all" });
     expect(manifest.packages.find((p: { name: string }) => p.name === "cloud-init")).toBeDefined();
     expect(manifest.scs.image_source).toBe(manifest.upstream.imageUrl);
+    // Trimmed and compressed: no larger than the upstream it was made from (issue #15's goal for the base).
+    process.stderr.write(`debian-12 artifact: ${(manifest.output.bytes / 2 ** 20).toFixed(1)} MiB for an upstream of ${(upstreamBytes / 2 ** 20).toFixed(1)} MiB (${(manifest.output.bytes / upstreamBytes).toFixed(3)}x)\n`);
+    expect(manifest.output.bytes).toBeLessThanOrEqual(upstreamBytes);
   });
 
   it("publishes again without building or uploading: same content hash", async () => {
     const again = await publish({ ...request(), ref: "local-2/debian-12-x86_64" });
     expect(again).toMatchObject({ built: false, uploaded: false, uploadedBytes: 0 });
     expect(await references(s3Client(target()), BUCKET, key)).toEqual({ refs: ["local-2/debian-12-x86_64", "local/debian-12-x86_64"] });
+  });
+
+  it("layers app-openvpn on the published base instead of customising the upstream again", async () => {
+    // OpenVPN on this catalog's debian-12, as the local stack has it; its inputs name the base published above.
+    const layered = withOverrides(dirty, { appBases: { "app-openvpn": "debian-12" } });
+    const app = layered.byId.get("app-openvpn")!;
+    const inputs = hashInputs(layered, app, "x86_64", dials);
+    expect(inputs.baseContentHash).toBe(hash);
+    const appKey = artifactKey("app-openvpn", "x86_64", contentHash(inputs));
+    const started = Date.now();
+    const result = await publish({ ...request(), catalog: layered, releaseId: "app-openvpn", key: appKey, expectedContentHash: contentHash(inputs), ref: "local/app-openvpn-x86_64" });
+    const seconds = (Date.now() - started) / 1000;
+    expect(result).toMatchObject({ key: appKey, built: true, uploaded: true });
+    const client = s3Client(target());
+    const manifest = JSON.parse(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${appKey}.manifest.json` }))).Body!.transformToString());
+    const baseManifest = JSON.parse(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${key}.manifest.json` }))).Body!.transformToString());
+    expect(manifest.layeredOn).toEqual({ release: "debian-12", contentHash: hash, sha256: baseManifest.output.sha256 });
+    expect(manifest.upstream.checksum).toEqual(baseManifest.upstream.checksum);
+    // What the base brought (ecosystem, cloud-init) and what the app added, in one package list.
+    const names = new Set(manifest.packages.map((p: { name: string }) => p.name));
+    for (const name of ["scaleway-ecosystem", "cloud-init", "openvpn", "easy-rsa", "iptables"]) expect(names).toContain(name);
+    for (const p of baseManifest.packages) expect(names).toContain(p.name);
+    process.stderr.write(`layered app-openvpn: ${seconds.toFixed(0)} s, ${(manifest.output.bytes / 2 ** 20).toFixed(1)} MiB; base ${(baseManifest.output.bytes / 2 ** 20).toFixed(1)} MiB\n`);
+
+    const local = join(work, "app.qcow2");
+    writeFileSync(local, Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: appKey }))).Body!.transformToByteArray()));
+    const { stdout } = await run("guestfish", ["--ro", "-a", local, "-i"], {
+      input: ["cat /etc/scw-release", "is-file /usr/sbin/scw-openvpn-firstboot", "is-symlink /etc/systemd/system/multi-user.target.wants/scw-openvpn-firstboot.service", "is-file /usr/sbin/scw-generate-ssh-keys", "exists /root/.factory-packages.tsv", "glob-expand /etc/ssh/ssh_host_*", "cat /etc/machine-id"].join("\n"),
+      env: { ...process.env, LIBGUESTFS_BACKEND: "direct", ...(process.env.FACTORY_ACCEL === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {}) },
+    });
+    expect(stdout).toContain("IMAGE_ID=app-openvpn");
+    expect(stdout).toContain(`IMAGE_CONTENT_HASH=${contentHash(inputs)}`);
+    expect(stdout).not.toContain("IMAGE_ID=debian-12");
+    // The app's files and unit, the base's ecosystem, no package list left; then no host keys, an empty machine-id.
+    expect(stdout.trim().split("\n").slice(-4)).toEqual(["true", "true", "true", "false"]);
   });
 
   it("refuses an upstream that replaced the build in place rather than covering it with the old artifact", async () => {

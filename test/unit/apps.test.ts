@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { CatalogError, loadCatalog, overrideProblems, withOverrides, type AppRelease, type CatalogOverrides } from "../../images";
 import { WORDPRESS, WORDPRESS_TARBALL } from "../../images/apps";
 import { Step } from "../../images/schema";
-import { overridesEnvironment, planStack, rebuildReasons } from "../../builder/plan";
+import { contentHash, dialsFor, hashInputs, overridesEnvironment, planStack, rebuildReasons, withBaseEpoch } from "../../builder/plan";
 import { scsMetadata } from "../../builder/scs";
 import { settingsFor } from "./helpers";
 
@@ -140,6 +140,37 @@ describe("planning InstantApps", () => {
     const after = plan({ sourceOverrides: [`${WORDPRESS_TARBALL} sha256:${STAND_IN}`] });
     expect(after.map((p, i) => p.contentHash !== before[i]!.contentHash)).toEqual([true, false]);
     expect(rebuildReasons(before[0]!.hashInputs, after[0]!.hashInputs)).toEqual(["app recipe changed"]);
+  });
+
+  it("rebuilds the apps when their base rebuilds, whatever the cause, and names the base first", () => {
+    const before = plan({ appBases: ["app-wordpress=debian-12"] });
+    const after = plan({ appBases: ["app-wordpress=debian-12"], securityRebuilds: ["debian-12:1"] });
+    const base = planStack(catalog, settingsFor({ images: ["debian-12"], securityRebuilds: ["debian-12:1"] }))[0]!;
+    expect(after[0]!.hashInputs.baseContentHash).toBe(base.contentHash);
+    expect(rebuildReasons(before[0]!.hashInputs, after[0]!.hashInputs)).toEqual(["base debian-12 rebuilt", "security rebuild #1"]);
+    // OpenVPN stays on Ubuntu: untouched.
+    expect(after[1]!.contentHash).toBe(before[1]!.contentHash);
+  });
+
+  it("names its base by the base's own security counter, even when the app's is higher", () => {
+    const [wp] = plan({ securityRebuilds: ["app-wordpress:2"] });
+    const [ubuntu] = planStack(catalog, settingsFor({ images: ["ubuntu-24.04"], securityRebuilds: ["app-wordpress:2"] }));
+    expect(wp!.hashInputs.securityEpoch).toBe(2);
+    expect(wp!.hashInputs.baseContentHash).toBe(ubuntu!.contentHash);
+  });
+
+  it.each([
+    { rules: [] as string[] },
+    { rules: ["app-wordpress:2"] },
+    { rules: ["ubuntu-24.04:3"] },
+    { rules: ["*:1", "app-wordpress:4"] },
+  ])("finds the base's security counter from the planned hash alone ($rules)", ({ rules }) => {
+    const [wp] = plan({ securityRebuilds: rules });
+    const { baseSecurityEpoch: _, ...cli } = dialsFor(wp!.release, catalog, settingsFor({ securityRebuilds: rules }));
+    const found = withBaseEpoch(catalog, wp!.release, "x86_64", cli, wp!.contentHash);
+    expect(contentHash(hashInputs(catalog, wp!.release, "x86_64", found))).toBe(wp!.contentHash);
+    // Another planned hash matches no counter: the dials stay as given, for the build to refuse.
+    expect(withBaseEpoch(catalog, wp!.release, "x86_64", cli, "0".repeat(64))).toEqual(cli);
   });
 });
 

@@ -27,14 +27,17 @@ describe("plan --against", () => {
       change: "a new Ubuntu build",
       after: () => rows("prod-fr-par-2", { images }, withSerial("ubuntu-24.04", "20261201")),
       expected: [
-        ["app-wordpress-x86_64", "rebuild", "new upstream build of ubuntu-24.04: 20261105 → 20261201"],
+        ["app-wordpress-x86_64", "rebuild", "base ubuntu-24.04 rebuilt; new upstream build of ubuntu-24.04: 20261105 → 20261201"],
         ["ubuntu-24.04-x86_64", "rebuild", "new upstream build: 20261105 → 20261201"],
       ],
     },
     {
       change: "the quarterly release",
       after: () => rows("prod-fr-par-2", { images, releaseEpoch: "2027Q1" }),
-      expected: images.map((id) => [`${id}-x86_64`, "rebuild", "quarterly release: 2026Q4 → 2027Q1"]).sort(),
+      // The app's base is rebuilt too, which the app's reasons name first.
+      expected: images
+        .map((id) => [`${id}-x86_64`, "rebuild", `${id.startsWith("app-") ? "base ubuntu-24.04 rebuilt; " : ""}quarterly release: 2026Q4 → 2027Q1`])
+        .sort(),
     },
     {
       change: "a security rebuild of Debian and one image fewer",
