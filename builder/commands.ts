@@ -157,6 +157,8 @@ const s3Options: OptionTable = {
 };
 const S3_CREDENTIALS = { AWS_ACCESS_KEY_ID: ENVIRONMENT.AWS_ACCESS_KEY_ID!, AWS_SECRET_ACCESS_KEY: ENVIRONMENT.AWS_SECRET_ACCESS_KEY!, SCW_ACCESS_KEY: ENVIRONMENT.SCW_ACCESS_KEY!, SCW_SECRET_KEY: ENVIRONMENT.SCW_SECRET_KEY! };
 const CACHE = { FACTORY_CACHE: ENVIRONMENT.FACTORY_CACHE! };
+/** The customisation's libguestfs appliance size (builder/accel.ts). */
+const APPLIANCE = { FACTORY_APPLIANCE_SMP: ENVIRONMENT.FACTORY_APPLIANCE_SMP!, FACTORY_APPLIANCE_MEMSIZE: ENVIRONMENT.FACTORY_APPLIANCE_MEMSIZE! };
 
 function credentials(c: { accessKeyId?: string; secretAccessKey?: string } = {}) {
   const accessKeyId = c.accessKeyId ?? process.env.SCW_ACCESS_KEY;
@@ -208,7 +210,7 @@ register("build", {
   usage:
     "image-factory build <id> --out DIR --release-epoch 2026Q4 --ecosystem-version V --ecosystem-repository URL [--arch] [--mirror] [--security-epoch N]",
   options: { ...buildOptions("x86_64"), out: { type: "string", value: "DIR", description: "where to write the qcow2 and manifest.json" }, ...JSON_OUTPUT },
-  environment: CACHE,
+  environment: { ...CACHE, ...APPLIANCE },
   async run(v, p) {
     const result = await buildImage({ ...buildInputs(v, p), outDir: need(v, "out") });
     out({ artifact: result.artifact, manifest: result.manifestFile, contentHash: result.manifest.contentHash, sha256: result.manifest.output.sha256 });
@@ -239,7 +241,7 @@ register("publish", {
     ref: { type: "string", value: "STACK/NAME", description: "the stack's reference to the artifact" },
     "stale-upload-hours": { type: "string", value: "HOURS", description: "abort multipart uploads under images/ older than this (24 when unset)" },
   },
-  environment: { ...CACHE, ...S3_CREDENTIALS },
+  environment: { ...CACHE, ...APPLIANCE, ...S3_CREDENTIALS },
   contract: PublishContract,
   async run(_v, _p, e) {
     // Multipart uploads under images/ older than this are aborted (default 24 h): younger ones may be in progress.
@@ -281,7 +283,7 @@ register("local", {
     only: { type: "string", value: "SCENARIO,...", description: `only these battery scenarios (${SCENARIOS.join(", ")})` },
     jobs: { type: "string", value: "N", env: "FACTORY_LOCAL_JOBS", description: "at most N steps at once (1: one after another); by default as the cores and memory allow" },
   },
-  environment: { ...CACHE, FACTORY_ACCEL: ENVIRONMENT.FACTORY_ACCEL!, FACTORY_LOCAL_STATE: ENVIRONMENT.FACTORY_LOCAL_STATE! },
+  environment: { ...CACHE, ...APPLIANCE, FACTORY_ACCEL: ENVIRONMENT.FACTORY_ACCEL!, FACTORY_LOCAL_STATE: ENVIRONMENT.FACTORY_LOCAL_STATE! },
   async run(v) {
     const list = (k: string) => (str(v, k) ?? "").split(",").map((x) => x.trim()).filter(Boolean);
     const only = list("only");

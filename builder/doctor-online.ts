@@ -58,7 +58,7 @@ export function serverTypeFindings(zone: string, offer: Readonly<Record<string, 
 
 export async function onlineFindings(t: OnlineTarget): Promise<Finding[]> {
   const out: Finding[] = [];
-  const client = scalewayClient({ accessKey: t.accessKey, secretKey: t.secretKey, defaultZone: t.zone as never, ...(t.apiUrl ? { apiURL: t.apiUrl } : {}) });
+  const client = scalewayClient({ accessKey: t.accessKey, secretKey: t.secretKey, defaultZone: t.zone, ...(t.apiUrl ? { apiURL: t.apiUrl } : {}) });
   const instance = new Instancev1.API(client);
   const api = t.apiUrl ?? "the Scaleway API";
   try {

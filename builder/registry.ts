@@ -41,6 +41,9 @@ export const ENVIRONMENT: Record<string, string> = {
   FACTORY_CACHE: "the download and build cache; $XDG_CACHE_HOME/scw-image-factory by default",
   FACTORY_ACCEL: "kvm or tcg: the QEMU accelerator, instead of probing /dev/kvm",
   FACTORY_LOCAL_STATE: "where the local stack keeps its mirror tree and buckets between runs; in the cache by default",
+  FACTORY_RELEASE_KEY: "the release key (Ed25519 PKCS#8 PEM, a secret) signing the provenance; unsigned with a warning when unset",
+  FACTORY_APPLIANCE_SMP: "vCPUs of the libguestfs appliance; the host's cores (at most 4) by default",
+  FACTORY_APPLIANCE_MEMSIZE: "memory of the libguestfs appliance in MiB; 2048 by default",
 };
 
 export const commands: Record<string, Registered> = {};

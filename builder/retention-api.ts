@@ -14,7 +14,7 @@ export function zoneClient(zone: string, missing: (name: string) => Error): Clie
   };
   return scalewayClient({
     accessKey: need("SCW_ACCESS_KEY"), secretKey: need("SCW_SECRET_KEY"),
-    defaultProjectId: process.env.SCW_DEFAULT_PROJECT_ID, defaultZone: zone as never,
+    defaultProjectId: process.env.SCW_DEFAULT_PROJECT_ID, defaultZone: zone,
     ...(process.env.SCW_API_URL ? { apiURL: process.env.SCW_API_URL } : {}),
   });
 }

@@ -15,7 +15,7 @@ import { buildsInBucket, diffAgainstPrevious, packagesInBucket, verifyInBucket }
 import { s3Client, type S3Target } from "./upload";
 import { regionOf } from "./zones";
 
-const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
+const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k]) : undefined);
 
 /** The bucket from --stack (its bucket, endpoint and region) or from flags and the FACTORY_* environment. */
 function bucketOf(v: Values): S3Target {

@@ -8,7 +8,7 @@ import { instanceList, str, tagsOf, type Router } from "./router";
 import type { Views } from "./views";
 
 export function registerImages(ctx: State, v: Views, r: Router): void {
-  const { images, snapshots, servers, faults, later, get } = ctx;
+  const { images, snapshots, faults, later, get } = ctx;
   const { imageJson, linkSnapshots } = v;
   const { route, I } = r;
   // Images

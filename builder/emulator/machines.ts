@@ -1,5 +1,5 @@
 /** Power transitions of emulated servers: boot and halt their QEMU machine, with its metadata API and forwarded ports. */
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { startMetadataServer } from "../testing/metadata-server";
 import type { BlockWork } from "./block";
@@ -13,7 +13,7 @@ import type { Views } from "./views";
 export type Machines = ReturnType<typeof machines>;
 
 export function machines(ctx: State, v: Views, work: BlockWork) {
-  const { o, zone, volumes, snapshots, images, groups, networks, nics, later, get, finish, copyQcow2 } = ctx;
+  const { o, zone, volumes, groups, networks, nics, later, get, finish } = ctx;
   const { nicJson } = v;
   const { waitAvailable } = work;
   const metadataConf = (s: Server) => () => ({

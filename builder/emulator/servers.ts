@@ -58,7 +58,7 @@ export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork
   route("GET", `${I}/servers/{id}`, (m) => [200, { server: serverJson(get(servers, m[0]!, "instance_server")) }]);
   route("PATCH", `${I}/servers/{id}`, async (m, b) => {
     const s = get(servers, m[0]!, "instance_server");
-    refuseUnemulated(b, ["name", "tags", "boot_type", "security_group"], serverJson(s) as Record<string, unknown>, "server", {
+    refuseUnemulated(b, ["name", "tags", "boot_type", "security_group"], serverJson(s), "server", {
       volumes: (v) => {
         const ids = Object.entries((v as Record<string, { id?: string }> | null) ?? {}).sort(([a], [b]) => Number(a) - Number(b)).map(([, x]) => x.id);
         return ids.length === s.volumeIds.length && ids.every((id, n) => id === s.volumeIds[n]);

@@ -4,7 +4,7 @@
  * ZonalImage Command does it (the same CLI, the same FACTORY_* environment).
  */
 import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { availableParallelism, freemem } from "node:os";
 import { basename, join } from "node:path";
 import { loadCatalog, osBase, withOverrides } from "../../images";

@@ -63,7 +63,7 @@ export interface BatteryReport {
  * battery.
  */
 export async function runBattery(o: BatteryOptions): Promise<BatteryReport> {
-  const selected = (o.only?.length ? o.only : [...SCENARIOS]) as string[];
+  const selected = (o.only?.length ? o.only : [...SCENARIOS]);
   const unknown = selected.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
   if (unknown.length) throw new Error(`unknown test scenario(s): ${unknown.join(", ")} (known: ${SCENARIOS.join(", ")})`);
   const b = new Battery(o);

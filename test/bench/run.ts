@@ -2,12 +2,14 @@
  * npm run bench: the speed and size goals, measured (never asserted in tests). Writes bench-results.json and
  * prints a table; `npm run bench -- --help` lists the cases and the environment variables that tune them.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { table } from "../../builder/table";
 import type { Row } from "./common";
 import { benchBoot, benchConcurrency, benchFirstSecond, benchLayering, benchSize, type MainJobOptions } from "./main-job";
+import { benchBuildHosts } from "./build-hosts";
+import { benchCustomiseVsPacker } from "./customise-vs-packer";
 import { benchCustomise, benchUpload } from "./micro";
 
 const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
@@ -21,6 +23,7 @@ const ENV: Record<string, string> = {
   BENCH_CACHE: "the first main job's per-user cache: cold (empty but for Node, a newcomer's; default) or warm (yours)",
   BENCH_APP: "the InstantApp of the layering case (default app-openvpn)",
   BENCH_OUT: "where the JSON goes (default bench-results.json)",
+  BENCH_BUILD_HOSTS_N: "builds in the build-hosts case (default 2)",
   BENCH_KEEP: "1 keeps the work directory (states, caches) for a look afterwards",
 };
 
@@ -42,19 +45,12 @@ function mainOptions(work: string): MainJobOptions {
 
 const rounds = () => Number(process.env.BENCH_ROUNDS ?? 2);
 
-/** The Packer baseline (issue part 6), where its module exists: it exports benchCustomiseVsPacker(rounds). */
-function packerCase(): Case | undefined {
-  const file = join(__dirname, "customise-vs-packer.js");
-  if (!existsSync(file)) return undefined;
-  const mod = require(file) as { benchCustomiseVsPacker: (rounds: number) => Promise<Row | Row[]> };
-  return { what: "our customise vs the same customisation done the Packer way (qemu builder)", run: async () => [(await mod.benchCustomiseVsPacker(rounds()))].flat() };
-}
-
-const CASES: Record<string, Case | undefined> = {
+const CASES: Record<string, Case> = {
   size: { what: "artifact / upstream size per image (a --no-test main job)", run: async (w) => benchSize(mainOptions(w)) },
   upload: { what: "our multipart upload vs @aws-sdk/lib-storage to the same local S3 server", run: async (w) => [await benchUpload(w, rounds())] },
   customise: { what: "our customise step vs bare virt-customize with the same operations", run: async (w) => [await benchCustomise(w, rounds())] },
-  packer: packerCase(),
+  packer: { what: "our customise vs the same customisation done the Packer way (qemu builder)", run: async () => [await benchCustomiseVsPacker(rounds())] },
+  "build-hosts": { what: "N builds on one SSH build host vs over two (BENCH_BUILD_HOSTS_N, default 2; both hosts are this machine)", run: async () => [await benchBuildHosts()] },
   boot: { what: "boot to verified SSH through the emulated API (median of BENCH_BOOTS), reboot beside it", run: async (w) => benchBoot(mainOptions(w)) },
   layering: { what: "an InstantApp's build after its base vs from the upstream", run: async (w) => benchLayering(mainOptions(w)) },
   concurrency: { what: "the main job's wall time, serial (--jobs 1) vs concurrent", run: async (w) => benchConcurrency(mainOptions(w)) },
@@ -62,7 +58,7 @@ const CASES: Record<string, Case | undefined> = {
 };
 
 function help(): string {
-  const cases = Object.entries(CASES).map(([name, c]) => `  ${name.padEnd(12)} ${c ? c.what : "(not on this branch: test/bench/customise-vs-packer.ts)"}`);
+  const cases = Object.entries(CASES).map(([name, c]) => `  ${name.padEnd(12)} ${c.what}`);
   const env = Object.entries(ENV).map(([k, v]) => `  ${k.padEnd(12)} ${v}`);
   return ["usage: npm run bench [-- --help]", "", "cases:", ...cases, "", "environment:", ...env, ""].join("\n");
 }
@@ -76,7 +72,7 @@ async function main(): Promise<number> {
   const only = list(process.env.BENCH_ONLY ?? process.argv[2]);
   const unknown = only.filter((n) => !(n in CASES));
   if (unknown.length) throw new UsageError(`BENCH_ONLY: unknown case(s) ${unknown.join(", ")}\n\n${help()}`);
-  const selected = Object.entries(CASES).filter(([name, c]) => (only.length ? only.includes(name) : c !== undefined));
+  const selected = Object.entries(CASES).filter(([name]) => !only.length || only.includes(name));
   const missing = selected.filter(([, c]) => !c).map(([n]) => n);
   if (missing.length) throw new UsageError(`BENCH_ONLY: ${missing.join(", ")} is not on this branch`);
   mainOptions(""); // settings checked before hours of work, not after

@@ -63,7 +63,7 @@ export const networkScenarios: Record<"network" | "dns" | "security group" | "pr
   },
 
   async "private networks"(b) {
-    const pn = await b.vpc.createPrivateNetwork({ region: b.zone.replace(/-\d+$/, "") as never, name: `factory-test-${token()}`, tags: [], subnets: [], defaultRoutePropagationEnabled: false });
+    const pn = await b.vpc.createPrivateNetwork({ region: b.zone.replace(/-\d+$/, ""), name: `factory-test-${token()}`, tags: [], subnets: [], defaultRoutePropagationEnabled: false });
     let nicId: string | undefined;
     try {
       const subnet = pn.subnets[0]?.subnet;
@@ -82,7 +82,7 @@ export const networkScenarios: Record<"network" | "dns" | "security group" | "pr
       throw new ScenarioFailure(`the private NIC (${nic.macAddress}) got no address in ${subnet}: ${seen.trim().slice(0, 160) || "interface absent or unconfigured"}`);
     } finally {
       if (nicId) await b.instance.deletePrivateNIC({ zone: b.zone, serverId: b.o.serverId, privateNicId: nicId }).catch((e: Error) => b.log(`cleanup: private NIC: ${e.message}`));
-      await b.vpc.deletePrivateNetwork({ region: b.zone.replace(/-\d+$/, "") as never, privateNetworkId: pn.id }).catch((e: Error) => b.log(`cleanup: private network: ${e.message}`));
+      await b.vpc.deletePrivateNetwork({ region: b.zone.replace(/-\d+$/, ""), privateNetworkId: pn.id }).catch((e: Error) => b.log(`cleanup: private network: ${e.message}`));
     }
   },
 };
