@@ -22,7 +22,8 @@ export = async () => {
   // Object Storage uses the Scaleway API key pair, as the provider does: config first, then the environment.
   const scw = new pulumi.Config("scaleway");
   const accessKey = scw.get("accessKey") ?? process.env.SCW_ACCESS_KEY;
-  const secretKey = scw.getSecret("secretKey") ?? (process.env.SCW_SECRET_KEY && pulumi.secret(process.env.SCW_SECRET_KEY));
+  const secretKey =
+    scw.getSecret("secretKey") ?? (process.env.SCW_SECRET_KEY && pulumi.secret(process.env.SCW_SECRET_KEY));
   if (!accessKey || !secretKey) {
     throw new Error("set scaleway:accessKey and scaleway:secretKey (or SCW_ACCESS_KEY and SCW_SECRET_KEY)");
   }

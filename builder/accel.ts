@@ -12,7 +12,11 @@ import { run } from "./exec";
 export type Accelerator = "kvm" | "tcg";
 
 function hostKernel(): string | undefined {
-  const kernels = existsSync("/boot") ? readdirSync("/boot").filter((f) => f.startsWith("vmlinuz-")).sort() : [];
+  const kernels = existsSync("/boot")
+    ? readdirSync("/boot")
+        .filter((f) => f.startsWith("vmlinuz-"))
+        .sort()
+    : [];
   return kernels.length ? join("/boot", kernels.at(-1)!) : undefined;
 }
 
@@ -22,8 +26,22 @@ async function probeKvm(): Promise<boolean> {
   try {
     const { stdout } = await run(
       "qemu-system-x86_64",
-      ["-accel", "kvm", "-m", "256", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
-        "-kernel", kernel, "-append", "console=ttyS0 panic=-1 quiet loglevel=3"],
+      [
+        "-accel",
+        "kvm",
+        "-m",
+        "256",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        kernel,
+        "-append",
+        "console=ttyS0 panic=-1 quiet loglevel=3",
+      ],
       { timeoutMs: 15_000 },
     );
     return /Kernel panic/.test(stdout);
@@ -53,7 +71,11 @@ export async function accelerator(): Promise<Accelerator> {
  * 4) cuts a customisation's time, and a larger page cache spares the overlay's writes. Memory: 2 GiB, at most a
  * quarter of the host's. FACTORY_APPLIANCE_SMP and FACTORY_APPLIANCE_MEMSIZE (MiB) override.
  */
-export function applianceSize(cores = availableParallelism(), hostMiB = Math.floor(totalmem() / 2 ** 20), env = process.env): { smp: number; memsize: number } {
+export function applianceSize(
+  cores = availableParallelism(),
+  hostMiB = Math.floor(totalmem() / 2 ** 20),
+  env = process.env,
+): { smp: number; memsize: number } {
   const smp = Number(env.FACTORY_APPLIANCE_SMP) || Math.max(1, Math.min(4, cores));
   const memsize = Number(env.FACTORY_APPLIANCE_MEMSIZE) || Math.max(1024, Math.min(2048, Math.floor(hostMiB / 4)));
   return { smp, memsize };

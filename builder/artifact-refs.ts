@@ -52,10 +52,7 @@ const DEFAULT_STALE_DELETION_MS = 10 * 60_000;
 // ---- pure transitions (table-tested) ----
 
 export type AddStep =
-  | { kind: "write"; record: RefsRecord }
-  | { kind: "held" }
-  | { kind: "wait" }
-  | { kind: "finish-deletion" };
+  { kind: "write"; record: RefsRecord } | { kind: "held" } | { kind: "wait" } | { kind: "finish-deletion" };
 
 /** What a publisher does with the record it read (undefined: no record). */
 export function planAdd(current: RefsRecord | undefined, ref: string, now: number, staleDeletionMs: number): AddStep {
@@ -67,9 +64,7 @@ export function planAdd(current: RefsRecord | undefined, ref: string, now: numbe
 }
 
 export type DropStep =
-  | { kind: "write"; record: RefsRecord; thenDelete: boolean }
-  | { kind: "not-held" }
-  | { kind: "wait" };
+  { kind: "write"; record: RefsRecord; thenDelete: boolean } | { kind: "not-held" } | { kind: "wait" };
 
 /** What an unpublisher does with the record it read (undefined: no record, so nothing holds the artifact). */
 export function planDrop(current: RefsRecord | undefined, ref: string, now: number): DropStep {
@@ -108,7 +103,9 @@ async function readRecord(s3: S3Client, bucket: string, key: string): Promise<Re
     }
     const parsed = RefsRecord.safeParse(json);
     if (!parsed.success)
-      throw new Error(`s3://${bucket}/${recordKey(key)}: not a references record: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(record)"}: ${i.message}`).join("; ")}`);
+      throw new Error(
+        `s3://${bucket}/${recordKey(key)}: not a references record: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(record)"}: ${i.message}`).join("; ")}`,
+      );
     return { record: parsed.data, etag: obj.ETag! };
   } catch (err) {
     if (notFound(err)) return undefined;
@@ -117,7 +114,13 @@ async function readRecord(s3: S3Client, bucket: string, key: string): Promise<Re
 }
 
 /** Compare-and-swap: create (no etag) or replace (etag). Undefined when another writer got there first. */
-async function writeRecord(s3: S3Client, bucket: string, key: string, record: RefsRecord, etag?: string): Promise<string | undefined> {
+async function writeRecord(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  record: RefsRecord,
+  etag?: string,
+): Promise<string | undefined> {
   try {
     const res = await s3.send(
       new PutObjectCommand({
@@ -140,7 +143,9 @@ async function legacyRefs(s3: S3Client, bucket: string, key: string): Promise<st
   const keys: string[] = [];
   let token: string | undefined;
   do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: legacyPrefix(key), ContinuationToken: token }));
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: legacyPrefix(key), ContinuationToken: token }),
+    );
     for (const c of page.Contents ?? []) keys.push(c.Key!);
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
@@ -157,7 +162,9 @@ async function readOrMigrate(s3: S3Client, bucket: string, key: string): Promise
   if (cur) return cur;
   const legacy = await legacyRefs(s3, bucket, key);
   if (legacy.length === 0) return undefined;
-  const record: RefsRecord = { refs: [...new Set(legacy.map((k) => decodeURIComponent(k.slice(legacyPrefix(key).length))))].sort() };
+  const record: RefsRecord = {
+    refs: [...new Set(legacy.map((k) => decodeURIComponent(k.slice(legacyPrefix(key).length))))].sort(),
+  };
   const dropLegacy = async () => {
     for (const k of legacy) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
   };
@@ -195,7 +202,13 @@ const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * Records `ref` as a holder of `key`. Returns whether this call added it (false: it was already there). Once it
  * returns, no unpublish deletes the artifact until `ref` is dropped.
  */
-export async function addReference(s3: S3Client, bucket: string, key: string, ref: string, opts: RefsOptions = {}): Promise<{ added: boolean }> {
+export async function addReference(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  ref: string,
+  opts: RefsOptions = {},
+): Promise<{ added: boolean }> {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? realSleep;
   for (;;) {
@@ -234,7 +247,13 @@ export async function withReference<T>(
  * Drops `ref`; the caller that drops the last reference deletes the artifact and its manifest (`deleted: true`).
  * An artifact no record holds is deleted too: nothing references it.
  */
-export async function dropReference(s3: S3Client, bucket: string, key: string, ref: string, opts: RefsOptions = {}): Promise<{ deleted: boolean }> {
+export async function dropReference(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  ref: string,
+  opts: RefsOptions = {},
+): Promise<{ deleted: boolean }> {
   const now = opts.now ?? Date.now;
   for (;;) {
     const cur = await readOrMigrate(s3, bucket, key);

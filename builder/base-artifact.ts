@@ -50,18 +50,25 @@ export async function findBaseArtifact(
     return { found: undefined, note: `base ${base.id} ${hash.slice(0, 16)} is not in ${bucket} (${key})` };
   const manifestObj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${key}.manifest.json` }));
   const manifest = JSON.parse(await manifestObj.Body!.transformToString()) as Manifest;
-  if (manifest.contentHash !== hash) return { found: undefined, note: `${bucket}/${key}.manifest.json names content hash ${manifest.contentHash}` };
+  if (manifest.contentHash !== hash)
+    return { found: undefined, note: `${bucket}/${key}.manifest.json names content hash ${manifest.contentHash}` };
   mkdirSync(cacheDir, { recursive: true });
   const partial = `${file}.${process.pid}.part`;
   try {
     const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     await pipeline(obj.Body as Readable, createWriteStream(partial));
     if (!(await verified(partial, manifest)))
-      return { found: undefined, note: `${bucket}/${key} does not have the sha256 its manifest records (${manifest.output.sha256})` };
+      return {
+        found: undefined,
+        note: `${bucket}/${key} does not have the sha256 its manifest records (${manifest.output.sha256})`,
+      };
     writeFileSync(`${file}.manifest.json`, `${JSON.stringify(manifest, null, 2)}\n`);
     renameSync(partial, file);
   } finally {
     rmSync(partial, { force: true });
   }
-  return { found: { artifact: file, manifest }, note: `base ${base.id} ${hash.slice(0, 16)} downloaded from ${bucket}` };
+  return {
+    found: { artifact: file, manifest },
+    note: `base ${base.id} ${hash.slice(0, 16)} downloaded from ${bucket}`,
+  };
 }

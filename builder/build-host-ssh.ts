@@ -24,7 +24,8 @@ export interface SshTarget extends BuildHost {
 
 /** Host key refusals as OpenSSH words them. */
 const REFUSED = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known/;
-const UNREACHABLE = /Connection refused|Connection timed out|No route to host|Could not resolve hostname|Connection closed by|Network is unreachable/;
+const UNREACHABLE =
+  /Connection refused|Connection timed out|No route to host|Could not resolve hostname|Connection closed by|Network is unreachable/;
 
 /** The ssh arguments that trust exactly the pinned host key; `dir` receives the known_hosts file. */
 export function pinnedArgs(t: SshTarget, dir: string): string[] {
@@ -32,10 +33,32 @@ export function pinnedArgs(t: SshTarget, dir: string): string[] {
   // An alias, so the line needs no [address]:port form; the key's own type is the only algorithm offered.
   writeFileSync(knownHosts, `build-host ${t.hostKey}\n`);
   return [
-    "-i", t.privateKeyFile, "-p", String(t.port), "-l", t.user,
-    "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "HostKeyAlias=build-host",
-    "-o", "StrictHostKeyChecking=yes", "-o", `HostKeyAlgorithms=${t.hostKey.split(" ")[0]}`, "-o", "CheckHostIP=no",
-    "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=15", "-o", "LogLevel=ERROR",
+    "-i",
+    t.privateKeyFile,
+    "-p",
+    String(t.port),
+    "-l",
+    t.user,
+    "-o",
+    `UserKnownHostsFile=${knownHosts}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "HostKeyAlias=build-host",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `HostKeyAlgorithms=${t.hostKey.split(" ")[0]}`,
+    "-o",
+    "CheckHostIP=no",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=15",
+    "-o",
+    "LogLevel=ERROR",
     ...SENT_ENV.flatMap((p) => ["-o", `SendEnv=${p}`]),
   ];
 }
@@ -51,7 +74,12 @@ export interface RemoteResult {
  * host key is not the pinned one or the host cannot be reached (nothing ran there); a command's own failure is
  * its exit code.
  */
-export async function runOnHost(t: SshTarget, command: string, env: Record<string, string> = {}, opts: { timeoutMs?: number; streamStderr?: boolean } = {}): Promise<RemoteResult> {
+export async function runOnHost(
+  t: SshTarget,
+  command: string,
+  env: Record<string, string> = {},
+  opts: { timeoutMs?: number; streamStderr?: boolean } = {},
+): Promise<RemoteResult> {
   const dir = mkdtempSync(join(tmpdir(), "factory-build-host-"));
   const where = hostLabel(t);
   try {
@@ -64,9 +92,13 @@ export async function runOnHost(t: SshTarget, command: string, env: Record<strin
   } catch (err) {
     if (!(err instanceof ToolError)) throw err;
     if (err.code === 255 && REFUSED.test(err.stderr))
-      throw new BuildHostError(`build host ${where}: its host key is not the pinned ${t.hostKey.split(" ")[0]} key: refusing to connect (nothing ran there)`);
+      throw new BuildHostError(
+        `build host ${where}: its host key is not the pinned ${t.hostKey.split(" ")[0]} key: refusing to connect (nothing ran there)`,
+      );
     if (err.code === 255 && UNREACHABLE.test(err.stderr))
-      throw new BuildHostError(`build host ${where}: unreachable (${err.stderr.trim().split("\n").pop()}): nothing ran there`);
+      throw new BuildHostError(
+        `build host ${where}: unreachable (${err.stderr.trim().split("\n").pop()}): nothing ran there`,
+      );
     return { code: err.code ?? 255, stdout: err.stdout, stderr: err.stderr };
   } finally {
     rmSync(dir, { recursive: true, force: true });

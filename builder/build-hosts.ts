@@ -35,7 +35,10 @@ export const BuildHostList = z
     z
       .string()
       .trim()
-      .regex(HOST_LINE, "expected `<x86_64|arm64> local` or `<x86_64|arm64> <user>@<address>[:<port>] ssh-ed25519 AAAA…` (the host's public key)"),
+      .regex(
+        HOST_LINE,
+        "expected `<x86_64|arm64> local` or `<x86_64|arm64> <user>@<address>[:<port>] ssh-ed25519 AAAA…` (the host's public key)",
+      ),
   )
   .default(["x86_64 local"])
   .superRefine((lines, ctx) => {
@@ -82,7 +85,8 @@ export function machineArchitecture(nodeArch: string = process.arch): Architectu
 
 export type BuildPlace = { kind: "local" } | { kind: "remote"; host: BuildHost; label: string };
 
-export const hostLabel = (h: Pick<BuildHost, "user" | "address" | "port">) => `${h.user}@${h.address.includes(":") ? `[${h.address}]` : h.address}:${h.port}`;
+export const hostLabel = (h: Pick<BuildHost, "user" | "address" | "port">) =>
+  `${h.user}@${h.address.includes(":") ? `[${h.address}]` : h.address}:${h.port}`;
 
 /**
  * The host of a content hash among `n`: the hash itself picks it, so every stack (every zone of a region shares
@@ -100,7 +104,11 @@ export interface Routing {
 }
 
 /** Routes every planned build to a host of its architecture; `machine` is the architecture of `local`. */
-export function routeBuilds(plans: readonly { name: string; arch: Architecture; contentHash: string }[], hosts: BuildHosts, machine = machineArchitecture()): Routing {
+export function routeBuilds(
+  plans: readonly { name: string; arch: Architecture; contentHash: string }[],
+  hosts: BuildHosts,
+  machine = machineArchitecture(),
+): Routing {
   const byHash = new Map<string, BuildPlace>();
   const homeless = new Map<Architecture, string[]>();
   for (const plan of plans) {
@@ -120,7 +128,9 @@ export function routeBuilds(plans: readonly { name: string; arch: Architecture; 
     const local = hosts[arch] === "local";
     return (
       `image-factory:buildHosts.${arch}: ${names.length} ${arch} build(s) (${names.join(", ")}) have no ${arch} build host` +
-      (local ? `: "local" is this ${machine ?? "unknown"} machine, and libguestfs customises only guests of its own architecture` : "") +
+      (local
+        ? `: "local" is this ${machine ?? "unknown"} machine, and libguestfs customises only guests of its own architecture`
+        : "") +
       `; add a line \`${arch} <user>@<address>[:<port>] <host public key>\` to image-factory:buildHosts (and image-factory:buildHostPrivateKey as a secret), or remove ${arch} from image-factory:architectures`
     );
   });

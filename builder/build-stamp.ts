@@ -30,7 +30,9 @@ function files(root: string, path: string): string[] {
 /** sha256 over the sources' relative paths and contents, in a stable order. */
 export function sourceDigest(root: string): string {
   const h = createHash("sha256");
-  for (const f of SOURCES.flatMap((s) => files(root, s)).map((f) => relative(root, join(root, f)).split(sep).join("/")).sort()) {
+  for (const f of SOURCES.flatMap((s) => files(root, s))
+    .map((f) => relative(root, join(root, f)).split(sep).join("/"))
+    .sort()) {
     h.update(`${f}\0`);
     h.update(readFileSync(join(root, f)));
     h.update("\0");
@@ -52,7 +54,9 @@ export class StaleBuildError extends Error {
 export function assertBuilt(root: string): void {
   const fix = "run `npm run build` in the project, then run this again";
   if (!existsSync(cliFile(root)) || !existsSync(stampFile(root)))
-    throw new StaleBuildError(`the compiled image-factory CLI (dist/builder/cli.js) or its build stamp is missing: ${fix}`);
+    throw new StaleBuildError(
+      `the compiled image-factory CLI (dist/builder/cli.js) or its build stamp is missing: ${fix}`,
+    );
   let stamped: unknown;
   try {
     stamped = (JSON.parse(readFileSync(stampFile(root), "utf8")) as { sources?: unknown }).sources;
@@ -60,7 +64,9 @@ export function assertBuilt(root: string): void {
     stamped = undefined;
   }
   if (stamped !== sourceDigest(root))
-    throw new StaleBuildError(`the compiled image-factory CLI is stale: the sources changed since it was built (dist/builder/build-stamp.json): ${fix}`);
+    throw new StaleBuildError(
+      `the compiled image-factory CLI is stale: the sources changed since it was built (dist/builder/build-stamp.json): ${fix}`,
+    );
 }
 
 if (require.main === module) {

@@ -3,7 +3,16 @@
  * complete, checked artifact and its manifest are moved into the output directory; a failure anywhere leaves
  * nothing behind.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { loadCatalog, osBase, type Catalog } from "../images";
 import type { Architecture, Release, Step } from "../images/schema";
@@ -75,7 +84,10 @@ export class BuildInputError extends Error {}
 
 async function toolVersions(): Promise<Record<string, string>> {
   const first = async (cmd: string, args: string[]) =>
-    (await run(cmd, args).then((r) => (r.stdout || r.stderr).split("\n")[0]!.trim(), () => "unknown"));
+    await run(cmd, args).then(
+      (r) => (r.stdout || r.stderr).split("\n")[0]!.trim(),
+      () => "unknown",
+    );
   return {
     "virt-customize": await first("virt-customize", ["--version"]),
     "qemu-img": await first("qemu-img", ["--version"]),
@@ -91,12 +103,22 @@ export function artifactFileName(release: Release, arch: Architecture, hash: str
  * The recipe's downloads (`fetch-file`), fetched on the build host through the stack's mirror into the verified
  * cache: guest path → local file. A digest that does not match fails the build before the guest is touched.
  */
-export async function fetchDownloads(steps: Step[], mirror: string | undefined, label: string): Promise<Record<string, string>> {
+export async function fetchDownloads(
+  steps: Step[],
+  mirror: string | undefined,
+  label: string,
+): Promise<Record<string, string>> {
   const fetched: Record<string, string> = {};
   for (const step of steps) {
     if (step.op !== "fetch-file") continue;
-    const expected = step.sha256 ? { algo: "sha256" as const, hex: step.sha256 } : { algo: "sha1" as const, hex: step.sha1! };
-    fetched[step.path] = await fetchVerified(throughMirror(step.url, mirror), expected, `${label} ${step.url.split("/").at(-1)}`);
+    const expected = step.sha256
+      ? { algo: "sha256" as const, hex: step.sha256 }
+      : { algo: "sha1" as const, hex: step.sha1! };
+    fetched[step.path] = await fetchVerified(
+      throughMirror(step.url, mirror),
+      expected,
+      `${label} ${step.url.split("/").at(-1)}`,
+    );
   }
   return fetched;
 }
@@ -106,10 +128,16 @@ export async function fetchDownloads(steps: Step[], mirror: string | undefined, 
  * only under the pinned fingerprint (cached per fingerprint), for the guest to verify the repository with. A
  * repository off loopback without a pinned fingerprint fails closed.
  */
-export async function ecosystemWithKey(eco: EcosystemSource, fingerprint: string | undefined, what: string): Promise<EcosystemSource> {
+export async function ecosystemWithKey(
+  eco: EcosystemSource,
+  fingerprint: string | undefined,
+  what: string,
+): Promise<EcosystemSource> {
   if (!fingerprint) {
     if (!eco.signingKey && !isLoopback(eco.repository))
-      throw new BuildInputError(`${what}: the scaleway-ecosystem repository ${eco.repository} is not on loopback and no key is pinned for it: set image-factory:ecosystemKeyFingerprint (FACTORY_ECOSYSTEM_KEY_FINGERPRINT)`);
+      throw new BuildInputError(
+        `${what}: the scaleway-ecosystem repository ${eco.repository} is not on loopback and no key is pinned for it: set image-factory:ecosystemKeyFingerprint (FACTORY_ECOSYSTEM_KEY_FINGERPRINT)`,
+      );
     return eco;
   }
   const keyUrl = `${eco.repository.replace(/\/$/, "")}/${ECOSYSTEM_KEY_PATH}`;
@@ -142,7 +170,8 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
   const catalog = req.catalog ?? loadCatalog();
   const release = catalog.byId.get(req.releaseId);
   if (!release) throw new BuildInputError(`no release "${req.releaseId}" in the catalog`);
-  if (!release.architectures.includes(req.arch)) throw new BuildInputError(`${release.id} is not built for ${req.arch}`);
+  if (!release.architectures.includes(req.arch))
+    throw new BuildInputError(`${release.id} is not built for ${req.arch}`);
   const os = osBase(catalog, release);
   const dials = withBaseEpoch(catalog, release, req.arch, req.dials, req.expectedContentHash);
   const inputs = hashInputs(catalog, release, req.arch, dials);
@@ -152,18 +181,27 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
       `content hash mismatch: the stack planned ${req.expectedContentHash}, these inputs give ${hash} (is dist/ stale? run npm run build)`,
     );
 
-  const base = req.base && release.kind === "app" ? checkBase(req.base, inputs, `${release.id} ${req.arch}`) : undefined;
+  const base =
+    req.base && release.kind === "app" ? checkBase(req.base, inputs, `${release.id} ${req.arch}`) : undefined;
 
-  const ecosystem = await ecosystemWithKey(req.ecosystem, req.dials.ecosystemKeyFingerprint, `${release.id} ${req.arch}`);
+  const ecosystem = await ecosystemWithKey(
+    req.ecosystem,
+    req.dials.ecosystemKeyFingerprint,
+    `${release.id} ${req.arch}`,
+  );
   const accel = await accelerator();
   process.stderr.write(`build ${release.id} ${req.arch}: content hash ${hash.slice(0, 16)}, ${accel.toUpperCase()}\n`);
-  const source = base ? { release: os.id, arch: req.arch, ...base.manifest.upstream } : (req.source ?? (await resolveSource(os, req.arch, req.mirror)));
+  const source = base
+    ? { release: os.id, arch: req.arch, ...base.manifest.upstream }
+    : (req.source ?? (await resolveSource(os, req.arch, req.mirror)));
   process.stderr.write(
     base
       ? `build ${release.id} ${req.arch}: layered on ${os.id} ${base.manifest.contentHash.slice(0, 16)} (${source.fileName})\n`
       : `build ${release.id} ${req.arch}: ${source.fileName} ${source.checksum.algo} ${source.checksum.hex.slice(0, 16)}… (${source.trust})\n`,
   );
-  const blob = base ? base.artifact : await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${req.arch}`);
+  const blob = base
+    ? base.artifact
+    : await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${req.arch}`);
 
   mkdirSync(req.outDir, { recursive: true });
   const work = mkdtempSync(join(req.outDir, ".work-"));
@@ -189,7 +227,19 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
       [`IMAGE_SOURCE_${source.checksum.algo.toUpperCase()}`]: source.checksum.hex,
       SCALEWAY_ECOSYSTEM_VERSION: req.ecosystem.version,
     };
-    await customiseImage(disk, { family: os.family, upstreamArch: source.upstreamArch, steps, ecosystem, provenance, extraArgs: uefiGuestArgs(os.family, uefi), fetched }, accel);
+    await customiseImage(
+      disk,
+      {
+        family: os.family,
+        upstreamArch: source.upstreamArch,
+        steps,
+        ecosystem,
+        provenance,
+        extraArgs: uefiGuestArgs(os.family, uefi),
+        fetched,
+      },
+      accel,
+    );
     const packages = await extractPackagesAndTrim(disk, join(work, "packages.tsv"), accel);
     const out = join(work, "out.qcow2");
     const info = await convertForImport(disk, out);
@@ -214,7 +264,9 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
         compression: info["format-specific"]?.data["compression-type"] ?? "none",
       },
       uefi: uefi.state,
-      ...(base ? { layeredOn: { release: os.id, contentHash: base.manifest.contentHash, sha256: base.manifest.output.sha256 } } : {}),
+      ...(base
+        ? { layeredOn: { release: os.id, contentHash: base.manifest.contentHash, sha256: base.manifest.output.sha256 } }
+        : {}),
       packages,
       tools: await toolVersions(),
       accelerator: accel,

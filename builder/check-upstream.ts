@@ -54,7 +54,9 @@ async function text(url: string): Promise<string> {
 }
 
 export async function checkUpstream(o: CheckUpstreamOptions): Promise<UpstreamReport> {
-  const releases = o.catalog.releases.filter((r): r is OsRelease => r.kind === "os" && (!o.releases?.length || o.releases.includes(r.id)));
+  const releases = o.catalog.releases.filter(
+    (r): r is OsRelease => r.kind === "os" && (!o.releases?.length || o.releases.includes(r.id)),
+  );
   const rows: UpstreamRow[] = [];
   for (const r of releases) {
     for (const arch of r.architectures) {
@@ -75,13 +77,31 @@ export async function checkUpstream(o: CheckUpstreamOptions): Promise<UpstreamRe
       }
       try {
         // Resolved as a build would: the serial's checksum file, its signature verified where upstream signs.
-        const candidate: OsRelease = { ...r, upstream: { ...r.upstream, pins: { [arch]: { serial: newest!, provenance: "unverified" } } } };
+        const candidate: OsRelease = {
+          ...r,
+          upstream: { ...r.upstream, pins: { [arch]: { serial: newest!, provenance: "unverified" } } },
+        };
         const source = await resolveSource(candidate, arch, o.mirror, { discover: true });
         if (confirm && pin.checksum && pin.checksum !== source.checksum.hex)
           throw new Error(`the checksum file lists ${source.checksum.hex}, not the pinned ${pin.checksum}`);
-        rows.push({ release: r.id, arch, pinned, newest, status: confirm ? "confirmed" : "new build", checksum: source.checksum.hex, listing: where.listing });
+        rows.push({
+          release: r.id,
+          arch,
+          pinned,
+          newest,
+          status: confirm ? "confirmed" : "new build",
+          checksum: source.checksum.hex,
+          listing: where.listing,
+        });
       } catch (err) {
-        rows.push({ release: r.id, arch, pinned, newest, status: "unreadable", reason: `build ${newest} listed but not resolvable: ${(err as Error).message}` });
+        rows.push({
+          release: r.id,
+          arch,
+          pinned,
+          newest,
+          status: "unreadable",
+          reason: `build ${newest} listed but not resolvable: ${(err as Error).message}`,
+        });
       }
     }
   }
@@ -89,19 +109,26 @@ export async function checkUpstream(o: CheckUpstreamOptions): Promise<UpstreamRe
   const flags: string[] = [];
   for (const e of lifecycle(o.catalog, o.at, o.graceDays ?? 90, o.noticeDays ?? 60))
     if (e.state !== "supported" && (!o.releases?.length || o.releases.includes(e.id)))
-      flags.push(`${e.id}: ${e.state === "deprecated" ? "deprecated" : "deprecation due"} on ${e.deprecates} (end of life ${e.eol})`);
+      flags.push(
+        `${e.id}: ${e.state === "deprecated" ? "deprecated" : "deprecation due"} on ${e.deprecates} (end of life ${e.eol})`,
+      );
   const seen = new Set<string>();
   for (const r of releases) {
     const where = majorsLocation(r);
     if (!where || seen.has(where.listing)) continue;
     seen.add(where.listing);
-    const known = o.catalog.releases.filter((x): x is OsRelease => x.kind === "os" && x.distro === r.distro).map((x) => x.version);
+    const known = o.catalog.releases
+      .filter((x): x is OsRelease => x.kind === "os" && x.distro === r.distro)
+      .map((x) => x.version);
     const newestKnown = [...known].sort(compareSerials).at(-1)!;
     try {
       const html = await text(throughMirror(where.listing, o.mirror));
-      const majors = [...html.matchAll(/href\s*=\s*"([^"]*)"/gi)].map((m) => where.link.exec(m[1]!.replace(/^.*\/(?=[^/]+\/?$)/, ""))?.[1]).filter((v): v is string => !!v);
+      const majors = [...html.matchAll(/href\s*=\s*"([^"]*)"/gi)]
+        .map((m) => where.link.exec(m[1]!.replace(/^.*\/(?=[^/]+\/?$)/, ""))?.[1])
+        .filter((v): v is string => !!v);
       for (const major of [...new Set(majors)].sort(compareSerials))
-        if (compareSerials(major, newestKnown) > 0) flags.push(`${r.distro} ${major}: a new upstream major, not in the catalog`);
+        if (compareSerials(major, newestKnown) > 0)
+          flags.push(`${r.distro} ${major}: a new upstream major, not in the catalog`);
     } catch (err) {
       flags.push(`${r.distro}: could not list ${where.listing} for new majors (${(err as Error).message})`);
     }

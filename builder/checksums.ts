@@ -51,22 +51,30 @@ export function parseChecksums(text: string, format: ChecksumFormat, source = "c
     let sum: Checksum;
     if (format === "bsd") {
       const m = BSD_LINE.exec(line);
-      if (!m) throw new ChecksumFileError(source, `${at}: expected "SHA256 (file) = <hex>", got "${line.slice(0, 80)}"`);
+      if (!m)
+        throw new ChecksumFileError(source, `${at}: expected "SHA256 (file) = <hex>", got "${line.slice(0, 80)}"`);
       const algo = m[1]!.toLowerCase() as HashAlgo;
-      if (algoForLength(m[3]!.length) !== algo) throw new ChecksumFileError(source, `${at}: ${m[1]} digest has ${m[3]!.length} hex digits`);
+      if (algoForLength(m[3]!.length) !== algo)
+        throw new ChecksumFileError(source, `${at}: ${m[1]} digest has ${m[3]!.length} hex digits`);
       file = m[2]!;
       sum = { algo, hex: m[3]!.toLowerCase() };
     } else {
       const m = GNU_LINE.exec(line);
-      if (!m) throw new ChecksumFileError(source, `${at}: expected "<hex> *file" or "<hex>  file", got "${line.slice(0, 80)}"`);
+      if (!m)
+        throw new ChecksumFileError(
+          source,
+          `${at}: expected "<hex> *file" or "<hex>  file", got "${line.slice(0, 80)}"`,
+        );
       const algo = algoForLength(m[1]!.length);
       const want: HashAlgo | undefined = format === "sha512sums" ? "sha512" : "sha256";
-      if (algo !== want) throw new ChecksumFileError(source, `${at}: expected a ${want} digest, got ${m[1]!.length} hex digits`);
+      if (algo !== want)
+        throw new ChecksumFileError(source, `${at}: expected a ${want} digest, got ${m[1]!.length} hex digits`);
       file = m[3]!.replace(/^\.\//, "");
       sum = { algo, hex: m[1]!.toLowerCase() };
     }
     const previous = out.get(file);
-    if (previous && previous.hex !== sum.hex) throw new ChecksumFileError(source, `${at}: ${file} is listed twice with different digests`);
+    if (previous && previous.hex !== sum.hex)
+      throw new ChecksumFileError(source, `${at}: ${file} is listed twice with different digests`);
     out.set(file, sum);
   });
   if (out.size === 0) throw new ChecksumFileError(source, "lists no files");
@@ -79,7 +87,10 @@ export function checksumFor(text: string, format: ChecksumFormat, fileName: stri
   const sum = all.get(fileName);
   if (!sum) {
     const listed = [...all.keys()].slice(0, 5).join(", ");
-    throw new ChecksumFileError(source ?? "checksum file", `does not list ${fileName} (lists ${listed}${all.size > 5 ? ", …" : ""})`);
+    throw new ChecksumFileError(
+      source ?? "checksum file",
+      `does not list ${fileName} (lists ${listed}${all.size > 5 ? ", …" : ""})`,
+    );
   }
   return sum;
 }

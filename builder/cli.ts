@@ -33,7 +33,9 @@ function print(value: unknown, json: boolean, table: () => string): void {
 register("catalog", {
   summary: "list every release with its SCS-0102 metadata; exits non-zero on an invalid catalog",
   usage: "image-factory catalog [--json]",
-  options: { json: { type: "boolean", description: "print JSON (with every architecture's SCS-0102 keys) instead of a table" } },
+  options: {
+    json: { type: "boolean", description: "print JSON (with every architecture's SCS-0102 keys) instead of a table" },
+  },
   run(values) {
     const catalog = loadCatalog();
     const rows = catalog.releases.map((r) => ({
@@ -53,7 +55,15 @@ register("catalog", {
         ["id", "label", "arch", "eol", "os_distro", "os_version", "image_source"],
         rows.map((r) => {
           const first = Object.values(r.scs)[0]!;
-          return [r.id, r.label, r.architectures.join(","), r.eol ?? "rolling", first.os_distro, first.os_version, first.image_source].map(String);
+          return [
+            r.id,
+            r.label,
+            r.architectures.join(","),
+            r.eol ?? "rolling",
+            first.os_distro,
+            first.os_version,
+            first.image_source,
+          ].map(String);
         }),
       ),
     );
@@ -61,15 +71,28 @@ register("catalog", {
 });
 
 register("plan", {
-  summary: "show what a stack ships: images, content hashes, artifact keys; --against a previous plan: what changes and why",
-  usage: "image-factory plan --stack NAME [--json]   (or --all)\n       image-factory plan --all --against BASE.json [--markdown] [--package-diffs A.json,...]   (BASE.json: plan --all --json of the base branch; A.json: diff --json of a rebuilt release)",
+  summary:
+    "show what a stack ships: images, content hashes, artifact keys; --against a previous plan: what changes and why",
+  usage:
+    "image-factory plan --stack NAME [--json]   (or --all)\n       image-factory plan --all --against BASE.json [--markdown] [--package-diffs A.json,...]   (BASE.json: plan --all --json of the base branch; A.json: diff --json of a rebuilt release)",
   options: {
     stack: { type: "string", value: "NAME", description: "the stack to plan (stacks/Pulumi.NAME.yaml)" },
     all: { type: "boolean", description: "plan every stack in stacks/" },
-    json: { type: "boolean", description: "print JSON rows (with each image's hash inputs and pin problems) instead of a table" },
-    against: { type: "string", value: "BASE.json", description: "compare with a previous `plan --all --json`: what changes and why" },
+    json: {
+      type: "boolean",
+      description: "print JSON rows (with each image's hash inputs and pin problems) instead of a table",
+    },
+    against: {
+      type: "string",
+      value: "BASE.json",
+      description: "compare with a previous `plan --all --json`: what changes and why",
+    },
     markdown: { type: "boolean", description: "with --against: the pull request's report, in Markdown" },
-    "package-diffs": { type: "string", value: "A.json,...", description: "with --markdown: `image-factory diff --json` outputs of rebuilt releases, shown as package tables" },
+    "package-diffs": {
+      type: "string",
+      value: "A.json,...",
+      description: "with --markdown: `image-factory diff --json` outputs of rebuilt releases, shown as package tables",
+    },
   },
   run(values) {
     const catalog = loadCatalog();
@@ -98,30 +121,44 @@ register("plan", {
     });
     const flagged = new Set(rows.flatMap((r) => r.pinProblems));
     if (flagged.size)
-      process.stderr.write(`warning: ${rows.filter((r) => r.pinProblems.length).length} planned image(s) rest on unverified upstream trust (pinProblems):\n${[...flagged].map((m) => `  ${m}`).join("\n")}\n`);
+      process.stderr.write(
+        `warning: ${rows.filter((r) => r.pinProblems.length).length} planned image(s) rest on unverified upstream trust (pinProblems):\n${[...flagged].map((m) => `  ${m}`).join("\n")}\n`,
+      );
     if (typeof values.against === "string") {
       let previous: PlanRow[];
       try {
         previous = JSON.parse(readFileSync(values.against, "utf8")) as PlanRow[];
         if (!Array.isArray(previous)) throw new Error("not a list of plan rows");
       } catch (err) {
-        throw new UsageError(`--against ${values.against}: ${(err as Error).message} (write it with plan --all --json)`);
+        throw new UsageError(
+          `--against ${values.against}: ${(err as Error).message} (write it with plan --all --json)`,
+        );
       }
       const changes = diffPlans(values.all ? previous : previous.filter((r) => stacks.includes(r.stack)), rows);
       if (values.markdown) process.stdout.write(markdownReport(changes, packageDiffFiles(values["package-diffs"])));
       else
         print(changes, values.json === true, () =>
-          table(["stack", "image", "change", "why"], changes.filter((c) => c.change !== "unchanged").map((c) => [c.stack, c.image, c.change, c.reasons.join("; ")])),
+          table(
+            ["stack", "image", "change", "why"],
+            changes
+              .filter((c) => c.change !== "unchanged")
+              .map((c) => [c.stack, c.image, c.change, c.reasons.join("; ")]),
+          ),
         );
       return;
     }
     print(rows, values.json === true, () =>
-      table(["stack", "image", "zone", "content hash", "build host"], rows.map((r) => [r.stack, r.name, r.zone, r.contentHash.slice(0, 16), hostOf.get(`${r.stack}\0${r.name}`)!])),
+      table(
+        ["stack", "image", "zone", "content hash", "build host"],
+        rows.map((r) => [r.stack, r.name, r.zone, r.contentHash.slice(0, 16), hostOf.get(`${r.stack}\0${r.name}`)!]),
+      ),
     );
     // The stack file alone does not give the local job's hashes: it builds its own scaleway-ecosystem and replaces
     // downloads with stand-ins whose digests are only known once made.
     if (stacks.includes("local") && !values.json)
-      process.stderr.write("note: the local job adds its ecosystem build and stand-in digests at run time; `image-factory local --no-test --json` prints the keys it builds\n");
+      process.stderr.write(
+        "note: the local job adds its ecosystem build and stand-in digests at run time; `image-factory local --no-test --json` prints the keys it builds\n",
+      );
   },
 });
 
@@ -131,7 +168,8 @@ function packageDiffFiles(list: unknown): BuildDiff[] {
   return list.split(",").map((file) => {
     try {
       const d = JSON.parse(readFileSync(file, "utf8")) as BuildDiff;
-      if (typeof d.release !== "string" || !Array.isArray(d.changes)) throw new Error("not the output of image-factory diff --json");
+      if (typeof d.release !== "string" || !Array.isArray(d.changes))
+        throw new Error("not the output of image-factory diff --json");
       return d;
     } catch (err) {
       throw new UsageError(`--package-diffs ${file}: ${(err as Error).message}`);
@@ -158,7 +196,9 @@ export async function main(argv: string[]): Promise<number> {
   const cmd = commands[name];
   if (!cmd) {
     const suggestion = closest(name, Object.keys(commands));
-    process.stderr.write(`image-factory: unknown command "${name}"${suggestion ? `; did you mean ${suggestion}?` : ""}\n\n${globalHelp(commands)}\n`);
+    process.stderr.write(
+      `image-factory: unknown command "${name}"${suggestion ? `; did you mean ${suggestion}?` : ""}\n\n${globalHelp(commands)}\n`,
+    );
     return 2;
   }
   const ended = rest.indexOf("--");

@@ -30,12 +30,37 @@ interface Opts<O extends boolean> {
 /** A variable whose value is the string itself: a writer may pass it wrapped (an Output). */
 export type TextVariable<O extends boolean = boolean> = Variable<string, O> & { kind: "text" };
 
-function text<O extends boolean = false>(name: string, schema: z.ZodType<string, string> = z.string().min(1), o: Opts<O> = {}): TextVariable<O> {
-  return { name, kind: "text", parse: schema, encode: (v) => v, secret: o.secret ?? false, optional: (o.optional ?? false) as O, ...(o.flag ? { flag: o.flag } : {}) };
+function text<O extends boolean = false>(
+  name: string,
+  schema: z.ZodType<string, string> = z.string().min(1),
+  o: Opts<O> = {},
+): TextVariable<O> {
+  return {
+    name,
+    kind: "text",
+    parse: schema,
+    encode: (v) => v,
+    secret: o.secret ?? false,
+    optional: (o.optional ?? false) as O,
+    ...(o.flag ? { flag: o.flag } : {}),
+  };
 }
 
-function encoded<T, O extends boolean = false>(name: string, parse: z.ZodType<T, string>, encode: (v: T) => string, o: Opts<O> = {}): Variable<T, O> {
-  return { name, kind: "encoded", parse, encode, secret: o.secret ?? false, optional: (o.optional ?? false) as O, ...(o.flag ? { flag: o.flag } : {}) };
+function encoded<T, O extends boolean = false>(
+  name: string,
+  parse: z.ZodType<T, string>,
+  encode: (v: T) => string,
+  o: Opts<O> = {},
+): Variable<T, O> {
+  return {
+    name,
+    kind: "encoded",
+    parse,
+    encode,
+    secret: o.secret ?? false,
+    optional: (o.optional ?? false) as O,
+    ...(o.flag ? { flag: o.flag } : {}),
+  };
 }
 
 function json<T, O extends boolean = false>(name: string, schema: z.ZodType<T>, o: Opts<O> = {}): Variable<T, O> {
@@ -53,9 +78,18 @@ function json<T, O extends boolean = false>(name: string, schema: z.ZodType<T>, 
   return encoded(name, parse, (v) => JSON.stringify(v), o);
 }
 
-const positiveNumber = z.string().regex(/^(\d+\.?\d*|\.\d+)$/, "expected a positive number of hours").transform(Number).refine((n) => n > 0, "expected a positive number of hours");
+const positiveNumber = z
+  .string()
+  .regex(/^(\d+\.?\d*|\.\d+)$/, "expected a positive number of hours")
+  .transform(Number)
+  .refine((n) => n > 0, "expected a positive number of hours");
 const wholeNumber = z.string().regex(/^\d+$/, "expected a whole number").transform(Number);
-const commaList = z.string().transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean));
+const commaList = z.string().transform((s) =>
+  s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (sha256)");
 const zone = z.enum(ZONES, { error: () => `expected a Scaleway Availability Zone (${ZONES.join(", ")})` });
 
@@ -77,9 +111,15 @@ export const UnpublishContract = {
   accessKeyId: text("AWS_ACCESS_KEY_ID", undefined, { optional: true }),
   secretAccessKey: text("AWS_SECRET_ACCESS_KEY", undefined, { secret: true, optional: true }),
   s3Endpoint: text("FACTORY_S3_ENDPOINT", z.url(), { optional: true, flag: "endpoint" }),
-  s3Region: text("FACTORY_S3_REGION", z.string().regex(/^[a-z]{2}-[a-z]{3}$/, "expected a region such as fr-par"), { flag: "region" }),
+  s3Region: text("FACTORY_S3_REGION", z.string().regex(/^[a-z]{2}-[a-z]{3}$/, "expected a region such as fr-par"), {
+    flag: "region",
+  }),
   bucket: text("FACTORY_BUCKET", undefined, { flag: "bucket" }),
-  key: text("FACTORY_KEY", z.string().regex(/^images\/[^/]+\/[^/]+\/[0-9a-f]{64}\.qcow2$/, "expected images/<id>/<arch>/<sha256>.qcow2"), { flag: "key" }),
+  key: text(
+    "FACTORY_KEY",
+    z.string().regex(/^images\/[^/]+\/[^/]+\/[0-9a-f]{64}\.qcow2$/, "expected images/<id>/<arch>/<sha256>.qcow2"),
+    { flag: "key" },
+  ),
   ref: text("FACTORY_REF", z.string().regex(/^[^/\s]+\/[^/\s]+$/, "expected <stack>/<name>"), { flag: "ref" }),
   timeout,
 };
@@ -90,20 +130,41 @@ export const PublishContract = {
   release: text("FACTORY_RELEASE", undefined, { flag: "release" }),
   arch: encoded("FACTORY_ARCH", z.enum(["x86_64", "arm64"]), (v) => v, { flag: "arch" }),
   contentHash: text("FACTORY_CONTENT_HASH", sha256, { flag: "content-hash" }),
-  releaseEpoch: text("FACTORY_RELEASE_EPOCH", z.string().regex(/^\d{4}Q[1-4]$/, "expected a quarter such as 2026Q4"), { flag: "release-epoch" }),
+  releaseEpoch: text("FACTORY_RELEASE_EPOCH", z.string().regex(/^\d{4}Q[1-4]$/, "expected a quarter such as 2026Q4"), {
+    flag: "release-epoch",
+  }),
   securityEpoch: encoded("FACTORY_SECURITY_EPOCH", wholeNumber, String, { flag: "security-epoch" }),
   ecosystemVersion: text("FACTORY_ECOSYSTEM_VERSION", undefined, { flag: "ecosystem-version" }),
   ecosystemRepository: text("FACTORY_ECOSYSTEM_REPOSITORY", z.url(), { flag: "ecosystem-repository" }),
   /** The scaleway-ecosystem repository's signing key fingerprint, when the stack pins one. */
-  ecosystemKeyFingerprint: text("FACTORY_ECOSYSTEM_KEY_FINGERPRINT", z.string().regex(/^[0-9A-F]{40}$/, "expected 40 uppercase hex digits (an OpenPGP fingerprint)"), { optional: true, flag: "ecosystem-key-fingerprint" }),
+  ecosystemKeyFingerprint: text(
+    "FACTORY_ECOSYSTEM_KEY_FINGERPRINT",
+    z.string().regex(/^[0-9A-F]{40}$/, "expected 40 uppercase hex digits (an OpenPGP fingerprint)"),
+    { optional: true, flag: "ecosystem-key-fingerprint" },
+  ),
   mirror: text("FACTORY_MIRROR", z.url(), { optional: true, flag: "mirror" }),
   appBases: json("FACTORY_APP_BASES", AppBases, { optional: true, flag: "app-bases" }),
   sourceOverrides: json("FACTORY_SOURCE_OVERRIDES", SourceOverrides, { optional: true, flag: "source-overrides" }),
-  upstreamSignatures: json("FACTORY_UPSTREAM_SIGNATURES", UpstreamSignatures, { optional: true, flag: "upstream-signatures" }),
+  upstreamSignatures: json("FACTORY_UPSTREAM_SIGNATURES", UpstreamSignatures, {
+    optional: true,
+    flag: "upstream-signatures",
+  }),
   /** `releaseKey`: the Ed25519 PKCS#8 PEM signing the provenance (builder/signing.ts); unset, nothing is signed. */
-  releaseKey: text("FACTORY_RELEASE_KEY", z.string().regex(/^-----BEGIN PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END PRIVATE KEY-----\n?$/, "expected a PKCS#8 PEM private key"), { secret: true, optional: true }),
+  releaseKey: text(
+    "FACTORY_RELEASE_KEY",
+    z
+      .string()
+      .regex(
+        /^-----BEGIN PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END PRIVATE KEY-----\n?$/,
+        "expected a PKCS#8 PEM private key",
+      ),
+    { secret: true, optional: true },
+  ),
   /** Multipart uploads under images/ older than this many hours are a dead publisher's: publish aborts them. */
-  staleUploadHours: encoded("FACTORY_STALE_UPLOAD_HOURS", positiveNumber, String, { optional: true, flag: "stale-upload-hours" }),
+  staleUploadHours: encoded("FACTORY_STALE_UPLOAD_HOURS", positiveNumber, String, {
+    optional: true,
+    flag: "stale-upload-hours",
+  }),
 };
 
 /** The Scaleway API credentials, as the SDK and the provider read them. */
@@ -144,7 +205,9 @@ export type Read<C> = { [K in RequiredKeys<C>]: Value<C[K]> } & { [K in Optional
 
 /** What a writer passes: plain values, or for `text` variables any wrapped value `W` (a Pulumi Input). */
 type In<V, W> = V extends { kind: "text" } ? string | W : Value<V>;
-export type Write<C, W> = { [K in RequiredKeys<C>]: In<C[K], W> } & { [K in OptionalKeys<C>]?: In<C[K], W> | undefined };
+export type Write<C, W> = { [K in RequiredKeys<C>]: In<C[K], W> } & {
+  [K in OptionalKeys<C>]?: In<C[K], W> | undefined;
+};
 
 export class ContractError extends Error {
   constructor(public readonly problems: string[]) {
@@ -153,14 +216,19 @@ export class ContractError extends Error {
   }
 }
 
-const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.length ? `${i.path.map(String).join(".")}: ` : ""}${i.message}`).join(", ");
+const issues = (e: z.ZodError) =>
+  e.issues.map((i) => `${i.path.length ? `${i.path.map(String).join(".")}: ` : ""}${i.message}`).join(", ");
 
 /**
  * A Command's environment from its values: each variable in its string form, `secret` applied to the secret
  * ones (the component passes `pulumi.secret`). Plain values are checked here, so a bad one fails at preview, not
  * in the CLI; wrapped ones pass through untouched.
  */
-export function writeEnvironment<C extends Contract, W = never>(contract: C, values: Write<C, W>, secret: (v: string | W) => string | W = (v) => v): Record<string, string | W> {
+export function writeEnvironment<C extends Contract, W = never>(
+  contract: C,
+  values: Write<C, W>,
+  secret: (v: string | W) => string | W = (v) => v,
+): Record<string, string | W> {
   const env: Record<string, string | W> = {};
   const problems: string[] = [];
   for (const [field, variable] of Object.entries(contract)) {
@@ -186,7 +254,11 @@ export function writeEnvironment<C extends Contract, W = never>(contract: C, val
  * The values back from an environment. `flags` (the CLI's parsed flags, by flag name) win over the environment;
  * an error names the variable (and the flag) and what is wrong with it.
  */
-export function readEnvironment<C extends Contract>(contract: C, env: Record<string, string | undefined>, flags: Record<string, unknown> = {}): Read<C> {
+export function readEnvironment<C extends Contract>(
+  contract: C,
+  env: Record<string, string | undefined>,
+  flags: Record<string, unknown> = {},
+): Read<C> {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [field, variable] of Object.entries(contract)) {
@@ -194,7 +266,10 @@ export function readEnvironment<C extends Contract>(contract: C, env: Record<str
     const raw = typeof flag === "string" ? flag : env[variable.name];
     const where = variable.flag ? `--${variable.flag} (${variable.name})` : variable.name;
     if (raw === undefined || raw === "") {
-      if (!variable.optional) problems.push(variable.flag ? `missing --${variable.flag} (or ${variable.name})` : `${variable.name} is not set`);
+      if (!variable.optional)
+        problems.push(
+          variable.flag ? `missing --${variable.flag} (or ${variable.name})` : `${variable.name} is not set`,
+        );
       continue;
     }
     const r = variable.parse.safeParse(raw);
@@ -206,7 +281,10 @@ export function readEnvironment<C extends Contract>(contract: C, env: Record<str
 }
 
 /** The names of a contract's secret variables. */
-export const secretVariables = (contract: Contract): string[] => Object.values(contract).filter((v) => v.secret).map((v) => v.name);
+export const secretVariables = (contract: Contract): string[] =>
+  Object.values(contract)
+    .filter((v) => v.secret)
+    .map((v) => v.name);
 
 /** Flag → variable, for the CLI's fallback from flags to the environment. */
 export const flagVariables = (contract: Contract): Record<string, string> =>

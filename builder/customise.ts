@@ -65,7 +65,9 @@ function ecosystemArgs(family: Family, eco: EcosystemSource): string[] {
   const local = isLoopback(eco.repository);
   const key = eco.signingKey;
   if (!local && !key)
-    throw new RecipeError(`scaleway-ecosystem: repository ${eco.repository} needs a pinned signing key: set image-factory:ecosystemKeyFingerprint (FACTORY_ECOSYSTEM_KEY_FINGERPRINT)`);
+    throw new RecipeError(
+      `scaleway-ecosystem: repository ${eco.repository} needs a pinned signing key: set image-factory:ecosystemKeyFingerprint (FACTORY_ECOSYSTEM_KEY_FINGERPRINT)`,
+    );
   switch (family) {
     case "debian": {
       const list = "/etc/apt/sources.list.d/scaleway-ecosystem.list";
@@ -73,8 +75,10 @@ function ecosystemArgs(family: Family, eco: EcosystemSource): string[] {
       const opts = key ? `[signed-by=${keyring}]` : "[trusted=yes]";
       return [
         ...(key ? ["--write", `${keyring}:${key}`] : []),
-        "--write", `${list}:deb ${opts} ${repo}/debian ./\n`,
-        "--install", `scaleway-ecosystem=${eco.version}`,
+        "--write",
+        `${list}:deb ${opts} ${repo}/debian ./\n`,
+        "--install",
+        `scaleway-ecosystem=${eco.version}`,
         // The build's own loopback repository (and its test key) mean nothing once the image boots elsewhere.
         ...(local ? ["--delete", list, ...(key ? ["--delete", keyring] : [])] : []),
       ];
@@ -85,17 +89,23 @@ function ecosystemArgs(family: Family, eco: EcosystemSource): string[] {
       const gpg = key ? `gpgcheck=1\ngpgkey=file://${keyFile}` : "gpgcheck=0";
       return [
         ...(key ? ["--write", `${keyFile}:${key}`] : []),
-        "--write", `${file}:[scaleway-ecosystem]\nname=Scaleway ecosystem\nbaseurl=${repo}/rhel/$basearch\nenabled=1\n${gpg}\n`,
-        "--install", `scaleway-ecosystem-${eco.version}`,
+        "--write",
+        `${file}:[scaleway-ecosystem]\nname=Scaleway ecosystem\nbaseurl=${repo}/rhel/$basearch\nenabled=1\n${gpg}\n`,
+        "--install",
+        `scaleway-ecosystem-${eco.version}`,
         ...(local ? ["--delete", file, ...(key ? ["--delete", keyFile] : [])] : []),
       ];
     }
     case "arch":
       return [
-        "--append-line", `/etc/pacman.conf:[scaleway-ecosystem]`,
-        "--append-line", `/etc/pacman.conf:SigLevel = ${local ? "Never" : "Required"}`,
-        "--append-line", `/etc/pacman.conf:Server = ${repo}/arch/$arch`,
-        "--run-command", `pacman -Sy --noconfirm scaleway-ecosystem`,
+        "--append-line",
+        `/etc/pacman.conf:[scaleway-ecosystem]`,
+        "--append-line",
+        `/etc/pacman.conf:SigLevel = ${local ? "Never" : "Required"}`,
+        "--append-line",
+        `/etc/pacman.conf:Server = ${repo}/arch/$arch`,
+        "--run-command",
+        `pacman -Sy --noconfirm scaleway-ecosystem`,
       ];
   }
 }
@@ -202,7 +212,14 @@ export function customiseArgs(input: CustomiseInput): string[] {
   const relabel = input.steps.some((s) => s.op === "selinux-relabel");
   const guard = input.family === "debian";
   const args = guard
-    ? ["--write", `${POLICY_RC_D}:${DENY_SERVICE_STARTS}`, "--chmod", `0755:${POLICY_RC_D}`, "--write", `${DPKG_UNSAFE_IO}:force-unsafe-io\n`]
+    ? [
+        "--write",
+        `${POLICY_RC_D}:${DENY_SERVICE_STARTS}`,
+        "--chmod",
+        `0755:${POLICY_RC_D}`,
+        "--write",
+        `${DPKG_UNSAFE_IO}:force-unsafe-io\n`,
+      ]
     : [];
   args.push(...input.steps.filter((s) => s.op !== "selinux-relabel").flatMap((s) => stepArgs(s, input)));
   args.push(...(input.extraArgs ?? []));
@@ -218,7 +235,13 @@ export function customiseArgs(input: CustomiseInput): string[] {
 }
 
 /** Steps that reach a package repository or may (a command): the appliance gets a network only for them. */
-const NETWORKED: ReadonlySet<Step["op"]> = new Set(["install", "upgrade-kernel", "upgrade-cloud-init", "scaleway-ecosystem", "run"]);
+const NETWORKED: ReadonlySet<Step["op"]> = new Set([
+  "install",
+  "upgrade-kernel",
+  "upgrade-cloud-init",
+  "scaleway-ecosystem",
+  "run",
+]);
 
 export function needsNetwork(steps: Step[]): boolean {
   return steps.some((s) => NETWORKED.has(s.op));
@@ -227,8 +250,12 @@ export function needsNetwork(steps: Step[]): boolean {
 /** Runs virt-customize on `disk` in place (the caller works on a copy). */
 export async function customiseImage(disk: string, input: CustomiseInput, accel: Accelerator): Promise<void> {
   const network = needsNetwork(input.steps) ? [] : ["--no-network"];
-  await run("virt-customize", ["--format", "qcow2", ...applianceArgs(), ...network, "-a", disk, ...customiseArgs(input)], {
-    env: guestfsEnv(accel),
-    streamStderr: true,
-  });
+  await run(
+    "virt-customize",
+    ["--format", "qcow2", ...applianceArgs(), ...network, "-a", disk, ...customiseArgs(input)],
+    {
+      env: guestfsEnv(accel),
+      streamStderr: true,
+    },
+  );
 }

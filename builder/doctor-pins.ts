@@ -11,11 +11,13 @@ import { PROJECT, type StackSettings } from "./settings";
 const FIX: Record<PinProblemKind, { check: string; fix: (release: string) => string }> = {
   "unverified-pin": {
     check: "pins",
-    fix: (id) => `image-factory check-upstream --release ${id} --write, on a machine that reaches the upstream; review the diff of images/pins.json`,
+    fix: (id) =>
+      `image-factory check-upstream --release ${id} --write, on a machine that reaches the upstream; review the diff of images/pins.json`,
   },
   "no-pinned-checksum": {
     check: "pins",
-    fix: (id) => `image-factory check-upstream --release ${id} --write records the checksum; review the diff of images/pins.json`,
+    fix: (id) =>
+      `image-factory check-upstream --release ${id} --write records the checksum; review the diff of images/pins.json`,
   },
   "unverified-signature": {
     check: "keys",
@@ -26,25 +28,42 @@ const FIX: Record<PinProblemKind, { check: string; fix: (release: string) => str
 /** The catalog's pin and key problems for what the stack builds, one finding each. */
 export function pinFindings(catalog: Catalog, settings: StackSettings): Finding[] {
   const stackCatalog = withOverrides(catalog, settings);
-  const selection = planStack(catalog, settings).map((p) => ({ release: stackCatalog.byId.get(p.release.id)!, arch: p.arch }));
-  return pinProblems(stackCatalog, selection).map((p) => ({ check: FIX[p.kind].check, problem: p.message, fix: FIX[p.kind].fix(p.release) }));
+  const selection = planStack(catalog, settings).map((p) => ({
+    release: stackCatalog.byId.get(p.release.id)!,
+    arch: p.arch,
+  }));
+  return pinProblems(stackCatalog, selection).map((p) => ({
+    check: FIX[p.kind].check,
+    problem: p.message,
+    fix: FIX[p.kind].fix(p.release),
+  }));
 }
 
 /** The scaleway-ecosystem repository is what every image installs from: https and a pinned key unless it is on this machine. */
-export function ecosystemRepositoryFindings(settings: Pick<StackSettings, "ecosystemRepository" | "ecosystemKeyFingerprint">): Finding[] {
+export function ecosystemRepositoryFindings(
+  settings: Pick<StackSettings, "ecosystemRepository" | "ecosystemKeyFingerprint">,
+): Finding[] {
   const url = settings.ecosystemRepository;
   if (isLoopback(url)) return [];
   return [
     ...(url.startsWith("https://")
       ? []
-      : [{ check: "ecosystem", problem: `${PROJECT}:ecosystemRepository ${url} is not https`, fix: `serve the repository over https and set ${PROJECT}:ecosystemRepository to it` }]),
+      : [
+          {
+            check: "ecosystem",
+            problem: `${PROJECT}:ecosystemRepository ${url} is not https`,
+            fix: `serve the repository over https and set ${PROJECT}:ecosystemRepository to it`,
+          },
+        ]),
     ...(settings.ecosystemKeyFingerprint
       ? []
-      : [{
-          check: "ecosystem",
-          problem: `${PROJECT}:ecosystemKeyFingerprint is not set: builds refuse ${url} without its pinned signing key`,
-          fix: `pulumi config set ${PROJECT}:ecosystemKeyFingerprint <the 40-hex fingerprint of the key at ${url}/scaleway-ecosystem.asc>`,
-        }]),
+      : [
+          {
+            check: "ecosystem",
+            problem: `${PROJECT}:ecosystemKeyFingerprint is not set: builds refuse ${url} without its pinned signing key`,
+            fix: `pulumi config set ${PROJECT}:ecosystemKeyFingerprint <the 40-hex fingerprint of the key at ${url}/scaleway-ecosystem.asc>`,
+          },
+        ]),
   ];
 }
 

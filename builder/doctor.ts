@@ -9,8 +9,15 @@ import { parse } from "yaml";
 import { z } from "zod";
 import { loadCatalog, type Catalog } from "../images";
 import {
-  backendFindings, credentialFindings, endpointFindings, formatFinding, zoneFindings,
-  type Env, type Finding, type PulumiCredentials, type StackFile,
+  backendFindings,
+  credentialFindings,
+  endpointFindings,
+  formatFinding,
+  zoneFindings,
+  type Env,
+  type Finding,
+  type PulumiCredentials,
+  type StackFile,
 } from "./doctor-checks";
 import { onlineFindings, type OnlineTarget } from "./doctor-online";
 import { upstreamFindings } from "./doctor-pins";
@@ -56,9 +63,17 @@ export const LOCAL_NOTES = [
 export function offlineReport(facts: DoctorFacts, catalog: Catalog, fileExists: (p: string) => boolean): DoctorReport {
   const local = facts.stack === LOCAL_STACK;
   const s = facts.settings;
-  const findings: Finding[] = facts.settingsProblems.map((problem) => ({ check: "settings", problem, fix: `edit stacks/Pulumi.${facts.stack}.yaml` }));
+  const findings: Finding[] = facts.settingsProblems.map((problem) => ({
+    check: "settings",
+    problem,
+    fix: `edit stacks/Pulumi.${facts.stack}.yaml`,
+  }));
   const notes: string[] = local ? [...LOCAL_NOTES] : [];
-  if (!local) findings.push(...credentialFindings(facts.file, facts.env, s), ...backendFindings(facts.file, facts.env, facts.pulumiCredentials, fileExists));
+  if (!local)
+    findings.push(
+      ...credentialFindings(facts.file, facts.env, s),
+      ...backendFindings(facts.file, facts.env, facts.pulumiCredentials, fileExists),
+    );
   findings.push(...privateKeyFindings(facts.file.config));
   if (s) {
     findings.push(...endpointFindings(s), ...zoneFindings(s));
@@ -66,12 +81,16 @@ export function offlineReport(facts: DoctorFacts, catalog: Catalog, fileExists: 
     findings.push(...(local ? upstream.filter((f) => f.check !== "pins") : upstream));
     const zone = ZONE_CAPABILITIES[s.zone];
     if (!zone.verified) notes.push(`zone: ${s.zone}'s capabilities are not verified (${zone.source})`);
-    if (!zone.commercialTypes) notes.push(`zone: no stored list of ${s.zone}'s Instance types: --online checks the test commercial types`);
+    if (!zone.commercialTypes)
+      notes.push(`zone: no stored list of ${s.zone}'s Instance types: --online checks the test commercial types`);
   } else notes.push("endpoints, zone, pins and keys: not checked until the settings parse");
   return { stack: facts.stack, findings, notes };
 }
 
-const Credentials = z.looseObject({ current: z.string().optional(), accessTokens: z.record(z.string(), z.string()).optional() });
+const Credentials = z.looseObject({
+  current: z.string().optional(),
+  accessTokens: z.record(z.string(), z.string()).optional(),
+});
 
 /** The logged-in backend, as the Pulumi CLI records it; undefined when nobody logged in. */
 export function readPulumiCredentials(env: Env): PulumiCredentials | undefined {
@@ -84,14 +103,20 @@ export function readPulumiCredentials(env: Env): PulumiCredentials | undefined {
     throw new UsageError(`${file}: not JSON (${(err as Error).message}): run pulumi login again`);
   }
   const parsed = Credentials.safeParse(json);
-  if (!parsed.success) throw new UsageError(`${file}: not a Pulumi credentials file: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new UsageError(`${file}: not a Pulumi credentials file: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
 }
 
 export function readStackFile(projectDir: string, stack: string): StackFile {
   const file = join(projectDir, "stacks", `Pulumi.${stack}.yaml`);
-  if (!existsSync(file)) throw new UsageError(`no stack ${stack}: ${join("stacks", `Pulumi.${stack}.yaml`)} does not exist`);
-  const doc = (parse(readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown>; secretsprovider?: string; encryptionsalt?: string };
+  if (!existsSync(file))
+    throw new UsageError(`no stack ${stack}: ${join("stacks", `Pulumi.${stack}.yaml`)} does not exist`);
+  const doc = (parse(readFileSync(file, "utf8")) ?? {}) as {
+    config?: Record<string, unknown>;
+    secretsprovider?: string;
+    encryptionsalt?: string;
+  };
   return { config: doc.config ?? {}, secretsprovider: doc.secretsprovider, encryptionsalt: doc.encryptionsalt };
 }
 
@@ -113,17 +138,29 @@ export function onlineTarget(facts: DoctorFacts): OnlineTarget | string {
   const s = facts.settings;
   if (!s) return "online: not checked: the settings do not parse";
   const config = facts.file.config;
-  const accessKey = typeof config["scaleway:accessKey"] === "string" ? (config["scaleway:accessKey"]) : facts.env.SCW_ACCESS_KEY;
-  const secretKey = typeof config["scaleway:secretKey"] === "string" ? (config["scaleway:secretKey"]) : facts.env.SCW_SECRET_KEY;
-  if (!accessKey || !secretKey) return "online: not checked: needs the access key and secret key in SCW_ACCESS_KEY and SCW_SECRET_KEY";
+  const accessKey =
+    typeof config["scaleway:accessKey"] === "string" ? config["scaleway:accessKey"] : facts.env.SCW_ACCESS_KEY;
+  const secretKey =
+    typeof config["scaleway:secretKey"] === "string" ? config["scaleway:secretKey"] : facts.env.SCW_SECRET_KEY;
+  if (!accessKey || !secretKey)
+    return "online: not checked: needs the access key and secret key in SCW_ACCESS_KEY and SCW_SECRET_KEY";
   const region = regionOf(s.zone);
   const testTypes: OnlineTarget["testTypes"] = {};
   if (s.runTests)
     for (const arch of s.architectures)
-      testTypes[arch] = arch === "arm64" ? { key: "testCommercialTypeArm64", type: s.testCommercialTypeArm64 } : { key: "testCommercialType", type: s.testCommercialType };
+      testTypes[arch] =
+        arch === "arm64"
+          ? { key: "testCommercialTypeArm64", type: s.testCommercialTypeArm64 }
+          : { key: "testCommercialType", type: s.testCommercialType };
   return {
-    zone: s.zone, region, bucket: s.bucket, s3Endpoint: s.s3Endpoint ?? `https://s3.${region}.scw.cloud`,
-    apiUrl: s.apiUrl ?? facts.env.SCW_API_URL, accessKey, secretKey, testTypes,
+    zone: s.zone,
+    region,
+    bucket: s.bucket,
+    s3Endpoint: s.s3Endpoint ?? `https://s3.${region}.scw.cloud`,
+    apiUrl: s.apiUrl ?? facts.env.SCW_API_URL,
+    accessKey,
+    secretKey,
+    testTypes,
   };
 }
 
@@ -142,14 +179,19 @@ export async function doctor(stack: string, env: Env, online: boolean): Promise<
 async function doctorHostCommand(v: Record<string, unknown>): Promise<number> {
   const arch = v.arch === "arm64" ? "arm64" : v.arch === "x86_64" ? "x86_64" : undefined;
   if (!arch || typeof v["host-key"] !== "string" || typeof v.key !== "string")
-    throw new UsageError("doctor --host: give --host-key '<host public key>', --arch x86_64|arm64 and --key <private key file>");
+    throw new UsageError(
+      "doctor --host: give --host-key '<host public key>', --arch x86_64|arm64 and --key <private key file>",
+    );
   const parsed = BuildHostList.safeParse([`${arch} ${String(v.host)} ${v["host-key"]}`]);
   if (!parsed.success) throw new UsageError(`doctor --host: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   const host = (parsed.data[arch] as Exclude<(typeof parsed.data)[typeof arch], "local" | undefined>)[0]!;
   const where = hostLabel(host);
   const findings = await doctorHost({ ...host, privateKeyFile: v.key }, arch, sourceDigest(projectRoot()), where);
   if (v.json) process.stdout.write(`${JSON.stringify({ host: where, arch, findings }, null, 2)}\n`);
-  else process.stdout.write(`${findings.length ? findings.map(formatFinding).join("\n") : `build host ${where}: ready for ${arch} builds`}\n`);
+  else
+    process.stdout.write(
+      `${findings.length ? findings.map(formatFinding).join("\n") : `build host ${where}: ready for ${arch} builds`}\n`,
+    );
   return findings.length ? 1 : 0;
 }
 
@@ -160,15 +202,29 @@ register("doctor", {
     "image-factory doctor --host USER@ADDRESS[:PORT] --host-key 'ssh-ed25519 AAAA…' --arch x86_64|arm64 --key FILE [--json]",
   options: {
     stack: { type: "string", value: "NAME", description: "the stack to check (stacks/Pulumi.NAME.yaml)" },
-    online: { type: "boolean", description: "add read-only calls: images and Instance types in the zone, HeadBucket, GetBucketLocation" },
+    online: {
+      type: "boolean",
+      description: "add read-only calls: images and Instance types in the zone, HeadBucket, GetBucketLocation",
+    },
     json: { type: "boolean", description: "print the report as JSON" },
-    host: { type: "string", value: "USER@ADDRESS[:PORT]", description: "check a build host over SSH instead of a stack: architecture, /dev/kvm, free disk, the CLI's version, sshd AcceptEnv" },
-    "host-key": { type: "string", value: "KEY", description: "with --host: the host's public key as pinned in buildHosts ('ssh-ed25519 AAAA…')" },
+    host: {
+      type: "string",
+      value: "USER@ADDRESS[:PORT]",
+      description:
+        "check a build host over SSH instead of a stack: architecture, /dev/kvm, free disk, the CLI's version, sshd AcceptEnv",
+    },
+    "host-key": {
+      type: "string",
+      value: "KEY",
+      description: "with --host: the host's public key as pinned in buildHosts ('ssh-ed25519 AAAA…')",
+    },
     arch: { type: "string", value: "ARCH", description: "with --host: the architecture it builds (x86_64 or arm64)" },
     key: { type: "string", value: "FILE", description: "with --host: the SSH private key file for the user" },
   },
   environment: {
-    ...Object.fromEntries(["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID", "SCW_API_URL"].map((k) => [k, ENVIRONMENT[k]!])),
+    ...Object.fromEntries(
+      ["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID", "SCW_API_URL"].map((k) => [k, ENVIRONMENT[k]!]),
+    ),
     PULUMI_BACKEND_URL: "the Pulumi backend; the logged-in one (PULUMI_HOME/credentials.json) when unset",
     PULUMI_CONFIG_PASSPHRASE: "the passphrase of a self-managed backend's secrets (or PULUMI_CONFIG_PASSPHRASE_FILE)",
   },

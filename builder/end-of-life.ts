@@ -18,7 +18,9 @@ export function epochStart(epoch: string): string {
  */
 export function deprecationDay(catalog: Catalog, release: Release, graceDays: number): string | null {
   const eol = effectiveEol(catalog, release);
-  return eol === null ? null : new Date(Date.parse(`${eol}T00:00:00Z`) + graceDays * 86_400_000).toISOString().slice(0, 10);
+  return eol === null
+    ? null
+    : new Date(Date.parse(`${eol}T00:00:00Z`) + graceDays * 86_400_000).toISOString().slice(0, 10);
 }
 
 /** Upstream end of life; an app lives no longer than its base. Null: a rolling release. */
@@ -30,7 +32,11 @@ export function effectiveEol(catalog: Catalog, release: Release): string | null 
  * Whether a stack's release epoch has retired a release: deprecations take effect with the quarterly release
  * that follows them (a reviewable stack diff), never in the middle of a rollout.
  */
-export function retiredBy(catalog: Catalog, release: Release, settings: { releaseEpoch: string; deprecationGraceDays: number }): string | null {
+export function retiredBy(
+  catalog: Catalog,
+  release: Release,
+  settings: { releaseEpoch: string; deprecationGraceDays: number },
+): string | null {
   const day = deprecationDay(catalog, release, settings.deprecationGraceDays);
   return day !== null && day <= epochStart(settings.releaseEpoch) ? day : null;
 }

@@ -57,14 +57,17 @@ export function missingTool(tool: string): string {
 
 /** Whether an executable `tool` is on PATH (`path`, the environment's by default). */
 export function onPath(tool: string, path = process.env.PATH ?? ""): boolean {
-  return path.split(delimiter).filter(Boolean).some((dir) => {
-    try {
-      accessSync(join(dir, tool), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  return path
+    .split(delimiter)
+    .filter(Boolean)
+    .some((dir) => {
+      try {
+        accessSync(join(dir, tool), constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
 }
 
 /** Runs a program to completion; a non-zero exit throws a ToolError carrying the tail of its stderr. */

@@ -7,7 +7,18 @@
  * removed when a fetch fails for good. Cached blobs are verified again before each use.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -44,8 +55,14 @@ export class ChecksumMismatchError extends Error {
 
 /** A download that failed for good: the URL, how many tries, and the last cause, in one line. */
 export class DownloadError extends Error {
-  constructor(url: string, reason: string, readonly tries?: number) {
-    super(`download of ${url} failed${tries !== undefined ? ` after ${tries} ${tries === 1 ? "try" : "tries"}` : ""}: ${reason}`);
+  constructor(
+    url: string,
+    reason: string,
+    readonly tries?: number,
+  ) {
+    super(
+      `download of ${url} failed${tries !== undefined ? ` after ${tries} ${tries === 1 ? "try" : "tries"}` : ""}: ${reason}`,
+    );
     this.name = "DownloadError";
   }
 }
@@ -83,7 +100,8 @@ export async function fetchBytes(url: string, options: FetchOptions = {}): Promi
       checkLength(res.headers["content-length"], size);
       return Buffer.concat(chunks);
     } catch (err) {
-      if (err instanceof HttpStatusError && !err.retryable) throw new DownloadError(url, `${err.message.replace(/ from .*$/, "")} (not retried)`, attempt);
+      if (err instanceof HttpStatusError && !err.retryable)
+        throw new DownloadError(url, `${err.message.replace(/ from .*$/, "")} (not retried)`, attempt);
       last = describeCause(err);
       if (attempt < o.tries) await sleep(backoffDelay(attempt, o.backoffMs, o.maxBackoffMs));
     }
@@ -113,7 +131,9 @@ function progress(label: string, total: number | undefined, startedAt: number) {
     // Rate of this transfer only, not of bytes a previous try already had.
     const rate = (done - startedAt) / Math.max(0.001, (now - started) / 1000);
     const pct = total ? ` ${Math.floor((100 * done) / total)}%` : "";
-    process.stderr.write(`fetch ${label}:${pct} ${mib(done)}${total ? `/${mib(total)}` : ""} MiB, ${mib(rate)} MiB/s\n`);
+    process.stderr.write(
+      `fetch ${label}:${pct} ${mib(done)}${total ? `/${mib(total)}` : ""} MiB, ${mib(rate)} MiB/s\n`,
+    );
   };
 }
 
@@ -175,7 +195,7 @@ const PartialMetaSchema = z.object({
 function readMeta(p: Partial): PartialMeta | undefined {
   try {
     const parsed = PartialMetaSchema.safeParse(JSON.parse(readFileSync(p.meta, "utf8")));
-    return parsed.success ? (parsed.data) : undefined;
+    return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }
@@ -193,7 +213,11 @@ async function downloadOnce(url: string, p: Partial, label: string, o: Required<
   const meta = have ? readMeta(p) : undefined;
   const { res } = await openGet(url, { headers: resumeHeaders(have, meta, url), idleTimeoutMs: o.idleTimeoutMs });
   const h = res.headers;
-  const verdict = judgeResponse({ status: res.statusCode ?? 0, contentRange: h["content-range"], contentLength: h["content-length"] }, have, meta);
+  const verdict = judgeResponse(
+    { status: res.statusCode ?? 0, contentRange: h["content-range"], contentLength: h["content-length"] },
+    have,
+    meta,
+  );
   if (verdict.action !== "append" && verdict.action !== "replace") res.on("error", () => undefined).resume();
   switch (verdict.action) {
     case "fail":
@@ -213,7 +237,12 @@ async function downloadOnce(url: string, p: Partial, label: string, o: Required<
   const kept = verdict.action === "append" ? meta : undefined;
   const etag = typeof h.etag === "string" ? h.etag : kept?.etag;
   const lastModified = typeof h["last-modified"] === "string" ? h["last-modified"] : kept?.lastModified;
-  const next: PartialMeta = { url, ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}), ...(verdict.total !== undefined ? { total: verdict.total } : {}) };
+  const next: PartialMeta = {
+    url,
+    ...(etag ? { etag } : {}),
+    ...(lastModified ? { lastModified } : {}),
+    ...(verdict.total !== undefined ? { total: verdict.total } : {}),
+  };
   writeFileSync(p.meta, JSON.stringify(next));
   const report = progress(label, next.total, have);
   let done = have;
@@ -241,7 +270,12 @@ async function downloadOnce(url: string, p: Partial, label: string, o: Required<
  * ChecksumMismatchError when a whole download does not match `expected`, and with a DownloadError naming the URL,
  * the tries and the last cause when no try completes.
  */
-export async function fetchVerified(url: string, expected: Digest, label: string, options: FetchOptions = {}): Promise<string> {
+export async function fetchVerified(
+  url: string,
+  expected: Digest,
+  label: string,
+  options: FetchOptions = {},
+): Promise<string> {
   const o = { ...DEFAULTS, ...options };
   const blob = cacheDir("blobs", expected.algo, expected.hex);
   if (existsSync(blob)) {
@@ -265,7 +299,8 @@ export async function fetchVerified(url: string, expected: Digest, label: string
       }
       dropPartial(partial);
       // A whole body of the advertised length that does not match is the server's file: retrying cannot help.
-      if (outcome.from === 0 && !outcome.closeDelimited) throw new ChecksumMismatchError(`${label} (${url})`, expected, actual);
+      if (outcome.from === 0 && !outcome.closeDelimited)
+        throw new ChecksumMismatchError(`${label} (${url})`, expected, actual);
       last = `${expected.algo} mismatch after ${outcome.from ? `resuming at byte ${outcome.from}` : "a body without Content-Length"}`;
     } catch (err) {
       if (err instanceof ChecksumMismatchError) throw err;
@@ -277,7 +312,9 @@ export async function fetchVerified(url: string, expected: Digest, label: string
     }
     if (attempt < o.tries) {
       const wait = backoffDelay(attempt, o.backoffMs, o.maxBackoffMs);
-      process.stderr.write(`fetch ${label}: try ${attempt}/${o.tries} failed (${last}); again in ${(wait / 1000).toFixed(1)} s\n`);
+      process.stderr.write(
+        `fetch ${label}: try ${attempt}/${o.tries} failed (${last}); again in ${(wait / 1000).toFixed(1)} s\n`,
+      );
       await sleep(wait);
     }
   }

@@ -29,7 +29,11 @@ export function parsePackageList(text: string): PackageEntry[] {
  * and trims every filesystem, so the conversion that follows skips the freed clusters (a plain guestfish fstrim
  * on a drive added without discard frees nothing).
  */
-export async function extractPackagesAndTrim(disk: string, sbomOut: string, accel: Accelerator): Promise<PackageEntry[]> {
+export async function extractPackagesAndTrim(
+  disk: string,
+  sbomOut: string,
+  accel: Accelerator,
+): Promise<PackageEntry[]> {
   const script = [`download ${SBOM_PATH} ${sbomOut}`, `rm ${SBOM_PATH}`].join("\n");
   await run("guestfish", ["--format=qcow2", "-a", disk, "-i"], { env: guestfsEnv(accel), input: script });
   await run("virt-sparsify", ["--in-place", "--format", "qcow2", disk], { env: guestfsEnv(accel) });
@@ -64,7 +68,16 @@ export function checkImportable(info: QemuImgInfo, path: string): void {
 /** Converts to a standalone, zlib-compressed qcow2 v3 and checks it. */
 export async function convertForImport(input: string, output: string): Promise<QemuImgInfo> {
   await run("qemu-img", [
-    "convert", "-f", "qcow2", "-O", "qcow2", "-c", "-o", "compat=1.1,compression_type=zlib", input, output,
+    "convert",
+    "-f",
+    "qcow2",
+    "-O",
+    "qcow2",
+    "-c",
+    "-o",
+    "compat=1.1,compression_type=zlib",
+    input,
+    output,
   ]);
   await run("qemu-img", ["check", "-f", "qcow2", output]);
   const info = await qemuImgInfo(output);

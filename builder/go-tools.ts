@@ -35,9 +35,13 @@ export async function ensureGoTool(tool: GoTool): Promise<string> {
   if (!existsSync(bin)) {
     mkdirSync(dir, { recursive: true });
     process.stderr.write(`tools: building ${tool.name} ${tool.version} (once, cached in ${dir})\n`);
-    await run(goBinary(), ["install", ...(tool.ldflags ? ["-ldflags", tool.ldflags] : []), `${tool.pkg}@${tool.version}`], {
-      env: { ...process.env, GOBIN: dir, GOFLAGS: "-mod=mod", CGO_ENABLED: "0" },
-    });
+    await run(
+      goBinary(),
+      ["install", ...(tool.ldflags ? ["-ldflags", tool.ldflags] : []), `${tool.pkg}@${tool.version}`],
+      {
+        env: { ...process.env, GOBIN: dir, GOFLAGS: "-mod=mod", CGO_ENABLED: "0" },
+      },
+    );
   }
   found.set(bin, bin);
   return bin;

@@ -26,7 +26,8 @@ export interface LifecycleEntry {
   notice?: string;
 }
 
-const daysBetween = (from: string, to: string) => Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000);
+const daysBetween = (from: string, to: string) =>
+  Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000);
 
 function state(deprecates: string | null, at: string, noticeDays: number): LifecycleState {
   if (deprecates === null) return "supported";
@@ -44,10 +45,21 @@ export function lifecycle(catalog: Catalog, at: string, graceDays: number, notic
   const version = (r: Release) => (r.kind === "app" ? r.released : osBase(catalog, r).version);
   return base.map(({ r, eol, deprecates, state: s }) => {
     const successor = base
-      .filter((o) => o.r.id !== r.id && o.state === "supported" && family(o.r) === family(r) && (o.deprecates ?? "9999") > (deprecates ?? "9999"))
+      .filter(
+        (o) =>
+          o.r.id !== r.id &&
+          o.state === "supported" &&
+          family(o.r) === family(r) &&
+          (o.deprecates ?? "9999") > (deprecates ?? "9999"),
+      )
       .sort((a, b) => version(b.r).localeCompare(version(a.r), undefined, { numeric: true }))[0]?.r;
     const entry: LifecycleEntry = {
-      id: r.id, label: r.label, title: r.title, eol, deprecates, state: s,
+      id: r.id,
+      label: r.label,
+      title: r.title,
+      eol,
+      deprecates,
+      state: s,
       daysLeft: deprecates === null ? null : daysBetween(at, deprecates),
       ...(successor ? { successor: successor.id } : {}),
     };

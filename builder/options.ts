@@ -31,7 +31,8 @@ export function editDistance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     row = next;
   }
   return row[b.length]!;
@@ -67,18 +68,27 @@ export function unknownOption(args: readonly string[], table: OptionTable): stri
  * Flags from the command line, then each option's variable from `env`, then its default. An unknown option is a
  * usage error naming it, the subcommand and the closest valid option.
  */
-export function parseOptions(command: string, table: OptionTable, args: string[], env: Record<string, string | undefined>): { values: Values; positionals: string[] } {
+export function parseOptions(
+  command: string,
+  table: OptionTable,
+  args: string[],
+  env: Record<string, string | undefined>,
+): { values: Values; positionals: string[] } {
   const all = { ...table, ...HELP };
   const unknown = unknownOption(args, all);
   if (unknown !== undefined) {
     const suggestion = closest(unknown.replace(/^-+/, ""), Object.keys(all));
-    throw new UsageError(`unknown option ${unknown} for ${command}${suggestion ? `; did you mean --${suggestion}?` : ""} (image-factory ${command} --help lists them)`);
+    throw new UsageError(
+      `unknown option ${unknown} for ${command}${suggestion ? `; did you mean --${suggestion}?` : ""} (image-factory ${command} --help lists them)`,
+    );
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
       args,
-      options: Object.fromEntries(Object.entries(all).map(([k, o]) => [k, { type: o.type, ...(k === "help" ? { short: "h" } : {}) }])),
+      options: Object.fromEntries(
+        Object.entries(all).map(([k, o]) => [k, { type: o.type, ...(k === "help" ? { short: "h" } : {}) }]),
+      ),
       allowPositionals: true,
       strict: true,
     });
@@ -90,7 +100,8 @@ export function parseOptions(command: string, table: OptionTable, args: string[]
   for (const [flag, spec] of Object.entries(table)) {
     if (values[flag] !== undefined) continue;
     const fromEnv = spec.env ? env[spec.env] : undefined;
-    if (fromEnv !== undefined && fromEnv !== "") values[flag] = spec.type === "boolean" ? fromEnv === "true" || fromEnv === "1" : fromEnv;
+    if (fromEnv !== undefined && fromEnv !== "")
+      values[flag] = spec.type === "boolean" ? fromEnv === "true" || fromEnv === "1" : fromEnv;
     else if (spec.default !== undefined) values[flag] = spec.default;
     else if (spec.type === "boolean") values[flag] = false;
   }
@@ -99,7 +110,9 @@ export function parseOptions(command: string, table: OptionTable, args: string[]
 
 const column = (rows: [string, string][], indent = "  ") => {
   const width = Math.min(34, Math.max(...rows.map(([l]) => l.length)) + 2);
-  return rows.map(([l, r]) => (l.length + 2 > width ? `${indent}${l}\n${indent}${" ".repeat(width)}${r}` : `${indent}${l.padEnd(width)}${r}`));
+  return rows.map(([l, r]) =>
+    l.length + 2 > width ? `${indent}${l}\n${indent}${" ".repeat(width)}${r}` : `${indent}${l.padEnd(width)}${r}`,
+  );
 };
 
 export interface HelpSource {
@@ -116,7 +129,9 @@ export function commandHelp(command: string, cmd: HelpSource): string {
   const options = column(
     Object.entries({ ...cmd.options, ...HELP }).map(([flag, o]) => {
       const name = `${flag === "help" ? "-h, " : ""}--${flag}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`;
-      const extra = [o.env ? `env ${o.env}` : "", o.default !== undefined ? `default ${o.default}` : ""].filter(Boolean);
+      const extra = [o.env ? `env ${o.env}` : "", o.default !== undefined ? `default ${o.default}` : ""].filter(
+        Boolean,
+      );
       return [name, `${o.description}${extra.length ? ` [${extra.join("; ")}]` : ""}`];
     }),
   );

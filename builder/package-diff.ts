@@ -23,7 +23,8 @@ const KERNEL = /^(linux-image-|linux-modules-|linux-headers-|kernel($|-core|-mod
  * Packages whose updates are security fixes more often than not, or that hold the image's trust: TLS, SSH, the
  * C library, privilege, the package manager and its keys, the init system. A judgement, kept short on purpose.
  */
-const SECURITY = /^(openssl|libssl\d|libcrypto|gnutls|libgnutls|openssh-|ssh$|libc6$|libc-bin$|glibc|sudo$|polkit|libpolkit|systemd$|libsystemd|ca-certificates|gnupg|gpgv$|apt$|libapt-pkg|dpkg$|rpm$|dnf$|pacman$|curl$|libcurl|libnss3|nss$|zlib1g|zlib$|xz-utils|liblzma|libxml2|pam|libpam|shadow|passwd$|login$|cloud-init$|scaleway-ecosystem$)/;
+const SECURITY =
+  /^(openssl|libssl\d|libcrypto|gnutls|libgnutls|openssh-|ssh$|libc6$|libc-bin$|glibc|sudo$|polkit|libpolkit|systemd$|libsystemd|ca-certificates|gnupg|gpgv$|apt$|libapt-pkg|dpkg$|rpm$|dnf$|pacman$|curl$|libcurl|libnss3|nss$|zlib1g|zlib$|xz-utils|liblzma|libxml2|pam|libpam|shadow|passwd$|login$|cloud-init$|scaleway-ecosystem$)/;
 
 /** Two builds of a release compared (`image-factory diff --json` writes it; the PR report and release notes read it). */
 export interface BuildDiff {
@@ -97,10 +98,22 @@ export function diffPackages(before: PackageVersion[], after: PackageVersion[]):
     const cls = packageClass(p.name);
     if (!prev) out.push({ change: "added", name: p.name, arch: p.arch, to: p.version, class: cls });
     else if (prev.version !== p.version)
-      out.push({ change: compareVersions(prev.version, p.version) < 0 ? "upgraded" : "downgraded", name: p.name, arch: p.arch, from: prev.version, to: p.version, class: cls });
+      out.push({
+        change: compareVersions(prev.version, p.version) < 0 ? "upgraded" : "downgraded",
+        name: p.name,
+        arch: p.arch,
+        from: prev.version,
+        to: p.version,
+        class: cls,
+      });
   }
-  for (const [k, p] of old) if (!now.has(k)) out.push({ change: "removed", name: p.name, arch: p.arch, from: p.version, class: packageClass(p.name) });
-  return out.sort((a, b) => order[a.class] - order[b.class] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) || (a.arch < b.arch ? -1 : 1));
+  for (const [k, p] of old)
+    if (!now.has(k))
+      out.push({ change: "removed", name: p.name, arch: p.arch, from: p.version, class: packageClass(p.name) });
+  return out.sort(
+    (a, b) =>
+      order[a.class] - order[b.class] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) || (a.arch < b.arch ? -1 : 1),
+  );
 }
 
 export function describeChange(c: PackageChange): string {
@@ -123,7 +136,10 @@ export function packageDiffMarkdown(changes: PackageChange[]): string {
     "",
     "| package | arch | change | versions | class |",
     "| --- | --- | --- | --- | --- |",
-    ...changes.map((c) => `| \`${c.name}\` | ${c.arch} | ${c.change} | ${describeChange(c).replace(/\|/g, "\\|")} | ${c.class === "other" ? "" : `**${c.class}**`} |`),
+    ...changes.map(
+      (c) =>
+        `| \`${c.name}\` | ${c.arch} | ${c.change} | ${describeChange(c).replace(/\|/g, "\\|")} | ${c.class === "other" ? "" : `**${c.class}**`} |`,
+    ),
   ];
   return `${lines.join("\n")}\n`;
 }

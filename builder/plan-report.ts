@@ -31,12 +31,30 @@ export function diffPlans(previous: PlanRow[], current: PlanRow[]): PlanChange[]
   const after = new Set(current.map(key));
   const changes: PlanChange[] = current.map((r) => {
     const old = before.get(key(r));
-    if (!old) return { stack: r.stack, image: r.name, change: "new", reasons: [before.size && [...before.values()].some((p) => p.stack === r.stack) ? "new image in this zone" : "new zone"] };
+    if (!old)
+      return {
+        stack: r.stack,
+        image: r.name,
+        change: "new",
+        reasons: [
+          before.size && [...before.values()].some((p) => p.stack === r.stack) ? "new image in this zone" : "new zone",
+        ],
+      };
     if (old.contentHash === r.contentHash) return { stack: r.stack, image: r.name, change: "unchanged", reasons: [] };
     return { stack: r.stack, image: r.name, change: "rebuild", reasons: rebuildReasons(old.hashInputs, r.hashInputs) };
   });
   for (const r of previous)
-    if (!after.has(key(r))) changes.push({ stack: r.stack, image: r.name, change: "removed", reasons: [current.some((c) => c.stack === r.stack) ? "no longer shipped (deprecated or removed from the stack)" : "stack removed"] });
+    if (!after.has(key(r)))
+      changes.push({
+        stack: r.stack,
+        image: r.name,
+        change: "removed",
+        reasons: [
+          current.some((c) => c.stack === r.stack)
+            ? "no longer shipped (deprecated or removed from the stack)"
+            : "stack removed",
+        ],
+      });
   return changes.sort((a, b) => a.stack.localeCompare(b.stack) || a.image.localeCompare(b.image));
 }
 
@@ -62,6 +80,10 @@ export function markdownReport(changes: PlanChange[], packageDiffs: BuildDiff[] 
   }
   if (quiet.length) lines.push(`No change in: ${quiet.map((s) => `\`${s}\``).join(", ")}.`, "");
   for (const d of packageDiffs)
-    lines.push(`### Packages of \`${d.release}\` ${d.arch}${d.from ? ` since \`${d.from.split("/").at(-1)!.slice(0, 16)}\`` : " (first build)"}`, "", packageDiffMarkdown(d.changes));
+    lines.push(
+      `### Packages of \`${d.release}\` ${d.arch}${d.from ? ` since \`${d.from.split("/").at(-1)!.slice(0, 16)}\`` : " (first build)"}`,
+      "",
+      packageDiffMarkdown(d.changes),
+    );
   return lines.join("\n");
 }

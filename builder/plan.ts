@@ -74,8 +74,12 @@ export function testServerName(plan: Pick<PlannedImage, "name" | "contentHash">)
 export function overridesEnvironment(o: CatalogOverrides): Record<string, string> {
   return {
     ...(Object.keys(o.appBases ?? {}).length ? { FACTORY_APP_BASES: JSON.stringify(o.appBases) } : {}),
-    ...(Object.keys(o.sourceOverrides ?? {}).length ? { FACTORY_SOURCE_OVERRIDES: JSON.stringify(o.sourceOverrides) } : {}),
-    ...(Object.keys(o.upstreamSignatures ?? {}).length ? { FACTORY_UPSTREAM_SIGNATURES: JSON.stringify(o.upstreamSignatures) } : {}),
+    ...(Object.keys(o.sourceOverrides ?? {}).length
+      ? { FACTORY_SOURCE_OVERRIDES: JSON.stringify(o.sourceOverrides) }
+      : {}),
+    ...(Object.keys(o.upstreamSignatures ?? {}).length
+      ? { FACTORY_UPSTREAM_SIGNATURES: JSON.stringify(o.upstreamSignatures) }
+      : {}),
   };
 }
 
@@ -83,7 +87,11 @@ export function overridesEnvironment(o: CatalogOverrides): Record<string, string
 function overridesFor(published: Catalog, settings: StackSettings, release: Release): CatalogOverrides {
   const base = release.kind === "app" ? settings.appBases[release.id] : undefined;
   const os = base ? published.byId.get(base)! : osBase(published, release);
-  const downloads = new Set([...os.recipe, ...(release.kind === "app" ? release.recipe : [])].flatMap((s) => (s.op === "fetch-file" ? [s.url] : [])));
+  const downloads = new Set(
+    [...os.recipe, ...(release.kind === "app" ? release.recipe : [])].flatMap((s) =>
+      s.op === "fetch-file" ? [s.url] : [],
+    ),
+  );
   const sources = Object.entries(settings.sourceOverrides).filter(([url]) => downloads.has(url));
   const signature = settings.upstreamSignatures[os.id];
   return {
@@ -124,7 +132,10 @@ export function dialsFor(release: Release, catalog: Catalog, settings: StackSett
     ...(settings.ecosystemKeyFingerprint ? { ecosystemKeyFingerprint: settings.ecosystemKeyFingerprint } : {}),
     releaseEpoch: settings.releaseEpoch,
     // An app inherits its base's security rebuilds.
-    securityEpoch: Math.max(securityEpoch(release.id, settings.securityRebuilds), securityEpoch(os.id, settings.securityRebuilds)),
+    securityEpoch: Math.max(
+      securityEpoch(release.id, settings.securityRebuilds),
+      securityEpoch(os.id, settings.securityRebuilds),
+    ),
     ...(release.kind === "app" ? { baseSecurityEpoch: securityEpoch(os.id, settings.securityRebuilds) } : {}),
   };
 }
@@ -140,7 +151,13 @@ export function baseDials(dials: BuildDials): BuildDials {
  * is the planned one (the counter is not handed to the CLI; the hash pins it). Unchanged for OS releases, when
  * it is known, or when no counter gives the planned hash (the build then refuses with its mismatch message).
  */
-export function withBaseEpoch(catalog: Catalog, release: Release, arch: Architecture, dials: BuildDials, planned: string | undefined): BuildDials {
+export function withBaseEpoch(
+  catalog: Catalog,
+  release: Release,
+  arch: Architecture,
+  dials: BuildDials,
+  planned: string | undefined,
+): BuildDials {
   if (release.kind !== "app" || dials.baseSecurityEpoch !== undefined || !planned) return dials;
   for (let n = dials.securityEpoch; n >= 0; n--) {
     const candidate = { ...dials, baseSecurityEpoch: n };
@@ -155,7 +172,9 @@ export function hashInputs(catalog: Catalog, release: Release, arch: Architectur
   return {
     release: release.id,
     arch,
-    ...(release.kind === "app" ? { base: os.id, baseContentHash: contentHash(hashInputs(catalog, os, arch, baseDials(dials))) } : {}),
+    ...(release.kind === "app"
+      ? { base: os.id, baseContentHash: contentHash(hashInputs(catalog, os, arch, baseDials(dials))) }
+      : {}),
     upstream: { image: where.image, serial: where.serial, checksum: where.checksum ?? null },
     recipe: os.recipe,
     appRecipe: release.kind === "app" ? release.recipe : null,
@@ -212,21 +231,29 @@ export function rebuildReasons(previous: HashInputs | undefined, next: HashInput
   if (!previous) return ["new image in this zone"];
   const reasons: string[] = [];
   // The cause comes after, when the app's inputs name it (a new upstream build, recipe, epoch of the base).
-  if (next.base && previous.base === next.base && previous.baseContentHash && previous.baseContentHash !== next.baseContentHash)
+  if (
+    next.base &&
+    previous.base === next.base &&
+    previous.baseContentHash &&
+    previous.baseContentHash !== next.baseContentHash
+  )
     reasons.push(`base ${next.base} rebuilt`);
   if (previous.base !== next.base) reasons.push(`new base: ${previous.base ?? "none"} → ${next.base ?? "none"}`);
   const p = previous.upstream;
   const n = next.upstream;
   if (p.serial !== n.serial || p.image !== n.image)
     reasons.push(`new upstream build${next.base ? ` of ${next.base}` : ""}: ${p.serial} → ${n.serial}`);
-  else if (p.checksum !== n.checksum) reasons.push(`upstream checksum pinned: ${p.checksum ?? "none"} → ${n.checksum ?? "none"}`);
+  else if (p.checksum !== n.checksum)
+    reasons.push(`upstream checksum pinned: ${p.checksum ?? "none"} → ${n.checksum ?? "none"}`);
   if (canonicalJson(previous.recipe) !== canonicalJson(next.recipe))
     reasons.push(next.appRecipe ? "base recipe changed" : "recipe changed");
   if (canonicalJson(previous.appRecipe) !== canonicalJson(next.appRecipe)) reasons.push("app recipe changed");
   if (previous.ecosystemVersion !== next.ecosystemVersion)
     reasons.push(`new scaleway-ecosystem: ${previous.ecosystemVersion} → ${next.ecosystemVersion}`);
   if (previous.ecosystemKeyFingerprint !== next.ecosystemKeyFingerprint)
-    reasons.push(`scaleway-ecosystem signing key: ${previous.ecosystemKeyFingerprint ?? "none"} → ${next.ecosystemKeyFingerprint ?? "none"}`);
+    reasons.push(
+      `scaleway-ecosystem signing key: ${previous.ecosystemKeyFingerprint ?? "none"} → ${next.ecosystemKeyFingerprint ?? "none"}`,
+    );
   if (previous.releaseEpoch !== next.releaseEpoch)
     reasons.push(`quarterly release: ${previous.releaseEpoch} → ${next.releaseEpoch}`);
   if (previous.securityEpoch !== next.securityEpoch) reasons.push(`security rebuild #${next.securityEpoch}`);

@@ -53,7 +53,9 @@ export const Statement = z.object({
   predicate: z.object({
     buildDefinition: z.object({
       buildType: z.string(),
-      externalParameters: z.object({ release: z.string(), arch: z.string(), contentHash: z.string(), recipeHash: z.string() }).loose(),
+      externalParameters: z
+        .object({ release: z.string(), arch: z.string(), contentHash: z.string(), recipeHash: z.string() })
+        .loose(),
       internalParameters: z.object({ host: z.string() }).loose(),
       resolvedDependencies: z.array(z.object({ uri: z.string(), digest: Digest, name: z.string().optional() }).loose()),
     }),
@@ -86,15 +88,29 @@ export function provenanceStatement(files: SignedFiles, m: ProvenanceSource, ctx
     predicate: {
       buildDefinition: {
         buildType: BUILD_TYPE,
-        externalParameters: { release: m.release, arch: m.arch, contentHash: m.contentHash, recipeHash: m.recipeHash, hashInputs: m.hashInputs },
+        externalParameters: {
+          release: m.release,
+          arch: m.arch,
+          contentHash: m.contentHash,
+          recipeHash: m.recipeHash,
+          hashInputs: m.hashInputs,
+        },
         internalParameters: { host: ctx.host ?? hostname(), accelerator: m.accelerator, tools: m.tools },
         resolvedDependencies: [
           // The official URL, as SCS-0102 image_source names it, with the digest the upstream's checksum file gave.
-          { uri: m.upstream.imageUrl, digest: { [m.upstream.checksum.algo]: m.upstream.checksum.hex }, name: `upstream serial ${m.upstream.serial}`, annotations: { trust: m.upstream.trust } },
+          {
+            uri: m.upstream.imageUrl,
+            digest: { [m.upstream.checksum.algo]: m.upstream.checksum.hex },
+            name: `upstream serial ${m.upstream.serial}`,
+            annotations: { trust: m.upstream.trust },
+          },
         ],
       },
       runDetails: {
-        builder: { id: "image-factory", version: { "image-factory": ctx.builderStamp, builderRevision: String(ctx.builderRevision) } },
+        builder: {
+          id: "image-factory",
+          version: { "image-factory": ctx.builderStamp, builderRevision: String(ctx.builderRevision) },
+        },
         metadata: { finishedOn: ctx.finishedOn ?? new Date().toISOString() },
       },
     },
@@ -113,7 +129,10 @@ export function verifyRelease(files: SignedFiles & { provenance: string }, key: 
   const what = companionKeys(files.artifactKey);
   const payload = openEnvelope(files.provenance, key, IN_TOTO_PAYLOAD_TYPE, what.provenance);
   const parsed = Statement.safeParse(JSON.parse(payload.toString("utf8")));
-  if (!parsed.success) throw new SignatureError(`${what.provenance}: signed, but not an in-toto SLSA provenance statement: ${parsed.error.issues[0]!.message}`);
+  if (!parsed.success)
+    throw new SignatureError(
+      `${what.provenance}: signed, but not an in-toto SLSA provenance statement: ${parsed.error.issues[0]!.message}`,
+    );
   const statement = parsed.data;
   const signed = new Map(statement.subject.map((s) => [s.name, s.digest.sha256]));
   const actual: [string, string][] = [
@@ -123,7 +142,10 @@ export function verifyRelease(files: SignedFiles & { provenance: string }, key: 
   ];
   for (const [name, digest] of actual) {
     if (!signed.has(name)) throw new SignatureError(`${name}: not among the signed subjects of ${what.provenance}`);
-    if (signed.get(name) !== digest) throw new SignatureError(`${name}: sha256 ${digest} is not the signed ${signed.get(name)}: the file was altered after signing`);
+    if (signed.get(name) !== digest)
+      throw new SignatureError(
+        `${name}: sha256 ${digest} is not the signed ${signed.get(name)}: the file was altered after signing`,
+      );
   }
   return statement;
 }
@@ -132,10 +154,14 @@ export function verifyRelease(files: SignedFiles & { provenance: string }, key: 
  * Where the image's SCS-0102 metadata and its signed provenance disagree: image_source must be the upstream the
  * provenance names, image_build_date the day the build finished. Empty when consistent.
  */
-export function scsProvenanceMismatches(statement: Statement, scs: { image_source?: string | number; image_build_date?: string }): string[] {
+export function scsProvenanceMismatches(
+  statement: Statement,
+  scs: { image_source?: string | number; image_build_date?: string },
+): string[] {
   const out: string[] = [];
   const upstream = statement.predicate.buildDefinition.resolvedDependencies[0]?.uri;
-  if (scs.image_source !== upstream) out.push(`image_source ${String(scs.image_source)} is not the signed upstream ${String(upstream)}`);
+  if (scs.image_source !== upstream)
+    out.push(`image_source ${String(scs.image_source)} is not the signed upstream ${String(upstream)}`);
   const finishedOn = statement.predicate.runDetails.metadata.finishedOn;
   const finished = finishedOn.slice(0, 10);
   // The manifest dates the build seconds after the artifact is written: across midnight UTC it says the next day.

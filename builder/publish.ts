@@ -22,7 +22,14 @@ import { companionKeys } from "./provenance";
 import { releasePrivateKey, releasePublicKey, SignatureError } from "./signing";
 import { diffAgainstPrevious, ensureSbom, getText, provenanceFor, releaseNotes, verifyInBucket } from "./supply-chain";
 import { sbomPackages } from "./sbom";
-import { objectContentHash, s3Client, sweepStaleUploads, uploadArtifact, type S3Target, type UploadOptions } from "./upload";
+import {
+  objectContentHash,
+  s3Client,
+  sweepStaleUploads,
+  uploadArtifact,
+  type S3Target,
+  type UploadOptions,
+} from "./upload";
 
 export interface PublishRequest extends Omit<BuildRequest, "outDir"> {
   s3: S3Target;
@@ -65,9 +72,13 @@ export async function publish(req: PublishRequest): Promise<PublishResult> {
 
   const swept = await sweepStaleUploads(s3, bucket, { olderThanMs: req.staleUploadMs });
   for (const u of swept.aborted)
-    process.stderr.write(`publish: aborted the multipart upload of ${u.key} started ${u.initiated!.toISOString()} (stale)\n`);
+    process.stderr.write(
+      `publish: aborted the multipart upload of ${u.key} started ${u.initiated!.toISOString()} (stale)\n`,
+    );
 
-  return withReference(s3, bucket, req.key, req.ref, req.refs ?? {}, () => buildAndUpload(req, s3, upstream, sameUpstream));
+  return withReference(s3, bucket, req.key, req.ref, req.refs ?? {}, () =>
+    buildAndUpload(req, s3, upstream, sameUpstream),
+  );
 }
 
 async function buildAndUpload(
@@ -89,17 +100,26 @@ async function buildAndUpload(
           `pin the checksum in the catalog (a new content hash) after checking why`,
       );
     process.stderr.write(`publish ${req.key}: already in ${bucket}, nothing to build or upload\n`);
-    if (req.releaseKey && existing && !(await getText(s3, bucket, companionKeys(req.key).provenance))) await attestPublished(req, s3, existing);
+    if (req.releaseKey && existing && !(await getText(s3, bucket, companionKeys(req.key).provenance)))
+      await attestPublished(req, s3, existing);
     await verifyBeforeImport(req, s3);
-    return { key: req.key, contentHash: hash, built: false, uploaded: false, uploadedBytes: 0, imageBuildDate: existing?.scs.image_build_date };
+    return {
+      key: req.key,
+      contentHash: hash,
+      built: false,
+      uploaded: false,
+      uploadedBytes: 0,
+      imageBuildDate: existing?.scs.image_build_date,
+    };
   }
 
   // The local artifact cache is content-addressed too: a rerun after a failed upload does not rebuild.
   const outDir = cacheDir("artifacts");
   const cached = join(outDir, artifactFileName(release, req.arch, hash));
-  const cachedManifest = existsSync(cached) && existsSync(`${cached}.manifest.json`)
-    ? (JSON.parse(readFileSync(`${cached}.manifest.json`, "utf8")) as Manifest)
-    : undefined;
+  const cachedManifest =
+    existsSync(cached) && existsSync(`${cached}.manifest.json`)
+      ? (JSON.parse(readFileSync(`${cached}.manifest.json`, "utf8")) as Manifest)
+      : undefined;
   let artifact: string;
   let manifest: Manifest;
   let built = false;
@@ -117,27 +137,50 @@ async function buildAndUpload(
   const companions = companionKeys(req.key);
   const manifestText = readFileSync(`${artifact}.manifest.json`, "utf8");
   const sbom = await ensureSbom(artifact, manifest, osBase(catalog, release).family);
-  const notes = releaseNotes(await diffAgainstPrevious(s3, bucket, manifest.release, manifest.arch, req.key, sbomPackages(JSON.parse(sbom))), manifest);
+  const notes = releaseNotes(
+    await diffAgainstPrevious(s3, bucket, manifest.release, manifest.arch, req.key, sbomPackages(JSON.parse(sbom))),
+    manifest,
+  );
   const key = req.releaseKey ? releasePrivateKey(req.releaseKey, "FACTORY_RELEASE_KEY") : undefined;
   const bodies: [string, string, string][] = [
     [companions.manifest, manifestText, "application/json"],
     [companions.sbom, sbom, "application/vnd.cyclonedx+json"],
     [companions.notes, notes, "text/markdown"],
-    ...(key ? [[companions.provenance, provenanceFor(req.key, artifact, manifest, manifestText, sbom, key), "application/vnd.dsse.envelope.v1+json"] as [string, string, string]] : []),
+    ...(key
+      ? [
+          [
+            companions.provenance,
+            provenanceFor(req.key, artifact, manifest, manifestText, sbom, key),
+            "application/vnd.dsse.envelope.v1+json",
+          ] as [string, string, string],
+        ]
+      : []),
   ];
-  for (const [Key, Body, ContentType] of bodies) await s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body, ContentType }));
+  for (const [Key, Body, ContentType] of bodies)
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body, ContentType }));
   try {
     const up = await uploadArtifact(s3, bucket, req.key, artifact, hash, {
       ...req.upload,
       metadata: { sha256: manifest.output.sha256, release: manifest.release, arch: manifest.arch },
     });
-    process.stderr.write(`publish ${req.key}: uploaded ${(up.bytes / 2 ** 20).toFixed(1)} MiB${up.resumedParts ? `, ${up.resumedParts} parts resumed` : ""}\n`);
+    process.stderr.write(
+      `publish ${req.key}: uploaded ${(up.bytes / 2 ** 20).toFixed(1)} MiB${up.resumedParts ? `, ${up.resumedParts} parts resumed` : ""}\n`,
+    );
     await verifyBeforeImport(req, s3);
-    return { key: req.key, contentHash: hash, built, uploaded: !up.skipped, uploadedBytes: up.bytes, sha256: manifest.output.sha256, imageBuildDate: manifest.scs.image_build_date };
+    return {
+      key: req.key,
+      contentHash: hash,
+      built,
+      uploaded: !up.skipped,
+      uploadedBytes: up.bytes,
+      sha256: manifest.output.sha256,
+      imageBuildDate: manifest.scs.image_build_date,
+    };
   } catch (err) {
     // No manifest without its artifact (unless another publisher of the same key has just finished it).
     if ((await objectContentHash(s3, bucket, req.key).catch(() => undefined)) !== hash)
-      for (const [Key] of bodies) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key })).catch(() => undefined);
+      for (const [Key] of bodies)
+        await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key })).catch(() => undefined);
     throw err;
   }
 }
@@ -147,14 +190,25 @@ async function buildAndUpload(
  * customised from the upstream (same inputs, same hash, only slower), so a stack shipping an app without its base,
  * or a base whose publish failed, still ships the app. The log says which road was taken.
  */
-async function layeringBase(req: PublishRequest, s3: ReturnType<typeof s3Client>, outDir: string): Promise<BaseArtifact | undefined> {
+async function layeringBase(
+  req: PublishRequest,
+  s3: ReturnType<typeof s3Client>,
+  outDir: string,
+): Promise<BaseArtifact | undefined> {
   const catalog = req.catalog ?? loadCatalog();
   const release = catalog.byId.get(req.releaseId)!;
   if (release.kind !== "app") return undefined;
   const os = osBase(catalog, release);
-  const inputs = hashInputs(catalog, release, req.arch, withBaseEpoch(catalog, release, req.arch, req.dials, req.expectedContentHash));
+  const inputs = hashInputs(
+    catalog,
+    release,
+    req.arch,
+    withBaseEpoch(catalog, release, req.arch, req.dials, req.expectedContentHash),
+  );
   const { found, note } = await findBaseArtifact(s3, req.s3.bucket, os, req.arch, inputs, outDir);
-  process.stderr.write(`publish ${req.key}: ${found ? `layering on ${note}` : `${note}: customising from the upstream`}\n`);
+  process.stderr.write(
+    `publish ${req.key}: ${found ? `layering on ${note}` : `${note}: customising from the upstream`}\n`,
+  );
   return found;
 }
 
@@ -164,7 +218,11 @@ export class UpstreamChangedError extends Error {}
  * An artifact published before the factory signed anything: its bytes (the cached file, else downloaded) are
  * signed only if their sha256 is the one its manifest recorded at build time; the SBOM is read from them.
  */
-async function attestPublished(req: PublishRequest, s3: ReturnType<typeof s3Client>, manifest: Manifest): Promise<void> {
+async function attestPublished(
+  req: PublishRequest,
+  s3: ReturnType<typeof s3Client>,
+  manifest: Manifest,
+): Promise<void> {
   const bucket = req.s3.bucket;
   const catalog = req.catalog ?? loadCatalog();
   const release = catalog.byId.get(req.releaseId)!;
@@ -177,15 +235,33 @@ async function attestPublished(req: PublishRequest, s3: ReturnType<typeof s3Clie
   }
   const sha256 = await digestFile(artifact, "sha256");
   if (sha256 !== manifest.output.sha256)
-    throw new SignatureError(`${req.key}: sha256 ${sha256} is not the ${manifest.output.sha256} its manifest recorded at build time: refusing to sign it`);
+    throw new SignatureError(
+      `${req.key}: sha256 ${sha256} is not the ${manifest.output.sha256} its manifest recorded at build time: refusing to sign it`,
+    );
   const companions = companionKeys(req.key);
   const manifestText = (await getText(s3, bucket, companions.manifest))!;
   const sbom = await ensureSbom(artifact, manifest, osBase(catalog, release).family);
-  const notes = releaseNotes(await diffAgainstPrevious(s3, bucket, manifest.release, manifest.arch, req.key, sbomPackages(JSON.parse(sbom))), manifest);
-  const provenance = provenanceFor(req.key, artifact, manifest, manifestText, sbom, releasePrivateKey(req.releaseKey!, "FACTORY_RELEASE_KEY"));
-  for (const [Key, Body] of [[companions.sbom, sbom], [companions.notes, notes], [companions.provenance, provenance]] as const)
+  const notes = releaseNotes(
+    await diffAgainstPrevious(s3, bucket, manifest.release, manifest.arch, req.key, sbomPackages(JSON.parse(sbom))),
+    manifest,
+  );
+  const provenance = provenanceFor(
+    req.key,
+    artifact,
+    manifest,
+    manifestText,
+    sbom,
+    releasePrivateKey(req.releaseKey!, "FACTORY_RELEASE_KEY"),
+  );
+  for (const [Key, Body] of [
+    [companions.sbom, sbom],
+    [companions.notes, notes],
+    [companions.provenance, provenance],
+  ] as const)
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body }));
-  process.stderr.write(`publish ${req.key}: signed the provenance of an artifact published before signing (its bytes match its manifest)\n`);
+  process.stderr.write(
+    `publish ${req.key}: signed the provenance of an artifact published before signing (its bytes match its manifest)\n`,
+  );
 }
 
 /**
@@ -195,14 +271,20 @@ async function attestPublished(req: PublishRequest, s3: ReturnType<typeof s3Clie
  */
 async function verifyBeforeImport(req: PublishRequest, s3: ReturnType<typeof s3Client>): Promise<void> {
   if (!req.releaseKey) {
-    process.stderr.write(`publish ${req.key}: no release key (image-factory:releaseKey): the artifact is neither signed nor verified\n`);
+    process.stderr.write(
+      `publish ${req.key}: no release key (image-factory:releaseKey): the artifact is neither signed nor verified\n`,
+    );
     return;
   }
   await verifyInBucket(s3, req.s3.bucket, req.key, releasePublicKey(req.releaseKey, "FACTORY_RELEASE_KEY"));
   process.stderr.write(`publish ${req.key}: provenance signature and digests verified\n`);
 }
 
-async function readManifest(s3: ReturnType<typeof s3Client>, bucket: string, key: string): Promise<Manifest | undefined> {
+async function readManifest(
+  s3: ReturnType<typeof s3Client>,
+  bucket: string,
+  key: string,
+): Promise<Manifest | undefined> {
   try {
     const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     return JSON.parse(await obj.Body!.transformToString()) as Manifest;
@@ -212,6 +294,11 @@ async function readManifest(s3: ReturnType<typeof s3Client>, bucket: string, key
   }
 }
 
-export async function unpublish(s3Target: S3Target, key: string, ref: string, refs?: RefsOptions): Promise<{ deleted: boolean }> {
+export async function unpublish(
+  s3Target: S3Target,
+  key: string,
+  ref: string,
+  refs?: RefsOptions,
+): Promise<{ deleted: boolean }> {
   return dropReference(s3Client(s3Target), s3Target.bucket, key, ref, refs);
 }

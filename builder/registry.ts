@@ -41,7 +41,8 @@ export const ENVIRONMENT: Record<string, string> = {
   FACTORY_CACHE: "the download and build cache; $XDG_CACHE_HOME/scw-image-factory by default",
   FACTORY_ACCEL: "kvm or tcg: the QEMU accelerator, instead of probing /dev/kvm",
   FACTORY_LOCAL_STATE: "where the local stack keeps its mirror tree and buckets between runs; in the cache by default",
-  FACTORY_RELEASE_KEY: "the release key (Ed25519 PKCS#8 PEM, a secret) signing the provenance; unsigned with a warning when unset",
+  FACTORY_RELEASE_KEY:
+    "the release key (Ed25519 PKCS#8 PEM, a secret) signing the provenance; unsigned with a warning when unset",
   FACTORY_APPLIANCE_SMP: "vCPUs of the libguestfs appliance; the host's cores (at most 4) by default",
   FACTORY_APPLIANCE_MEMSIZE: "memory of the libguestfs appliance in MiB; 2048 by default",
 };
@@ -53,7 +54,10 @@ export async function bounded<T>(work: Promise<T>, timeout: string | undefined, 
   if (!timeout) return work;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${name} did not finish within FACTORY_TIMEOUT=${timeout}`)), durationMs(timeout));
+    timer = setTimeout(
+      () => reject(new Error(`${name} did not finish within FACTORY_TIMEOUT=${timeout}`)),
+      durationMs(timeout),
+    );
   });
   try {
     return await Promise.race([work, expired]);
@@ -72,14 +76,23 @@ export function withHowTo(problem: string): string {
  * The option table and environment a contract implies: each flagged variable becomes its option's `env` (a
  * conflicting one is a programming error), each unflagged one is listed with its description.
  */
-export function withContract(name: string, options: OptionTable, environment: Record<string, string>, contract: Contract): { options: OptionTable; environment: Record<string, string> } {
+export function withContract(
+  name: string,
+  options: OptionTable,
+  environment: Record<string, string>,
+  contract: Contract,
+): { options: OptionTable; environment: Record<string, string> } {
   const out: OptionTable = { ...options };
   const env = { ...environment };
   for (const variable of Object.values(contract)) {
     if (variable.flag) {
       const option = out[variable.flag];
-      if (!option) throw new Error(`${name}: the contract's ${variable.name} stands for --${variable.flag}, which the option table lacks`);
-      if (option.env && option.env !== variable.name) throw new Error(`${name}: --${variable.flag} reads ${option.env}, the contract says ${variable.name}`);
+      if (!option)
+        throw new Error(
+          `${name}: the contract's ${variable.name} stands for --${variable.flag}, which the option table lacks`,
+        );
+      if (option.env && option.env !== variable.name)
+        throw new Error(`${name}: --${variable.flag} reads ${option.env}, the contract says ${variable.name}`);
       out[variable.flag] = { ...option, env: variable.name };
     } else {
       const description = environment[variable.name] ?? ENVIRONMENT[variable.name];
@@ -93,7 +106,11 @@ export function withContract(name: string, options: OptionTable, environment: Re
 export function register<C extends Contract>(name: string, cmd: Subcommand<C>): void {
   const { contract } = cmd;
   if (!contract) {
-    commands[name] = { ...cmd, environment: cmd.environment ?? {}, run: (values, positionals) => cmd.run(values, positionals, {} as Read<C>) };
+    commands[name] = {
+      ...cmd,
+      environment: cmd.environment ?? {},
+      run: (values, positionals) => cmd.run(values, positionals, {} as Read<C>),
+    };
     return;
   }
   commands[name] = {

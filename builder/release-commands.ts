@@ -21,27 +21,33 @@ import { readStackSettings, stackNames } from "./stack-files";
 import { table } from "./table";
 import { ZONES } from "./zones";
 
-const str = (v: Values, k: string) => (typeof v[k] === "string" ? (v[k]) : undefined);
+const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);
 const today = () => new Date().toISOString().slice(0, 10);
 
 /** `--at YYYY-MM-DD`, today by default. */
 export function dayOption(v: Values): string {
   const at = str(v, "at") ?? today();
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(at) || Number.isNaN(Date.parse(at))) throw new UsageError(`--at: expected a date as YYYY-MM-DD, got "${at}"`);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(at) || Number.isNaN(Date.parse(at)))
+    throw new UsageError(`--at: expected a date as YYYY-MM-DD, got "${at}"`);
   return at;
 }
 
-const missingCredential = (name: string) => new UsageError(`${withHowTo(`${name} is not set`)}: this reads the zone's images through the Scaleway API`);
+const missingCredential = (name: string) =>
+  new UsageError(`${withHowTo(`${name} is not set`)}: this reads the zone's images through the Scaleway API`);
 
 const AT: OptionSpec = { type: "string", value: "YYYY-MM-DD", description: "the day to judge on; today by default" };
 const JSON_FINDINGS: OptionSpec = { type: "boolean", description: "print the findings as JSON" };
-const API_CREDENTIALS = Object.fromEntries(["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_API_URL"].map((k) => [k, ENVIRONMENT[k]!]));
+const API_CREDENTIALS = Object.fromEntries(
+  ["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_API_URL"].map((k) => [k, ENVIRONMENT[k]!]),
+);
 
 /** The factory's images in a zone (tagged `factory:release=…`), as SCS sees them: their tags read back. */
 export async function liveImages(zone: string): Promise<CatalogImage[]> {
   const catalog = loadCatalog();
   return (await liveFactoryImages(zoneClient(zone, missingCredential), zone)).map((i) => {
-    const release = catalog.byId.get(i.tags.find((t) => t.startsWith("factory:release="))!.slice("factory:release=".length));
+    const release = catalog.byId.get(
+      i.tags.find((t) => t.startsWith("factory:release="))!.slice("factory:release=".length),
+    );
     const built = i.tags.find((t) => t.startsWith(`${SCS_TAG_PREFIX}image_build_date=`))?.split("=")[1];
     return {
       subject: `${i.name} (${i.id})`,
@@ -55,7 +61,13 @@ export async function liveImages(zone: string): Promise<CatalogImage[]> {
 function report(findings: Finding[], json: boolean): number {
   if (json) process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
   else if (findings.length === 0) process.stdout.write("no findings\n");
-  else process.stdout.write(`${table(["severity", "subject", "rule", "message"], findings.map((f) => [f.severity, f.subject, f.rule, f.message]))}\n`);
+  else
+    process.stdout.write(
+      `${table(
+        ["severity", "subject", "rule", "message"],
+        findings.map((f) => [f.severity, f.subject, f.rule, f.message]),
+      )}\n`,
+    );
   return findings.some((f) => f.severity === "error") ? 1 : 0;
 }
 
@@ -66,7 +78,10 @@ register("scs-check", {
     "image-factory scs-check --live --zone ZONE [--at YYYY-MM-DD] [--json]",
   options: {
     at: AT,
-    live: { type: "boolean", description: "check the factory's images in a zone through the Scaleway API, not the catalog" },
+    live: {
+      type: "boolean",
+      description: "check the factory's images in a zone through the Scaleway API, not the catalog",
+    },
     zone: { type: "string", value: "ZONE", description: "with --live: the Availability Zone" },
     json: JSON_FINDINGS,
   },
@@ -75,9 +90,16 @@ register("scs-check", {
     const at = dayOption(v);
     if (!v.live) return report(checkCatalog(loadCatalog(), at), v.json === true);
     const zone = str(v, "zone");
-    if (!zone || !(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--live needs --zone with a Scaleway Availability Zone (${ZONES.join(", ")})`);
+    if (!zone || !(ZONES as readonly string[]).includes(zone))
+      throw new UsageError(`--live needs --zone with a Scaleway Availability Zone (${ZONES.join(", ")})`);
     const images = await liveImages(zone);
-    return report([...images.flatMap((i) => checkImageMetadata(i.subject, i.meta, { at, built: true, hidden: i.hidden })), ...checkImageSet(images, at)], v.json === true);
+    return report(
+      [
+        ...images.flatMap((i) => checkImageMetadata(i.subject, i.meta, { at, built: true, hidden: i.hidden })),
+        ...checkImageSet(images, at),
+      ],
+      v.json === true,
+    );
   },
 });
 
@@ -86,9 +108,23 @@ register("lifecycle", {
   usage: "image-factory lifecycle [--at YYYY-MM-DD] [--grace-days 90 | --stack NAME] [--notice-days 60] [--json]",
   options: {
     at: AT,
-    "grace-days": { type: "string", value: "DAYS", default: "90", description: "days after upstream end of life before an image is deprecated" },
-    "notice-days": { type: "string", value: "DAYS", default: "60", description: "days before deprecation from which customers get a notice" },
-    stack: { type: "string", value: "NAME", description: "take the grace period from this stack's deprecationGraceDays" },
+    "grace-days": {
+      type: "string",
+      value: "DAYS",
+      default: "90",
+      description: "days after upstream end of life before an image is deprecated",
+    },
+    "notice-days": {
+      type: "string",
+      value: "DAYS",
+      default: "60",
+      description: "days before deprecation from which customers get a notice",
+    },
+    stack: {
+      type: "string",
+      value: "NAME",
+      description: "take the grace period from this stack's deprecationGraceDays",
+    },
     json: { type: "boolean", description: "print JSON" },
   },
   run(v) {
@@ -107,7 +143,18 @@ register("lifecycle", {
       return;
     }
     process.stdout.write(
-      `${table(["image", "label", "state", "eol", "deprecated from", "days left", "successor"], entries.map((e) => [e.id, e.label, e.state, e.eol ?? "rolling", e.deprecates ?? "-", e.daysLeft === null ? "-" : String(e.daysLeft), e.successor ?? "-"]))}\n`,
+      `${table(
+        ["image", "label", "state", "eol", "deprecated from", "days left", "successor"],
+        entries.map((e) => [
+          e.id,
+          e.label,
+          e.state,
+          e.eol ?? "rolling",
+          e.deprecates ?? "-",
+          e.daysLeft === null ? "-" : String(e.daysLeft),
+          e.successor ?? "-",
+        ]),
+      )}\n`,
     );
     for (const e of entries.filter((x) => x.notice)) process.stdout.write(`\n${e.id}: ${e.notice}\n`);
   },
@@ -115,10 +162,16 @@ register("lifecycle", {
 
 register("check-upstream", {
   summary: "find each release's newest upstream build from upstream's listings; --write records it in images/pins.json",
-  usage: "image-factory check-upstream [--release ID,...] [--mirror URL] [--write [--pins FILE]] [--at YYYY-MM-DD] [--json]",
+  usage:
+    "image-factory check-upstream [--release ID,...] [--mirror URL] [--write [--pins FILE]] [--at YYYY-MM-DD] [--json]",
   options: {
     release: { type: "string", value: "ID,...", description: "only these OS releases; all by default" },
-    mirror: { type: "string", value: "URL", env: "FACTORY_MIRROR", description: "read upstream listings through <URL>/<host>/<path>" },
+    mirror: {
+      type: "string",
+      value: "URL",
+      env: "FACTORY_MIRROR",
+      description: "read upstream listings through <URL>/<host>/<path>",
+    },
     write: { type: "boolean", description: "record the newest builds in the pins file" },
     pins: { type: "string", value: "FILE", description: "with --write: the pins file; images/pins.json by default" },
     at: AT,
@@ -126,29 +179,52 @@ register("check-upstream", {
   },
   async run(v) {
     const catalog = loadCatalog();
-    const releases = (str(v, "release") ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+    const releases = (str(v, "release") ?? "")
+      .split(",")
+      .map((x) => x.trim())
+      .filter(Boolean);
     const unknown = releases.filter((id) => catalog.byId.get(id)?.kind !== "os");
     if (unknown.length) throw new UsageError(`--release: no OS release ${unknown.join(", ")} in the catalog`);
     const report = await checkUpstream({
-      catalog, releases, mirror: str(v, "mirror"), at: dayOption(v),
+      catalog,
+      releases,
+      mirror: str(v, "mirror"),
+      at: dayOption(v),
       ...(v.write ? { writePins: str(v, "pins") ?? join(projectRoot(), "images", "pins.json") } : {}),
     });
     if (v.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else {
-      process.stdout.write(`${table(["release", "arch", "pinned", "newest", "status"], report.rows.map((r) => [r.release, r.arch, r.pinned, r.newest ?? "-", r.reason ? `${r.status}: ${r.reason}` : r.status]))}\n`);
+      process.stdout.write(
+        `${table(
+          ["release", "arch", "pinned", "newest", "status"],
+          report.rows.map((r) => [
+            r.release,
+            r.arch,
+            r.pinned,
+            r.newest ?? "-",
+            r.reason ? `${r.status}: ${r.reason}` : r.status,
+          ]),
+        )}\n`,
+      );
       for (const f of report.flags) process.stdout.write(`flag: ${f}\n`);
-      if (report.wrote) process.stdout.write(`wrote the new pins to ${report.wrote}: review the diff, then plan the stacks\n`);
+      if (report.wrote)
+        process.stdout.write(`wrote the new pins to ${report.wrote}: review the diff, then plan the stacks\n`);
     }
     return report.rows.some((r) => r.status === "unreadable") ? 1 : 0;
   },
 });
 
 register("rollout", {
-  summary: "pulumi up (or --preview) an environment's zone stacks in waves, canary zones first; stops after a failed wave",
+  summary:
+    "pulumi up (or --preview) an environment's zone stacks in waves, canary zones first; stops after a failed wave",
   usage: "image-factory rollout --env prod [--waves fr-par-1:nl-ams-1:pl-waw-1,fr-par-2:...] [--preview] [--markdown]",
   options: {
     env: { type: "string", value: "ENV", description: "the environment whose zone stacks to roll out (prod)" },
-    waves: { type: "string", value: "Z:Z,Z:...", description: "the waves, zones joined by ':' within one and ',' between them; canary zones first by default" },
+    waves: {
+      type: "string",
+      value: "Z:Z,Z:...",
+      description: "the waves, zones joined by ':' within one and ',' between them; canary zones first by default",
+    },
     preview: { type: "boolean", description: "pulumi preview instead of up" },
     markdown: { type: "boolean", description: "print the report in Markdown instead of JSON" },
   },
@@ -169,12 +245,21 @@ register("rollout", {
     }
     // The Automation API runs the pulumi CLI: without it every stack would fail with only "code: -2" (ENOENT).
     if (!onPath("pulumi"))
-      throw new Error("the pulumi CLI is not installed (not found on PATH): rollout drives it through the Automation API; install it (https://www.pulumi.com/docs/install/), then pulumi login");
+      throw new Error(
+        "the pulumi CLI is not installed (not found on PATH): rollout drives it through the Automation API; install it (https://www.pulumi.com/docs/install/), then pulumi login",
+      );
     // The engine is only loaded here: the rest of this CLI (what the Commands run) never imports Pulumi.
     const { automationRunner } = await import("../components/automation.js");
     const op = v.preview ? "preview" : "up";
-    const report = await rollout(waves, automationRunner(projectRoot(), (line) => process.stderr.write(line)), op, (line) => process.stderr.write(`${line}\n`));
-    process.stdout.write(v.markdown ? rolloutMarkdown(report, waves.flat().length) : `${JSON.stringify(report, null, 2)}\n`);
+    const report = await rollout(
+      waves,
+      automationRunner(projectRoot(), (line) => process.stderr.write(line)),
+      op,
+      (line) => process.stderr.write(`${line}\n`),
+    );
+    process.stdout.write(
+      v.markdown ? rolloutMarkdown(report, waves.flat().length) : `${JSON.stringify(report, null, 2)}\n`,
+    );
     return report.stoppedAfter === undefined ? 0 : 1;
   },
 });
@@ -188,9 +273,17 @@ register("retention", {
   ...withContract(
     "retention",
     {
-      stack: { type: "string", value: "NAME", description: "take the zone and the current builds from this stack's plan" },
+      stack: {
+        type: "string",
+        value: "NAME",
+        description: "take the zone and the current builds from this stack's plan",
+      },
       zone: { type: "string", value: "ZONE", description: "the Availability Zone (without --stack)" },
-      current: { type: "string", value: "REL/ARCH=HASH,...", description: "the stack's current builds (without --stack)" },
+      current: {
+        type: "string",
+        value: "REL/ARCH=HASH,...",
+        description: "the stack's current builds (without --stack)",
+      },
       apply: { type: "boolean", description: "carry the plan out; without it, print what it would do" },
       at: AT,
       json: { type: "boolean", description: "print JSON" },
@@ -201,7 +294,10 @@ register("retention", {
   async run(v) {
     // The Command's FACTORY_TIMEOUT bounds this run as it bounds the contract-registered subcommands.
     const timeout = FACTORY_TIMEOUT.safeParse(process.env.FACTORY_TIMEOUT || undefined);
-    if (!timeout.success) throw new UsageError(`FACTORY_TIMEOUT: ${timeout.error.issues[0]!.message} (got "${process.env.FACTORY_TIMEOUT}")`);
+    if (!timeout.success)
+      throw new UsageError(
+        `FACTORY_TIMEOUT: ${timeout.error.issues[0]!.message} (got "${process.env.FACTORY_TIMEOUT}")`,
+      );
     return bounded(retentionRun(v), timeout.data, "image-factory retention");
   },
 });
@@ -218,9 +314,11 @@ async function retentionRun(v: Values): Promise<number> {
     current = parseCurrentBuilds(formatCurrentBuilds(planStack(catalog, settings)));
   } else {
     // What the stack's retention Command passes (builder/contract.ts); without --stack, zone and builds are needed.
-    if (!zone || !(ZONES as readonly string[]).includes(zone)) throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")}), or --stack`);
+    if (!zone || !(ZONES as readonly string[]).includes(zone))
+      throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")}), or --stack`);
     // An empty list would make every image a previous version: refuse rather than hide a whole zone.
-    if (!str(v, "current")) throw new UsageError("--current: give the stack's current builds (REL/ARCH=HASH,...), or --stack");
+    if (!str(v, "current"))
+      throw new UsageError("--current: give the stack's current builds (REL/ARCH=HASH,...), or --stack");
     let env: Read<typeof RetentionContract>;
     try {
       env = readEnvironment(RetentionContract, process.env, v);
@@ -237,12 +335,27 @@ async function retentionRun(v: Values): Promise<number> {
   }
   const client = zoneClient(zone, missingCredential);
   const steps = planRetention(await liveFactoryImages(client, zone), current, at);
-  const outcomes = v.apply ? await applyRetention(client, zone, steps, (l) => process.stderr.write(`retention ${zone}: ${l}\n`)) : [];
-  const row = (s: RetentionStep) => [s.key, `${s.image.name} (${s.image.id})`, s.action === "mark" ? `mark as "${s.rename}"` : s.action, s.reason];
-  if (v.json) process.stdout.write(`${JSON.stringify({ zone, at, applied: v.apply === true, steps: steps.map((s) => ({ action: s.action, key: s.key, image: s.image.id, name: s.image.name, rename: s.rename, reason: s.reason })), outcomes }, null, 2)}\n`);
+  const outcomes = v.apply
+    ? await applyRetention(client, zone, steps, (l) => process.stderr.write(`retention ${zone}: ${l}\n`))
+    : [];
+  const row = (s: RetentionStep) => [
+    s.key,
+    `${s.image.name} (${s.image.id})`,
+    s.action === "mark" ? `mark as "${s.rename}"` : s.action,
+    s.reason,
+  ];
+  if (v.json)
+    process.stdout.write(
+      `${JSON.stringify({ zone, at, applied: v.apply === true, steps: steps.map((s) => ({ action: s.action, key: s.key, image: s.image.id, name: s.image.name, rename: s.rename, reason: s.reason })), outcomes }, null, 2)}\n`,
+    );
   else {
-    process.stdout.write(steps.length ? `${table(["release", "image", "action", "why"], steps.map(row))}\n` : "no factory images in this zone\n");
-    if (!v.apply && steps.some((s) => s.action === "mark" || s.action === "delete")) process.stdout.write("dry run: --apply carries it out\n");
+    process.stdout.write(
+      steps.length
+        ? `${table(["release", "image", "action", "why"], steps.map(row))}\n`
+        : "no factory images in this zone\n",
+    );
+    if (!v.apply && steps.some((s) => s.action === "mark" || s.action === "delete"))
+      process.stdout.write("dry run: --apply carries it out\n");
   }
   return outcomes.some((o) => o.error) ? 1 : 0;
 }

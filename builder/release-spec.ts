@@ -68,7 +68,10 @@ export function releaseTags(plan: PlannedImage, extraTags: string[], status: Rel
  * output was not what this code reads, and an image must not ship without the key, so it fails the release.
  */
 export function buildDateTag(date: string, where: string): string {
-  if (!date) throw new Error(`${where}: image-factory publish reported no imageBuildDate, so scs:image_build_date cannot be set`);
+  if (!date)
+    throw new Error(
+      `${where}: image-factory publish reported no imageBuildDate, so scs:image_build_date cannot be set`,
+    );
   return `${SCS_TAG_PREFIX}image_build_date=${date}`;
 }
 
@@ -81,7 +84,10 @@ export function releaseSpec(plan: PlannedImage, s: ReleaseSettings): ReleaseSpec
   return {
     zone: plan.zone,
     tags: releaseTags(plan, s.extraTags, s.status),
-    snapshot: { name: `${plan.name}-${plan.contentHash.slice(0, 12)}`, import: { bucket: s.bucket, key: plan.artifactKey } },
+    snapshot: {
+      name: `${plan.name}-${plan.contentHash.slice(0, 12)}`,
+      import: { bucket: s.bucket, key: plan.artifactKey },
+    },
     image: { name: plan.imageName, architecture: plan.arch },
     server: {
       name: testServerName(plan),
@@ -100,7 +106,11 @@ export function releaseSpec(plan: PlannedImage, s: ReleaseSettings): ReleaseSpec
 export type TestRun<W> = Omit<Write<typeof TestInstanceContract, W>, "zone" | "release">;
 
 /** The test Command's environment for a spec, through the contract the CLI reads. */
-export function testEnvironment<W = never>(spec: ReleaseSpec, run: TestRun<W>, secret?: (v: string | W) => string | W): Record<string, string | W> {
+export function testEnvironment<W = never>(
+  spec: ReleaseSpec,
+  run: TestRun<W>,
+  secret?: (v: string | W) => string | W,
+): Record<string, string | W> {
   return writeEnvironment<typeof TestInstanceContract, W>(TestInstanceContract, { ...run, ...spec.test }, secret);
 }
 
@@ -114,8 +124,23 @@ export const GB = 1_000_000_000;
 export function sdkRequests(spec: ReleaseSpec, projectId: string, buildDate: string) {
   const tags = withBuildDate(spec.tags, buildDate, spec.image.name);
   return {
-    importSnapshot: { zone: spec.zone, bucket: spec.snapshot.import.bucket, key: spec.snapshot.import.key, name: spec.snapshot.name, projectId, tags },
-    createImage: (snapshotId: string) => ({ zone: spec.zone, name: spec.image.name, rootVolume: snapshotId, arch: spec.image.architecture, project: projectId, public: false, tags }),
+    importSnapshot: {
+      zone: spec.zone,
+      bucket: spec.snapshot.import.bucket,
+      key: spec.snapshot.import.key,
+      name: spec.snapshot.name,
+      projectId,
+      tags,
+    },
+    createImage: (snapshotId: string) => ({
+      zone: spec.zone,
+      name: spec.image.name,
+      rootVolume: snapshotId,
+      arch: spec.image.architecture,
+      project: projectId,
+      public: false,
+      tags,
+    }),
     createServer: (imageId: string) => ({
       zone: spec.zone,
       name: spec.server.name,

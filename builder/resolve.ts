@@ -52,7 +52,12 @@ export interface ResolveOptions {
   discover?: boolean;
 }
 
-export async function resolveSource(release: OsRelease, arch: Architecture, mirror?: string, opts: ResolveOptions = {}): Promise<ResolvedSource> {
+export async function resolveSource(
+  release: OsRelease,
+  arch: Architecture,
+  mirror?: string,
+  opts: ResolveOptions = {},
+): Promise<ResolvedSource> {
   const where = upstreamLocation(release, arch);
   const fileName = basename(new URL(where.image).pathname);
   const checksumsUrl = throughMirror(where.checksums, mirror);

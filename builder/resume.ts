@@ -28,7 +28,9 @@ export function resumeHeaders(have: number, meta: PartialMeta | undefined, url: 
 }
 
 // `Content-Range: bytes 100-199/1000`, or `bytes */1000` on a 416.
-export function parseContentRange(value: string | undefined): { start?: number; end?: number; total?: number } | undefined {
+export function parseContentRange(
+  value: string | undefined,
+): { start?: number; end?: number; total?: number } | undefined {
   const m = /^bytes\s+(?:(\d+)-(\d+)|\*)\/(\d+|\*)$/i.exec(value?.trim() ?? "");
   if (!m) return undefined;
   return {
@@ -57,29 +59,48 @@ export interface ResponseHead {
 /** What a response to a request made with `resumeHeaders(have, meta)` means for the partial file. */
 export function judgeResponse(head: ResponseHead, have: number, meta: PartialMeta | undefined): Verdict {
   const range = parseContentRange(head.contentRange);
-  const length = head.contentLength !== undefined && /^\d+$/.test(head.contentLength) ? Number(head.contentLength) : undefined;
+  const length =
+    head.contentLength !== undefined && /^\d+$/.test(head.contentLength) ? Number(head.contentLength) : undefined;
   if (head.status === 200) {
     const total = length;
     if (have === 0) return { action: "replace", ...(total !== undefined ? { total } : {}) };
     // The server ignored the Range, or If-Range found the file changed: it sent the whole file.
-    return { action: "replace", reason: "the server sent the whole file again", ...(total !== undefined ? { total } : {}) };
+    return {
+      action: "replace",
+      reason: "the server sent the whole file again",
+      ...(total !== undefined ? { total } : {}),
+    };
   }
   if (head.status === 206) {
-    if (!range || range.start === undefined) return { action: "discard", reason: `206 without a usable Content-Range (${head.contentRange ?? "none"})` };
-    if (range.start !== have) return { action: "discard", reason: `the server resumed at byte ${range.start}, not ${have}` };
+    if (!range || range.start === undefined)
+      return { action: "discard", reason: `206 without a usable Content-Range (${head.contentRange ?? "none"})` };
+    if (range.start !== have)
+      return { action: "discard", reason: `the server resumed at byte ${range.start}, not ${have}` };
     if (meta?.total !== undefined && range.total !== undefined && range.total !== meta.total)
       return { action: "discard", reason: `the file's size changed from ${meta.total} to ${range.total} bytes` };
     return { action: "append", ...(range.total !== undefined ? { total: range.total } : {}) };
   }
   if (head.status === 416 && have > 0) {
     if (range?.total === have && (meta?.total === undefined || meta.total === have)) return { action: "complete" };
-    return { action: "discard", reason: `416: the server's file has ${range?.total ?? "an unknown number of"} bytes, ${have} are on disk` };
+    return {
+      action: "discard",
+      reason: `416: the server's file has ${range?.total ?? "an unknown number of"} bytes, ${have} are on disk`,
+    };
   }
-  return { action: "fail", status: head.status, retryable: head.status >= 500 || head.status === 408 || head.status === 429 };
+  return {
+    action: "fail",
+    status: head.status,
+    retryable: head.status >= 500 || head.status === 408 || head.status === 429,
+  };
 }
 
 /** Exponential backoff with jitter: try n waits about base·2^(n-1), at most `max`, times 0.5–1. */
-export function backoffDelay(failedTries: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  failedTries: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, failedTries - 1));
   return Math.round(ceiling * (0.5 + random() / 2));
 }
@@ -89,7 +110,11 @@ export function describeCause(err: unknown): string {
   const one = (e: unknown): string => {
     if (!(e instanceof Error)) return String(e).split("\n")[0]!.trim();
     const code = (e as NodeJS.ErrnoException).code;
-    const text = e.message.split("\n").map((l) => l.trim()).find((l) => l) ?? e.name;
+    const text =
+      e.message
+        .split("\n")
+        .map((l) => l.trim())
+        .find((l) => l) ?? e.name;
     return code && !text.includes(code) ? `${text} (${code})` : text;
   };
   const head = one(err);

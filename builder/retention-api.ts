@@ -13,8 +13,10 @@ export function zoneClient(zone: string, missing: (name: string) => Error): Clie
     return value;
   };
   return scalewayClient({
-    accessKey: need("SCW_ACCESS_KEY"), secretKey: need("SCW_SECRET_KEY"),
-    defaultProjectId: process.env.SCW_DEFAULT_PROJECT_ID, defaultZone: zone,
+    accessKey: need("SCW_ACCESS_KEY"),
+    secretKey: need("SCW_SECRET_KEY"),
+    defaultProjectId: process.env.SCW_DEFAULT_PROJECT_ID,
+    defaultZone: zone,
     ...(process.env.SCW_API_URL ? { apiURL: process.env.SCW_API_URL } : {}),
   });
 }
@@ -31,9 +33,14 @@ export async function liveFactoryImages(client: Client, zone: string): Promise<L
   return (await allImages(client, zone))
     .filter((i) => i.tags.some((t) => t.startsWith("factory:release=")))
     .map((i) => ({
-      id: i.id, name: i.name, arch: i.arch, tags: i.tags,
+      id: i.id,
+      name: i.name,
+      arch: i.arch,
+      tags: i.tags,
       created: i.creationDate?.toISOString() ?? "",
-      snapshotIds: [i.rootVolume?.id, ...Object.values(i.extraVolumes ?? {}).map((v) => v.id)].filter((x): x is string => !!x),
+      snapshotIds: [i.rootVolume?.id, ...Object.values(i.extraVolumes ?? {}).map((v) => v.id)].filter(
+        (x): x is string => !!x,
+      ),
       usedBy: servers.filter((s) => s.image?.id === i.id).map((s) => `${s.name} (${s.id})`),
     }));
 }
@@ -52,9 +59,18 @@ export interface Outcome {
  * created yet (a `pulumi up` under way) has no image either.
  */
 export async function strandedSnapshots(client: Client, zone: string): Promise<{ id: string; name: string }[]> {
-  const referenced = new Set((await allImages(client, zone)).flatMap((i) => [i.rootVolume?.id, ...Object.values(i.extraVolumes ?? {}).map((v) => v.id)]));
-  const snapshots = await new Blockv1.API(client).listSnapshots({ zone: zone, pageSize: 100, includeDeleted: false }).all();
-  return snapshots.filter((s) => s.tags.includes(RETIRED_SNAPSHOT_TAG) && !referenced.has(s.id)).map((s) => ({ id: s.id, name: s.name }));
+  const referenced = new Set(
+    (await allImages(client, zone)).flatMap((i) => [
+      i.rootVolume?.id,
+      ...Object.values(i.extraVolumes ?? {}).map((v) => v.id),
+    ]),
+  );
+  const snapshots = await new Blockv1.API(client)
+    .listSnapshots({ zone: zone, pageSize: 100, includeDeleted: false })
+    .all();
+  return snapshots
+    .filter((s) => s.tags.includes(RETIRED_SNAPSHOT_TAG) && !referenced.has(s.id))
+    .map((s) => ({ id: s.id, name: s.name }));
 }
 
 /**
@@ -62,7 +78,12 @@ export async function strandedSnapshots(client: Client, zone: string): Promise<{
  * image, marks its block snapshots retired, deletes the image, deletes the snapshots. Re-running finishes what a
  * failed run left, stranded snapshots included.
  */
-export async function applyRetention(client: Client, zone: string, steps: readonly RetentionStep[], log: (line: string) => void): Promise<Outcome[]> {
+export async function applyRetention(
+  client: Client,
+  zone: string,
+  steps: readonly RetentionStep[],
+  log: (line: string) => void,
+): Promise<Outcome[]> {
   const instance = new Instancev1.API(client);
   const block = new Blockv1.API(client);
   const z = zone as never;
@@ -80,17 +101,27 @@ export async function applyRetention(client: Client, zone: string, steps: readon
   const subject = (s: RetentionStep) => `${s.image.name} (${s.image.id})`;
   for (const step of steps.filter((s) => s.action === "mark"))
     await attempt("hide", `${subject(step)} as "${step.rename}"`, () =>
-      instance.updateImage({ zone: z, imageId: step.image.id, name: step.rename, tags: hiddenTags(step.image.tags), public: false }));
+      instance.updateImage({
+        zone: z,
+        imageId: step.image.id,
+        name: step.rename,
+        tags: hiddenTags(step.image.tags),
+        public: false,
+      }),
+    );
   for (const step of steps.filter((s) => s.action === "delete"))
     await attempt("delete", subject(step), async () => {
       for (const snapshotId of step.image.snapshotIds) {
         const { tags } = await block.getSnapshot({ zone: z, snapshotId });
-        if (!tags.includes(RETIRED_SNAPSHOT_TAG)) await block.updateSnapshot({ zone: z, snapshotId, tags: [...tags, RETIRED_SNAPSHOT_TAG] });
+        if (!tags.includes(RETIRED_SNAPSHOT_TAG))
+          await block.updateSnapshot({ zone: z, snapshotId, tags: [...tags, RETIRED_SNAPSHOT_TAG] });
       }
       await instance.deleteImage({ zone: z, imageId: step.image.id });
       for (const snapshotId of step.image.snapshotIds) await block.deleteSnapshot({ zone: z, snapshotId });
     });
   for (const s of await strandedSnapshots(client, zone))
-    await attempt("delete stranded snapshot", `${s.name} (${s.id})`, () => block.deleteSnapshot({ zone: z, snapshotId: s.id }));
+    await attempt("delete stranded snapshot", `${s.name} (${s.id})`, () =>
+      block.deleteSnapshot({ zone: z, snapshotId: s.id }),
+    );
   return out;
 }

@@ -52,10 +52,13 @@ export const statusTag = (status: ReleaseStatus) => `${STATUS_TAG_KEY}=${status}
 export function withStatus(tags: readonly string[], status: ReleaseStatus): string[] {
   const at = tags.findIndex((t) => t.startsWith(`${STATUS_TAG_KEY}=`));
   const rest = tags.filter((t, i) => i === at || !t.startsWith(`${STATUS_TAG_KEY}=`));
-  return at < 0 ? [...rest, statusTag(status)] : rest.map((t) => (t.startsWith(`${STATUS_TAG_KEY}=`) ? statusTag(status) : t));
+  return at < 0
+    ? [...rest, statusTag(status)]
+    : rest.map((t) => (t.startsWith(`${STATUS_TAG_KEY}=`) ? statusTag(status) : t));
 }
 
-const tagValue = (tags: readonly string[], key: string) => tags.find((t) => t.startsWith(`${key}=`))?.slice(key.length + 1);
+const tagValue = (tags: readonly string[], key: string) =>
+  tags.find((t) => t.startsWith(`${key}=`))?.slice(key.length + 1);
 
 /** " 20261120": SCS-0102's rename of a superseded image, from its build date (its creation day when untagged). */
 export function retiredName(image: LiveImage): string {
@@ -99,28 +102,53 @@ export function planRetention(images: readonly LiveImage[], current: CurrentBuil
     const planned = (i: LiveImage) => hash !== undefined && tagValue(i.tags, "factory:content-hash") === hash;
     const isCurrent = (i: LiveImage) => planned(i) && !isCandidate(i);
     const previous = group.filter((i) => !planned(i) && !isCandidate(i)).sort(byAge);
-    for (const image of group.filter(isCurrent)) steps.push({ action: "current", image, key, reason: `current build ${hash!.slice(0, 12)}` });
+    for (const image of group.filter(isCurrent))
+      steps.push({ action: "current", image, key, reason: `current build ${hash!.slice(0, 12)}` });
     for (const image of group.filter((i) => isCandidate(i))) {
-      if (planned(image)) steps.push({ action: "leave", image, key, reason: `candidate of the current build ${hash!.slice(0, 12)}: its battery has not passed` });
-      else if (image.usedBy.length) steps.push({ action: "leave", image, key, reason: `candidate never released, but servers still use it: ${image.usedBy.join(", ")}` });
+      if (planned(image))
+        steps.push({
+          action: "leave",
+          image,
+          key,
+          reason: `candidate of the current build ${hash!.slice(0, 12)}: its battery has not passed`,
+        });
+      else if (image.usedBy.length)
+        steps.push({
+          action: "leave",
+          image,
+          key,
+          reason: `candidate never released, but servers still use it: ${image.usedBy.join(", ")}`,
+        });
       else steps.push({ action: "delete", image, key, reason: "candidate never released, superseded" });
     }
     if (hash !== undefined && !group.some(isCurrent)) {
       for (const image of previous)
-        steps.push({ action: "leave", image, key, reason: `the current build ${hash.slice(0, 12)} is not released in this zone yet: nothing is retired before its successor is released` });
+        steps.push({
+          action: "leave",
+          image,
+          key,
+          reason: `the current build ${hash.slice(0, 12)} is not released in this zone yet: nothing is retired before its successor is released`,
+        });
       continue;
     }
     previous.forEach((image, age) => {
       const validity = tagValue(image.tags, `${SCS_TAG_PREFIX}uuid_validity`);
       const verdict = keepFor(validity, age, at);
       if (verdict === undefined) {
-        steps.push({ action: "leave", image, key, reason: `uuid_validity ${validity === undefined ? "is missing" : `"${validity}" is not understood`}: not judged` });
+        steps.push({
+          action: "leave",
+          image,
+          key,
+          reason: `uuid_validity ${validity === undefined ? "is missing" : `"${validity}" is not understood`}: not judged`,
+        });
         return;
       }
       // Expired but still booted from: hidden like a kept version, deleted by a later run once free.
       const inUse = !verdict.keep && image.usedBy.length > 0;
       if (verdict.keep || inUse) {
-        const reason = inUse ? `${verdict.reason}, but servers still use it: ${image.usedBy.join(", ")}` : verdict.reason;
+        const reason = inUse
+          ? `${verdict.reason}, but servers still use it: ${image.usedBy.join(", ")}`
+          : verdict.reason;
         const rename = retiredName(image);
         if (isHidden(image) && image.name === rename) steps.push({ action: "keep", image, key, reason });
         else steps.push({ action: "mark", image, key, rename, reason });
@@ -145,7 +173,9 @@ function keepFor(validity: string | undefined, age: number, at: string): { keep:
       : { keep: false, reason: `uuid_validity ${validity}: previous version ${age + 1}, beyond the last ${n}` };
   }
   if (/^\d{4}-\d{2}-\d{2}$/.test(validity))
-    return at <= validity ? { keep: true, reason: `uuid_validity until ${validity}` } : { keep: false, reason: `uuid_validity ended ${validity}` };
+    return at <= validity
+      ? { keep: true, reason: `uuid_validity until ${validity}` }
+      : { keep: false, reason: `uuid_validity ended ${validity}` };
   return undefined;
 }
 
@@ -155,15 +185,25 @@ export function hiddenTags(tags: readonly string[]): string[] {
 }
 
 /** `<release>/<arch>=<content hash>`, comma-separated: how the stack hands its current builds to the CLI. */
-export function formatCurrentBuilds(plans: readonly { release: { id: string }; arch: string; contentHash: string }[]): string {
-  return plans.map((p) => `${p.release.id}/${p.arch}=${p.contentHash}`).sort().join(",");
+export function formatCurrentBuilds(
+  plans: readonly { release: { id: string }; arch: string; contentHash: string }[],
+): string {
+  return plans
+    .map((p) => `${p.release.id}/${p.arch}=${p.contentHash}`)
+    .sort()
+    .join(",");
 }
 
 export function parseCurrentBuilds(text: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const [i, entry] of text.split(",").map((e) => e.trim()).filter(Boolean).entries()) {
+  for (const [i, entry] of text
+    .split(",")
+    .map((e) => e.trim())
+    .filter(Boolean)
+    .entries()) {
     const m = /^([a-z0-9][a-z0-9.-]*)\/(x86_64|arm64)=([0-9a-f]{64})$/.exec(entry);
-    if (!m) throw new Error(`current build ${i + 1} "${entry}": expected <release>/<x86_64|arm64>=<sha256 content hash>`);
+    if (!m)
+      throw new Error(`current build ${i + 1} "${entry}": expected <release>/<x86_64|arm64>=<sha256 content hash>`);
     const key = `${m[1]}/${m[2]}`;
     if (out.has(key)) throw new Error(`current build ${i + 1}: ${key} is given twice`);
     out.set(key, m[3]!);

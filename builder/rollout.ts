@@ -33,13 +33,19 @@ export function parseWaves(env: string, stacks: readonly string[], spec?: string
   const zonesOf = stacks.filter((s) => s.startsWith(`${env}-`)).map((s) => s.slice(env.length + 1));
   if (zonesOf.length === 0) throw new Error(`no stack of environment "${env}" (expected stacks named ${env}-<zone>)`);
   const waves = spec
-    ? spec.split(",").map((w) => w.split(":").map((z) => z.trim()).filter(Boolean))
+    ? spec.split(",").map((w) =>
+        w
+          .split(":")
+          .map((z) => z.trim())
+          .filter(Boolean),
+      )
     : [zonesOf.filter((z) => z.endsWith("-1")), zonesOf.filter((z) => !z.endsWith("-1"))].filter((w) => w.length);
   const seen = new Set<string>();
   for (const [i, wave] of waves.entries()) {
     if (wave.length === 0) throw new Error(`--waves: wave ${i + 1} is empty`);
     for (const zone of wave) {
-      if (!(ZONES as readonly string[]).includes(zone)) throw new Error(`--waves: "${zone}" (wave ${i + 1}) is not a Scaleway Availability Zone`);
+      if (!(ZONES as readonly string[]).includes(zone))
+        throw new Error(`--waves: "${zone}" (wave ${i + 1}) is not a Scaleway Availability Zone`);
       if (!zonesOf.includes(zone)) throw new Error(`--waves: no stack ${env}-${zone} for zone ${zone} (wave ${i + 1})`);
       if (seen.has(zone)) throw new Error(`--waves: zone ${zone} appears twice`);
       seen.add(zone);
@@ -51,13 +57,19 @@ export function parseWaves(env: string, stacks: readonly string[], spec?: string
 }
 
 /** Runs the waves in order, the stacks of a wave one after another; stops after a wave in which a stack failed. */
-export async function rollout(waves: string[][], runner: StackRunner, op: "preview" | "up", log: (line: string) => void = () => {}): Promise<RolloutReport> {
+export async function rollout(
+  waves: string[][],
+  runner: StackRunner,
+  op: "preview" | "up",
+  log: (line: string) => void = () => {},
+): Promise<RolloutReport> {
   const report: RolloutReport = { op, waves: [] };
   for (const [i, stacks] of waves.entries()) {
     log(`wave ${i + 1}/${waves.length}: ${stacks.join(", ")}`);
     const outcomes: StackOutcome[] = [];
     for (const stack of stacks) {
-      const once = (o: "preview" | "up") => runner.run(stack, o).catch((err: Error) => ({ ok: false, operations: {}, error: err.message.split("\n")[0] }));
+      const once = (o: "preview" | "up") =>
+        runner.run(stack, o).catch((err: Error) => ({ ok: false, operations: {}, error: err.message.split("\n")[0] }));
       let outcome = await once(op);
       // The `up` after a passed battery no longer declares its test Instances (the stack's testedContentHashes):
       // run it right away, so they leave the zone now rather than at the next release.
@@ -88,14 +100,24 @@ function addOperations(a: Record<string, number>, b: Record<string, number>): Re
 export function rolloutMarkdown(report: RolloutReport, total: number): string {
   const lines = [`## Rollout ${report.op === "preview" ? "preview" : ""}`.trim(), ""];
   for (const [i, wave] of report.waves.entries()) {
-    lines.push(`### Wave ${i + 1}`, "", "| stack | result | create | replace | delete | update |", "| --- | --- | --- | --- | --- | --- |");
+    lines.push(
+      `### Wave ${i + 1}`,
+      "",
+      "| stack | result | create | replace | delete | update |",
+      "| --- | --- | --- | --- | --- | --- |",
+    );
     for (const o of wave.outcomes) {
       const n = (k: string) => String(o.operations[k] ?? 0);
-      lines.push(`| ${o.stack} | ${o.ok ? "ok" : `failed: ${o.error ?? "error"}`} | ${n("create")} | ${n("replace")} | ${n("delete")} | ${n("update")} |`);
+      lines.push(
+        `| ${o.stack} | ${o.ok ? "ok" : `failed: ${o.error ?? "error"}`} | ${n("create")} | ${n("replace")} | ${n("delete")} | ${n("update")} |`,
+      );
     }
     lines.push("");
   }
-  if (report.stoppedAfter !== undefined) lines.push(`Stopped after wave ${report.stoppedAfter}: ${total - report.waves.flatMap((w) => w.stacks).length} stacks not rolled out.`, "");
+  if (report.stoppedAfter !== undefined)
+    lines.push(
+      `Stopped after wave ${report.stoppedAfter}: ${total - report.waves.flatMap((w) => w.stacks).length} stacks not rolled out.`,
+      "",
+    );
   return lines.join("\n");
 }
-

@@ -90,14 +90,29 @@ function readInside(root: string, path: string): string | undefined {
  * One read-only libguestfs session on `disk`: the dpkg status file and the copyright files, the latter through a
  * tar of /usr/share/doc from which only `<package>/copyright` entries are extracted on the host.
  */
-export async function readDebianPackages(disk: string, accel: Accelerator): Promise<{ packages: InstalledPackage[]; status: string }> {
+export async function readDebianPackages(
+  disk: string,
+  accel: Accelerator,
+): Promise<{ packages: InstalledPackage[]; status: string }> {
   const work = mkdtempSync(join(tmpdir(), "factory-sbom-"));
   try {
-    const script = [`download ${DPKG_STATUS} ${join(work, "status")}`, `tar-out /usr/share/doc ${join(work, "doc.tar")}`].join("\n");
+    const script = [
+      `download ${DPKG_STATUS} ${join(work, "status")}`,
+      `tar-out /usr/share/doc ${join(work, "doc.tar")}`,
+    ].join("\n");
     await run("guestfish", ["--ro", "--format=qcow2", "-a", disk, "-i"], { env: guestfsEnv(accel), input: script });
     const docs = join(work, "doc");
     mkdirSync(docs);
-    await run("tar", ["-xf", join(work, "doc.tar"), "-C", docs, "--wildcards", "*/copyright", "--no-same-owner", "--no-same-permissions"]);
+    await run("tar", [
+      "-xf",
+      join(work, "doc.tar"),
+      "-C",
+      docs,
+      "--wildcards",
+      "*/copyright",
+      "--no-same-owner",
+      "--no-same-permissions",
+    ]);
     const status = readFileSync(join(work, "status"), "utf8");
     const packages = parseDpkgStatus(status).map((p) => {
       const text = readInside(docs, join(docs, p.name, "copyright"));
@@ -135,7 +150,11 @@ export function purl(s: Pick<SbomSubject, "family" | "osDistro" | "osVersion">, 
     case "rhel": {
       // rpm -qa gave EPOCHNUM:VERSION-RELEASE; purl puts a non-zero epoch in a qualifier.
       const [, epoch, evr] = /^(?:(\d+):)?(.*)$/.exec(p.version)!;
-      return new PackageURL("rpm", s.osDistro, p.name, evr, { arch: p.arch, distro, ...(epoch && epoch !== "0" ? { epoch } : {}) }).toString();
+      return new PackageURL("rpm", s.osDistro, p.name, evr, {
+        arch: p.arch,
+        distro,
+        ...(epoch && epoch !== "0" ? { epoch } : {}),
+      }).toString();
     }
     case "arch":
       return new PackageURL("alpm", s.osDistro, p.name, p.version, { arch: p.arch, distro }).toString();
@@ -175,7 +194,10 @@ export function cycloneDx(s: SbomSubject, packages: InstalledPackage[]): Record<
         ],
       },
       properties: [
-        { name: `${SBOM_PROPERTY}:package-database`, value: s.family === "debian" ? DPKG_STATUS : "the package manager's list, read in the guest at build time" },
+        {
+          name: `${SBOM_PROPERTY}:package-database`,
+          value: s.family === "debian" ? DPKG_STATUS : "the package manager's list, read in the guest at build time",
+        },
         // Honest about coverage: a package without a machine-readable copyright file has no licence here.
         { name: `${SBOM_PROPERTY}:packages-without-licence`, value: String(withoutLicence) },
       ],
@@ -188,7 +210,9 @@ export function cycloneDx(s: SbomSubject, packages: InstalledPackage[]): Record<
         name: p.name,
         version: p.version,
         purl: ref,
-        ...(p.licenses?.length ? { licenses: p.licenses.map((name) => ({ license: { name, acknowledgement: "declared" } })) } : {}),
+        ...(p.licenses?.length
+          ? { licenses: p.licenses.map((name) => ({ license: { name, acknowledgement: "declared" } })) }
+          : {}),
         properties: [
           { name: `${SBOM_PROPERTY}:arch`, value: p.arch },
           ...(p.source ? [{ name: `${SBOM_PROPERTY}:source-package`, value: p.source }] : []),
@@ -201,8 +225,14 @@ export function cycloneDx(s: SbomSubject, packages: InstalledPackage[]): Record<
 
 /** The packages listed in an SBOM this module wrote (for diffs): name, version and architecture. */
 export function sbomPackages(sbom: unknown): { name: string; version: string; arch: string }[] {
-  const components = (sbom as { components?: { name: string; version: string; properties?: { name: string; value: string }[] }[] }).components ?? [];
-  return components.map((c) => ({ name: c.name, version: c.version, arch: c.properties?.find((p) => p.name === `${SBOM_PROPERTY}:arch`)?.value ?? "" }));
+  const components =
+    (sbom as { components?: { name: string; version: string; properties?: { name: string; value: string }[] }[] })
+      .components ?? [];
+  return components.map((c) => ({
+    name: c.name,
+    version: c.version,
+    arch: c.properties?.find((p) => p.name === `${SBOM_PROPERTY}:arch`)?.value ?? "",
+  }));
 }
 
 /** Schema errors of a CycloneDX 1.6 JSON document against the official (strict) schema; null when valid. */

@@ -8,9 +8,20 @@ import { upstreamLocation } from "./upstream-url";
 
 /** The SCS-0102 keys every image carries, in the standard's spelling. */
 export const SCS_KEYS = [
-  "architecture", "os_distro", "os_version", "os_purpose", "image_source", "image_original_user",
-  "image_description", "replace_frequency", "provided_until", "uuid_validity", "hw_disk_bus", "min_disk",
-  "min_ram", "hash_algo",
+  "architecture",
+  "os_distro",
+  "os_version",
+  "os_purpose",
+  "image_source",
+  "image_original_user",
+  "image_description",
+  "replace_frequency",
+  "provided_until",
+  "uuid_validity",
+  "hw_disk_bus",
+  "min_disk",
+  "min_ram",
+  "hash_algo",
 ] as const;
 export type ScsKey = (typeof SCS_KEYS)[number];
 export type ScsMetadata = Record<ScsKey, string | number>;

@@ -21,7 +21,8 @@ export interface RetryPolicy {
 export const PROVIDER_RETRY: RetryPolicy = { retries: 3, minMs: 2000, maxMs: 120_000 };
 
 /** Statuses retried: rate limiting and server-side failures, except 501 (not implemented will not change). */
-export const retryable = (status: number): boolean => status === 429 || (status >= 500 && status <= 599 && status !== 501);
+export const retryable = (status: number): boolean =>
+  status === 429 || (status >= 500 && status <= 599 && status !== 501);
 
 /** Milliseconds a Retry-After value asks for (delay-seconds or an HTTP date, RFC 9110 10.2.3), undefined if none or unreadable. */
 export function retryAfterMs(value: string | null, now: number): number | undefined {
@@ -36,7 +37,13 @@ export function retryAfterMs(value: string | null, now: number): number | undefi
  * How long to wait before retry number `attempt` (0 for the first retry) after an answer with `status` (undefined for
  * a connection error), or undefined when not to retry: the status is final or the retries are spent.
  */
-export function retryDelay(status: number | undefined, retryAfter: string | null, attempt: number, p: RetryPolicy, now = Date.now()): number | undefined {
+export function retryDelay(
+  status: number | undefined,
+  retryAfter: string | null,
+  attempt: number,
+  p: RetryPolicy,
+  now = Date.now(),
+): number | undefined {
   if (attempt >= p.retries) return undefined;
   if (status !== undefined && !retryable(status)) return undefined;
   const backoff = Math.min(p.maxMs, p.minMs * 2 ** attempt);
@@ -67,7 +74,9 @@ export function retryingFetch(
         if (res) return res;
         throw new Error(`${what}: ${(error as Error).message} (after ${attempt + 1} attempts)`, { cause: error });
       }
-      log(`scaleway api: ${what} answered ${res ? res.status : (error as Error).message}; retry ${attempt + 1}/${p.retries} in ${(wait / 1000).toFixed(1)} s`);
+      log(
+        `scaleway api: ${what} answered ${res ? res.status : (error as Error).message}; retry ${attempt + 1}/${p.retries} in ${(wait / 1000).toFixed(1)} s`,
+      );
       await res?.body?.cancel();
       await new Promise((r) => setTimeout(r, wait));
     }
@@ -84,6 +93,7 @@ export function policyFromEnv(env: NodeJS.ProcessEnv = process.env): RetryPolicy
   const raw = env.FACTORY_API_RETRY_MIN_MS;
   if (raw === undefined || raw === "") return PROVIDER_RETRY;
   const min = Number(raw);
-  if (!Number.isInteger(min) || min < 0) throw new Error(`FACTORY_API_RETRY_MIN_MS: ${raw} is not a whole number of milliseconds`);
+  if (!Number.isInteger(min) || min < 0)
+    throw new Error(`FACTORY_API_RETRY_MIN_MS: ${raw} is not a whole number of milliseconds`);
   return { ...PROVIDER_RETRY, minMs: min };
 }

@@ -18,7 +18,10 @@ export const AppBases = z.record(z.string().min(1), z.string().min(1));
 /** Pinned downloads replaced in this stack: official URL → `{ url?, sha256 }` of the file to use instead. */
 export const SourceOverrides = z.record(
   z.url(),
-  z.strictObject({ url: z.url().optional(), sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (sha256)") }),
+  z.strictObject({
+    url: z.url().optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits (sha256)"),
+  }),
 );
 
 /** Pulumi types config as strings, numbers, booleans and arrays, so the stack files write the maps as lists. */
@@ -28,7 +31,12 @@ const AppBaseList = z
   .transform((entries) => Object.fromEntries(entries.map((e) => e.split("=", 2) as [string, string])));
 const SourceOverrideList = z
   .array(
-    z.string().regex(/^https?:\/\/\S+ sha256:[0-9a-f]{64}( https?:\/\/\S+)?$/, "expected <official url> sha256:<64 hex digits> [<replacement url>]"),
+    z
+      .string()
+      .regex(
+        /^https?:\/\/\S+ sha256:[0-9a-f]{64}( https?:\/\/\S+)?$/,
+        "expected <official url> sha256:<64 hex digits> [<replacement url>]",
+      ),
   )
   .default([])
   .transform((entries) =>
@@ -57,7 +65,13 @@ const UpstreamSignatureList = z
   .transform((entries): Record<string, z.input<typeof Signature>> =>
     Object.fromEntries(
       entries.map((e) => {
-        const [id, kind, url, keyUrl, fingerprint] = e.split(" ") as [string, "detached" | "clearsigned", string, string, string];
+        const [id, kind, url, keyUrl, fingerprint] = e.split(" ") as [
+          string,
+          "detached" | "clearsigned",
+          string,
+          string,
+          string,
+        ];
         // The stack file is the citation of an override's fingerprint: the key URL says where the key lives.
         return [id, { url, kind, fingerprint, keyUrl, source: keyUrl }];
       }),
@@ -71,9 +85,11 @@ const UpstreamSignatureList = z
  * artifact Command as a secret; here only its shape is checked and its key id kept, so the secret text never sits
  * in the settings. Read from the stack file (the CLI), it is still encrypted: `{ secure: ... }`.
  */
-const ReleaseKeySetting = z
-  .union([
-    z.string().min(1).transform((pem, ctx) => {
+const ReleaseKeySetting = z.union([
+  z
+    .string()
+    .min(1)
+    .transform((pem, ctx) => {
       try {
         return { keyId: keyId(releasePrivateKey(pem, `${PROJECT}:releaseKey`)) };
       } catch (err) {
@@ -81,8 +97,8 @@ const ReleaseKeySetting = z
         return z.NEVER;
       }
     }),
-    z.object({ secure: z.string().min(1) }).transform(() => ({ keyId: undefined })),
-  ]);
+  z.object({ secure: z.string().min(1) }).transform(() => ({ keyId: undefined })),
+]);
 /**
  * `releasePublicKey`: the public part (SPKI PEM, or its one-line base64 body) operators verify with
  * (`image-factory verify --stack`); when set, a `releaseKey` of another pair is refused.
@@ -102,7 +118,9 @@ export const asPublicPem = (text: string) =>
 function releaseKeyProblems(s: { releaseKey?: { keyId?: string }; releasePublicKey?: string }): string[] {
   if (!s.releaseKey?.keyId || !s.releasePublicKey) return [];
   const expected = keyId(releasePublicKey(s.releasePublicKey));
-  return s.releaseKey.keyId === expected ? [] : [`${PROJECT}:releaseKey: its public part ${s.releaseKey.keyId} is not ${PROJECT}:releasePublicKey (${expected})`];
+  return s.releaseKey.keyId === expected
+    ? []
+    : [`${PROJECT}:releaseKey: its public part ${s.releaseKey.keyId} is not ${PROJECT}:releasePublicKey (${expected})`];
 }
 // ---- end of the release signing block ------------------------------------------------------------------------
 
@@ -245,7 +263,12 @@ export function misplacedKeys(config: Record<string, string>): { key: string; na
       const [ns, name] = key.split(":", 2) as [string, string | undefined];
       return { key, ns, name: name ?? "" };
     })
-    .filter(({ ns, name }) => name && ns !== PROJECT && (squash(ns) === squash(PROJECT) || (ours.has(name) && !PROVIDER_KEYS[ns]?.includes(name))))
+    .filter(
+      ({ ns, name }) =>
+        name &&
+        ns !== PROJECT &&
+        (squash(ns) === squash(PROJECT) || (ours.has(name) && !PROVIDER_KEYS[ns]?.includes(name))),
+    )
     .map(({ key, name }) => ({ key, name }));
 }
 
@@ -257,7 +280,9 @@ export function regionProblems(settings: Pick<StackSettings, "zone" | "s3Endpoin
   const region = regionOf(settings.zone);
   const named = settings.s3Endpoint && scalewayS3Region(settings.s3Endpoint);
   return named && named !== region
-    ? [`${PROJECT}:s3Endpoint: ${settings.s3Endpoint} is Object Storage in ${named}, but zone ${settings.zone} is in ${region}: the bucket must be in ${region} (https://s3.${region}.scw.cloud, the default when unset)`]
+    ? [
+        `${PROJECT}:s3Endpoint: ${settings.s3Endpoint} is Object Storage in ${named}, but zone ${settings.zone} is in ${region}: the bucket must be in ${region} (https://s3.${region}.scw.cloud, the default when unset)`,
+      ]
     : [];
 }
 
@@ -276,7 +301,9 @@ export function scalewayS3Region(url: string): string | undefined {
 export function zoneProblems(zone: Zone): string[] {
   const missing = missingCapabilities(zone);
   return missing.length
-    ? [`${PROJECT}:zone: ${zone} has no ${missing.join(" and no ")}, which every image needs (artifact → block snapshot → Instance image); use a zone in ${REGIONS.filter((r) => r !== regionOf(zone)).join(", ")}`]
+    ? [
+        `${PROJECT}:zone: ${zone} has no ${missing.join(" and no ")}, which every image needs (artifact → block snapshot → Instance image); use a zone in ${REGIONS.filter((r) => r !== regionOf(zone)).join(", ")}`,
+      ]
     : [];
 }
 
@@ -290,20 +317,35 @@ export function parseStackSettings(stack: string, config: Record<string, string>
     const [ns, name] = key.split(":", 2);
     if (ns !== PROJECT || !name) continue;
     // Pulumi keeps strings that look like other types as strings; ids such as "12" stay what zod expects.
-    raw[name] = name === "releaseEpoch" || name === "ecosystemVersion" || name === "ecosystemKeyFingerprint" ? value : decode(value);
+    raw[name] =
+      name === "releaseEpoch" || name === "ecosystemVersion" || name === "ecosystemKeyFingerprint"
+        ? value
+        : decode(value);
   }
   const misplaced = misplacedKeys(config);
-  const misplacedProblems = misplaced.map(({ key, name }) => `${key}: this project's settings are in the ${PROJECT} namespace: write it as ${PROJECT}:${name}`);
+  const misplacedProblems = misplaced.map(
+    ({ key, name }) =>
+      `${key}: this project's settings are in the ${PROJECT} namespace: write it as ${PROJECT}:${name}`,
+  );
   const parsed = StackSettings.safeParse(raw);
   if (!parsed.success) {
-    const elsewhere = (name: string) => Object.keys(config).filter((k) => k !== `${PROJECT}:${name}` && k.endsWith(`:${name}`));
+    const elsewhere = (name: string) =>
+      Object.keys(config).filter((k) => k !== `${PROJECT}:${name}` && k.endsWith(`:${name}`));
     throw new StackConfigError(stack, [
       ...misplacedProblems,
       ...parsed.error.issues
         // A required key that sits in the wrong namespace is reported once, as misplaced.
-        .filter((i) => !(i.path.length === 1 && raw[String(i.path[0])] === undefined && misplaced.some((m) => m.name === i.path[0])))
+        .filter(
+          (i) =>
+            !(
+              i.path.length === 1 &&
+              raw[String(i.path[0])] === undefined &&
+              misplaced.some((m) => m.name === i.path[0])
+            ),
+        )
         .map((i) => {
-          if (i.code === "unrecognized_keys") return `unknown config keys: ${i.keys.map((k) => `${PROJECT}:${k}`).join(", ")}`;
+          if (i.code === "unrecognized_keys")
+            return `unknown config keys: ${i.keys.map((k) => `${PROJECT}:${k}`).join(", ")}`;
           const name = String(i.path[0] ?? "");
           const also = i.path.length === 1 && raw[name] === undefined ? elsewhere(name) : [];
           return `${PROJECT}:${i.path.join(".") || "(root)"}: ${i.message}${also.length ? ` (${also.join(", ")} is another provider's setting, not this one)` : ""}`;
@@ -311,7 +353,12 @@ export function parseStackSettings(stack: string, config: Record<string, string>
     ]);
   }
   const settings = parsed.data;
-  const problems: string[] = [...misplacedProblems, ...zoneProblems(settings.zone), ...regionProblems(settings), ...releaseKeyProblems(settings)];
+  const problems: string[] = [
+    ...misplacedProblems,
+    ...zoneProblems(settings.zone),
+    ...regionProblems(settings),
+    ...releaseKeyProblems(settings),
+  ];
   const wildcard = settings.images.includes("*");
   if (wildcard && settings.images.length > 1) problems.push(`${PROJECT}:images: "*" cannot be combined with ids`);
   for (const id of settings.images) {
@@ -319,7 +366,9 @@ export function parseStackSettings(stack: string, config: Record<string, string>
     if (id !== "*" && !release) problems.push(`${PROJECT}:images: no release "${id}" in the catalog`);
     const retired = release && retiredBy(catalog, release, settings);
     if (retired)
-      problems.push(`${PROJECT}:images: ${id} was deprecated on ${retired} (end of life + ${settings.deprecationGraceDays} days), before release epoch ${settings.releaseEpoch} began: remove it from this stack`);
+      problems.push(
+        `${PROJECT}:images: ${id} was deprecated on ${retired} (end of life + ${settings.deprecationGraceDays} days), before release epoch ${settings.releaseEpoch} began: remove it from this stack`,
+      );
   }
   for (const rule of settings.securityRebuilds) {
     const id = rule.split(":")[0]!;

@@ -38,12 +38,22 @@ export function pinnedKey(spec: Signature, what: string): PinnedKey {
 
 /** Primary key fingerprints of an OpenPGP key file, as gpg lists them (uppercase hex). */
 async function primaryFingerprints(home: string, keyFile: string): Promise<string[]> {
-  const { stdout } = await run("gpg", ["--batch", "--homedir", home, "--with-colons", "--import-options", "show-only", "--import", keyFile]);
+  const { stdout } = await run("gpg", [
+    "--batch",
+    "--homedir",
+    home,
+    "--with-colons",
+    "--import-options",
+    "show-only",
+    "--import",
+    keyFile,
+  ]);
   const lines = stdout.split("\n");
   const fprs: string[] = [];
   lines.forEach((line, i) => {
     // A `pub` record's fingerprint is the next `fpr` line; subkeys (`sub`) have their own, which are not pins.
-    if (line.startsWith("pub:") && lines[i + 1]?.startsWith("fpr:")) fprs.push(lines[i + 1]!.split(":")[9]!.toUpperCase());
+    if (line.startsWith("pub:") && lines[i + 1]?.startsWith("fpr:"))
+      fprs.push(lines[i + 1]!.split(":")[9]!.toUpperCase());
   });
   return fprs;
 }
@@ -63,7 +73,9 @@ export async function ensurePinnedKey(key: PinnedKey, mirror: string | undefined
     try {
       bytes = await fetchBytes(url);
     } catch (err) {
-      throw new SignatureError(`${what}: cannot get the pinned key ${key.fingerprint} from ${url} (${(err as Error).message}); it is published at ${key.keyUrl}`);
+      throw new SignatureError(
+        `${what}: cannot get the pinned key ${key.fingerprint} from ${url} (${(err as Error).message}); it is published at ${key.keyUrl}`,
+      );
     }
     const downloaded = join(home, "downloaded.asc");
     writeFileSync(downloaded, bytes);
@@ -71,7 +83,9 @@ export async function ensurePinnedKey(key: PinnedKey, mirror: string | undefined
     try {
       found = await primaryFingerprints(home, downloaded);
     } catch {
-      throw new SignatureError(`${what}: ${url} is not an OpenPGP key (expected the pinned key ${key.fingerprint}, published at ${key.keyUrl})`);
+      throw new SignatureError(
+        `${what}: ${url} is not an OpenPGP key (expected the pinned key ${key.fingerprint}, published at ${key.keyUrl})`,
+      );
     }
     if (!found.includes(key.fingerprint))
       throw new SignatureError(
@@ -94,7 +108,13 @@ export async function ensurePinnedKey(key: PinnedKey, mirror: string | undefined
  * Returns the text the signature covers: for a clear-signed file only the signed part, so unsigned lines around it
  * are never trusted.
  */
-export async function verifyWithKey(key: PinnedKey, keyFile: string, data: Buffer, signature: Buffer | undefined, what: string): Promise<string> {
+export async function verifyWithKey(
+  key: PinnedKey,
+  keyFile: string,
+  data: Buffer,
+  signature: Buffer | undefined,
+  what: string,
+): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "factory-gpg-"));
   try {
     const keyring = join(dir, "keyring.gpg");
@@ -130,9 +150,14 @@ export async function verifyWithKey(key: PinnedKey, keyFile: string, data: Buffe
       throw err;
     }
     // VALIDSIG <signing (sub)key fpr> … <primary key fpr>: the primary key must be the pin, whatever subkey signed.
-    const valid = status.split("\n").filter((l) => l.startsWith("[GNUPG:] VALIDSIG ")).map((l) => l.trim().split(" ").at(-1)!.toUpperCase());
+    const valid = status
+      .split("\n")
+      .filter((l) => l.startsWith("[GNUPG:] VALIDSIG "))
+      .map((l) => l.trim().split(" ").at(-1)!.toUpperCase());
     if (valid.length === 0 || valid.some((fpr) => fpr !== key.fingerprint))
-      throw new SignatureError(`${what}: signature check failed: not signed by the pinned key ${key.fingerprint} (valid signatures by: ${valid.join(", ") || "none"})`);
+      throw new SignatureError(
+        `${what}: signature check failed: not signed by the pinned key ${key.fingerprint} (valid signatures by: ${valid.join(", ") || "none"})`,
+      );
     return text;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -140,7 +165,13 @@ export async function verifyWithKey(key: PinnedKey, keyFile: string, data: Buffe
 }
 
 /** The whole check for an upstream checksum file: pinned key fetched (or cached) and verified, then the signature. */
-export async function verifySignature(spec: Signature, data: Buffer, signature: Buffer | undefined, what: string, mirror?: string): Promise<string> {
+export async function verifySignature(
+  spec: Signature,
+  data: Buffer,
+  signature: Buffer | undefined,
+  what: string,
+  mirror?: string,
+): Promise<string> {
   const key = pinnedKey(spec, what);
   if (spec.kind === "detached" && !signature) throw new SignatureError(`${what}: detached signature missing`);
   const keyFile = await ensurePinnedKey(key, mirror, what);

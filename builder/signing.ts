@@ -39,7 +39,8 @@ export function releasePrivateKey(pem: string, what = "release key"): KeyObject 
   } catch (err) {
     throw new SignatureError(`${what}: not a PEM private key (${(err as Error).message})`);
   }
-  if (key.asymmetricKeyType !== "ed25519") throw new SignatureError(`${what}: an ${key.asymmetricKeyType} key, expected ed25519`);
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new SignatureError(`${what}: an ${key.asymmetricKeyType} key, expected ed25519`);
   return key;
 }
 
@@ -51,7 +52,8 @@ export function releasePublicKey(pem: string, what = "release public key"): KeyO
   } catch (err) {
     throw new SignatureError(`${what}: not a PEM public key (${(err as Error).message})`);
   }
-  if (key.asymmetricKeyType !== "ed25519") throw new SignatureError(`${what}: an ${key.asymmetricKeyType} key, expected ed25519`);
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new SignatureError(`${what}: an ${key.asymmetricKeyType} key, expected ed25519`);
   return key;
 }
 
@@ -67,7 +69,11 @@ export function keyId(key: KeyObject): string {
 
 export function signEnvelope(payload: Buffer, payloadType: string, key: KeyObject): Envelope {
   const sig = sign(null, pae(payloadType, payload), key);
-  return { payloadType, payload: payload.toString("base64"), signatures: [{ keyid: keyId(key), sig: sig.toString("base64") }] };
+  return {
+    payloadType,
+    payload: payload.toString("base64"),
+    signatures: [{ keyid: keyId(key), sig: sig.toString("base64") }],
+  };
 }
 
 /**
@@ -81,13 +87,19 @@ export function openEnvelope(text: string, key: KeyObject, payloadType: string, 
   } catch (err) {
     throw new SignatureError(`${what}: not a DSSE envelope (${(err as Error).message.split("\n")[0]})`);
   }
-  if (envelope.payloadType !== payloadType) throw new SignatureError(`${what}: payload type ${envelope.payloadType}, expected ${payloadType}`);
+  if (envelope.payloadType !== payloadType)
+    throw new SignatureError(`${what}: payload type ${envelope.payloadType}, expected ${payloadType}`);
   const id = keyId(key);
   const mine = envelope.signatures.filter((s) => s.keyid === id);
-  if (!mine.length) throw new SignatureError(`${what}: not signed by the release key ${id} (signed by ${envelope.signatures.map((s) => s.keyid).join(", ")})`);
+  if (!mine.length)
+    throw new SignatureError(
+      `${what}: not signed by the release key ${id} (signed by ${envelope.signatures.map((s) => s.keyid).join(", ")})`,
+    );
   const payload = Buffer.from(envelope.payload, "base64");
   const message = pae(envelope.payloadType, payload);
   if (!mine.some((s) => verify(null, message, key, Buffer.from(s.sig, "base64"))))
-    throw new SignatureError(`${what}: the signature by ${id} does not verify: the envelope was altered or signed by another key`);
+    throw new SignatureError(
+      `${what}: the signature by ${id} does not verify: the envelope was altered or signed by another key`,
+    );
   return payload;
 }

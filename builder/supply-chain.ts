@@ -14,7 +14,15 @@ import { stampFile } from "./build-stamp";
 import { BUILDER_REVISION } from "./plan";
 import { diffPackages, packageDiffMarkdown, type BuildDiff, type PackageVersion } from "./package-diff";
 import { projectRoot } from "./paths";
-import { companionKeys, provenanceStatement, scsProvenanceMismatches, signProvenance, verifyRelease, type ProvenanceSource, type Statement } from "./provenance";
+import {
+  companionKeys,
+  provenanceStatement,
+  scsProvenanceMismatches,
+  signProvenance,
+  verifyRelease,
+  type ProvenanceSource,
+  type Statement,
+} from "./provenance";
 import { cycloneDx, readDebianPackages, sbomPackages, type InstalledPackage } from "./sbom";
 import { SignatureError } from "./signing";
 
@@ -29,7 +37,9 @@ export type SupplyManifest = ProvenanceSource & {
 /** The compiled CLI's build stamp: which builder sources ran. */
 export function builderStamp(): string {
   try {
-    return String((JSON.parse(readFileSync(stampFile(projectRoot()), "utf8")) as { sources?: unknown }).sources ?? "unknown");
+    return String(
+      (JSON.parse(readFileSync(stampFile(projectRoot()), "utf8")) as { sources?: unknown }).sources ?? "unknown",
+    );
   } catch {
     return "unknown";
   }
@@ -39,15 +49,27 @@ export function builderStamp(): string {
  * The artifact's SBOM, written beside it (`<artifact>.cdx.json`) on first use: Debian-family images read from their
  * dpkg database in one read-only appliance session, the others from the package list the build read in the guest.
  */
-export async function ensureSbom(artifact: string, m: SupplyManifest, family: "debian" | "rhel" | "arch"): Promise<string> {
+export async function ensureSbom(
+  artifact: string,
+  m: SupplyManifest,
+  family: "debian" | "rhel" | "arch",
+): Promise<string> {
   const file = `${artifact}.cdx.json`;
   if (existsSync(file)) return readFileSync(file, "utf8");
-  const packages: InstalledPackage[] = family === "debian" ? (await readDebianPackages(artifact, await accelerator())).packages : m.packages;
+  const packages: InstalledPackage[] =
+    family === "debian" ? (await readDebianPackages(artifact, await accelerator())).packages : m.packages;
   const bom = cycloneDx(
     {
-      release: m.release, label: m.label, arch: m.arch, contentHash: m.contentHash, sha256: m.output.sha256,
-      osDistro: String(m.scs.os_distro), osVersion: String(m.scs.os_version), family,
-      timestamp: statSync(artifact).mtime.toISOString(), builderStamp: builderStamp(),
+      release: m.release,
+      label: m.label,
+      arch: m.arch,
+      contentHash: m.contentHash,
+      sha256: m.output.sha256,
+      osDistro: String(m.scs.os_distro),
+      osVersion: String(m.scs.os_version),
+      family,
+      timestamp: statSync(artifact).mtime.toISOString(),
+      builderStamp: builderStamp(),
     },
     packages,
   );
@@ -57,12 +79,19 @@ export async function ensureSbom(artifact: string, m: SupplyManifest, family: "d
 }
 
 /** The signed provenance of the artifact as it sits under `artifactKey`; it finished when the artifact was written. */
-export function provenanceFor(artifactKey: string, artifact: string, m: SupplyManifest, manifest: string, sbom: string, key: KeyObject): string {
-  const statement = provenanceStatement(
-    { artifactKey, artifactSha256: m.output.sha256, manifest, sbom },
-    m,
-    { builderStamp: builderStamp(), builderRevision: BUILDER_REVISION, finishedOn: statSync(artifact).mtime.toISOString() },
-  );
+export function provenanceFor(
+  artifactKey: string,
+  artifact: string,
+  m: SupplyManifest,
+  manifest: string,
+  sbom: string,
+  key: KeyObject,
+): string {
+  const statement = provenanceStatement({ artifactKey, artifactSha256: m.output.sha256, manifest, sbom }, m, {
+    builderStamp: builderStamp(),
+    builderRevision: BUILDER_REVISION,
+    finishedOn: statSync(artifact).mtime.toISOString(),
+  });
   return signProvenance(statement, key);
 }
 
@@ -87,14 +116,44 @@ export async function objectSha256(s3: S3Client, bucket: string, key: string): P
  * Verifies the artifact under `artifactKey` in the bucket against its signed provenance: the envelope by `key`,
  * then the artifact's, manifest's and SBOM's digests, then the SCS metadata against the provenance.
  */
-export async function verifyInBucket(s3: S3Client, bucket: string, artifactKey: string, key: KeyObject): Promise<Statement> {
+export async function verifyInBucket(
+  s3: S3Client,
+  bucket: string,
+  artifactKey: string,
+  key: KeyObject,
+): Promise<Statement> {
   const k = companionKeys(artifactKey);
-  const [manifest, sbom, provenance] = await Promise.all([getText(s3, bucket, k.manifest), getText(s3, bucket, k.sbom), getText(s3, bucket, k.provenance)]);
-  const missing = [[k.manifest, manifest], [k.sbom, sbom], [k.provenance, provenance]].filter(([, v]) => v === undefined).map(([n]) => n);
-  if (missing.length) throw new SignatureError(`${artifactKey}: ${missing.join(", ")} missing from bucket ${bucket}: nothing to verify the artifact against`);
-  const statement = verifyRelease({ artifactKey, artifactSha256: await objectSha256(s3, bucket, artifactKey), manifest: manifest!, sbom: sbom!, provenance: provenance! }, key);
+  const [manifest, sbom, provenance] = await Promise.all([
+    getText(s3, bucket, k.manifest),
+    getText(s3, bucket, k.sbom),
+    getText(s3, bucket, k.provenance),
+  ]);
+  const missing = [
+    [k.manifest, manifest],
+    [k.sbom, sbom],
+    [k.provenance, provenance],
+  ]
+    .filter(([, v]) => v === undefined)
+    .map(([n]) => n);
+  if (missing.length)
+    throw new SignatureError(
+      `${artifactKey}: ${missing.join(", ")} missing from bucket ${bucket}: nothing to verify the artifact against`,
+    );
+  const statement = verifyRelease(
+    {
+      artifactKey,
+      artifactSha256: await objectSha256(s3, bucket, artifactKey),
+      manifest: manifest!,
+      sbom: sbom!,
+      provenance: provenance!,
+    },
+    key,
+  );
   const mismatches = scsProvenanceMismatches(statement, (JSON.parse(manifest!) as SupplyManifest).scs);
-  if (mismatches.length) throw new SignatureError(`${k.manifest}: SCS metadata disagrees with the signed provenance: ${mismatches.join("; ")}`);
+  if (mismatches.length)
+    throw new SignatureError(
+      `${k.manifest}: SCS metadata disagrees with the signed provenance: ${mismatches.join("; ")}`,
+    );
   return statement;
 }
 
@@ -108,15 +167,22 @@ export async function buildsInBucket(s3: S3Client, bucket: string, release: stri
   const out: BuildRef[] = [];
   let token: string | undefined;
   do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `images/${release}/${arch}/`, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) if (o.Key?.endsWith(".qcow2") && o.LastModified) out.push({ key: o.Key, lastModified: o.LastModified });
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: `images/${release}/${arch}/`, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? [])
+      if (o.Key?.endsWith(".qcow2") && o.LastModified) out.push({ key: o.Key, lastModified: o.LastModified });
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return out.sort((a, b) => b.lastModified.getTime() - a.lastModified.getTime() || (a.key < b.key ? 1 : -1));
 }
 
 /** A build's packages: from its SBOM, else (built before SBOMs) its manifest's list; undefined when neither is there. */
-export async function packagesInBucket(s3: S3Client, bucket: string, artifactKey: string): Promise<PackageVersion[] | undefined> {
+export async function packagesInBucket(
+  s3: S3Client,
+  bucket: string,
+  artifactKey: string,
+): Promise<PackageVersion[] | undefined> {
   const k = companionKeys(artifactKey);
   const sbom = await getText(s3, bucket, k.sbom);
   if (sbom) return sbomPackages(JSON.parse(sbom));
@@ -124,9 +190,15 @@ export async function packagesInBucket(s3: S3Client, bucket: string, artifactKey
   return manifest ? (JSON.parse(manifest) as { packages: PackageVersion[] }).packages : undefined;
 }
 
-
 /** The diff between `to` and the newest other build of the release in the bucket (none: everything is added). */
-export async function diffAgainstPrevious(s3: S3Client, bucket: string, release: string, arch: string, to: string, toPackages: PackageVersion[]): Promise<BuildDiff> {
+export async function diffAgainstPrevious(
+  s3: S3Client,
+  bucket: string,
+  release: string,
+  arch: string,
+  to: string,
+  toPackages: PackageVersion[],
+): Promise<BuildDiff> {
   const previous = (await buildsInBucket(s3, bucket, release, arch)).find((b) => b.key !== to);
   const before = previous ? ((await packagesInBucket(s3, bucket, previous.key)) ?? []) : [];
   return { release, arch, ...(previous ? { from: previous.key } : {}), to, changes: diffPackages(before, toPackages) };

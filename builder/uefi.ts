@@ -29,7 +29,8 @@ export interface PartitionLayout {
 export function parseLayout(out: string): PartitionLayout {
   const table = /^TABLE (\S+)$/m.exec(out)?.[1];
   const sectors = Number(/^SECTORS (\d+)$/m.exec(out)?.[1]);
-  if (table !== "gpt" && table !== "msdos") throw new Error(`ensure-uefi: unsupported partition table "${table ?? "none"}"`);
+  if (table !== "gpt" && table !== "msdos")
+    throw new Error(`ensure-uefi: unsupported partition table "${table ?? "none"}"`);
   const partitions: PartitionLayout["partitions"] = [];
   for (const m of out.matchAll(/part_num: (\d+)\s+part_start: (\d+)\s+part_end: (\d+)/g))
     partitions.push({ num: Number(m[1]), start: Number(m[2]), end: Number(m[3]), esp: false });
@@ -75,8 +76,10 @@ async function queryLayout(disk: string, accel: Accelerator): Promise<PartitionL
     "blockdev-getsz /dev/sda",
     "part-list /dev/sda",
     ...Array.from({ length: 8 }, (_, i) => i + 1).flatMap((n) => [
-      `echo GPT ${n}`, `-part-get-gpt-type /dev/sda ${n}`,
-      `echo MBR ${n}`, `-part-get-mbr-id /dev/sda ${n}`,
+      `echo GPT ${n}`,
+      `-part-get-gpt-type /dev/sda ${n}`,
+      `echo MBR ${n}`,
+      `-part-get-mbr-id /dev/sda ${n}`,
     ]),
   ];
   const raw = await guestfish(disk, lines.join("\n"), accel, true);
@@ -98,15 +101,30 @@ export async function ensureUefi(disk: string, accel: Accelerator): Promise<Uefi
     [
       ...(layout.table === "gpt" ? ["part-expand-gpt /dev/sda"] : []),
       `part-add /dev/sda p ${start} ${end}`,
-      layout.table === "gpt" ? `part-set-gpt-type /dev/sda ${num} ${ESP_GPT_TYPE}` : `part-set-mbr-id /dev/sda ${num} ${ESP_MBR_ID}`,
+      layout.table === "gpt"
+        ? `part-set-gpt-type /dev/sda ${num} ${ESP_GPT_TYPE}`
+        : `part-set-mbr-id /dev/sda ${num} ${ESP_MBR_ID}`,
       `mkfs vfat ${dev} label:EFI`,
     ].join("\n"),
     accel,
     false,
   );
   // Give the ESP its fstab line so the customise run mounts it on /boot/efi for the bootloader install.
-  await run("virt-customize", ["--format", "qcow2", "-a", disk, "--no-network", "--mkdir", "/boot/efi",
-    "--append-line", "/etc/fstab:LABEL=EFI /boot/efi vfat umask=0077 0 1"], { env: guestfsEnv(accel) });
+  await run(
+    "virt-customize",
+    [
+      "--format",
+      "qcow2",
+      "-a",
+      disk,
+      "--no-network",
+      "--mkdir",
+      "/boot/efi",
+      "--append-line",
+      "/etc/fstab:LABEL=EFI /boot/efi vfat umask=0077 0 1",
+    ],
+    { env: guestfsEnv(accel) },
+  );
   return { state: `added (partition ${num}, ${layout.table})`, needsBootloader: true };
 }
 
@@ -116,20 +134,25 @@ export function uefiGuestArgs(family: Family, result: UefiResult): string[] {
   switch (family) {
     case "debian":
       return [
-        "--install", "grub-efi-amd64-bin",
-        "--run-command", "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram && update-grub",
+        "--install",
+        "grub-efi-amd64-bin",
+        "--run-command",
+        "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram && update-grub",
       ];
     case "rhel":
       return [
-        "--install", "grub2-efi-x64,shim-x64",
+        "--install",
+        "grub2-efi-x64,shim-x64",
         "--run-command",
         "mkdir -p /boot/efi/EFI/BOOT && cp /boot/efi/EFI/*/shimx64.efi /boot/efi/EFI/BOOT/BOOTX64.EFI && " +
           "cp /boot/efi/EFI/*/grubx64.efi /boot/efi/EFI/BOOT/ && grub2-mkconfig -o /boot/efi/EFI/BOOT/grub.cfg",
       ];
     case "arch":
       return [
-        "--install", "grub,efibootmgr",
-        "--run-command", "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram && grub-mkconfig -o /boot/grub/grub.cfg",
+        "--install",
+        "grub,efibootmgr",
+        "--run-command",
+        "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram && grub-mkconfig -o /boot/grub/grub.cfg",
       ];
   }
 }

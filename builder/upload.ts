@@ -103,7 +103,15 @@ export async function uploadArtifact(
   const metadata = { ...opts.metadata, [HASH_META]: contentHash };
   const partSize = Math.max(5 * 2 ** 20, opts.partSize ?? DEFAULT_PART_SIZE);
   if (size <= partSize) {
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(file), ContentLength: size, Metadata: metadata }));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: createReadStream(file),
+        ContentLength: size,
+        Metadata: metadata,
+      }),
+    );
     return { key, skipped: false, bytes: size, resumedParts: 0 };
   }
 
@@ -116,12 +124,14 @@ export async function uploadArtifact(
     if (uploadId === undefined) {
       uploadId = u.UploadId;
       const parts = await s3.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
-      for (const p of parts.Parts ?? []) done.set(p.PartNumber!, { PartNumber: p.PartNumber, ETag: p.ETag, Size: p.Size });
+      for (const p of parts.Parts ?? [])
+        done.set(p.PartNumber!, { PartNumber: p.PartNumber, ETag: p.ETag, Size: p.Size });
     } else {
       await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: u.UploadId }));
     }
   }
-  uploadId ??= (await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: metadata }))).UploadId!;
+  uploadId ??= (await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: metadata })))
+    .UploadId!;
 
   const count = Math.ceil(size / partSize);
   const concurrency = Math.max(1, opts.concurrency ?? 4);
@@ -144,7 +154,9 @@ export async function uploadArtifact(
           resumedParts++;
           continue;
         }
-        const res = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: n, Body: body }));
+        const res = await s3.send(
+          new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: n, Body: body }),
+        );
         parts[n - 1] = { PartNumber: n, ETag: res.ETag };
         bytes += body.length;
         await opts.onPart?.(n, count);
@@ -158,9 +170,18 @@ export async function uploadArtifact(
         }),
       ),
     );
-    await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+    await s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts },
+      }),
+    );
   } catch (err) {
-    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+    await s3
+      .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }))
+      .catch(() => undefined);
     throw err;
   }
   return { key, skipped: false, bytes, resumedParts };
@@ -191,18 +212,31 @@ export interface SweepOptions {
  * Aborts multipart uploads under the prefix that were started long ago: a publisher killed mid-upload leaves its
  * parts billed in the bucket, and only a rerun for the same key would resume or abort them.
  */
-export async function sweepStaleUploads(s3: S3Client, bucket: string, opts: SweepOptions = {}): Promise<{ aborted: PendingUpload[]; kept: number }> {
+export async function sweepStaleUploads(
+  s3: S3Client,
+  bucket: string,
+  opts: SweepOptions = {},
+): Promise<{ aborted: PendingUpload[]; kept: number }> {
   const all: PendingUpload[] = [];
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   do {
     const page = await s3.send(
-      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: opts.prefix ?? "images/", KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+      new ListMultipartUploadsCommand({
+        Bucket: bucket,
+        Prefix: opts.prefix ?? "images/",
+        KeyMarker: keyMarker,
+        UploadIdMarker: uploadIdMarker,
+      }),
     );
-    for (const u of page.Uploads ?? []) if (u.Key && u.UploadId) all.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated });
-    [keyMarker, uploadIdMarker] = page.IsTruncated ? [page.NextKeyMarker, page.NextUploadIdMarker] : [undefined, undefined];
+    for (const u of page.Uploads ?? [])
+      if (u.Key && u.UploadId) all.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated });
+    [keyMarker, uploadIdMarker] = page.IsTruncated
+      ? [page.NextKeyMarker, page.NextUploadIdMarker]
+      : [undefined, undefined];
   } while (keyMarker);
   const stale = staleUploads(all, (opts.now ?? Date.now)(), opts.olderThanMs ?? DEFAULT_STALE_UPLOAD_MS);
-  for (const u of stale) await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.key, UploadId: u.uploadId }));
+  for (const u of stale)
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.key, UploadId: u.uploadId }));
   return { aborted: stale, kept: all.length - stale.length };
 }

@@ -33,8 +33,14 @@ export function listingLocation(release: OsRelease, arch: Architecture): Listing
   if (at < 0) throw new Error(`${release.id}: the image URL has no {serial}`);
   const segment = segments[at]!;
   const isDirectory = at < segments.length - 1;
-  const pattern = segment.split("{serial}").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("([^/]+?)");
-  return { listing: `${origin}/${segments.slice(0, at).join("/")}/`, link: new RegExp(`^${pattern}${isDirectory ? "/?" : ""}$`) };
+  const pattern = segment
+    .split("{serial}")
+    .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+    .join("([^/]+?)");
+  return {
+    listing: `${origin}/${segments.slice(0, at).join("/")}/`,
+    link: new RegExp(`^${pattern}${isDirectory ? "/?" : ""}$`),
+  };
 }
 
 /** The link targets of an HTML directory listing, as names relative to it (`20261102-2314/`, `x.qcow2`). */
@@ -64,5 +70,8 @@ export function majorsLocation(release: OsRelease): { listing: string; link: Reg
   const at = segments.findIndex((s) => s === release.version || s === `${release.version}-stream`);
   if (at < 0) return undefined;
   const suffix = segments[at]!.slice(release.version.length).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return { listing: `${origin}/${segments.slice(0, at).join("/")}/`, link: new RegExp(`^(\\d+(?:\\.\\d+)?)${suffix}/?$`) };
+  return {
+    listing: `${origin}/${segments.slice(0, at).join("/")}/`,
+    link: new RegExp(`^(\\d+(?:\\.\\d+)?)${suffix}/?$`),
+  };
 }

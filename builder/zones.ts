@@ -4,9 +4,15 @@
  * types. Each fact says where it comes from; one we could not check against a stored source is `verified: false`.
  */
 export const ZONES = [
-  "fr-par-1", "fr-par-2", "fr-par-3",
-  "nl-ams-1", "nl-ams-2", "nl-ams-3",
-  "pl-waw-1", "pl-waw-2", "pl-waw-3",
+  "fr-par-1",
+  "fr-par-2",
+  "fr-par-3",
+  "nl-ams-1",
+  "nl-ams-2",
+  "nl-ams-3",
+  "pl-waw-1",
+  "pl-waw-2",
+  "pl-waw-3",
   "it-mil-1",
 ] as const;
 export type Zone = (typeof ZONES)[number];
@@ -40,10 +46,20 @@ export interface ZoneCapabilities {
 // 2026-06-23 in terraform-provider-scaleway's recorded acceptance tests (instance testdata cassettes). Only the
 // small general-purpose types a test Instance would use; test/unit/doctor-zones.test.ts checks them against the recording.
 const FR_PAR_1_TYPES: Record<string, Arch> = {
-  "DEV1-S": "x86_64", "DEV1-M": "x86_64", "DEV1-L": "x86_64", "DEV1-XL": "x86_64",
-  "PLAY2-PICO": "x86_64", "PLAY2-NANO": "x86_64", "PLAY2-MICRO": "x86_64",
-  "BASIC3-X2C-4G": "x86_64", "BASIC3-X2C-8G": "x86_64", "BASIC3-X4C-8G": "x86_64",
-  "BASIC2-A2C-4G": "arm64", "BASIC2-A2C-8G": "arm64", "BASIC2-A4C-8G": "arm64", "BASIC2-A4C-16G": "arm64",
+  "DEV1-S": "x86_64",
+  "DEV1-M": "x86_64",
+  "DEV1-L": "x86_64",
+  "DEV1-XL": "x86_64",
+  "PLAY2-PICO": "x86_64",
+  "PLAY2-NANO": "x86_64",
+  "PLAY2-MICRO": "x86_64",
+  "BASIC3-X2C-4G": "x86_64",
+  "BASIC3-X2C-8G": "x86_64",
+  "BASIC3-X4C-8G": "x86_64",
+  "BASIC2-A2C-4G": "arm64",
+  "BASIC2-A2C-8G": "arm64",
+  "BASIC2-A4C-8G": "arm64",
+  "BASIC2-A4C-16G": "arm64",
 };
 
 // Instances and Block Storage in every Paris, Amsterdam and Warsaw zone: Scaleway's "Product availability guide"
@@ -53,20 +69,29 @@ const BLOCK_DOC = "Scaleway product availability guide (validated 2025-12-04): I
 const standard = (zone: string): ZoneCapabilities =>
   zone === "fr-par-1"
     ? {
-        instances: true, blockSnapshotImport: true, architectures: ["x86_64", "arm64"], commercialTypes: FR_PAR_1_TYPES,
+        instances: true,
+        blockSnapshotImport: true,
+        architectures: ["x86_64", "arm64"],
+        commercialTypes: FR_PAR_1_TYPES,
         // The arm64 test type this project defaults to is not in the recorded list (which has BASIC2-A… for arm64).
         notOffered: ["COPARM1-2C-8G"],
-        source: `${BLOCK_DOC}; snapshot import and the products/servers list recorded in fr-par-1 (2026-06-23)`, verified: true,
+        source: `${BLOCK_DOC}; snapshot import and the products/servers list recorded in fr-par-1 (2026-06-23)`,
+        verified: true,
       }
     : { instances: true, blockSnapshotImport: true, source: `${BLOCK_DOC} in ${zone}`, verified: true };
 
 export const ZONE_CAPABILITIES: Record<Zone, ZoneCapabilities> = {
-  ...(Object.fromEntries(ZONES.filter((z) => z !== "it-mil-1").map((z) => [z, standard(z)])) as Record<Exclude<Zone, "it-mil-1">, ZoneCapabilities>),
+  ...(Object.fromEntries(ZONES.filter((z) => z !== "it-mil-1").map((z) => [z, standard(z)])) as Record<
+    Exclude<Zone, "it-mil-1">,
+    ZoneCapabilities
+  >),
   // Milan: issue #12 states it has Instances but no Block Storage snapshot import. The availability guide we hold
   // (validated 2025-12-04) does not list Milan at all, so neither fact is checked against a stored source.
   "it-mil-1": {
-    instances: true, blockSnapshotImport: false,
-    source: "issue #12 (not in the stored product availability guide, which lists Paris, Amsterdam and Warsaw only)", verified: false,
+    instances: true,
+    blockSnapshotImport: false,
+    source: "issue #12 (not in the stored product availability guide, which lists Paris, Amsterdam and Warsaw only)",
+    verified: false,
   },
 };
 

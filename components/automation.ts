@@ -12,7 +12,7 @@ export function automationRunner(projectDir: string, onOutput?: (line: string) =
       }
       const r = await stack.up({ onOutput });
       const ok = r.summary.result === "succeeded";
-      return { ok, operations: (r.summary.resourceChanges ?? {}), ...(ok ? {} : { error: r.summary.message }) };
+      return { ok, operations: r.summary.resourceChanges ?? {}, ...(ok ? {} : { error: r.summary.message }) };
     },
   };
 }

@@ -31,20 +31,32 @@ export function passedEarlier(previous: unknown): Set<string> {
 
 /** What the stack exports as `testedContentHashes`: every image's hash whose battery passed, sorted. */
 export function testedContentHashes(images: ZonalImage[]): pulumi.Output<string[]> {
-  return pulumi.all(images.map((i) => i.testedContentHash)).apply((h) => [...new Set(h.filter((x): x is string => !!x))].sort());
+  return pulumi
+    .all(images.map((i) => i.testedContentHash))
+    .apply((h) => [...new Set(h.filter((x): x is string => !!x))].sort());
 }
 
 /**
  * Where each plan builds, or a ResourceError before anything is declared: a build with no host of its
  * architecture (arm64 on an x86_64 machine) must fail the preview, not halfway through `up`.
  */
-export function buildPlaces(plans: PlannedImage[], settings: StackSettings, machine?: Parameters<typeof routeBuilds>[2]): Map<string, BuildPlace> {
+export function buildPlaces(
+  plans: PlannedImage[],
+  settings: StackSettings,
+  machine?: Parameters<typeof routeBuilds>[2],
+): Map<string, BuildPlace> {
   const routing = routeBuilds(plans, settings.buildHosts, ...(machine ? [machine] : []));
   const problems = [...routing.problems];
   const remote = [...routing.byHash.values()].some((p) => p.kind === "remote");
   if (remote && typeof settings.buildHostPrivateKey !== "string")
-    problems.push("image-factory:buildHostPrivateKey: a build host is remote, but no private key is set: pulumi config set --secret buildHostPrivateKey < <key file>");
-  if (problems.length) throw new pulumi.ResourceError(`stack ${pulumi.getStack()}: builds without a host:\n${problems.map((p) => `  - ${p}`).join("\n")}`, undefined);
+    problems.push(
+      "image-factory:buildHostPrivateKey: a build host is remote, but no private key is set: pulumi config set --secret buildHostPrivateKey < <key file>",
+    );
+  if (problems.length)
+    throw new pulumi.ResourceError(
+      `stack ${pulumi.getStack()}: builds without a host:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+      undefined,
+    );
   return routing.byHash;
 }
 

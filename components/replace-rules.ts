@@ -33,15 +33,29 @@ const INSTANCE_SERVER = `${TF} internal/services/instance/server.go (serverSchem
 const ZONE = `${TF} internal/locality/zonal/schemas.go (Schema: ForceNew)`;
 const PROJECT = `${TF} internal/services/account/schemas.go (ProjectIDSchema: ForceNew)`;
 const COMMAND = "pulumi/pulumi-command provider/pkg/provider/common/inputs.go (ResourceInputs)";
-const COMMAND_BASE = "pulumi/pulumi-command provider/pkg/provider/local/base.go (BaseInputs): no replaceOnChanges; local/commandController.go: Update runs `update`, else `create`";
+const COMMAND_BASE =
+  "pulumi/pulumi-command provider/pkg/provider/local/base.go (BaseInputs): no replaceOnChanges; local/commandController.go: Update runs `update`, else `create`";
 
 /** Inputs every local Command of this program may set, as @pulumi/command 1.x defines them. */
 const commandRules: PropertyRule[] = [
-  { path: "triggers", change: "replace", source: `${COMMAND}: \`provider:"replaceOnChanges"\``, note: "the create command runs again; the old resource's delete command runs" },
-  ...["create", "delete", "update"].map((path): PropertyRule => ({ path, change: "update", source: `${COMMAND}: no replaceOnChanges`, note: "no update command here: create runs again" })),
-  ...["environment", "dir", "interpreter", "stdin"].map(
-    (path): PropertyRule => ({ path, change: "update", source: COMMAND_BASE, note: "no update command here: create runs again" }),
-  ),
+  {
+    path: "triggers",
+    change: "replace",
+    source: `${COMMAND}: \`provider:"replaceOnChanges"\``,
+    note: "the create command runs again; the old resource's delete command runs",
+  },
+  ...["create", "delete", "update"].map((path): PropertyRule => ({
+    path,
+    change: "update",
+    source: `${COMMAND}: no replaceOnChanges`,
+    note: "no update command here: create runs again",
+  })),
+  ...["environment", "dir", "interpreter", "stdin"].map((path): PropertyRule => ({
+    path,
+    change: "update",
+    source: COMMAND_BASE,
+    note: "no update command here: create runs again",
+  })),
   {
     path: "logging",
     change: "update",
@@ -50,7 +64,8 @@ const commandRules: PropertyRule[] = [
   },
 ];
 
-const REMOTE_COMMAND = "pulumi/pulumi-command provider/pkg/provider/remote/commandController.go: Update runs `update`, else `create`";
+const REMOTE_COMMAND =
+  "pulumi/pulumi-command provider/pkg/provider/remote/commandController.go: Update runs `update`, else `create`";
 const REMOTE_CONNECTION = "@pulumi/command 1.2.1 types/input.d.ts (remote.ConnectionArgs)";
 
 /** Inputs the remote (build host) artifact Command sets: the local Command's, with `connection` for `dir`. */
@@ -117,9 +132,22 @@ export const REPLACE_RULES: TypeRules[] = [
       },
       { path: "zone", change: "replace", source: ZONE },
       { path: "projectId", change: "replace", source: PROJECT },
-      { path: "rootVolume.volumeType", change: "replace", source: `${INSTANCE_SERVER}: root_volume.volume_type ForceNew` },
-      { path: "rootVolume.sizeInGb", change: "update", source: `${INSTANCE_SERVER}: customDiffInstanceRootVolumeSize forces new only for l_ssd; this program uses sbs_volume` },
-      { path: "type", change: "update", source: `${INSTANCE_SERVER}: customDiffInstanceServerType forces new only with replace_on_type_change`, note: "the server is stopped, migrated and restarted" },
+      {
+        path: "rootVolume.volumeType",
+        change: "replace",
+        source: `${INSTANCE_SERVER}: root_volume.volume_type ForceNew`,
+      },
+      {
+        path: "rootVolume.sizeInGb",
+        change: "update",
+        source: `${INSTANCE_SERVER}: customDiffInstanceRootVolumeSize forces new only for l_ssd; this program uses sbs_volume`,
+      },
+      {
+        path: "type",
+        change: "update",
+        source: `${INSTANCE_SERVER}: customDiffInstanceServerType forces new only with replace_on_type_change`,
+        note: "the server is stopped, migrated and restarted",
+      },
       { path: "name", change: "update", source: `${INSTANCE_SERVER}: UpdateServer name` },
       { path: "tags", change: "update", source: `${INSTANCE_SERVER}: UpdateServer tags` },
       { path: "state", change: "update", source: `${INSTANCE_SERVER}: reachState` },

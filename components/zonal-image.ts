@@ -95,7 +95,12 @@ export interface ZonalImageArgs {
 /** The stack settings bounding each step that waits. */
 export type ReleaseTimeouts = Pick<
   StackSettings,
-  "snapshotImportTimeout" | "imageTimeout" | "testServerTimeout" | "testServerDeleteTimeout" | "publishTimeout" | "testsTimeout"
+  | "snapshotImportTimeout"
+  | "imageTimeout"
+  | "testServerTimeout"
+  | "testServerDeleteTimeout"
+  | "publishTimeout"
+  | "testsTimeout"
 >;
 
 export class ZonalImage extends pulumi.ComponentResource {
@@ -125,7 +130,12 @@ export class ZonalImage extends pulumi.ComponentResource {
     const t = args.timeouts ?? {};
     // A candidate until its battery passed (now, by the test runner's tag, or in an earlier up); released at once without tests.
     const status = !args.runTests || args.testedAlready ? "released" : "candidate";
-    const spec = releaseSpec(plan, { bucket: args.bucket, testCommercialType: args.testCommercialType ?? "", extraTags: args.tags ?? [], status });
+    const spec = releaseSpec(plan, {
+      bucket: args.bucket,
+      testCommercialType: args.testCommercialType ?? "",
+      extraTags: args.tags ?? [],
+      status,
+    });
 
     const remote = args.buildHost;
     const environment = writeEnvironment<typeof PublishContract, pulumi.Input<string>>(
@@ -227,7 +237,9 @@ export class ZonalImage extends pulumi.ComponentResource {
 
     let testServerId: pulumi.Output<string | undefined> = pulumi.output(undefined);
     let released: pulumi.Output<string> = image.id;
-    let tested: pulumi.Output<string | undefined> = pulumi.output(args.runTests && args.testedAlready ? plan.contentHash : undefined);
+    let tested: pulumi.Output<string | undefined> = pulumi.output(
+      args.runTests && args.testedAlready ? plan.contentHash : undefined,
+    );
     if (args.runTests && !args.testedAlready) {
       const server = new scaleway.instance.Server(
         `${name}-test-server`,
@@ -244,7 +256,14 @@ export class ZonalImage extends pulumi.ComponentResource {
           tags: [...tags, spec.server.roleTag],
         },
         // Deleting a server powers it on first (the provider's detach path), which a broken image can stall.
-        { parent: this, customTimeouts: { create: t.testServerTimeout, update: t.testServerTimeout, delete: t.testServerDeleteTimeout } },
+        {
+          parent: this,
+          customTimeouts: {
+            create: t.testServerTimeout,
+            update: t.testServerTimeout,
+            delete: t.testServerDeleteTimeout,
+          },
+        },
       );
       const tests = new command.local.Command(
         `${name}-tests`,
@@ -253,8 +272,12 @@ export class ZonalImage extends pulumi.ComponentResource {
           environment: testEnvironment<pulumi.Input<string>>(
             spec,
             {
-              serverId: server.id, accessKey: args.credentials.accessKey, secretKey: args.credentials.secretKey,
-              projectId: args.projectId, apiUrl: args.apiUrl, timeout: t.testsTimeout,
+              serverId: server.id,
+              accessKey: args.credentials.accessKey,
+              secretKey: args.credentials.secretKey,
+              projectId: args.projectId,
+              apiUrl: args.apiUrl,
+              timeout: t.testsTimeout,
             },
             pulumi.secret,
           ),

@@ -33,7 +33,13 @@ function appFiles(app: string): Step[] {
 }
 
 /** What every InstantApp shares: its base (the Ubuntu LTS, as Scaleway's InstantApps), the base's lifecycle. */
-const ON_BASE = { kind: "app" as const, base: "ubuntu-24.04", released: "2024-04-25", eol: "2029-05-31", architectures: ["x86_64" as const] };
+const ON_BASE = {
+  kind: "app" as const,
+  base: "ubuntu-24.04",
+  released: "2024-04-25",
+  eol: "2029-05-31",
+  architectures: ["x86_64" as const],
+};
 /** InstantApps are administered as root, like every Scaleway image. */
 const APP_SCS = { ...SCALEWAY_DEFAULTS, image_original_user: "root" } as const;
 
@@ -55,12 +61,25 @@ const wordpress = {
   recipe: [
     {
       op: "install",
-      packages: ["apache2", "libapache2-mod-php", "php-mysql", "php-curl", "php-gd", "php-intl", "php-mbstring", "php-xml", "php-zip", "mariadb-server", "curl"],
+      packages: [
+        "apache2",
+        "libapache2-mod-php",
+        "php-mysql",
+        "php-curl",
+        "php-gd",
+        "php-intl",
+        "php-mbstring",
+        "php-xml",
+        "php-zip",
+        "mariadb-server",
+        "curl",
+      ],
     },
     { op: "fetch-file", url: WORDPRESS_TARBALL, sha1: WORDPRESS.sha1, path: "/var/tmp/wordpress.tar.gz" },
     {
       op: "run",
-      command: "rm -rf /var/www/wordpress && tar -xzf /var/tmp/wordpress.tar.gz -C /var/www && rm /var/tmp/wordpress.tar.gz && test -f /var/www/wordpress/wp-settings.php && chown -R www-data:www-data /var/www/wordpress",
+      command:
+        "rm -rf /var/www/wordpress && tar -xzf /var/tmp/wordpress.tar.gz -C /var/www && rm /var/tmp/wordpress.tar.gz && test -f /var/www/wordpress/wp-settings.php && chown -R www-data:www-data /var/www/wordpress",
     },
     ...appFiles("wordpress"),
     { op: "run", command: "a2dissite 000-default && a2ensite wordpress && a2enmod rewrite" },
@@ -68,7 +87,8 @@ const wordpress = {
     // in bootstrap mode (no server, no network, no password). The user and its password are per instance.
     {
       op: "run",
-      command: "echo 'CREATE DATABASE IF NOT EXISTS wordpress CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;' | mariadbd --bootstrap --user=mysql --skip-networking --log-error=/var/tmp/mariadb-bootstrap.log && rm -f /var/tmp/mariadb-bootstrap.log",
+      command:
+        "echo 'CREATE DATABASE IF NOT EXISTS wordpress CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;' | mariadbd --bootstrap --user=mysql --skip-networking --log-error=/var/tmp/mariadb-bootstrap.log && rm -f /var/tmp/mariadb-bootstrap.log",
     },
     { op: "enable-service", name: "mariadb.service" },
     { op: "enable-service", name: "apache2.service" },
@@ -85,7 +105,8 @@ const openvpn = {
     ...APP_SCS,
     os_purpose: "network",
     min_ram: 512,
-    image_description: "OpenVPN server with Easy-RSA on Ubuntu 24.04 LTS; its PKI and a first client profile (/root/client1.ovpn) are made at first boot.",
+    image_description:
+      "OpenVPN server with Easy-RSA on Ubuntu 24.04 LTS; its PKI and a first client profile (/root/client1.ovpn) are made at first boot.",
   },
   recipe: [
     { op: "install", packages: ["openvpn", "easy-rsa", "iptables", "curl"] },

@@ -15,11 +15,7 @@ export const SCALEWAY_DEFAULTS = {
 
 /** What every OS image gets on Scaleway, per the blog: ecosystem package, fresh kernel and cloud-init. */
 export function baseRecipe(kernelPackage: string): Step[] {
-  return [
-    { op: "scaleway-ecosystem" },
-    { op: "upgrade-kernel", package: kernelPackage },
-    { op: "upgrade-cloud-init" },
-  ];
+  return [{ op: "scaleway-ecosystem" }, { op: "upgrade-kernel", package: kernelPackage }, { op: "upgrade-cloud-init" }];
 }
 
 /** RHEL-family images also get an SELinux relabel (last, after every file write) and UEFI boot where missing. */
@@ -35,7 +31,10 @@ let pins: Record<string, Partial<Record<Architecture, Pin>>> | undefined;
  * (never a copy compiled into dist/, which would go stale after --write). Validated with the catalog.
  */
 export function pinsOf(id: string): Partial<Record<Architecture, Pin>> {
-  pins ??= JSON.parse(readFileSync(join(projectRoot(), "images", "pins.json"), "utf8")) as Record<string, Partial<Record<Architecture, Pin>>>;
+  pins ??= JSON.parse(readFileSync(join(projectRoot(), "images", "pins.json"), "utf8")) as Record<
+    string,
+    Partial<Record<Architecture, Pin>>
+  >;
   return pins[id] ?? {};
 }
 

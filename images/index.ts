@@ -69,15 +69,18 @@ function crossCheck(located: { file: string; release: Release }[]): string[] {
     const at = `${file}: ${r.id}`;
     claim(`id:${r.id}`, file, `id "${r.id}"`);
     claim(`label:${r.label}`, file, `label "${r.label}" (${r.id})`);
-    if (r.eol !== null && r.eol <= r.released) problems.push(`${at}: eol: ${r.eol} is not after released ${r.released}`);
+    if (r.eol !== null && r.eol <= r.released)
+      problems.push(`${at}: eol: ${r.eol} is not after released ${r.released}`);
     if (new Set(r.architectures).size !== r.architectures.length) problems.push(`${at}: architectures: duplicates`);
     if (r.kind === "os") {
       for (const arch of r.architectures) {
-        if (!r.upstream.pins[arch]) problems.push(`${at}: upstream.pins.${arch}: missing (architecture ${arch} is declared)`);
+        if (!r.upstream.pins[arch])
+          problems.push(`${at}: upstream.pins.${arch}: missing (architecture ${arch} is declared)`);
         if (!r.upstream.archNames[arch]) problems.push(`${at}: upstream.archNames.${arch}: missing`);
       }
       for (const arch of Object.keys(r.upstream.pins)) {
-        if (!r.architectures.includes(arch as never)) problems.push(`${at}: upstream.pins.${arch}: architecture not declared`);
+        if (!r.architectures.includes(arch as never))
+          problems.push(`${at}: upstream.pins.${arch}: architecture not declared`);
       }
       const algo = r.upstream.checksumFormat === "sha512sums" ? 128 : 64;
       for (const [arch, pin] of Object.entries(r.upstream.pins)) {
@@ -122,7 +125,8 @@ export function loadCatalog(): Catalog {
 export function osBase(catalog: Catalog, release: Release): OsRelease {
   if (release.kind === "os") return release;
   const base = catalog.byId.get(release.base);
-  if (!base || base.kind !== "os") throw new CatalogError([`${release.id}: base "${release.base}" is not an OS release`]);
+  if (!base || base.kind !== "os")
+    throw new CatalogError([`${release.id}: base "${release.base}" is not an OS release`]);
   return base;
 }
 
@@ -155,9 +159,12 @@ export function overrideProblems(catalog: Catalog, overrides: CatalogOverrides):
     if (!b) problems.push(`appBases.${app}: no release "${base}" in the catalog`);
     else if (b.kind !== "os") problems.push(`appBases.${app}: "${base}" is an app, not an OS release`);
     else if (r?.kind === "app")
-      for (const arch of r.architectures) if (!b.architectures.includes(arch)) problems.push(`appBases.${app}: ${base} has no ${arch}`);
+      for (const arch of r.architectures)
+        if (!b.architectures.includes(arch)) problems.push(`appBases.${app}: ${base} has no ${arch}`);
   }
-  const downloads = new Set(catalog.releases.flatMap((r) => r.recipe.flatMap((s) => (s.op === "fetch-file" ? [s.url] : []))));
+  const downloads = new Set(
+    catalog.releases.flatMap((r) => r.recipe.flatMap((s) => (s.op === "fetch-file" ? [s.url] : []))),
+  );
   for (const url of Object.keys(overrides.sourceOverrides ?? {}))
     if (!downloads.has(url)) problems.push(`sourceOverrides: no fetch-file step downloads ${url}`);
   for (const id of Object.keys(overrides.upstreamSignatures ?? {})) {
@@ -175,7 +182,8 @@ export function withOverrides(catalog: Catalog, overrides: CatalogOverrides): Ca
   const sources = overrides.sourceOverrides ?? {};
   const bases = overrides.appBases ?? {};
   const signatures = overrides.upstreamSignatures ?? {};
-  if (Object.keys(sources).length === 0 && Object.keys(bases).length === 0 && Object.keys(signatures).length === 0) return catalog;
+  if (Object.keys(sources).length === 0 && Object.keys(bases).length === 0 && Object.keys(signatures).length === 0)
+    return catalog;
   const replaceDownloads = (steps: Step[]): Step[] =>
     steps.map((s) => {
       const o = s.op === "fetch-file" ? sources[s.url] : undefined;

@@ -75,7 +75,11 @@ const alma = (major: string, released: string, eol: string) =>
     checksums: `https://repo.almalinux.org/almalinux/${major}/cloud/{arch}/images/CHECKSUM`,
     user: "almalinux",
     vendor: "the AlmaLinux OS Foundation",
-    signature: { url: `https://repo.almalinux.org/almalinux/${major}/cloud/{arch}/images/CHECKSUM`, kind: "clearsigned", ...ALMA_SIGNING[major]! },
+    signature: {
+      url: `https://repo.almalinux.org/almalinux/${major}/cloud/{arch}/images/CHECKSUM`,
+      kind: "clearsigned",
+      ...ALMA_SIGNING[major]!,
+    },
   });
 
 /**

@@ -23,9 +23,7 @@ export type ChecksumFormat = z.infer<typeof ChecksumFormat>;
 
 const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "expected a date as YYYY-MM-DD");
 const hex = (bits: 256 | 512) =>
-  z
-    .string()
-    .regex(new RegExp(`^[0-9a-f]{${bits / 4}}$`), `expected ${bits / 4} lowercase hex digits (sha${bits})`);
+  z.string().regex(new RegExp(`^[0-9a-f]{${bits / 4}}$`), `expected ${bits / 4} lowercase hex digits (sha${bits})`);
 /** An https URL template; `{serial}` and `{arch}` are filled in from the pin and the upstream arch name. */
 const urlTemplate = z
   .string()
@@ -53,7 +51,10 @@ export const Signature = z
     /** Where the fingerprint (or the lack of one) was read: the citation a reviewer checks. */
     source: z.url(),
   })
-  .refine((s) => s.fingerprint === "unverified" || s.keyUrl !== undefined, { message: "a pinned fingerprint needs the keyUrl upstream publishes it at", path: ["keyUrl"] });
+  .refine((s) => s.fingerprint === "unverified" || s.keyUrl !== undefined, {
+    message: "a pinned fingerprint needs the keyUrl upstream publishes it at",
+    path: ["keyUrl"],
+  });
 export type Signature = z.infer<typeof Signature>;
 
 /**
@@ -62,7 +63,11 @@ export type Signature = z.infer<typeof Signature>;
  */
 export const PinProvenance = z.union([
   z.literal("unverified"),
-  z.strictObject({ recordedBy: z.literal("check-upstream --write"), date: isoDate, listing: z.url({ protocol: /^https$/ }) }),
+  z.strictObject({
+    recordedBy: z.literal("check-upstream --write"),
+    date: isoDate,
+    listing: z.url({ protocol: /^https$/ }),
+  }),
 ]);
 export type PinProvenance = z.infer<typeof PinProvenance>;
 
@@ -119,7 +124,10 @@ export const Step = z.discriminatedUnion("op", [
     op: z.literal("write-file"),
     path: guestPath,
     content: z.string(),
-    mode: z.string().regex(/^0[0-7]{3}$/).default("0644"),
+    mode: z
+      .string()
+      .regex(/^0[0-7]{3}$/)
+      .default("0644"),
   }),
   /** A shell command run inside the guest (chroot, never booted). */
   z.strictObject({ op: z.literal("run"), command: z.string().min(1) }),
@@ -133,17 +141,31 @@ export const Step = z.discriminatedUnion("op", [
       op: z.literal("fetch-file"),
       url: z.url({ protocol: /^https$/, error: "expected an https:// URL" }),
       sha256: hex(256).optional(),
-      sha1: z.string().regex(/^[0-9a-f]{40}$/, "expected 40 lowercase hex digits (sha1)").optional(),
+      sha1: z
+        .string()
+        .regex(/^[0-9a-f]{40}$/, "expected 40 lowercase hex digits (sha1)")
+        .optional(),
       path: guestPath,
     })
-    .refine((s) => (s.sha256 === undefined) !== (s.sha1 === undefined), { message: "pin exactly one of sha256 or sha1", path: ["sha256"] }),
+    .refine((s) => (s.sha256 === undefined) !== (s.sha1 === undefined), {
+      message: "pin exactly one of sha256 or sha1",
+      path: ["sha256"],
+    }),
   z.strictObject({ op: z.literal("selinux-relabel") }),
   /** Make the image boot with UEFI: add an EFI system partition and a removable-path bootloader when missing. */
   z.strictObject({ op: z.literal("ensure-uefi") }),
 ]);
 export type Step = z.infer<typeof Step>;
 
-export const REPLACE_FREQUENCIES = ["yearly", "quarterly", "monthly", "weekly", "daily", "critical_bug", "never"] as const;
+export const REPLACE_FREQUENCIES = [
+  "yearly",
+  "quarterly",
+  "monthly",
+  "weekly",
+  "daily",
+  "critical_bug",
+  "never",
+] as const;
 export const OS_PURPOSES = ["generic", "minimal", "k8snode", "gpu", "network", "custom"] as const;
 
 /** The SCS-0102 keys a release declares; the rest (`architecture`, `os_distro`, …) derive from the release. */
@@ -186,7 +208,10 @@ export const OsRelease = z.strictObject({
   distro: z.string().regex(/^[a-z]+$/),
   /** SCS `os_version`. */
   version: z.string().regex(/^[0-9a-z.]+$/),
-  codename: z.string().regex(/^[a-z0-9-]+$/).optional(),
+  codename: z
+    .string()
+    .regex(/^[a-z0-9-]+$/)
+    .optional(),
   family: Family,
   upstream: Upstream,
 });

@@ -33,8 +33,12 @@ function osOf(catalog: Catalog, release: Release): OsRelease | undefined {
  * release and architecture, in catalog order. Apps are judged by their base. Pass a stack's catalog (with its
  * overrides) to judge what that stack builds.
  */
-export function pinProblems(catalog: Catalog, selection?: readonly { release: Release; arch: Architecture }[]): PinProblem[] {
-  const wanted = selection ?? catalog.releases.flatMap((release) => release.architectures.map((arch) => ({ release, arch })));
+export function pinProblems(
+  catalog: Catalog,
+  selection?: readonly { release: Release; arch: Architecture }[],
+): PinProblem[] {
+  const wanted =
+    selection ?? catalog.releases.flatMap((release) => release.architectures.map((arch) => ({ release, arch })));
   const seen = new Set<string>();
   const problems: PinProblem[] = [];
   for (const { release, arch } of wanted) {
@@ -44,12 +48,27 @@ export function pinProblems(catalog: Catalog, selection?: readonly { release: Re
     seen.add(`${os.id}\0${arch}`);
     const at = `${os.id} ${arch}`;
     if (pin.provenance === "unverified")
-      problems.push({ release: os.id, arch, kind: "unverified-pin", message: `${at}: serial ${pin.serial} was pinned without reading upstream's listing: run image-factory check-upstream --release ${os.id} --write` });
+      problems.push({
+        release: os.id,
+        arch,
+        kind: "unverified-pin",
+        message: `${at}: serial ${pin.serial} was pinned without reading upstream's listing: run image-factory check-upstream --release ${os.id} --write`,
+      });
     const sig = os.upstream.signature;
     if (sig?.fingerprint === "unverified")
-      problems.push({ release: os.id, arch, kind: "unverified-signature", message: `${at}: upstream signs its checksum file, but the key's fingerprint is unverified: pin signature.fingerprint and keyUrl (see ${sig.source}); builds fail until then` });
+      problems.push({
+        release: os.id,
+        arch,
+        kind: "unverified-signature",
+        message: `${at}: upstream signs its checksum file, but the key's fingerprint is unverified: pin signature.fingerprint and keyUrl (see ${sig.source}); builds fail until then`,
+      });
     if (!sig && !pin.checksum)
-      problems.push({ release: os.id, arch, kind: "no-pinned-checksum", message: `${at}: upstream signs nothing and no checksum is pinned for ${pin.serial}: run image-factory check-upstream --release ${os.id} --write; builds fail until then` });
+      problems.push({
+        release: os.id,
+        arch,
+        kind: "no-pinned-checksum",
+        message: `${at}: upstream signs nothing and no checksum is pinned for ${pin.serial}: run image-factory check-upstream --release ${os.id} --write; builds fail until then`,
+      });
   }
   return problems;
 }

@@ -46,12 +46,14 @@ export function knownTags(props: Record<string, unknown>): string[] {
 }
 
 /** Every tag, unknown ones included: reading an unknown element throws at preview, by design. */
-const allTags = (props: Record<string, unknown>) => (Array.isArray(props.tags) ? (props.tags as unknown[]).filter((t): t is string => typeof t === "string") : []);
+const allTags = (props: Record<string, unknown>) =>
+  Array.isArray(props.tags) ? (props.tags as unknown[]).filter((t): t is string => typeof t === "string") : [];
 
 export const RULES: Rule[] = [
   {
     name: "scs-metadata-tags",
-    description: "Images and their snapshots carry every mandatory SCS-0102 key as an scs:<key>=<value> tag, with a valid value.",
+    description:
+      "Images and their snapshots carry every mandatory SCS-0102 key as an scs:<key>=<value> tag, with a valid value.",
     types: [IMAGE, SNAPSHOT],
     enforcementLevel: "mandatory",
     check(_type, props) {
@@ -61,7 +63,8 @@ export const RULES: Rule[] = [
   },
   {
     name: "scs-image-build-date",
-    description: "Images and their snapshots carry SCS-0102's image_build_date (YYYY-MM-DD), taken from the artifact's manifest.",
+    description:
+      "Images and their snapshots carry SCS-0102's image_build_date (YYYY-MM-DD), taken from the artifact's manifest.",
     types: [IMAGE, SNAPSHOT],
     // Unknown at preview while the artifact is built: a mandatory rule would be downgraded anyway, and must not
     // take the other keys with it.
@@ -91,22 +94,28 @@ export const RULES: Rule[] = [
   },
   {
     name: "test-server-hostname",
-    description: "A test Instance's name is a valid hostname (Scaleway makes it the hostname; a guest cannot take an invalid one).",
+    description:
+      "A test Instance's name is a valid hostname (Scaleway makes it the hostname; a guest cannot take an invalid one).",
     types: [SERVER],
     enforcementLevel: "mandatory",
     check(_type, props) {
       const name = String(props.name ?? "");
-      return /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name) ? [] : [`name "${name}" is not a valid hostname (lowercase letters, digits, inner hyphens, at most 63)`];
+      return /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)
+        ? []
+        : [`name "${name}" is not a valid hostname (lowercase letters, digits, inner hyphens, at most 63)`];
     },
   },
   {
     name: "content-addressed-qcow2-import",
-    description: "Snapshots import a content-addressed qcow2 (images/<id>/<arch>/<sha256>.qcow2), which the block import accepts.",
+    description:
+      "Snapshots import a content-addressed qcow2 (images/<id>/<arch>/<sha256>.qcow2), which the block import accepts.",
     types: [SNAPSHOT],
     enforcementLevel: "mandatory",
     check(_type, props) {
       const key = String((props.import as { key?: unknown } | undefined)?.key ?? "");
-      return /^images\/[a-z0-9.-]+\/(x86_64|arm64)\/[0-9a-f]{64}\.qcow2$/.test(key) ? [] : [`import key "${key}" is not images/<id>/<arch>/<sha256>.qcow2`];
+      return /^images\/[a-z0-9.-]+\/(x86_64|arm64)\/[0-9a-f]{64}\.qcow2$/.test(key)
+        ? []
+        : [`import key "${key}" is not images/<id>/<arch>/<sha256>.qcow2`];
     },
   },
 ];
@@ -115,4 +124,3 @@ export const RULES: Rule[] = [
 export function violations(type: string, props: Record<string, unknown>): string[] {
   return RULES.filter((r) => r.types.includes(type)).flatMap((r) => r.check(type, props).map((m) => `${r.name}: ${m}`));
 }
-

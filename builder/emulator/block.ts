@@ -21,15 +21,23 @@ export function blockWork(ctx: State) {
   const { volumes, snapshots, servers, file, later, copyQcow2 } = ctx;
   async function snapshotVolume(v: Volume, name: string, tags: string[]): Promise<Snapshot> {
     const snap: Snapshot = {
-      id: randomUUID(), name, size: v.size, status: "creating", file: "", tags,
-      parentVolume: { id: v.id, name: v.name, status: v.status, type: "sbs_5k" }, created: blockDate(), updated: blockDate(),
+      id: randomUUID(),
+      name,
+      size: v.size,
+      status: "creating",
+      file: "",
+      tags,
+      parentVolume: { id: v.id, name: v.name, status: v.status, type: "sbs_5k" },
+      created: blockDate(),
+      updated: blockDate(),
     };
     snap.file = file("snapshots", snap.id);
     snapshots.set(snap.id, snap);
     const server = v.serverId ? servers.get(v.serverId) : undefined;
-    const work = server?.machine?.running && server.bootedType === "local"
-      ? server.machine.copyDisk(v.id, snap.file)
-      : copyQcow2(v.file, snap.file);
+    const work =
+      server?.machine?.running && server.bootedType === "local"
+        ? server.machine.copyDisk(v.id, snap.file)
+        : copyQcow2(v.file, snap.file);
     later(() =>
       work.then(
         () => void Object.assign(snap, { status: "available", updated: blockDate() }),
@@ -41,12 +49,25 @@ export function blockWork(ctx: State) {
 
   function createVolume(name: string, size: number, perfIops: number, tags: string[], from?: Snapshot): Volume {
     const v: Volume = {
-      id: randomUUID(), name, size, status: "creating", file: "", perfIops, parentSnapshotId: from?.id ?? null, tags,
-      serverId: null, refId: randomUUID(), created: blockDate(), updated: blockDate(), lastDetached: null,
+      id: randomUUID(),
+      name,
+      size,
+      status: "creating",
+      file: "",
+      perfIops,
+      parentSnapshotId: from?.id ?? null,
+      tags,
+      serverId: null,
+      refId: randomUUID(),
+      created: blockDate(),
+      updated: blockDate(),
+      lastDetached: null,
     };
     v.file = file("volumes", v.id);
     volumes.set(v.id, v);
-    const work = from ? copyQcow2(from.file, v.file, size) : run("qemu-img", ["create", "-q", "-f", "qcow2", v.file, String(size)]).then(() => undefined);
+    const work = from
+      ? copyQcow2(from.file, v.file, size)
+      : run("qemu-img", ["create", "-q", "-f", "qcow2", v.file, String(size)]).then(() => undefined);
     later(() =>
       work.then(
         () => void Object.assign(v, { status: v.serverId ? "in_use" : "available", updated: blockDate() }),
@@ -69,25 +90,40 @@ export function registerBlock(ctx: State, v: Views, r: Router, work: BlockWork):
   const { volumeJson, snapshotJson, snapshotRefs } = v;
   const { route, B } = r;
   const { snapshotVolume, createVolume, waitAvailable } = work;
-  route("GET", `${B}/volumes`, (_, __, q) => [200, { volumes: paged([...volumes.values()], q, "page_size").map(volumeJson), total_count: volumes.size }]);
+  route("GET", `${B}/volumes`, (_, __, q) => [
+    200,
+    { volumes: paged([...volumes.values()], q, "page_size").map(volumeJson), total_count: volumes.size },
+  ]);
   route("POST", `${B}/volumes`, (_, b) => {
     const name = str(b.name, "name");
     const fromSnapshot = b.from_snapshot as { snapshot_id?: string; size?: number } | undefined;
     const fromEmpty = b.from_empty as { size?: number } | undefined;
-    if (!fromSnapshot === !fromEmpty) throw invalid("exactly one of from_empty and from_snapshot is required", { fields: { from_empty: ["required"] } });
+    if (!fromSnapshot === !fromEmpty)
+      throw invalid("exactly one of from_empty and from_snapshot is required", {
+        fields: { from_empty: ["required"] },
+      });
     if (fromSnapshot) {
       const snap = get(snapshots, str(fromSnapshot.snapshot_id, "from_snapshot.snapshot_id"), "snapshot");
       if (snap.status !== "available") throw precondition(`snapshot ${snap.id} is ${snap.status}`);
-      return [200, volumeJson(createVolume(name, fromSnapshot.size ?? snap.size, Number(b.perf_iops ?? 5000), tagsOf(b.tags), snap))];
+      return [
+        200,
+        volumeJson(
+          createVolume(name, fromSnapshot.size ?? snap.size, Number(b.perf_iops ?? 5000), tagsOf(b.tags), snap),
+        ),
+      ];
     }
     const size = Number(fromEmpty!.size);
-    if (!Number.isFinite(size) || size < 1e9) throw invalid("from_empty.size must be at least 1 GB", { fields: { "from_empty.size": ["too small"] } });
+    if (!Number.isFinite(size) || size < 1e9)
+      throw invalid("from_empty.size must be at least 1 GB", { fields: { "from_empty.size": ["too small"] } });
     return [200, volumeJson(createVolume(name, size, Number(b.perf_iops ?? 5000), tagsOf(b.tags)))];
   });
   route("GET", `${B}/volumes/{id}`, (m) => [200, volumeJson(get(volumes, m[0]!, "volume"))]);
   route("PATCH", `${B}/volumes/{id}`, (m, b) => {
     const v = get(volumes, m[0]!, "volume");
-    refuseUnemulated(b, ["name", "tags"], {}, "volume", { perf_iops: (x) => x === v.perfIops, size: (x) => x === v.size });
+    refuseUnemulated(b, ["name", "tags"], {}, "volume", {
+      perf_iops: (x) => x === v.perfIops,
+      size: (x) => x === v.size,
+    });
     if (typeof b.name === "string") v.name = b.name;
     if (Array.isArray(b.tags)) v.tags = tagsOf(b.tags);
     v.updated = blockDate();
@@ -101,7 +137,10 @@ export function registerBlock(ctx: State, v: Views, r: Router, work: BlockWork):
     rmSync(v.file, { force: true });
     return [204, undefined];
   });
-  route("GET", `${B}/snapshots`, (_, __, q) => [200, { snapshots: paged([...snapshots.values()], q, "page_size").map(snapshotJson), total_count: snapshots.size }]);
+  route("GET", `${B}/snapshots`, (_, __, q) => [
+    200,
+    { snapshots: paged([...snapshots.values()], q, "page_size").map(snapshotJson), total_count: snapshots.size },
+  ]);
   route("POST", `${B}/snapshots`, async (_, b) => {
     const v = get(volumes, str(b.volume_id, "volume_id"), "volume");
     return [200, snapshotJson(await snapshotVolume(v, str(b.name, "name"), tagsOf(b.tags)))];
@@ -113,16 +152,26 @@ export function registerBlock(ctx: State, v: Views, r: Router, work: BlockWork):
     // Judged before answering, as the real API answers with the image's virtual size already (recorded): the
     // bucket's region, then `qemu-img info` on the object's first MiB (header and extensions).
     const location = await s3.send(new GetBucketLocationCommand({ Bucket: bucket })).catch((err: Error) => {
-      throw invalidArguments([{ argument_name: "bucket", reason: "constraint", help_message: `bucket ${bucket} cannot be read: ${err.name}` }]);
+      throw invalidArguments([
+        { argument_name: "bucket", reason: "constraint", help_message: `bucket ${bucket} cannot be read: ${err.name}` },
+      ]);
     });
     const wrongRegion = bucketRefusal(bucket, location.LocationConstraint || o.s3.region, region);
     if (wrongRegion) throw invalidArguments([wrongRegion]);
     const probe = join(o.stateDir, "snapshots", `probe-${randomUUID()}.qcow2`);
     let info: QemuImgInfo;
     try {
-      const head = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-1048575" })).catch((err: Error) => {
-        throw invalidArguments([{ argument_name: "key", reason: "constraint", help_message: `s3://${bucket}/${key} cannot be read: ${err.name}` }]);
-      });
+      const head = await s3
+        .send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-1048575" }))
+        .catch((err: Error) => {
+          throw invalidArguments([
+            {
+              argument_name: "key",
+              reason: "constraint",
+              help_message: `s3://${bucket}/${key} cannot be read: ${err.name}`,
+            },
+          ]);
+        });
       await pipeline(head.Body as Readable, createWriteStream(probe));
       const out = await run("qemu-img", ["info", "--output=json", probe]).catch(() => {
         throw invalidArguments([{ argument_name: "key", reason: "format", help_message: `${key}: not a QCOW2 image` }]);
@@ -134,8 +183,15 @@ export function registerBlock(ctx: State, v: Views, r: Router, work: BlockWork):
     const refusal = imageRefusal(key, info);
     if (refusal) throw invalidArguments([refusal]);
     const snap: Snapshot = {
-      id: randomUUID(), name, size: info["virtual-size"], status: "creating", file: "", tags: tagsOf(b.tags),
-      parentVolume: null, created: blockDate(), updated: blockDate(),
+      id: randomUUID(),
+      name,
+      size: info["virtual-size"],
+      status: "creating",
+      file: "",
+      tags: tagsOf(b.tags),
+      parentVolume: null,
+      created: blockDate(),
+      updated: blockDate(),
     };
     snap.file = file("snapshots", snap.id);
     snapshots.set(snap.id, snap);
@@ -160,7 +216,9 @@ export function registerBlock(ctx: State, v: Views, r: Router, work: BlockWork):
     const bucket = str(b.bucket, "bucket");
     const key = str(b.key, "key");
     const location = await s3.send(new GetBucketLocationCommand({ Bucket: bucket })).catch((err: Error) => {
-      throw invalidArguments([{ argument_name: "bucket", reason: "constraint", help_message: `bucket ${bucket} cannot be read: ${err.name}` }]);
+      throw invalidArguments([
+        { argument_name: "bucket", reason: "constraint", help_message: `bucket ${bucket} cannot be read: ${err.name}` },
+      ]);
     });
     const wrongRegion = bucketRefusal(bucket, location.LocationConstraint || o.s3.region, region);
     if (wrongRegion) throw invalidArguments([wrongRegion]);
@@ -169,9 +227,18 @@ export function registerBlock(ctx: State, v: Views, r: Router, work: BlockWork):
     snap.status = "exporting";
     later(async () => {
       try {
-        await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(snap.file), ContentLength: statSync(snap.file).size }));
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Body: createReadStream(snap.file),
+            ContentLength: statSync(snap.file).size,
+          }),
+        );
       } catch (err) {
-        process.stderr.write(`emulator: export of ${snap.id} to s3://${bucket}/${key} failed: ${(err as Error).message}\n`);
+        process.stderr.write(
+          `emulator: export of ${snap.id} to s3://${bucket}/${key} failed: ${(err as Error).message}\n`,
+        );
       } finally {
         Object.assign(snap, { status: "available", updated: blockDate() });
       }
@@ -188,7 +255,10 @@ export function registerBlock(ctx: State, v: Views, r: Router, work: BlockWork):
   route("DELETE", `${B}/snapshots/{id}`, (m) => {
     const s = get(snapshots, m[0]!, "snapshot");
     const refs = snapshotRefs(s);
-    if (refs.length) throw precondition(`snapshot ${s.id} is in use by ${refs.map((r) => `${r.product_resource_type} ${r.product_resource_id}`).join(", ")}`);
+    if (refs.length)
+      throw precondition(
+        `snapshot ${s.id} is in use by ${refs.map((r) => `${r.product_resource_type} ${r.product_resource_id}`).join(", ")}`,
+      );
     snapshots.delete(s.id);
     rmSync(s.file, { force: true });
     return [204, undefined];

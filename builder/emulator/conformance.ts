@@ -142,7 +142,20 @@ export function statesOf(body: unknown, path = "$", out: Record<string, string> 
 }
 
 /** States a resource passes through on its way somewhere: a recording may catch one that the emulator has left. */
-export const TRANSIENT_STATES = new Set(["creating", "starting", "stopping", "exporting", "pending", "syncing", "snapshotting", "updating", "resizing", "deleting", "attaching", "detaching"]);
+export const TRANSIENT_STATES = new Set([
+  "creating",
+  "starting",
+  "stopping",
+  "exporting",
+  "pending",
+  "syncing",
+  "snapshotting",
+  "updating",
+  "resizing",
+  "deleting",
+  "attaching",
+  "detaching",
+]);
 
 /**
  * The payload of an `aws-chunked` upload body (`<hex size>[;chunk-signature=…]\r\n<data>\r\n … 0\r\n\r\n`), as the

@@ -10,13 +10,26 @@ export class ApiError extends Error {
     super(String(body.message));
   }
 }
-export const notFound = (resource: string, id: string) => new ApiError(404, { type: "not_found", message: "resource is not found", resource, resource_id: id });
-export const invalid = (message: string, details: Record<string, unknown> = {}) => new ApiError(400, { type: "invalid_arguments", message, ...details });
+export const notFound = (resource: string, id: string) =>
+  new ApiError(404, { type: "not_found", message: "resource is not found", resource, resource_id: id });
+export const invalid = (message: string, details: Record<string, unknown> = {}) =>
+  new ApiError(400, { type: "invalid_arguments", message, ...details });
 // The SDKs' PreconditionFailedError: `precondition` (`resource_still_in_use`…) and a `help_message`
 // (scaleway-sdk-go, scw/errors.go).
-export const precondition = (message: string) => new ApiError(412, { type: "precondition_failed", message, precondition: "resource_still_in_use", help_message: message });
+export const precondition = (message: string) =>
+  new ApiError(412, {
+    type: "precondition_failed",
+    message,
+    precondition: "resource_still_in_use",
+    help_message: message,
+  });
 // The SDKs' InvalidArgumentsError: one `details` entry per argument, with a reason and a help message (same source).
-export const invalidArguments = (details: Refusal[]) => new ApiError(400, { type: "invalid_arguments", message: "invalid argument(s)", details });
+export const invalidArguments = (details: Refusal[]) =>
+  new ApiError(400, { type: "invalid_arguments", message: "invalid argument(s)", details });
 /** An update the emulator cannot carry out: refused, naming the field, so a test never passes on an ignored change. */
 export const notEmulated = (field: string, what: string) =>
-  new ApiError(501, { type: "not_implemented", message: `the emulator does not implement ${what}`, fields: { [field]: ["not emulated"] } });
+  new ApiError(501, {
+    type: "not_implemented",
+    message: `the emulator does not implement ${what}`,
+    fields: { [field]: ["not emulated"] },
+  });

@@ -7,27 +7,38 @@
 import { z } from "zod";
 import { ApiError } from "./errors";
 
-export const Fault = z.discriminatedUnion("kind", [
-  // Answered before the handler runs: the request changes nothing.
-  z.object({ kind: z.literal("throttle"), op: z.string(), retryAfterSeconds: z.number().int().min(0).default(1) }),
-  z.object({ kind: z.literal("server-error"), op: z.string(), status: z.union([z.literal(500), z.literal(502), z.literal(503), z.literal(504)]).default(503) }),
-  // Scaleway's TransientStateError: the resource is busy in another transition.
-  z.object({ kind: z.literal("conflict"), op: z.string() }),
-  // The request is accepted; the transition it starts stays in its transient state (`creating`, `starting`) this long.
-  z.object({ kind: z.literal("slow"), op: z.string(), holdMs: z.number().int().min(0) }),
-  // The request is accepted; the transition it starts ends in `error` (snapshot, image) or a failed task (action).
-  z.object({ kind: z.literal("fail"), op: z.string() }),
-]).and(z.object({
-  /** Only requests whose JSON body has these values (`{ action: "poweron" }`). */
-  when: z.record(z.string(), z.string()).optional(),
-  /** How many matching requests it hits; unset: every one. */
-  times: z.number().int().min(1).optional(),
-}));
+export const Fault = z
+  .discriminatedUnion("kind", [
+    // Answered before the handler runs: the request changes nothing.
+    z.object({ kind: z.literal("throttle"), op: z.string(), retryAfterSeconds: z.number().int().min(0).default(1) }),
+    z.object({
+      kind: z.literal("server-error"),
+      op: z.string(),
+      status: z.union([z.literal(500), z.literal(502), z.literal(503), z.literal(504)]).default(503),
+    }),
+    // Scaleway's TransientStateError: the resource is busy in another transition.
+    z.object({ kind: z.literal("conflict"), op: z.string() }),
+    // The request is accepted; the transition it starts stays in its transient state (`creating`, `starting`) this long.
+    z.object({ kind: z.literal("slow"), op: z.string(), holdMs: z.number().int().min(0) }),
+    // The request is accepted; the transition it starts ends in `error` (snapshot, image) or a failed task (action).
+    z.object({ kind: z.literal("fail"), op: z.string() }),
+  ])
+  .and(
+    z.object({
+      /** Only requests whose JSON body has these values (`{ action: "poweron" }`). */
+      when: z.record(z.string(), z.string()).optional(),
+      /** How many matching requests it hits; unset: every one. */
+      times: z.number().int().min(1).optional(),
+    }),
+  );
 export type Fault = z.input<typeof Fault>;
 type Parsed = z.output<typeof Fault>;
 
 /** What a faulted transition does instead of its normal course. */
-export interface TransitionFault { holdMs: number; fail: boolean }
+export interface TransitionFault {
+  holdMs: number;
+  fail: boolean;
+}
 
 export interface FaultBook {
   add(f: Fault): void;
@@ -50,7 +61,9 @@ export function createFaultBook(initial: Fault[] = []): FaultBook {
   let faults: Parsed[] = [];
   const hits: { op: string; kind: string }[] = [];
   const take = (op: string, body: Record<string, unknown>, kinds: (k: string) => boolean): Parsed | undefined => {
-    const f = faults.find((x) => x.op === op && kinds(x.kind) && Object.entries(x.when ?? {}).every(([k, v]) => body[k] === v));
+    const f = faults.find(
+      (x) => x.op === op && kinds(x.kind) && Object.entries(x.when ?? {}).every(([k, v]) => body[k] === v),
+    );
     if (!f) return undefined;
     if (f.times !== undefined && --f.times === 0) faults = faults.filter((x) => x !== f);
     hits.push({ op, kind: f.kind });
@@ -65,13 +78,25 @@ export function createFaultBook(initial: Fault[] = []): FaultBook {
       if (!f) return undefined;
       if (f.kind === "throttle") {
         // The SDKs' TooManyRequestsError body; Retry-After as HTTP says (RFC 9110, 10.2.3).
-        return new ApiError(429, {
-          type: "too_many_requests", message: "too many requests", help_message: `injected fault on ${op}`, reset_seconds: f.retryAfterSeconds,
-        }, { "retry-after": String(f.retryAfterSeconds) });
+        return new ApiError(
+          429,
+          {
+            type: "too_many_requests",
+            message: "too many requests",
+            help_message: `injected fault on ${op}`,
+            reset_seconds: f.retryAfterSeconds,
+          },
+          { "retry-after": String(f.retryAfterSeconds) },
+        );
       }
-      if (f.kind === "server-error") return new ApiError(f.status, { type: "internal_error", message: `injected ${f.status} on ${op}` });
+      if (f.kind === "server-error")
+        return new ApiError(f.status, { type: "internal_error", message: `injected ${f.status} on ${op}` });
       return new ApiError(409, {
-        type: "transient_state", message: `injected conflict on ${op}`, resource: "instance_server", resource_id: "injected", current_state: "busy",
+        type: "transient_state",
+        message: `injected conflict on ${op}`,
+        resource: "instance_server",
+        resource_id: "injected",
+        current_state: "busy",
       });
     },
     transition(op, body) {

@@ -12,21 +12,43 @@ export function registerImages(ctx: State, v: Views, r: Router): void {
   const { imageJson, linkSnapshots } = v;
   const { route, I } = r;
   // Images
-  route("GET", `${I}/images`, (_, __, q) => instanceList("images", [...images.values()].filter((i) => !q.get("name") || i.name.includes(q.get("name")!)).map(imageJson), q));
+  route("GET", `${I}/images`, (_, __, q) =>
+    instanceList(
+      "images",
+      [...images.values()].filter((i) => !q.get("name") || i.name.includes(q.get("name")!)).map(imageJson),
+      q,
+    ),
+  );
   route("POST", `${I}/images`, (_, b) => {
     const snap = get(snapshots, str(b.root_volume, "root_volume"), "snapshot");
     if (snap.status !== "available") throw precondition(`snapshot ${snap.id} is ${snap.status}`);
-    const extra = Object.values((b.extra_volumes as Record<string, { id: string }> | undefined) ?? {}).map((e) => get(snapshots, e.id, "snapshot").id);
+    const extra = Object.values((b.extra_volumes as Record<string, { id: string }> | undefined) ?? {}).map(
+      (e) => get(snapshots, e.id, "snapshot").id,
+    );
     const image: Image = {
-      id: randomUUID(), name: str(b.name, "name"), rootSnapshotId: snap.id, extraSnapshotIds: extra, arch: typeof b.arch === "string" ? b.arch : "x86_64",
-      state: "available", tags: tagsOf(b.tags), fromServer: "", created: instanceDate(), modified: instanceDate(), public: b.public === true,
+      id: randomUUID(),
+      name: str(b.name, "name"),
+      rootSnapshotId: snap.id,
+      extraSnapshotIds: extra,
+      arch: typeof b.arch === "string" ? b.arch : "x86_64",
+      state: "available",
+      tags: tagsOf(b.tags),
+      fromServer: "",
+      created: instanceDate(),
+      modified: instanceDate(),
+      public: b.public === true,
       refs: linkSnapshots([snap.id, ...extra]),
     };
     images.set(image.id, image);
     const fault = faults.transition("POST /instance/images", b);
     if (fault) {
       image.state = "creating";
-      later(() => undergo(fault, `the creation of image ${image.id}`).then(() => void (image.state = "available"), () => void (image.state = "error")));
+      later(() =>
+        undergo(fault, `the creation of image ${image.id}`).then(
+          () => void (image.state = "available"),
+          () => void (image.state = "error"),
+        ),
+      );
     }
     return [201, { image: imageJson(image) }];
   });

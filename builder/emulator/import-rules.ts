@@ -12,7 +12,10 @@ export const QemuImgInfo = z.object({
   "backing-filename": z.string().optional(),
   "backing-filename-format": z.string().optional(),
   "format-specific": z
-    .object({ type: z.string(), data: z.object({ "compression-type": z.string().optional(), "data-file": z.string().optional() }) })
+    .object({
+      type: z.string(),
+      data: z.object({ "compression-type": z.string().optional(), "data-file": z.string().optional() }),
+    })
     .optional(),
 });
 export type QemuImgInfo = z.infer<typeof QemuImgInfo>;
@@ -34,18 +37,32 @@ export interface Refusal {
 export function bucketRefusal(bucket: string, bucketRegion: string, zoneRegion: string): Refusal | undefined {
   return bucketRegion === zoneRegion
     ? undefined
-    : { argument_name: "bucket", reason: "constraint", help_message: `bucket ${bucket} is in region ${bucketRegion}; a snapshot in a ${zoneRegion} zone imports from a bucket in ${zoneRegion}` };
+    : {
+        argument_name: "bucket",
+        reason: "constraint",
+        help_message: `bucket ${bucket} is in region ${bucketRegion}; a snapshot in a ${zoneRegion} zone imports from a bucket in ${zoneRegion}`,
+      };
 }
 
 /** Refusal for an object that is not a standalone, zlib-or-uncompressed qcow2 of at most MAX_IMPORT_BYTES. */
 export function imageRefusal(key: string, info: QemuImgInfo): Refusal | undefined {
-  const refuse = (reason: Refusal["reason"], help: string): Refusal => ({ argument_name: "key", reason, help_message: `${key}: ${help}` });
+  const refuse = (reason: Refusal["reason"], help: string): Refusal => ({
+    argument_name: "key",
+    reason,
+    help_message: `${key}: ${help}`,
+  });
   if (info.format !== "qcow2") return refuse("format", `is ${info.format}, not a QCOW2 image`);
   if (info["backing-filename"] !== undefined || info["backing-filename-format"] !== undefined)
-    return refuse("constraint", `has a backing file (${info["backing-filename"] ?? "unnamed"}): import a standalone image (qemu-img convert)`);
-  if (info["format-specific"]?.data["data-file"]) return refuse("constraint", "keeps its data in an external data file");
+    return refuse(
+      "constraint",
+      `has a backing file (${info["backing-filename"] ?? "unnamed"}): import a standalone image (qemu-img convert)`,
+    );
+  if (info["format-specific"]?.data["data-file"])
+    return refuse("constraint", "keeps its data in an external data file");
   const compression = info["format-specific"]?.data["compression-type"];
-  if (compression && compression !== "zlib") return refuse("constraint", `uses ${compression} compression: only zlib (the qcow2 default) is read`);
-  if (info["virtual-size"] > MAX_IMPORT_BYTES) return refuse("constraint", `virtual size ${info["virtual-size"]} bytes is over 1 TB`);
+  if (compression && compression !== "zlib")
+    return refuse("constraint", `uses ${compression} compression: only zlib (the qcow2 default) is read`);
+  if (info["virtual-size"] > MAX_IMPORT_BYTES)
+    return refuse("constraint", `virtual size ${info["virtual-size"]} bytes is over 1 TB`);
   return undefined;
 }

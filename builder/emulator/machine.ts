@@ -79,24 +79,44 @@ export class Machine {
     const sockDir = mkdtempSync(join(tmpdir(), "qmp-"));
     const sock = join(sockDir, "qmp.sock");
     const args = [
-      "-accel", s.accel, "-cpu", s.accel === "kvm" ? "host" : "max", "-smp", "2", "-m", String(s.memoryMiB),
-      "-nodefaults", "-display", "none", "-serial", `file:${this.consoleLog}`,
+      "-accel",
+      s.accel,
+      "-cpu",
+      s.accel === "kvm" ? "host" : "max",
+      "-smp",
+      "2",
+      "-m",
+      String(s.memoryMiB),
+      "-nodefaults",
+      "-display",
+      "none",
+      "-serial",
+      `file:${this.consoleLog}`,
       // What a Scaleway Instance's firmware reports: cloud-init picks its Scaleway datasource from it.
-      "-smbios", `type=1,manufacturer=Scaleway,product=${s.commercialType}`,
-      "-qmp", `unix:${sock},server=on,wait=off`,
+      "-smbios",
+      `type=1,manufacturer=Scaleway,product=${s.commercialType}`,
+      "-qmp",
+      `unix:${sock},server=on,wait=off`,
       ...s.disks.flatMap((d, i) => [
-        "-blockdev", `driver=qcow2,node-name=${node(d.id)},file.driver=file,file.filename=${d.file}`,
-        "-device", `virtio-blk-pci,drive=${node(d.id)},id=dev-${node(d.id)},serial=${serial(d.id)}${i === 0 && !s.kernel ? ",bootindex=0" : ""}`,
+        "-blockdev",
+        `driver=qcow2,node-name=${node(d.id)},file.driver=file,file.filename=${d.file}`,
+        "-device",
+        `virtio-blk-pci,drive=${node(d.id)},id=dev-${node(d.id)},serial=${serial(d.id)}${i === 0 && !s.kernel ? ",bootindex=0" : ""}`,
       ]),
       ...(s.kernel ? ["-kernel", s.kernel.kernel, "-initrd", s.kernel.initrd, "-append", s.kernel.append] : []),
       // Public NIC: the guest reaches the host at 169.254.2.2 and the metadata API at its real address.
-      "-netdev", `user,id=public,net=169.254.0.0/16,ipv4=on,ipv6=on,guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${s.metadataPort}`,
-      "-device", `virtio-net-pci,netdev=public,mac=${s.publicMac}`,
+      "-netdev",
+      `user,id=public,net=169.254.0.0/16,ipv4=on,ipv6=on,guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${s.metadataPort}`,
+      "-device",
+      `virtio-net-pci,netdev=public,mac=${s.publicMac}`,
       ...s.nics.flatMap((n) => [
-        "-netdev", `user,id=${netdev(n.id)},net=${n.subnet},restrict=on,ipv6=off`,
-        "-device", `virtio-net-pci,netdev=${netdev(n.id)},mac=${n.mac},id=${nicDevice(n.id)}`,
+        "-netdev",
+        `user,id=${netdev(n.id)},net=${n.subnet},restrict=on,ipv6=off`,
+        "-device",
+        `virtio-net-pci,netdev=${netdev(n.id)},mac=${n.mac},id=${nicDevice(n.id)}`,
       ]),
-      "-device", "virtio-rng-pci",
+      "-device",
+      "virtio-rng-pci",
       ...(s.firmware === "uefi" ? ["-bios", OVMF] : []),
     ];
     this.forwarded.clear();
@@ -145,7 +165,13 @@ export class Machine {
       const line = this.buffered.slice(0, nl).trim();
       this.buffered = this.buffered.slice(nl + 1);
       if (!line) continue;
-      const msg = JSON.parse(line) as { QMP?: unknown; event?: string; data?: Record<string, unknown>; return?: unknown; error?: { desc: string } };
+      const msg = JSON.parse(line) as {
+        QMP?: unknown;
+        event?: string;
+        data?: Record<string, unknown>;
+        return?: unknown;
+        error?: { desc: string };
+      };
       if (msg.QMP) continue;
       if (msg.event) {
         for (const l of this.listeners) l({ event: msg.event, data: msg.data });
@@ -172,7 +198,11 @@ export class Machine {
     if (!ok.test(out)) throw new QmpError(`${commandLine}: ${out}`);
   }
 
-  waitEvent(name: string, match: (data: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> {
+  waitEvent(
+    name: string,
+    match: (data: Record<string, unknown>) => boolean,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.listeners = this.listeners.filter((l) => l !== listener);
@@ -192,7 +222,10 @@ export class Machine {
   async forwardPorts(ports: number[]): Promise<void> {
     const want = new Set(ports.map((p) => `tcp:${this.spec.publicIp}:${p}-:${p}`));
     for (const rule of [...this.forwarded].filter((r) => !want.has(r))) {
-      await this.hmp(`hostfwd_remove public ${rule.replace(/-:\d+$/, "")}`, /^(|host forwarding rule for \S+ removed)$/);
+      await this.hmp(
+        `hostfwd_remove public ${rule.replace(/-:\d+$/, "")}`,
+        /^(|host forwarding rule for \S+ removed)$/,
+      );
       this.forwarded.delete(rule);
     }
     for (const rule of [...want].filter((r) => !this.forwarded.has(r))) {
@@ -247,7 +280,9 @@ export class Machine {
     if (evt === undefined || cnt === undefined) return false;
     // HMP's `i` reads 32 bits: PM1_STS in the low half, PM1_EN in the high half; PM1_CNT in the low half.
     const read = async (port: number) => {
-      const out = (await this.command("human-monitor-command", { "command-line": `i 0x${port.toString(16)}` })) as string;
+      const out = (await this.command("human-monitor-command", {
+        "command-line": `i 0x${port.toString(16)}`,
+      })) as string;
       const m = /= 0x([0-9a-f]+)/.exec(out);
       if (!m) throw new QmpError(`reading I/O port ${port}: ${out.trim()}`);
       return parseInt(m[1]!, 16);
@@ -264,8 +299,17 @@ export class Machine {
   }
 
   async attachDisk(d: Disk): Promise<void> {
-    await this.command("blockdev-add", { driver: "qcow2", "node-name": node(d.id), file: { driver: "file", filename: d.file } });
-    await this.command("device_add", { driver: "virtio-blk-pci", drive: node(d.id), id: `dev-${node(d.id)}`, serial: serial(d.id) });
+    await this.command("blockdev-add", {
+      driver: "qcow2",
+      "node-name": node(d.id),
+      file: { driver: "file", filename: d.file },
+    });
+    await this.command("device_add", {
+      driver: "virtio-blk-pci",
+      drive: node(d.id),
+      id: `dev-${node(d.id)}`,
+      serial: serial(d.id),
+    });
   }
 
   /** Hot-unplug needs the guest's consent (ACPI); the node is released only once the device is gone. */
@@ -280,14 +324,26 @@ export class Machine {
   async copyDisk(id: string, target: string, timeoutMs = 600_000): Promise<void> {
     const jobId = `copy-${node(id)}`;
     const done = this.waitEvent("BLOCK_JOB_COMPLETED", (d) => d.device === jobId, timeoutMs);
-    await this.command("drive-backup", { "job-id": jobId, device: node(id), target, format: "qcow2", sync: "full", mode: "absolute-paths" });
+    await this.command("drive-backup", {
+      "job-id": jobId,
+      device: node(id),
+      target,
+      format: "qcow2",
+      sync: "full",
+      mode: "absolute-paths",
+    });
     const result = await done;
     if (result.error) throw new QmpError(`copy of ${id} failed: ${String(result.error)}`);
   }
 
   async attachNic(n: Nic): Promise<void> {
     await this.command("netdev_add", { type: "user", id: netdev(n.id), net: n.subnet, restrict: true, ipv6: false });
-    await this.command("device_add", { driver: "virtio-net-pci", netdev: netdev(n.id), mac: n.mac, id: nicDevice(n.id) });
+    await this.command("device_add", {
+      driver: "virtio-net-pci",
+      netdev: netdev(n.id),
+      mac: n.mac,
+      id: nicDevice(n.id),
+    });
   }
 
   async detachNic(id: string, timeoutMs = 120_000): Promise<void> {
@@ -297,4 +353,3 @@ export class Machine {
     await this.command("netdev_del", { id: netdev(id) });
   }
 }
-

@@ -17,14 +17,29 @@ export function machines(ctx: State, v: Views, work: BlockWork) {
   const { nicJson } = v;
   const { waitAvailable } = work;
   const metadataConf = (s: Server) => () => ({
-    id: s.id, name: s.name, hostname: s.name, organization: o.projectId, project: o.projectId, commercial_type: s.commercialType,
-    tags: s.tags, state_detail: s.stateDetail,
+    id: s.id,
+    name: s.name,
+    hostname: s.name,
+    organization: o.projectId,
+    project: o.projectId,
+    commercial_type: s.commercialType,
+    tags: s.tags,
+    state_detail: s.stateDetail,
     // Keys reach an Instance from the Project and from AUTHORIZED_KEY tags (spaces written as underscores).
-    ssh_public_keys: s.tags.filter((t) => t.startsWith("AUTHORIZED_KEY=")).map((t) => ({ key: t.slice("AUTHORIZED_KEY=".length).replace(/_/g, " ") })),
+    ssh_public_keys: s.tags
+      .filter((t) => t.startsWith("AUTHORIZED_KEY="))
+      .map((t) => ({ key: t.slice("AUTHORIZED_KEY=".length).replace(/_/g, " ") })),
     public_ip: s.publicIp ? { id: s.ipId, address: s.publicIp, dynamic: true, family: "inet" } : null,
-    public_ips_v4: s.publicIp ? [{ address: s.publicIp }] : [], private_ip: null, ipv6: null,
-    location: { zone_id: zone }, zone, timezone: "UTC", bootscript: null,
-    volumes: Object.fromEntries(s.volumeIds.map((id, n) => [String(n), { id, name: volumes.get(id)?.name ?? "", volume_type: "sbs_volume" }])),
+    public_ips_v4: s.publicIp ? [{ address: s.publicIp }] : [],
+    private_ip: null,
+    ipv6: null,
+    location: { zone_id: zone },
+    zone,
+    timezone: "UTC",
+    bootscript: null,
+    volumes: Object.fromEntries(
+      s.volumeIds.map((id, n) => [String(n), { id, name: volumes.get(id)?.name ?? "", volume_type: "sbs_volume" }]),
+    ),
     private_nics: [...nics.values()].filter((n) => n.serverId === s.id).map(nicJson),
   });
 
@@ -40,9 +55,19 @@ export function machines(ctx: State, v: Views, work: BlockWork) {
     // Rescue boots the rescue system (rescue-system.ts) with the server's volumes attached, none of them booted.
     const kernel = s.bootType === "rescue" ? await rescueSystem() : undefined;
     const machine = new Machine({
-      dir, accel: o.accel, firmware: o.firmware ?? "bios", memoryMiB: 1024, commercialType: s.commercialType, disks,
-      nics: [...nics.values()].filter((n) => n.serverId === s.id).map((n) => ({ id: n.id, mac: n.mac, subnet: subnetOf(n) })),
-      publicMac: s.mac, publicIp: s.publicIp ?? "127.255.255.254", metadataPort: s.metadata.port, kernel,
+      dir,
+      accel: o.accel,
+      firmware: o.firmware ?? "bios",
+      memoryMiB: 1024,
+      commercialType: s.commercialType,
+      disks,
+      nics: [...nics.values()]
+        .filter((n) => n.serverId === s.id)
+        .map((n) => ({ id: n.id, mac: n.mac, subnet: subnetOf(n) })),
+      publicMac: s.mac,
+      publicIp: s.publicIp ?? "127.255.255.254",
+      metadataPort: s.metadata.port,
+      kernel,
     });
     s.machine = machine;
     await machine.start();

@@ -32,36 +32,121 @@ export const instanceDate = () => new Date().toISOString().replace("Z", "+00:00"
 export const blockDate = () => new Date().toISOString();
 
 export interface Volume {
-  id: string; name: string; size: number; status: string; file: string; perfIops: number;
-  parentSnapshotId: string | null; tags: string[]; serverId: string | null; refId: string;
-  created: string; updated: string; lastDetached: string | null;
+  id: string;
+  name: string;
+  size: number;
+  status: string;
+  file: string;
+  perfIops: number;
+  parentSnapshotId: string | null;
+  tags: string[];
+  serverId: string | null;
+  refId: string;
+  created: string;
+  updated: string;
+  lastDetached: string | null;
 }
 export interface Snapshot {
-  id: string; name: string; size: number; status: string; file: string; tags: string[];
-  parentVolume: { id: string; name: string; status: string; type: string } | null; created: string; updated: string;
+  id: string;
+  name: string;
+  size: number;
+  status: string;
+  file: string;
+  tags: string[];
+  parentVolume: { id: string; name: string; status: string; type: string } | null;
+  created: string;
+  updated: string;
 }
 export interface Image {
-  id: string; name: string; rootSnapshotId: string; extraSnapshotIds: string[]; arch: string; state: string;
-  tags: string[]; fromServer: string; created: string; modified: string; public: boolean;
+  id: string;
+  name: string;
+  rootSnapshotId: string;
+  extraSnapshotIds: string[];
+  arch: string;
+  state: string;
+  tags: string[];
+  fromServer: string;
+  created: string;
+  modified: string;
+  public: boolean;
   /** The block reference each of its snapshots carries while the image exists, by snapshot id. */
   refs: Record<string, { id: string; created: string }>;
 }
 export interface Rule {
-  id: string; protocol: string; direction: string; action: string; ip_range: string;
-  dest_port_from: number | null; dest_port_to: number | null; position: number; editable: boolean;
+  id: string;
+  protocol: string;
+  direction: string;
+  action: string;
+  ip_range: string;
+  dest_port_from: number | null;
+  dest_port_to: number | null;
+  position: number;
+  editable: boolean;
 }
 export interface SecurityGroup {
-  id: string; name: string; description: string; inbound: string; outbound: string; stateful: boolean;
-  rules: Rule[]; projectDefault: boolean; tags: string[]; created: string; modified: string;
+  id: string;
+  name: string;
+  description: string;
+  inbound: string;
+  outbound: string;
+  stateful: boolean;
+  rules: Rule[];
+  projectDefault: boolean;
+  tags: string[];
+  created: string;
+  modified: string;
 }
-export interface PrivateNetwork { id: string; name: string; subnet: string; subnetId: string; tags: string[]; created: string; updated: string; region: string }
-export interface PrivateNic { id: string; serverId: string; privateNetworkId: string; mac: string; state: string; tags: string[]; created: string }
-export interface Task { id: string; description: string; status: string; hrefFrom: string; hrefResult: string; started: string; terminated: string | null; progress: number }
+export interface PrivateNetwork {
+  id: string;
+  name: string;
+  subnet: string;
+  subnetId: string;
+  tags: string[];
+  created: string;
+  updated: string;
+  region: string;
+}
+export interface PrivateNic {
+  id: string;
+  serverId: string;
+  privateNetworkId: string;
+  mac: string;
+  state: string;
+  tags: string[];
+  created: string;
+}
+export interface Task {
+  id: string;
+  description: string;
+  status: string;
+  hrefFrom: string;
+  hrefResult: string;
+  started: string;
+  terminated: string | null;
+  progress: number;
+}
 export interface Server {
-  id: string; name: string; commercialType: string; imageId: string; volumeIds: string[]; state: string; stateDetail: string;
-  bootType: string; bootedType: string; tags: string[]; securityGroupId: string; publicIp: string | null; ipId: string;
-  mac: string; userData: Map<string, string>; dir: string; created: string; modified: string; busy: boolean;
-  machine?: Machine; metadata?: MetadataServer;
+  id: string;
+  name: string;
+  commercialType: string;
+  imageId: string;
+  volumeIds: string[];
+  state: string;
+  stateDetail: string;
+  bootType: string;
+  bootedType: string;
+  tags: string[];
+  securityGroupId: string;
+  publicIp: string | null;
+  ipId: string;
+  mac: string;
+  userData: Map<string, string>;
+  dir: string;
+  created: string;
+  modified: string;
+  busy: boolean;
+  machine?: Machine;
+  metadata?: MetadataServer;
 }
 
 /** Commercial types the emulator offers, with the recorded products' cpus and memory (machines boot smaller). */

@@ -10,7 +10,19 @@
  * kept in the cache, keyed by the kernel, the binaries and this file's recipe.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { run } from "../exec";
 import { cacheDir } from "../paths";
@@ -27,8 +39,33 @@ const RECIPE = 2;
 
 /** What the rescue shell offers: enough to inspect volumes (blkid, lsblk, hashes, mount) and to serve SSH. */
 const BINARIES = [
-  "sh", "cat", "mkdir", "mount", "umount", "ls", "ln", "sleep", "sync", "rm", "rmdir", "chmod", "sed", "grep",
-  "head", "dd", "sha256sum", "blkid", "lsblk", "findmnt", "ip", "curl", "sshd", "ssh-keygen", "tr", "cut", "awk",
+  "sh",
+  "cat",
+  "mkdir",
+  "mount",
+  "umount",
+  "ls",
+  "ln",
+  "sleep",
+  "sync",
+  "rm",
+  "rmdir",
+  "chmod",
+  "sed",
+  "grep",
+  "head",
+  "dd",
+  "sha256sum",
+  "blkid",
+  "lsblk",
+  "findmnt",
+  "ip",
+  "curl",
+  "sshd",
+  "ssh-keygen",
+  "tr",
+  "cut",
+  "awk",
 ];
 /** Modules in load order (`modprobe --show-depends`); the rest of what the rescue system needs is built in. */
 const MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_rng", "ext4"];
@@ -74,20 +111,32 @@ PidFile /run/sshd.pid
 
 /** A tool's path (not a shell builtin: those are in sh already). */
 const which = (tool: string) =>
-  run("sh", ["-c", `PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v ${tool}`]).then((r) => r.stdout.trim(), () => "").then((p) => (p.startsWith("/") ? p : ""));
+  run("sh", ["-c", `PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v ${tool}`])
+    .then(
+      (r) => r.stdout.trim(),
+      () => "",
+    )
+    .then((p) => (p.startsWith("/") ? p : ""));
 
 /** The newest installed kernel that has its modules: /boot/vmlinuz-<version> and /lib/modules/<version>. */
 function hostKernel(): { version: string; image: string } {
-  const versions = readdirSync("/boot").filter((f) => f.startsWith("vmlinuz-")).map((f) => f.slice("vmlinuz-".length))
-    .filter((v) => existsSync(join("/lib/modules", v, "modules.dep"))).sort();
+  const versions = readdirSync("/boot")
+    .filter((f) => f.startsWith("vmlinuz-"))
+    .map((f) => f.slice("vmlinuz-".length))
+    .filter((v) => existsSync(join("/lib/modules", v, "modules.dep")))
+    .sort();
   const version = versions.at(-1);
-  if (!version) throw new Error("rescue system: no kernel in /boot with its modules in /lib/modules (install linux-image-amd64)");
+  if (!version)
+    throw new Error("rescue system: no kernel in /boot with its modules in /lib/modules (install linux-image-amd64)");
   return { version, image: join("/boot", `vmlinuz-${version}`) };
 }
 
 /** Shared libraries a dynamic binary loads, from ldd. */
 async function libraries(binary: string): Promise<string[]> {
-  const out = await run("ldd", [binary]).then((r) => r.stdout, () => "");
+  const out = await run("ldd", [binary]).then(
+    (r) => r.stdout,
+    () => "",
+  );
   return [...out.matchAll(/(\/\S+) \(0x[0-9a-f]+\)/g)].map((m) => m[1]!);
 }
 
@@ -102,17 +151,39 @@ function copyInto(root: string, file: string) {
 /** The rescue system for this host, built on first use. */
 export async function rescueSystem(): Promise<RescueSystem> {
   const kernel = hostKernel();
-  const binaries = await Promise.all(BINARIES.map((b) => which(b).then((p) => p || Promise.reject(new Error(`rescue system: ${b} is not installed`)))));
+  const binaries = await Promise.all(
+    BINARIES.map((b) => which(b).then((p) => p || Promise.reject(new Error(`rescue system: ${b} is not installed`)))),
+  );
   // klibc's static tools: DHCP without a daemon, and an insmod that does not load kmod's libraries under TCG.
   const klibcTools = ["/usr/lib/klibc/bin/ipconfig", "/usr/lib/klibc/bin/insmod"];
-  for (const t of klibcTools) if (!existsSync(t)) throw new Error(`rescue system: ${t} is missing (install klibc-utils)`);
-  const modules = [...new Set((await Promise.all(MODULES.map((m) => run("modprobe", ["--show-depends", "-S", kernel.version, m]))))
-    .flatMap((r) => [...r.stdout.matchAll(/^insmod (\S+)/gm)].map((x) => x[1]!)))];
+  for (const t of klibcTools)
+    if (!existsSync(t)) throw new Error(`rescue system: ${t} is missing (install klibc-utils)`);
+  const modules = [
+    ...new Set(
+      (await Promise.all(MODULES.map((m) => run("modprobe", ["--show-depends", "-S", kernel.version, m])))).flatMap(
+        (r) => [...r.stdout.matchAll(/^insmod (\S+)/gm)].map((x) => x[1]!),
+      ),
+    ),
+  ];
   const key = createHash("sha256")
-    .update(JSON.stringify({ RECIPE, INIT, SSHD_CONFIG, kernel, modules, binaries: [...binaries, ...klibcTools].map((b) => [b, statSync(b).size, statSync(b).mtimeMs]) }))
-    .digest("hex").slice(0, 16);
+    .update(
+      JSON.stringify({
+        RECIPE,
+        INIT,
+        SSHD_CONFIG,
+        kernel,
+        modules,
+        binaries: [...binaries, ...klibcTools].map((b) => [b, statSync(b).size, statSync(b).mtimeMs]),
+      }),
+    )
+    .digest("hex")
+    .slice(0, 16);
   const dir = cacheDir("rescue", `${kernel.version}-${key}`);
-  const result = { kernel: join(dir, "vmlinuz"), initrd: join(dir, "initrd.img"), append: "console=ttyS0 panic=-1 quiet" };
+  const result = {
+    kernel: join(dir, "vmlinuz"),
+    initrd: join(dir, "initrd.img"),
+    append: "console=ttyS0 panic=-1 quiet",
+  };
   if (existsSync(result.initrd)) return result;
 
   const work = `${dir}.tmp-${process.pid}`;
@@ -120,13 +191,32 @@ export async function rescueSystem(): Promise<RescueSystem> {
   rmSync(work, { recursive: true, force: true });
   try {
     // Debian's merged /usr: the binaries' and libraries' real paths live under /usr.
-    for (const d of ["usr/bin", "usr/sbin", "usr/lib", "usr/lib64", "proc", "sys", "dev", "run", "tmp", "root", "etc/ssh", "var"]) mkdirSync(join(root, d), { recursive: true });
+    for (const d of [
+      "usr/bin",
+      "usr/sbin",
+      "usr/lib",
+      "usr/lib64",
+      "proc",
+      "sys",
+      "dev",
+      "run",
+      "tmp",
+      "root",
+      "etc/ssh",
+      "var",
+    ])
+      mkdirSync(join(root, d), { recursive: true });
     for (const d of ["bin", "sbin", "lib", "lib64"]) symlinkSync(`usr/${d}`, join(root, d));
-    const klibc = readdirSync("/usr/lib").filter((f) => /^klibc-.*\.so$/.test(f)).map((f) => join("/usr/lib", f));
+    const klibc = readdirSync("/usr/lib")
+      .filter((f) => /^klibc-.*\.so$/.test(f))
+      .map((f) => join("/usr/lib", f));
     const libs = new Set((await Promise.all(binaries.map(libraries))).flat());
     for (const f of [...binaries, ...klibcTools, ...klibc, ...libs, ...modules]) copyInto(root, f);
     writeFileSync(join(root, "etc/rescue-modules"), `${modules.join("\n")}\n`);
-    writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nsshd:x:101:65534::/run/sshd:/usr/sbin/nologin\n");
+    writeFileSync(
+      join(root, "etc/passwd"),
+      "root:x:0:0:root:/root:/bin/sh\nsshd:x:101:65534::/run/sshd:/usr/sbin/nologin\n",
+    );
     writeFileSync(join(root, "etc/group"), "root:x:0:\nnogroup:x:65534:\n");
     writeFileSync(join(root, "etc/nsswitch.conf"), "passwd: files\ngroup: files\n");
     writeFileSync(join(root, "etc/ssh/sshd_config"), SSHD_CONFIG);
@@ -139,7 +229,8 @@ export async function rescueSystem(): Promise<RescueSystem> {
     rmSync(dir, { recursive: true, force: true });
     renameSync(work, dir);
     // Older builds (another kernel or recipe) are never used again.
-    for (const old of readdirSync(dirname(dir)).filter((f) => f !== basename(dir) && !f.includes(".tmp-"))) rmSync(join(dirname(dir), old), { recursive: true, force: true });
+    for (const old of readdirSync(dirname(dir)).filter((f) => f !== basename(dir) && !f.includes(".tmp-")))
+      rmSync(join(dirname(dir), old), { recursive: true, force: true });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

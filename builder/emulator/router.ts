@@ -11,12 +11,18 @@ export type Handler = (m: string[], body: Record<string, unknown>, q: URLSearchP
 export const paged = <T>(items: T[], q: URLSearchParams, sizeParam: "per_page" | "page_size"): T[] => {
   const page = Number(q.get("page") ?? 1);
   const size = Number(q.get(sizeParam) ?? 50);
-  if (!Number.isInteger(page) || page < 1) throw invalid("page must be a whole number from 1", { fields: { page: ["must be >= 1"] } });
-  if (!Number.isInteger(size) || size < 1 || size > 100) throw invalid(`${sizeParam} must be between 1 and 100`, { fields: { [sizeParam]: ["must be between 1 and 100"] } });
+  if (!Number.isInteger(page) || page < 1)
+    throw invalid("page must be a whole number from 1", { fields: { page: ["must be >= 1"] } });
+  if (!Number.isInteger(size) || size < 1 || size > 100)
+    throw invalid(`${sizeParam} must be between 1 and 100`, { fields: { [sizeParam]: ["must be between 1 and 100"] } });
   return items.slice((page - 1) * size, page * size);
 };
 /** An Instance API list: the page, and the total in `X-Total-Count` as the real API sends it. */
-export const instanceList = <T>(key: string, items: T[], q: URLSearchParams): Reply => [200, { [key]: paged(items, q, "per_page") }, { "x-total-count": String(items.length) }];
+export const instanceList = <T>(key: string, items: T[], q: URLSearchParams): Reply => [
+  200,
+  { [key]: paged(items, q, "per_page") },
+  { "x-total-count": String(items.length) },
+];
 export const str = (v: unknown, field: string): string => {
   if (typeof v !== "string" || !v) throw invalid(`${field} is required`, { fields: { [field]: ["required"] } });
   return v;
@@ -28,7 +34,10 @@ export const tagsOf = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
  * value (`same`, else equal to `current[field]`).
  */
 export const refuseUnemulated = (
-  b: Record<string, unknown>, handled: string[], current: Record<string, unknown>, what: string,
+  b: Record<string, unknown>,
+  handled: string[],
+  current: Record<string, unknown>,
+  what: string,
   same: Record<string, (v: unknown) => boolean> = {},
 ) => {
   for (const [field, value] of Object.entries(b)) {
@@ -41,10 +50,21 @@ export const refuseUnemulated = (
 export type Router = ReturnType<typeof createRouter>;
 
 /** The routes of one zone's endpoints (`I` Instance, `B` Block, `V` VPC) and the HTTP handler answering them. */
-export function createRouter(zone: string, region: string, secretKey: string, exchanges: Exchange[], faults: FaultBook) {
+export function createRouter(
+  zone: string,
+  region: string,
+  secretKey: string,
+  exchanges: Exchange[],
+  faults: FaultBook,
+) {
   const routes: [string, RegExp, Handler, string][] = [];
   const route = (method: string, pattern: string, h: Handler) =>
-    routes.push([method, new RegExp(`^${pattern.replace(/\{[a-z_]+\}/g, "([A-Za-z0-9_.-]+)")}$`), h, operationOf(method, pattern)]);
+    routes.push([
+      method,
+      new RegExp(`^${pattern.replace(/\{[a-z_]+\}/g, "([A-Za-z0-9_.-]+)")}$`),
+      h,
+      operationOf(method, pattern),
+    ]);
   const I = `/instance/v1/zones/${zone}`;
   const B = `/block/v1/zones/${zone}`;
   const V = `/vpc/v2/regions/${region}`;
@@ -55,18 +75,32 @@ export function createRouter(zone: string, region: string, secretKey: string, ex
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString("utf8");
     const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
-      exchanges.push({ method: req.method ?? "", path: url.pathname, status, body: Buffer.isBuffer(body) ? body.toString("utf8") : body });
+      exchanges.push({
+        method: req.method ?? "",
+        path: url.pathname,
+        status,
+        body: Buffer.isBuffer(body) ? body.toString("utf8") : body,
+      });
       if (status === 204 || body === undefined) return void res.writeHead(status, headers).end();
-      if (Buffer.isBuffer(body)) return void res.writeHead(status, { ...headers, "content-type": "text/plain" }).end(body);
+      if (Buffer.isBuffer(body))
+        return void res.writeHead(status, { ...headers, "content-type": "text/plain" }).end(body);
       res.writeHead(status, { ...headers, "content-type": "application/json" }).end(JSON.stringify(body));
     };
     if (req.headers["x-auth-token"] !== secretKey)
-      return reply(401, { type: "denied_authentication", method: "api_key", reason: "invalid_argument", message: "authentication is denied (method: api_key, reason: invalid_argument)" });
+      return reply(401, {
+        type: "denied_authentication",
+        method: "api_key",
+        reason: "invalid_argument",
+        message: "authentication is denied (method: api_key, reason: invalid_argument)",
+      });
     const candidates = routes.filter(([, re]) => re.test(url.pathname));
     const match = candidates.find(([method]) => method === req.method);
     if (!match) {
       return candidates.length
-        ? reply(405, { type: "invalid_request_error", message: `method ${req.method} is not allowed on ${url.pathname}` })
+        ? reply(405, {
+            type: "invalid_request_error",
+            message: `method ${req.method} is not allowed on ${url.pathname}`,
+          })
         : reply(404, { type: "not_found", message: `${url.pathname} is not an emulated endpoint` });
     }
     let body: Record<string, unknown> = {};

@@ -13,43 +13,114 @@ import { groupApplier } from "./security-groups";
 import type { Views } from "./views";
 
 export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork, machineOps: Machines): void {
-  const { o, zone, volumes, images, snapshots, servers, groups, nics, tasks, counters, faults, later, get, defaultGroup, newMac, task, finish } = ctx;
+  const {
+    o,
+    zone,
+    volumes,
+    images,
+    snapshots,
+    servers,
+    groups,
+    nics,
+    tasks,
+    counters,
+    faults,
+    later,
+    get,
+    defaultGroup,
+    newMac,
+    task,
+    finish,
+  } = ctx;
   const { serverJson, taskJson, allowedActions, linkSnapshots } = v;
   const { route, I } = r;
   const { createVolume, snapshotVolume } = work;
   const { boot, halt } = machineOps;
   const applyGroup = groupApplier(servers);
   // Paged like any Instance list (the recorded lookups read pages 1 to 3 until one comes back short).
-  route("GET", `${I}/products/servers`, (_, __, q) => [200, {
-    servers: Object.fromEntries(paged(Object.entries(PRODUCTS), q, "per_page").map(([k, p]) => [k, {
-      alt_names: [], arch: p.arch, ncpus: p.ncpus, ram: p.ram, gpu: 0, gpu_info: null, mig_profile: null,
-      volumes_constraint: { min_size: 0, max_size: 0 }, per_volume_constraint: { l_ssd: { min_size: 0, max_size: 0 } },
-      scratch_storage_max_size: 0, scratch_storage_max_volumes_count: 0, monthly_price: 0, hourly_price: 0,
-      capabilities: { boot_types: ["local", "rescue"], placement_groups: true, block_storage: true, hot_snapshots_local_volume: false, private_network: 8, max_file_systems: 0 },
-      network: { ipv6_support: true, sum_internal_bandwidth: 0, sum_internet_bandwidth: 0, interfaces: [] }, block_bandwidth: 0, end_of_service: false,
-    }])),
-  }, { "x-total-count": String(Object.keys(PRODUCTS).length) }]);
+  route("GET", `${I}/products/servers`, (_, __, q) => [
+    200,
+    {
+      servers: Object.fromEntries(
+        paged(Object.entries(PRODUCTS), q, "per_page").map(([k, p]) => [
+          k,
+          {
+            alt_names: [],
+            arch: p.arch,
+            ncpus: p.ncpus,
+            ram: p.ram,
+            gpu: 0,
+            gpu_info: null,
+            mig_profile: null,
+            volumes_constraint: { min_size: 0, max_size: 0 },
+            per_volume_constraint: { l_ssd: { min_size: 0, max_size: 0 } },
+            scratch_storage_max_size: 0,
+            scratch_storage_max_volumes_count: 0,
+            monthly_price: 0,
+            hourly_price: 0,
+            capabilities: {
+              boot_types: ["local", "rescue"],
+              placement_groups: true,
+              block_storage: true,
+              hot_snapshots_local_volume: false,
+              private_network: 8,
+              max_file_systems: 0,
+            },
+            network: { ipv6_support: true, sum_internal_bandwidth: 0, sum_internet_bandwidth: 0, interfaces: [] },
+            block_bandwidth: 0,
+            end_of_service: false,
+          },
+        ]),
+      ),
+    },
+    { "x-total-count": String(Object.keys(PRODUCTS).length) },
+  ]);
 
   // Servers
   route("GET", `${I}/servers`, (_, __, q) => instanceList("servers", [...servers.values()].map(serverJson), q));
   route("POST", `${I}/servers`, async (_, b) => {
     const name = str(b.name, "name");
     const type = str(b.commercial_type, "commercial_type");
-    if (!PRODUCTS[type]) throw invalid(`commercial_type ${type} is not available in ${zone}`, { fields: { commercial_type: ["invalid"] } });
+    if (!PRODUCTS[type])
+      throw invalid(`commercial_type ${type} is not available in ${zone}`, {
+        fields: { commercial_type: ["invalid"] },
+      });
     const image = get(images, str(b.image, "image"), "instance_image");
     const root = ((b.volumes as Record<string, { size?: number; volume_type?: string }> | undefined) ?? {})["0"] ?? {};
-    if (root.volume_type && root.volume_type !== "sbs_volume") throw invalid(`volume_type ${root.volume_type} is not emulated: use sbs_volume`);
+    if (root.volume_type && root.volume_type !== "sbs_volume")
+      throw invalid(`volume_type ${root.volume_type} is not emulated: use sbs_volume`);
     const rootSnap = get(snapshots, image.rootSnapshotId, "snapshot");
     const s: Server = {
-      id: randomUUID(), name, commercialType: type, imageId: image.id, volumeIds: [], state: "stopped", stateDetail: "",
-      bootType: typeof b.boot_type === "string" ? b.boot_type : "local", bootedType: "local", tags: tagsOf(b.tags),
-      securityGroupId: typeof b.security_group === "string" ? get(groups, b.security_group, "security_group").id : defaultGroup().id,
-      publicIp: b.dynamic_ip_required === false ? null : `127.0.${o.publicNet ?? 42}.${counters.nextIp++}`, ipId: randomUUID(), mac: newMac(),
-      userData: new Map(), dir: "", created: instanceDate(), modified: instanceDate(), busy: false,
+      id: randomUUID(),
+      name,
+      commercialType: type,
+      imageId: image.id,
+      volumeIds: [],
+      state: "stopped",
+      stateDetail: "",
+      bootType: typeof b.boot_type === "string" ? b.boot_type : "local",
+      bootedType: "local",
+      tags: tagsOf(b.tags),
+      securityGroupId:
+        typeof b.security_group === "string" ? get(groups, b.security_group, "security_group").id : defaultGroup().id,
+      publicIp: b.dynamic_ip_required === false ? null : `127.0.${o.publicNet ?? 42}.${counters.nextIp++}`,
+      ipId: randomUUID(),
+      mac: newMac(),
+      userData: new Map(),
+      dir: "",
+      created: instanceDate(),
+      modified: instanceDate(),
+      busy: false,
     };
     s.dir = join(o.stateDir, "servers", s.id);
     mkdirSync(s.dir, { recursive: true });
-    const vol = createVolume(`${image.name}_sbs_volume_0`, Math.max(root.size ?? rootSnap.size, rootSnap.size), 5000, [], rootSnap);
+    const vol = createVolume(
+      `${image.name}_sbs_volume_0`,
+      Math.max(root.size ?? rootSnap.size, rootSnap.size),
+      5000,
+      [],
+      rootSnap,
+    );
     vol.serverId = s.id;
     s.volumeIds.push(vol.id);
     servers.set(s.id, s);
@@ -60,14 +131,17 @@ export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork
     const s = get(servers, m[0]!, "instance_server");
     refuseUnemulated(b, ["name", "tags", "boot_type", "security_group"], serverJson(s), "server", {
       volumes: (v) => {
-        const ids = Object.entries((v as Record<string, { id?: string }> | null) ?? {}).sort(([a], [b]) => Number(a) - Number(b)).map(([, x]) => x.id);
+        const ids = Object.entries((v as Record<string, { id?: string }> | null) ?? {})
+          .sort(([a], [b]) => Number(a) - Number(b))
+          .map(([, x]) => x.id);
         return ids.length === s.volumeIds.length && ids.every((id, n) => id === s.volumeIds[n]);
       },
     });
     if (typeof b.name === "string") s.name = b.name;
     if (Array.isArray(b.tags)) s.tags = tagsOf(b.tags);
     if (b.boot_type !== undefined) {
-      if (b.boot_type !== "local" && b.boot_type !== "rescue") throw invalid(`boot_type ${String(b.boot_type)} is not supported`, { fields: { boot_type: ["invalid"] } });
+      if (b.boot_type !== "local" && b.boot_type !== "rescue")
+        throw invalid(`boot_type ${String(b.boot_type)} is not supported`, { fields: { boot_type: ["invalid"] } });
       s.bootType = b.boot_type;
     }
     if (b.security_group && typeof b.security_group === "object") {
@@ -80,7 +154,8 @@ export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork
   });
   route("DELETE", `${I}/servers/{id}`, async (m) => {
     const s = get(servers, m[0]!, "instance_server");
-    if (s.state !== "stopped") throw invalid("instance must be stopped to be deleted", { type: "invalid_request_error" });
+    if (s.state !== "stopped")
+      throw invalid("instance must be stopped to be deleted", { type: "invalid_request_error" });
     for (const id of s.volumeIds) {
       const v = volumes.get(id);
       if (v) Object.assign(v, { serverId: null, status: "available", lastDetached: blockDate() });
@@ -95,17 +170,33 @@ export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork
     const s = get(servers, m[0]!, "instance_server");
     const action = str(b.action, "action");
     if (s.busy || !allowedActions(s).includes(action))
-      throw invalid(`action ${action} is not allowed while the server is ${s.state}${s.busy ? " (busy)" : ""}`, { type: "invalid_request_error" });
+      throw invalid(`action ${action} is not allowed while the server is ${s.state}${s.busy ? " (busy)" : ""}`, {
+        type: "invalid_request_error",
+      });
     const t = task(`server_batch_${action}`, s);
     const fault = faults.transition("POST /instance/servers/{id}/action", b);
     const transition = (s: Server, t: Task, during: string, detail: string, work: () => Promise<void>, after: string) =>
-      machineOps.transition(s, t, during, detail, async () => {
-        await undergo(fault, `${action} of server ${s.id}`);
-        await work();
-      }, after);
+      machineOps.transition(
+        s,
+        t,
+        during,
+        detail,
+        async () => {
+          await undergo(fault, `${action} of server ${s.id}`);
+          await work();
+        },
+        after,
+      );
     switch (action) {
       case "poweron":
-        transition(s, t, "starting", s.state === "stopped in place" ? "starting in place" : "allocating node", () => boot(s), "running");
+        transition(
+          s,
+          t,
+          "starting",
+          s.state === "stopped in place" ? "starting in place" : "allocating node",
+          () => boot(s),
+          "running",
+        );
         break;
       case "poweroff":
         transition(s, t, "stopping", "stopping", () => halt(s), "stopped");
@@ -114,35 +205,64 @@ export function registerServers(ctx: State, v: Views, r: Router, work: BlockWork
         transition(s, t, "stopping", "stopping in place", () => halt(s), "stopped in place");
         break;
       case "reboot":
-        transition(s, t, "starting", "rebooting", async () => {
-          // A new boot mode (rescue or back) needs other disks: a full restart; otherwise a reset, as on Scaleway.
-          if (s.bootType !== s.bootedType) {
-            await halt(s);
-            await boot(s);
-          } else await s.machine!.reset();
-        }, "running");
+        transition(
+          s,
+          t,
+          "starting",
+          "rebooting",
+          async () => {
+            // A new boot mode (rescue or back) needs other disks: a full restart; otherwise a reset, as on Scaleway.
+            if (s.bootType !== s.bootedType) {
+              await halt(s);
+              await boot(s);
+            } else await s.machine!.reset();
+          },
+          "running",
+        );
         break;
       case "terminate":
-        transition(s, t, "stopping", "terminating", async () => {
-          await halt(s);
-          for (const id of s.volumeIds) Object.assign(volumes.get(id) ?? {}, { serverId: null, status: "available" });
-          await s.metadata?.close();
-          servers.delete(s.id);
-        }, "stopped");
+        transition(
+          s,
+          t,
+          "stopping",
+          "terminating",
+          async () => {
+            await halt(s);
+            for (const id of s.volumeIds) Object.assign(volumes.get(id) ?? {}, { serverId: null, status: "available" });
+            await s.metadata?.close();
+            servers.delete(s.id);
+          },
+          "stopped",
+        );
         break;
       case "backup": {
         const name = typeof b.name === "string" && b.name ? b.name : `${s.name}-backup`;
-        const snaps = await Promise.all(s.volumeIds.map((id, n) => snapshotVolume(get(volumes, id, "volume"), `${name}-${n}`, [])));
+        const snaps = await Promise.all(
+          s.volumeIds.map((id, n) => snapshotVolume(get(volumes, id, "volume"), `${name}-${n}`, [])),
+        );
         const image: Image = {
-          id: randomUUID(), name, rootSnapshotId: snaps[0]!.id, extraSnapshotIds: snaps.slice(1).map((x) => x.id), arch: "x86_64",
-          state: "creating", tags: [], fromServer: s.id, created: instanceDate(), modified: instanceDate(), public: false,
+          id: randomUUID(),
+          name,
+          rootSnapshotId: snaps[0]!.id,
+          extraSnapshotIds: snaps.slice(1).map((x) => x.id),
+          arch: "x86_64",
+          state: "creating",
+          tags: [],
+          fromServer: s.id,
+          created: instanceDate(),
+          modified: instanceDate(),
+          public: false,
           refs: linkSnapshots(snaps.map((x) => x.id)),
         };
         images.set(image.id, image);
         t.hrefResult = `/images/${image.id}`;
         later(async () => {
-          const injected = await undergo(fault, `backup of server ${s.id}`).then(() => false, () => true);
-          for (let i = 0; i < 2400 && snaps.some((x) => x.status === "creating"); i++) await new Promise((r) => setTimeout(r, 250));
+          const injected = await undergo(fault, `backup of server ${s.id}`).then(
+            () => false,
+            () => true,
+          );
+          for (let i = 0; i < 2400 && snaps.some((x) => x.status === "creating"); i++)
+            await new Promise((r) => setTimeout(r, 250));
           image.state = !injected && snaps.every((x) => x.status === "available") ? "available" : "error";
           finish(t, image.state === "available");
         });

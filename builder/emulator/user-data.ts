@@ -6,7 +6,10 @@ import type { Router } from "./router";
 export function registerUserData(ctx: State, r: Router): void {
   const { servers, get } = ctx;
   const { route, I } = r;
-  route("GET", `${I}/servers/{id}/user_data`, (m) => [200, { user_data: [...get(servers, m[0]!, "instance_server").userData.keys()] }]);
+  route("GET", `${I}/servers/{id}/user_data`, (m) => [
+    200,
+    { user_data: [...get(servers, m[0]!, "instance_server").userData.keys()] },
+  ]);
   route("GET", `${I}/servers/{id}/user_data/{key}`, (m) => {
     const v = get(servers, m[0]!, "instance_server").userData.get(m[1]!);
     if (v === undefined) throw notFound("instance_user_data", m[1]!);

@@ -5,7 +5,17 @@
  * (ECOSYSTEM_KEY_PATH), where builds fetch it and check it against the stack's ecosystemKeyFingerprint.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../exec";
@@ -39,7 +49,10 @@ export function localEcosystemVersion(base: string): string {
     for (const name of readdirSync(dir).sort()) {
       const path = join(dir, name);
       if (statSync(path).isDirectory()) walk(path);
-      else if (name !== "README.md") hash.update(`${path.slice(root.length)}\0${statSync(path).mode & 0o111 ? "x" : "-"}\0`).update(readFileSync(path));
+      else if (name !== "README.md")
+        hash
+          .update(`${path.slice(root.length)}\0${statSync(path).mode & 0o111 ? "x" : "-"}\0`)
+          .update(readFileSync(path));
     }
   };
   walk(root);
@@ -47,13 +60,20 @@ export function localEcosystemVersion(base: string): string {
 }
 
 /** Builds the repository signed by `signingKey` (the committed ecosystem test key by default); returns `<repo>/debian`. */
-export async function buildEcosystemRepo(repoRoot: string, version: string, signingKey: TestKey = TEST_KEYS.ecosystem): Promise<string> {
+export async function buildEcosystemRepo(
+  repoRoot: string,
+  version: string,
+  signingKey: TestKey = TEST_KEYS.ecosystem,
+): Promise<string> {
   const debian = join(repoRoot, "debian");
   mkdirSync(debian, { recursive: true });
   const stage = mkdtempSync(join(tmpdir(), "ecosystem-"));
   try {
     const pkg = join(stage, "pkg");
-    cpSync(join(projectRoot(), "images", "ecosystem"), pkg, { recursive: true, filter: (src) => !src.endsWith("README.md") });
+    cpSync(join(projectRoot(), "images", "ecosystem"), pkg, {
+      recursive: true,
+      filter: (src) => !src.endsWith("README.md"),
+    });
     mkdirSync(join(pkg, "DEBIAN"));
     writeFileSync(
       join(pkg, "DEBIAN", "control"),
@@ -70,9 +90,17 @@ export async function buildEcosystemRepo(repoRoot: string, version: string, sign
       ].join("\n"),
     );
     const postinst = join(pkg, "DEBIAN", "postinst");
-    writeFileSync(postinst, "#!/bin/sh\nset -e\nsystemctl enable scw-generate-ssh-keys.service scw-fetch-ssh-keys.service >/dev/null 2>&1 || true\n");
+    writeFileSync(
+      postinst,
+      "#!/bin/sh\nset -e\nsystemctl enable scw-generate-ssh-keys.service scw-fetch-ssh-keys.service >/dev/null 2>&1 || true\n",
+    );
     chmodSync(postinst, 0o755);
-    await run("dpkg-deb", ["--root-owner-group", "--build", pkg, join(debian, `scaleway-ecosystem_${version}_all.deb`)]);
+    await run("dpkg-deb", [
+      "--root-owner-group",
+      "--build",
+      pkg,
+      join(debian, `scaleway-ecosystem_${version}_all.deb`),
+    ]);
     const { stdout } = await run("dpkg-scanpackages", ["--multiversion", "."], { cwd: debian });
     writeFileSync(join(debian, "Packages"), stdout);
     const release = join(debian, "Release");

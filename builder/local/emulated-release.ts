@@ -51,7 +51,10 @@ export class ReleaseStepError extends Error {
     cause: Error,
     readonly leftovers: string[],
   ) {
-    super(`${zone}: ${step}: ${cause.message}${leftovers.length ? `; and the cleanup left ${leftovers.join(", ")}` : ""}`, { cause });
+    super(
+      `${zone}: ${step}: ${cause.message}${leftovers.length ? `; and the cleanup left ${leftovers.join(", ")}` : ""}`,
+      { cause },
+    );
     this.name = "ReleaseStepError";
   }
 }
@@ -69,7 +72,11 @@ export interface EmulatedReleaseResult {
  * Everything in the emulated zone besides what the release itself made (snapshot, image, test server and its
  * root volume, the default security group): what a battery left behind.
  */
-async function leftovers(client: Client, zone: string, own: { snapshot: string; image: string; server: string }): Promise<string[]> {
+async function leftovers(
+  client: Client,
+  zone: string,
+  own: { snapshot: string; image: string; server: string },
+): Promise<string[]> {
   const instance = new Instancev1.API(client);
   const block = new Blockv1.API(client);
   const vpc = new Vpcv2.API(client);
@@ -79,11 +86,19 @@ async function leftovers(client: Client, zone: string, own: { snapshot: string; 
   return [
     ...(await instance.listServers(z)).servers.filter((x) => x.id !== own.server).map((x) => `server ${x.name}`),
     ...(await instance.listImages(z)).images.filter((x) => x.id !== own.image).map((x) => `image ${x.name}`),
-    ...(await instance.listSecurityGroups(z)).securityGroups.filter((x) => x.id !== server.securityGroup?.id).map((x) => `security group ${x.name}`),
+    ...(await instance.listSecurityGroups(z)).securityGroups
+      .filter((x) => x.id !== server.securityGroup?.id)
+      .map((x) => `security group ${x.name}`),
     ...(await instance.listPrivateNICs({ ...z, serverId: own.server })).privateNics.map((x) => `private NIC ${x.id}`),
-    ...(await block.listSnapshots({ ...z, includeDeleted: false })).snapshots.filter((x) => x.id !== own.snapshot).map((x) => `snapshot ${x.name}`),
-    ...(await block.listVolumes({ ...z, includeDeleted: false })).volumes.filter((x) => x.id !== root).map((x) => `volume ${x.name}`),
-    ...(await vpc.listPrivateNetworks({ region: zone.replace(/-\d+$/, "") as never })).privateNetworks.map((x) => `private network ${x.name}`),
+    ...(await block.listSnapshots({ ...z, includeDeleted: false })).snapshots
+      .filter((x) => x.id !== own.snapshot)
+      .map((x) => `snapshot ${x.name}`),
+    ...(await block.listVolumes({ ...z, includeDeleted: false })).volumes
+      .filter((x) => x.id !== root)
+      .map((x) => `volume ${x.name}`),
+    ...(await vpc.listPrivateNetworks({ region: zone.replace(/-\d+$/, "") as never })).privateNetworks.map(
+      (x) => `private network ${x.name}`,
+    ),
   ];
 }
 
@@ -97,7 +112,9 @@ async function zoneContents(client: Client, zone: string): Promise<string[]> {
     ...servers.map((x) => `server ${x.name}`),
     ...servers.flatMap((x) => x.publicIps ?? []).map((ip) => `public IP ${ip.address}`),
     ...(await instance.listImages(z)).images.map((x) => `image ${x.name}`),
-    ...(await instance.listSecurityGroups(z)).securityGroups.filter((g) => !g.projectDefault).map((x) => `security group ${x.name}`),
+    ...(await instance.listSecurityGroups(z)).securityGroups
+      .filter((g) => !g.projectDefault)
+      .map((x) => `security group ${x.name}`),
     ...(await block.listSnapshots({ ...z, includeDeleted: false })).snapshots.map((x) => `snapshot ${x.name}`),
     ...(await block.listVolumes({ ...z, includeDeleted: false })).volumes.map((x) => `volume ${x.name}`),
   ];
@@ -114,7 +131,9 @@ export async function removeTestServer(client: Client, zone: ReleaseSpec["zone"]
   if (root) await block.deleteVolume({ zone, volumeId: root });
   return [
     ...(await instance.listServers({ zone })).servers.map((x) => `server ${x.name} after the test server's removal`),
-    ...(await block.listVolumes({ zone, includeDeleted: false })).volumes.map((x) => `volume ${x.name} after the test server's removal`),
+    ...(await block.listVolumes({ zone, includeDeleted: false })).volumes.map(
+      (x) => `volume ${x.name} after the test server's removal`,
+    ),
   ];
 }
 
@@ -122,10 +141,25 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
   const secretKey = randomUUID();
   const accessKey = `SCW${randomBytes(9).toString("hex").toUpperCase().slice(0, 17)}`;
   const projectId = randomUUID();
-  const emulator: Emulator = await startEmulator({ stateDir: join(o.stateDir, "scaleway"), secretKey, projectId, zone: o.spec.zone, s3: o.s3, accel: o.accel, faults: o.faults, publicNet: o.publicNet });
+  const emulator: Emulator = await startEmulator({
+    stateDir: join(o.stateDir, "scaleway"),
+    secretKey,
+    projectId,
+    zone: o.spec.zone,
+    s3: o.s3,
+    accel: o.accel,
+    faults: o.faults,
+    publicNet: o.publicNet,
+  });
   o.onEmulator?.(emulator);
   try {
-    const client = scalewayClient({ accessKey, secretKey, defaultProjectId: projectId, defaultZone: o.spec.zone, apiURL: emulator.url });
+    const client = scalewayClient({
+      accessKey,
+      secretKey,
+      defaultProjectId: projectId,
+      defaultZone: o.spec.zone,
+      apiURL: emulator.url,
+    });
     const block = new Blockv1.API(client);
     const instance = new Instancev1.API(client);
     const requests = sdkRequests(o.spec, projectId, o.buildDate);
@@ -142,12 +176,25 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
         throw new ReleaseStepError(name, zone, err as Error, left);
       }
     };
-    o.log(`scaleway: importing s3://${o.spec.snapshot.import.bucket}/${o.spec.snapshot.import.key} as a block snapshot`);
+    o.log(
+      `scaleway: importing s3://${o.spec.snapshot.import.bucket}/${o.spec.snapshot.import.key} as a block snapshot`,
+    );
     const snap = await step("import", async () => {
       const imported = await block.importSnapshotFromObjectStorage(requests.importSnapshot);
-      made.push({ what: `snapshot ${imported.id}`, undo: () => block.deleteSnapshot({ zone, snapshotId: imported.id }) });
-      const ready = await block.waitForSnapshot({ zone, snapshotId: imported.id }, { timeout: o.importTimeoutS ?? 900, minDelay: 1, maxDelay: 5 })
-        .catch((err: Error) => Promise.reject(new Error(`snapshot ${imported.id} not available after ${o.importTimeoutS ?? 900} s: ${err.message}`)));
+      made.push({
+        what: `snapshot ${imported.id}`,
+        undo: () => block.deleteSnapshot({ zone, snapshotId: imported.id }),
+      });
+      const ready = await block
+        .waitForSnapshot(
+          { zone, snapshotId: imported.id },
+          { timeout: o.importTimeoutS ?? 900, minDelay: 1, maxDelay: 5 },
+        )
+        .catch((err: Error) =>
+          Promise.reject(
+            new Error(`snapshot ${imported.id} not available after ${o.importTimeoutS ?? 900} s: ${err.message}`),
+          ),
+        );
       if (ready.status !== "available") throw new Error(`snapshot import ended ${ready.status}`);
       return ready;
     });
@@ -156,17 +203,30 @@ export async function releaseThroughEmulator(o: EmulatedReleaseOptions): Promise
       made.push({ what: `image ${created.id}`, undo: () => instance.deleteImage({ zone, imageId: created.id }) });
       return created;
     });
-    const server = await step("server create", async () => (await instance.createServer(requests.createServer(image.id))).server!);
+    const server = await step(
+      "server create",
+      async () => (await instance.createServer(requests.createServer(image.id))).server!,
+    );
     o.log(`scaleway: image ${image.id}, test server ${server.id}: running the battery`);
     let passed = true;
     try {
       // The test Command's environment, written as the component writes it.
       const env = testEnvironment(o.spec, {
-        serverId: server.id, accessKey, secretKey, projectId, apiUrl: emulator.url, dnsNames: o.dnsNames, only: o.only?.length ? o.only : undefined, report: o.reportFile,
+        serverId: server.id,
+        accessKey,
+        secretKey,
+        projectId,
+        apiUrl: emulator.url,
+        dnsNames: o.dnsNames,
+        only: o.only?.length ? o.only : undefined,
+        report: o.reportFile,
       });
       const lines = new LineSplitter(o.log);
       try {
-        await run(process.execPath, [o.cli, "test-instance"], { env: { ...process.env, ...env }, onStderr: (d) => lines.push(d) });
+        await run(process.execPath, [o.cli, "test-instance"], {
+          env: { ...process.env, ...env },
+          onStderr: (d) => lines.push(d),
+        });
       } finally {
         lines.flush();
       }

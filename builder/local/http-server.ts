@@ -32,7 +32,10 @@ export function autoindex(dir: string, path: string): string {
   const entries = readdirSync(dir, { withFileTypes: true })
     .map((e) => (e.isDirectory() ? `${e.name}/` : e.name))
     .sort();
-  const links = ['<a href="../">../</a>', ...entries.map((e) => `<a href="${escapeHtml(encodeURI(e))}">${escapeHtml(e)}</a>`)];
+  const links = [
+    '<a href="../">../</a>',
+    ...entries.map((e) => `<a href="${escapeHtml(encodeURI(e))}">${escapeHtml(e)}</a>`),
+  ];
   return `<html><head><title>Index of ${escapeHtml(path)}</title></head><body><h1>Index of ${escapeHtml(path)}</h1><hr><pre>\n${links.join("\n")}\n</pre><hr></body></html>\n`;
 }
 
@@ -95,9 +98,10 @@ export async function serveDirectory(root: string, port = 0, host = "127.0.0.1")
     port: actual,
     log,
     faults,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -63,13 +63,21 @@ export interface LocalJobOptions {
 
 /** Names the guest resolves in the DNS test: this machine's package mirror, the one name the sandboxed guest can reach. */
 function localDnsNames(): string[] {
-  const sources = ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"].filter(existsSync).map((f) => readFileSync(f, "utf8")).join("\n");
+  const sources = ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"]
+    .filter(existsSync)
+    .map((f) => readFileSync(f, "utf8"))
+    .join("\n");
   const host = /(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)https?:\/\/([^/\s]+)/.exec(sources)?.[1];
   return host ? [host] : ["localhost"];
 }
 
 /** The environment the ZonalImage's artifact Command gives `image-factory publish`. */
-export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof readStackSettings>, s3: { endpoint: string; accessKeyId: string; secretAccessKey: string }, ref: string): Record<string, string> {
+export function publishEnvironment(
+  plan: PlannedImage,
+  s: ReturnType<typeof readStackSettings>,
+  s3: { endpoint: string; accessKeyId: string; secretAccessKey: string },
+  ref: string,
+): Record<string, string> {
   return writeEnvironment(PublishContract, {
     accessKeyId: s3.accessKeyId,
     secretAccessKey: s3.secretAccessKey,
@@ -95,7 +103,11 @@ export function publishEnvironment(plan: PlannedImage, s: ReturnType<typeof read
 
 /** The release spec the local stack's ZonalImage would get (components/factory-stack.ts passes the same). */
 export function localReleaseSpec(plan: PlannedImage, settings: StackSettings): ReleaseSpec {
-  return releaseSpec(plan, { bucket: settings.bucket, testCommercialType: testCommercialType(settings, plan.arch), extraTags: environmentTags(settings) });
+  return releaseSpec(plan, {
+    bucket: settings.bucket,
+    testCommercialType: testCommercialType(settings, plan.arch),
+    extraTags: environmentTags(settings),
+  });
 }
 
 /** Local files standing in for pinned downloads these machines cannot reach, by official URL. */
@@ -108,8 +120,14 @@ const STAND_INS: Record<string, () => Promise<StandIn>> = { [WORDPRESS_TARBALL]:
 export async function localStack(root = projectRoot()) {
   const catalog = loadCatalog();
   const stack = readStackSettings(root, LOCAL_STACK, catalog);
-  const selected = withOverrides(catalog, stack).releases.filter((r) => stack.images.includes("*") || stack.images.includes(r.id));
-  const downloads = new Set(selected.flatMap((r) => [...osBase(catalog, r).recipe, ...(r.kind === "app" ? r.recipe : [])]).flatMap((s) => (s.op === "fetch-file" ? [s.url] : [])));
+  const selected = withOverrides(catalog, stack).releases.filter(
+    (r) => stack.images.includes("*") || stack.images.includes(r.id),
+  );
+  const downloads = new Set(
+    selected
+      .flatMap((r) => [...osBase(catalog, r).recipe, ...(r.kind === "app" ? r.recipe : [])])
+      .flatMap((s) => (s.op === "fetch-file" ? [s.url] : [])),
+  );
   const standIns: Record<string, StandIn> = {};
   for (const url of downloads) {
     const make = STAND_INS[url];
@@ -119,14 +137,19 @@ export async function localStack(root = projectRoot()) {
   const settings = {
     ...stack,
     ecosystemVersion: localEcosystemVersion(stack.ecosystemVersion),
-    sourceOverrides: { ...stack.sourceOverrides, ...Object.fromEntries(Object.entries(standIns).map(([url, s]) => [url, { sha256: s.sha256 }])) },
+    sourceOverrides: {
+      ...stack.sourceOverrides,
+      ...Object.fromEntries(Object.entries(standIns).map(([url, s]) => [url, { sha256: s.sha256 }])),
+    },
   };
   return { catalog, settings, plans: planStack(catalog, settings), standIns };
 }
 
 /** MemAvailable from /proc/meminfo (what the kernel could hand out without swapping), else free memory. */
 function availableMiB(): number {
-  const m = existsSync("/proc/meminfo") ? /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8")) : null;
+  const m = existsSync("/proc/meminfo")
+    ? /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"))
+    : null;
   return Math.floor((m ? Number(m[1]) * 1024 : freemem()) / 2 ** 20);
 }
 
@@ -143,10 +166,18 @@ function stepCost(accel: Accelerator): Cost {
  * its base's when the base is in the same run (the base's artifact is published first, so an app layered on it
  * can start from it).
  */
-export function jobSteps(plans: { name: string; releaseId: string; baseId?: string; arch: string }[], test: boolean): { id: string; needs: string[]; image: string; kind: "build" | "test" }[] {
+export function jobSteps(
+  plans: { name: string; releaseId: string; baseId?: string; arch: string }[],
+  test: boolean,
+): { id: string; needs: string[]; image: string; kind: "build" | "test" }[] {
   return plans.flatMap((p) => {
     const base = p.baseId ? plans.find((b) => b.releaseId === p.baseId && b.arch === p.arch) : undefined;
-    const build = { id: `build ${p.name}`, needs: base ? [`build ${base.name}`] : [], image: p.name, kind: "build" as const };
+    const build = {
+      id: `build ${p.name}`,
+      needs: base ? [`build ${base.name}`] : [],
+      image: p.name,
+      kind: "build" as const,
+    };
     return test ? [build, { id: `test ${p.name}`, needs: [build.id], image: p.name, kind: "test" as const }] : [build];
   });
 }
@@ -156,19 +187,32 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
   const stack = await localStack(root);
   const { catalog, settings, standIns } = stack;
   const unknown = (opts.images ?? []).filter((id) => !stack.plans.some((p) => p.release.id === id));
-  if (unknown.length) throw new Error(`--images: the local stack does not ship ${unknown.join(", ")} (it ships ${stack.plans.map((p) => p.release.id).join(", ")})`);
+  if (unknown.length)
+    throw new Error(
+      `--images: the local stack does not ship ${unknown.join(", ")} (it ships ${stack.plans.map((p) => p.release.id).join(", ")})`,
+    );
   const plans = opts.images?.length ? stack.plans.filter((p) => opts.images!.includes(p.release.id)) : stack.plans;
   const stackCatalog = withOverrides(catalog, settings);
-  if (!settings.mirror || !settings.s3Endpoint) throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
+  if (!settings.mirror || !settings.s3Endpoint)
+    throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
   const accel = await accelerator();
-  const budget = machineBudget(availableParallelism(), availableMiB(), opts.jobs !== undefined ? String(opts.jobs) : process.env.FACTORY_LOCAL_JOBS);
+  const budget = machineBudget(
+    availableParallelism(),
+    availableMiB(),
+    opts.jobs !== undefined ? String(opts.jobs) : process.env.FACTORY_LOCAL_JOBS,
+  );
   const width = Math.max(...plans.map((p) => p.name.length)) + 6;
   const say = progress(undefined, undefined, width);
 
   const fixture = await ensureFixture();
   // Where the local stack keeps its mirror tree and its S3 buckets between runs: per fixture, because a rebuilt
   // fixture is a different upstream under the same serial, which publish rightly refuses to paper over.
-  const state = process.env.FACTORY_LOCAL_STATE ?? cacheDir("local", `${basename(fixture, ".qcow2")}-${readFileSync(`${fixture}.sha256`, "utf8").trim().slice(0, 12)}`);
+  const state =
+    process.env.FACTORY_LOCAL_STATE ??
+    cacheDir(
+      "local",
+      `${basename(fixture, ".qcow2")}-${readFileSync(`${fixture}.sha256`, "utf8").trim().slice(0, 12)}`,
+    );
   const www = join(state, "www");
   rmSync(www, { recursive: true, force: true });
   mkdirSync(www, { recursive: true });
@@ -183,7 +227,8 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
   const s3 = await startS3(join(state, "s3"), portOf(settings.s3Endpoint), plans[0]?.region ?? "fr-par");
   try {
     const client = s3Client({ ...s3, bucket: settings.bucket });
-    if (!existsSync(join(s3.root, settings.bucket))) await client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
+    if (!existsSync(join(s3.root, settings.bucket)))
+      await client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
     const published = new Map<string, { built: boolean; uploadedBytes: number; imageBuildDate?: string }>();
     const tests = new Map<string, LocalJobResult["tests"]>();
 
@@ -196,7 +241,10 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
           env: { ...process.env, ...publishEnvironment(plan, settings, s3, `${LOCAL_STACK}/${plan.name}`) },
           onStderr: (d) => lines.push(d),
         });
-        published.set(plan.name, JSON.parse(stdout) as { built: boolean; uploadedBytes: number; imageBuildDate?: string });
+        published.set(
+          plan.name,
+          JSON.parse(stdout) as { built: boolean; uploadedBytes: number; imageBuildDate?: string },
+        );
       } finally {
         lines.flush();
       }
@@ -205,7 +253,11 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
     const test = async (plan: PlannedImage, publicNet: number) => {
       const log = say.lane(plan.name, "test");
       // Like the test Command's triggers: a content hash that passed once is not tested again.
-      const passedMark = join(state, "tested", `${plan.name}-${plan.contentHash}${opts.only?.length ? `-${opts.only.join("+")}` : ""}.json`);
+      const passedMark = join(
+        state,
+        "tested",
+        `${plan.name}-${plan.contentHash}${opts.only?.length ? `-${opts.only.join("+")}` : ""}.json`,
+      );
       if (existsSync(passedMark)) {
         log("passed earlier for this content hash: not run again");
         tests.set(plan.name, "passed earlier");
@@ -216,9 +268,17 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       // Each image's release gets an emulated zone of its own: the battery counts whatever else is in its zone
       // as left behind, and each battery's Instances need public IPs no other release uses at the same time.
       const released = await releaseThroughEmulator({
-        stateDir: join(state, "emulator", plan.name), s3: { ...s3, region: plan.region }, spec: localReleaseSpec(plan, settings),
-        buildDate: published.get(plan.name)?.imageBuildDate ?? "", accel, publicNet,
-        cli: join(root, "dist", "builder", "cli.js"), dnsNames: localDnsNames(), only: opts.only, reportFile: report, log,
+        stateDir: join(state, "emulator", plan.name),
+        s3: { ...s3, region: plan.region },
+        spec: localReleaseSpec(plan, settings),
+        buildDate: published.get(plan.name)?.imageBuildDate ?? "",
+        accel,
+        publicNet,
+        cli: join(root, "dist", "builder", "cli.js"),
+        dnsNames: localDnsNames(),
+        only: opts.only,
+        reportFile: report,
+        log,
       });
       let result: LocalJobResult["tests"] = released.passed ? "passed" : "failed";
       if (released.leftovers.length) {
@@ -230,7 +290,12 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       if (result === "failed") throw new Error(`the battery failed (report: ${report})`);
     };
 
-    const described = plans.map((p) => ({ name: p.name, releaseId: p.release.id, arch: p.arch, baseId: p.release.kind === "app" ? osBase(stackCatalog, p.release).id : undefined }));
+    const described = plans.map((p) => ({
+      name: p.name,
+      releaseId: p.release.id,
+      arch: p.arch,
+      baseId: p.release.kind === "app" ? osBase(stackCatalog, p.release).id : undefined,
+    }));
     const shape = jobSteps(described, opts.test);
     const cost = stepCost(accel);
     const steps: Step<void>[] = shape.map((s) => {
@@ -238,11 +303,19 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       const plan = plans[i]!;
       return { id: s.id, needs: s.needs, cost, run: () => (s.kind === "build" ? build(plan) : test(plan, 42 + i)) };
     });
-    say.job(`${steps.length} steps for ${plans.length} images, ${accel}; at once: ${budget.steps ?? "as fit"} (${budget.cpus} cores, ${(budget.memoryMiB / 1024).toFixed(1)} GiB for guests)`);
+    say.job(
+      `${steps.length} steps for ${plans.length} images, ${accel}; at once: ${budget.steps ?? "as fit"} (${budget.cpus} cores, ${(budget.memoryMiB / 1024).toFixed(1)} GiB for guests)`,
+    );
     const outcomes = await schedule(steps, budget, {
       onStart: (id) => say.job(`start ${id}`),
       onEnd: (id, o) =>
-        say.job(o.status === "skipped" ? `skip ${id}: ${o.reason}` : o.status === "failed" ? `FAILED ${id} after ${o.seconds.toFixed(0)} s: ${o.error.message.split("\n")[0]}` : `done ${id} in ${o.seconds.toFixed(0)} s`),
+        say.job(
+          o.status === "skipped"
+            ? `skip ${id}: ${o.reason}`
+            : o.status === "failed"
+              ? `FAILED ${id} after ${o.seconds.toFixed(0)} s: ${o.error.message.split("\n")[0]}`
+              : `done ${id} in ${o.seconds.toFixed(0)} s`,
+        ),
     });
 
     const results = plans.map((plan): LocalJobResult => {
@@ -250,18 +323,29 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       const t = outcomes.get(`test ${plan.name}`);
       const secs = (o: Outcome<void> | undefined) => (o && o.status !== "skipped" ? o.seconds : 0);
       const why = (step: string, o: Outcome<void> | undefined) =>
-        o?.status === "failed" ? `${step}: ${o.error.message}` : o?.status === "skipped" ? `${step} skipped: ${o.reason}` : undefined;
+        o?.status === "failed"
+          ? `${step}: ${o.error.message}`
+          : o?.status === "skipped"
+            ? `${step} skipped: ${o.reason}`
+            : undefined;
       const out = published.get(plan.name);
       const error = why("build", b) ?? why("test", t);
       return {
-        image: plan.name, key: plan.artifactKey, built: out?.built ?? false, uploadedBytes: out?.uploadedBytes ?? 0,
-        buildSeconds: secs(b), testSeconds: secs(t), seconds: secs(b) + secs(t),
+        image: plan.name,
+        key: plan.artifactKey,
+        built: out?.built ?? false,
+        uploadedBytes: out?.uploadedBytes ?? 0,
+        buildSeconds: secs(b),
+        testSeconds: secs(t),
+        seconds: secs(b) + secs(t),
         tests: tests.get(plan.name) ?? (opts.test && t?.status !== "skipped" && t ? "failed" : "not run"),
         ...(error ? { error } : {}),
       };
     });
     const listed = await client.send(new ListObjectsV2Command({ Bucket: settings.bucket }));
-    say.job(`bucket ${settings.bucket} holds ${listed.KeyCount ?? 0} objects; wall time ${(say.elapsedMs() / 1000).toFixed(0)} s`);
+    say.job(
+      `bucket ${settings.bucket} holds ${listed.KeyCount ?? 0} objects; wall time ${(say.elapsedMs() / 1000).toFixed(0)} s`,
+    );
     return results;
   } finally {
     await mirror.close();

@@ -50,7 +50,13 @@ export function checksumLine(format: OsRelease["upstream"]["checksumFormat"], na
  * Serves `image` as the release's pinned build for `arch`; returns the paths written. A release whose upstream
  * signs gets its checksum file signed by `signingKey` (required then) and that key's public part at its keyUrl.
  */
-export async function mirrorAs(root: string, release: OsRelease, arch: Architecture, image: string, signingKey?: TestKey) {
+export async function mirrorAs(
+  root: string,
+  release: OsRelease,
+  arch: Architecture,
+  image: string,
+  signingKey?: TestKey,
+) {
   const where = upstreamLocation(release, arch);
   const name = new URL(where.image).pathname.split("/").at(-1)!;
   const algo = release.upstream.checksumFormat === "sha512sums" ? "sha512" : "sha256";
@@ -62,8 +68,10 @@ export async function mirrorAs(root: string, release: OsRelease, arch: Architect
   writeFileSync(checksumsPath, `${checksumLine(release.upstream.checksumFormat, name, hex)}\n`);
   const spec = release.upstream.signature;
   if (spec) {
-    if (!signingKey) throw new Error(`${release.id}: upstream signs its checksum file; give the mirror a test key to sign it with`);
-    if (spec.kind === "detached") await sign(signingKey, checksumsPath, inDirectory(mirrorPath(root, where.signature!)), "detached");
+    if (!signingKey)
+      throw new Error(`${release.id}: upstream signs its checksum file; give the mirror a test key to sign it with`);
+    if (spec.kind === "detached")
+      await sign(signingKey, checksumsPath, inDirectory(mirrorPath(root, where.signature!)), "detached");
     else {
       await sign(signingKey, checksumsPath, `${checksumsPath}.signed`, "clearsign");
       renameSync(`${checksumsPath}.signed`, checksumsPath);

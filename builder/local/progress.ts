@@ -33,7 +33,11 @@ export interface Progress {
   elapsedMs(): number;
 }
 
-export function progress(write: (s: string) => void = (s) => process.stderr.write(s), now: () => number = Date.now, width = 28): Progress {
+export function progress(
+  write: (s: string) => void = (s) => process.stderr.write(s),
+  now: () => number = Date.now,
+  width = 28,
+): Progress {
   const t0 = now();
   return {
     lane: (image, step) => (line) => write(`${prefixLine(now() - t0, `${image} ${step}`, width, line)}\n`),

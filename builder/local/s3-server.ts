@@ -65,8 +65,22 @@ export async function startS3(root: string, port?: number, region = "fr-par"): P
   const digest = createHash("sha256").update(`versitygw:${root}`).digest("hex");
   const accessKeyId = `local${digest.slice(0, 15)}`;
   const secretAccessKey = digest.slice(15);
-  const child = spawn(bin, ["--access", accessKeyId, "--secret", secretAccessKey, "--region", region,
-    "--port", `127.0.0.1:${p}`, "posix", root], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(
+    bin,
+    [
+      "--access",
+      accessKeyId,
+      "--secret",
+      secretAccessKey,
+      "--region",
+      region,
+      "--port",
+      `127.0.0.1:${p}`,
+      "posix",
+      root,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));

@@ -85,12 +85,18 @@ export function decide(s: Snapshot, budget: Budget): Decision {
     if (finished[step.id] || running.includes(step.id)) continue;
     const blocked = step.needs.find((n) => finished[n] === "failed" || finished[n] === "skipped");
     if (blocked) {
-      decision.skip.push({ id: step.id, reason: `${blocked} ${finished[blocked] === "failed" ? "failed" : "was skipped"}` });
+      decision.skip.push({
+        id: step.id,
+        reason: `${blocked} ${finished[blocked] === "failed" ? "failed" : "was skipped"}`,
+      });
       finished[step.id] = "skipped";
       continue;
     }
     if (!step.needs.every((n) => finished[n] === "done")) continue;
-    const fits = running.length < (budget.steps ?? Infinity) && used.cpus + step.cost.cpus <= budget.cpus + 1e-9 && used.memoryMiB + step.cost.memoryMiB <= budget.memoryMiB;
+    const fits =
+      running.length < (budget.steps ?? Infinity) &&
+      used.cpus + step.cost.cpus <= budget.cpus + 1e-9 &&
+      used.memoryMiB + step.cost.memoryMiB <= budget.memoryMiB;
     if (!fits && running.length) continue;
     decision.start.push(step.id);
     running.push(step.id);
@@ -106,7 +112,11 @@ export interface ScheduleHooks {
 }
 
 /** Runs every step as `decide` says; resolves with each step's outcome once none is left to run. */
-export async function schedule<T>(steps: Step<T>[], budget: Budget, hooks: ScheduleHooks = {}): Promise<Map<string, Outcome<T>>> {
+export async function schedule<T>(
+  steps: Step<T>[],
+  budget: Budget,
+  hooks: ScheduleHooks = {},
+): Promise<Map<string, Outcome<T>>> {
   const errors = validateSteps(steps);
   if (errors.length) throw new Error(`the local job's steps are inconsistent:\n${errors.join("\n")}`);
   const outcomes = new Map<string, Outcome<T>>();
@@ -132,7 +142,11 @@ export async function schedule<T>(steps: Step<T>[], budget: Budget, hooks: Sched
           try {
             o = { status: "done", value: await step.run(), seconds: (Date.now() - t0) / 1000 };
           } catch (err) {
-            o = { status: "failed", error: err instanceof Error ? err : new Error(String(err)), seconds: (Date.now() - t0) / 1000 };
+            o = {
+              status: "failed",
+              error: err instanceof Error ? err : new Error(String(err)),
+              seconds: (Date.now() - t0) / 1000,
+            };
           }
           outcomes.set(id, o);
           running.delete(id);
@@ -150,7 +164,8 @@ export async function schedule<T>(steps: Step<T>[], budget: Budget, hooks: Sched
 /** Cores and memory the local job may use: the machine's; `jobs` (FACTORY_LOCAL_JOBS, --jobs) caps the steps at once. */
 export function machineBudget(cpus: number, availableMiB: number, jobsOverride?: string): Budget {
   const jobs = jobsOverride === undefined || jobsOverride === "" ? undefined : Number(jobsOverride);
-  if (jobs !== undefined && !(Number.isInteger(jobs) && jobs >= 1)) throw new Error(`FACTORY_LOCAL_JOBS (--jobs) must be a whole number of at least 1, not "${jobsOverride}"`);
+  if (jobs !== undefined && !(Number.isInteger(jobs) && jobs >= 1))
+    throw new Error(`FACTORY_LOCAL_JOBS (--jobs) must be a whole number of at least 1, not "${jobsOverride}"`);
   // Leave the host itself (Node, versitygw, the mirror, sshd) some memory.
   return { cpus: Math.max(1, cpus), memoryMiB: Math.max(1024, availableMiB - 1024), ...(jobs ? { steps: jobs } : {}) };
 }

@@ -32,9 +32,25 @@ export const TEST_RELEASE_KEY = {
 } as const;
 
 /** Runs `use` with a temporary gpg home holding `key`, removed afterwards. */
-export async function withKey<T>(key: TestKey, use: (gpg: (args: string[]) => Promise<string>) => Promise<T>): Promise<T> {
+export async function withKey<T>(
+  key: TestKey,
+  use: (gpg: (args: string[]) => Promise<string>) => Promise<T>,
+): Promise<T> {
   const home = mkdtempSync(join(tmpdir(), "factory-testkey-"));
-  const gpg = async (args: string[]) => (await run("gpg", ["--batch", "--yes", "--homedir", home, "--pinentry-mode", "loopback", "--passphrase", "", ...args])).stdout;
+  const gpg = async (args: string[]) =>
+    (
+      await run("gpg", [
+        "--batch",
+        "--yes",
+        "--homedir",
+        home,
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        ...args,
+      ])
+    ).stdout;
   try {
     await gpg(["--import", key.file]);
     return await use(gpg);
@@ -49,8 +65,18 @@ export function publicKey(key: TestKey): Promise<string> {
 }
 
 /** Signs `file` with a test key: a binary detached signature (`SHA256SUMS.gpg` style), armoured, or clear-signed. */
-export function sign(key: TestKey, file: string, out: string, how: "detached" | "armored-detached" | "clearsign"): Promise<void> {
-  const mode = how === "clearsign" ? ["--clearsign"] : how === "armored-detached" ? ["--armor", "--detach-sign"] : ["--detach-sign"];
+export function sign(
+  key: TestKey,
+  file: string,
+  out: string,
+  how: "detached" | "armored-detached" | "clearsign",
+): Promise<void> {
+  const mode =
+    how === "clearsign"
+      ? ["--clearsign"]
+      : how === "armored-detached"
+        ? ["--armor", "--detach-sign"]
+        : ["--detach-sign"];
   return withKey(key, async (gpg) => {
     await gpg(["--local-user", key.fingerprint, ...mode, "--output", out, file]);
   });

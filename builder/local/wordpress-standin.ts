@@ -5,7 +5,16 @@
  * some bundled libraries to other packages and carries its own multi-site wp-config.php: both are left out, as
  * the upstream tarball has neither.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { run } from "../exec";
 import { digestFile } from "../fetch";
@@ -22,7 +31,9 @@ async function candidateVersion(): Promise<string> {
   const { stdout } = await run("apt-cache", ["policy", "wordpress"]);
   const version = /Candidate: (\S+)/.exec(stdout)?.[1];
   if (!version || version === "(none)")
-    throw new Error("Debian's wordpress package is not known to apt here (the local stack's WordPress stand-in comes from it): run apt-get update");
+    throw new Error(
+      "Debian's wordpress package is not known to apt here (the local stack's WordPress stand-in comes from it): run apt-get update",
+    );
   return version;
 }
 
@@ -47,7 +58,18 @@ export async function wordpressStandIn(): Promise<StandIn> {
     await run("find", [join(tree, "wordpress"), "-type", "l", "-delete"]);
     rmSync(join(tree, "wordpress", "wp-config.php"), { force: true });
     const tar = join(work, "wordpress.tar");
-    await run("tar", ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", tree, "-cf", tar, "wordpress"]);
+    await run("tar", [
+      "--sort=name",
+      "--mtime=@0",
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "-C",
+      tree,
+      "-cf",
+      tar,
+      "wordpress",
+    ]);
     await run("gzip", ["-9n", tar]);
     const sha256 = await digestFile(`${tar}.gz`, "sha256");
     renameSync(`${tar}.gz`, file);

@@ -81,8 +81,12 @@ export class Battery {
 
   constructor(readonly o: BatteryOptions) {
     this.client = scalewayClient({
-      accessKey: o.accessKey, secretKey: o.secretKey, defaultProjectId: o.projectId,
-      defaultZone: o.zone, defaultRegion: o.zone.replace(/-\d+$/, ""), ...(o.apiUrl ? { apiURL: o.apiUrl } : {}),
+      accessKey: o.accessKey,
+      secretKey: o.secretKey,
+      defaultProjectId: o.projectId,
+      defaultZone: o.zone,
+      defaultRegion: o.zone.replace(/-\d+$/, ""),
+      ...(o.apiUrl ? { apiURL: o.apiUrl } : {}),
     });
     this.instance = new Instancev1.API(this.client);
     this.block = new Blockv1.API(this.client);
@@ -118,7 +122,10 @@ export class Battery {
   }
 
   async waitState(id: string, state: string): Promise<Server> {
-    const s = await this.instance.waitForServer({ zone: this.zone, serverId: id }, { timeout: this.timeout, minDelay: 2, maxDelay: 5 });
+    const s = await this.instance.waitForServer(
+      { zone: this.zone, serverId: id },
+      { timeout: this.timeout, minDelay: 2, maxDelay: 5 },
+    );
     expect(s.state === state, `server ${id} is ${s.state} (${s.stateDetail}), expected ${state}`);
     return s;
   }
@@ -137,7 +144,11 @@ export class Battery {
 
   async unauthorize(id: string) {
     const s = await this.server(id);
-    await this.instance.updateServer({ zone: this.zone, serverId: id, tags: s.tags.filter((t) => t !== this.authorizedKeyTag()) });
+    await this.instance.updateServer({
+      zone: this.zone,
+      serverId: id,
+      tags: s.tags.filter((t) => t !== this.authorizedKeyTag()),
+    });
   }
 
   publicIpv4(s: Server): string {
@@ -147,7 +158,9 @@ export class Battery {
   }
 
   async forgetFingerprints(id = this.o.serverId) {
-    await this.instance.deleteServerUserData({ zone: this.zone, serverId: id, key: "ssh-host-fingerprints" }).catch(() => undefined);
+    await this.instance
+      .deleteServerUserData({ zone: this.zone, serverId: id, key: "ssh-host-fingerprints" })
+      .catch(() => undefined);
   }
 
   /**
@@ -161,10 +174,12 @@ export class Battery {
     const host = this.publicIpv4(await this.server(id));
     let published = "";
     while (!published) {
-      published = await this.instance.getServerUserData({ zone: this.zone, serverId: id, key: "ssh-host-fingerprints" }).then(
-        (v) => (typeof v === "string" ? v : String(v)),
-        () => "",
-      );
+      published = await this.instance
+        .getServerUserData({ zone: this.zone, serverId: id, key: "ssh-host-fingerprints" })
+        .then(
+          (v) => (typeof v === "string" ? v : String(v)),
+          () => "",
+        );
       if (published) break;
       expect(Date.now() < deadline, `server ${id} published no ssh-host-fingerprints within ${this.timeout} s`);
       await sleep(3000);
@@ -193,7 +208,10 @@ export class Battery {
   async sh(command: string, id = this.o.serverId): Promise<string> {
     const ssh = this.ssh.get(id) ?? (await this.connect(id));
     const r = await ssh.exec(command, 300_000);
-    expect(r.code === 0, `\`${command.slice(0, 80)}\` exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 200)}`);
+    expect(
+      r.code === 0,
+      `\`${command.slice(0, 80)}\` exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 200)}`,
+    );
     return r.stdout;
   }
 
@@ -211,7 +229,12 @@ export class Battery {
   }
 
   async disks(): Promise<Set<string>> {
-    return new Set((await this.sh("lsblk -dn -o NAME -e 7,11")).split("\n").map((l) => l.trim()).filter(Boolean));
+    return new Set(
+      (await this.sh("lsblk -dn -o NAME -e 7,11"))
+        .split("\n")
+        .map((l) => l.trim())
+        .filter(Boolean),
+    );
   }
 
   /** The disk that appeared since `before`, as the guest names it. */
@@ -244,7 +267,12 @@ export class Battery {
   }
 
   async attach(volumeId: string) {
-    await this.instance.attachServerVolume({ zone: this.zone, serverId: this.o.serverId, volumeId, volumeType: "sbs_volume" });
+    await this.instance.attachServerVolume({
+      zone: this.zone,
+      serverId: this.o.serverId,
+      volumeId,
+      volumeType: "sbs_volume",
+    });
     const v = await this.block.waitForVolume({ zone: this.zone, volumeId }, { timeout: 300, minDelay: 1, maxDelay: 3 });
     expect(v.status === "in_use", `volume ${volumeId} is ${v.status} after attach, expected in_use`);
   }
@@ -258,7 +286,10 @@ export class Battery {
   async deleteVolume(volumeId: string) {
     const v = await this.block.getVolume({ zone: this.zone, volumeId }).catch(() => undefined);
     if (!v) return;
-    if (v.references.length) await this.instance.detachServerVolume({ zone: this.zone, serverId: v.references[0]!.productResourceId, volumeId }).catch(() => undefined);
+    if (v.references.length)
+      await this.instance
+        .detachServerVolume({ zone: this.zone, serverId: v.references[0]!.productResourceId, volumeId })
+        .catch(() => undefined);
     await this.block.waitForVolume({ zone: this.zone, volumeId }, { timeout: 300 }).catch(() => undefined);
     await this.block.deleteVolume({ zone: this.zone, volumeId });
   }
@@ -270,7 +301,12 @@ export class Battery {
 
   async cycleState() {
     const s = await this.server();
-    return { state: s.state, bootType: s.bootType, allowedActions: [...s.allowedActions], rootVolumeId: s.volumes["0"]!.id };
+    return {
+      state: s.state,
+      bootType: s.bootType,
+      allowedActions: [...s.allowedActions],
+      rootVolumeId: s.volumes["0"]!.id,
+    };
   }
 
   async act(action: Instancev1.ServerAction, expected: string) {
@@ -287,8 +323,14 @@ export class Battery {
 
   /** Block devices holding the file system `uuid`, and whether each is mounted (read without udev's help). */
   async filesystems(uuid: string): Promise<{ device: string; mounted: boolean }[]> {
-    const out = await this.sh(`for d in $(blkid -c /dev/null -t UUID=${uuid} -o device); do if grep -q "^$d " /proc/mounts; then echo "$d mounted"; else echo "$d free"; fi; done`);
-    return out.trim().split("\n").filter(Boolean).map((l) => ({ device: l.split(" ")[0]!, mounted: l.endsWith(" mounted") }));
+    const out = await this.sh(
+      `for d in $(blkid -c /dev/null -t UUID=${uuid} -o device); do if grep -q "^$d " /proc/mounts; then echo "$d mounted"; else echo "$d free"; fi; done`,
+    );
+    return out
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => ({ device: l.split(" ")[0]!, mounted: l.endsWith(" mounted") }));
   }
 
   /** sha256 of a device's first 64 MiB: the superblock, whose mount count and times change with every mount. */
@@ -298,18 +340,33 @@ export class Battery {
 
   async snapshotRoot(label: string): Promise<string> {
     const root = (await this.server()).volumes["0"]!.id;
-    const snap = await this.block.createSnapshot({ zone: this.zone, volumeId: root, name: `factory-${label}-${token()}` });
+    const snap = await this.block.createSnapshot({
+      zone: this.zone,
+      volumeId: root,
+      name: `factory-${label}-${token()}`,
+    });
     return snap.id;
   }
 
   async snapshotReady(snapshotId: string) {
-    const ready = await this.block.waitForSnapshot({ zone: this.zone, snapshotId }, { timeout: 900, minDelay: 2, maxDelay: 5 });
+    const ready = await this.block.waitForSnapshot(
+      { zone: this.zone, snapshotId },
+      { timeout: 900, minDelay: 2, maxDelay: 5 },
+    );
     expect(ready.status === "available", `snapshot ${snapshotId} is ${ready.status}`);
   }
 
   async volumeFromSnapshot(snapshotId: string, label: string): Promise<string> {
-    const vol = await this.block.createVolume({ zone: this.zone, name: `factory-${label}-${token()}`, perfIops: 5000, fromSnapshot: { snapshotId } });
-    const v = await this.block.waitForVolume({ zone: this.zone, volumeId: vol.id }, { timeout: 900, minDelay: 2, maxDelay: 5 });
+    const vol = await this.block.createVolume({
+      zone: this.zone,
+      name: `factory-${label}-${token()}`,
+      perfIops: 5000,
+      fromSnapshot: { snapshotId },
+    });
+    const v = await this.block.waitForVolume(
+      { zone: this.zone, volumeId: vol.id },
+      { timeout: 900, minDelay: 2, maxDelay: 5 },
+    );
     expect(v.status === "available", `volume from snapshot ${snapshotId} is ${v.status}`);
     return vol.id;
   }
@@ -333,7 +390,8 @@ export class Battery {
   async ensureRunning() {
     const s = await this.server();
     if (s.state === "running") return;
-    if (s.state === "starting" || s.state === "stopping") await this.instance.waitForServer({ zone: this.zone, serverId: s.id }, { timeout: this.timeout });
+    if (s.state === "starting" || s.state === "stopping")
+      await this.instance.waitForServer({ zone: this.zone, serverId: s.id }, { timeout: this.timeout });
     if ((await this.server()).state !== "running") await this.action(s.id, "poweron", "running");
     await this.connect();
   }

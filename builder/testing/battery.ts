@@ -41,7 +41,11 @@ export const GROUPS: readonly ScenarioGroup[] = [
   alone("block volume", volumeScenarios["block volume"]),
   alone("hot snapshot", volumeScenarios["hot snapshot"]),
   { scenarios: ["stop in place"], boots: (v) => cycleBoots("stop in place", v), run: stopInPlace },
-  { scenarios: ["archive", "cold snapshot", "rescue", "reboot"], boots: (v) => cycleBoots("stopped and rescued", v), run: stoppedAndRescued },
+  {
+    scenarios: ["archive", "cold snapshot", "rescue", "reboot"],
+    boots: (v) => cycleBoots("stopped and rescued", v),
+    run: stoppedAndRescued,
+  },
   // The backup's image boots as a new Instance.
   alone("backup", backupScenarios.backup, 1),
 ];
@@ -63,9 +67,10 @@ export interface BatteryReport {
  * battery.
  */
 export async function runBattery(o: BatteryOptions): Promise<BatteryReport> {
-  const selected = (o.only?.length ? o.only : [...SCENARIOS]);
+  const selected = o.only?.length ? o.only : [...SCENARIOS];
   const unknown = selected.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
-  if (unknown.length) throw new Error(`unknown test scenario(s): ${unknown.join(", ")} (known: ${SCENARIOS.join(", ")})`);
+  if (unknown.length)
+    throw new Error(`unknown test scenario(s): ${unknown.join(", ")} (known: ${SCENARIOS.join(", ")})`);
   const b = new Battery(o);
   await b.init();
   const results: CheckResult[] = [];
@@ -78,15 +83,32 @@ export async function runBattery(o: BatteryOptions): Promise<BatteryReport> {
       if (s.state === "running") await b.action(s.id, "reboot", "running");
       else await b.action(s.id, "poweron", "running");
       await b.connect();
-      results.push({ name: "boot: key accepted, host key verified", status: "pass", seconds: (Date.now() - started) / 1000, reason: "" });
+      results.push({
+        name: "boot: key accepted, host key verified",
+        status: "pass",
+        seconds: (Date.now() - started) / 1000,
+        reason: "",
+      });
     } catch (err) {
-      results.push({ name: "boot: key accepted, host key verified", status: "fail", seconds: (Date.now() - started) / 1000, reason: (err as Error).message });
-      for (const name of selected) results.push({ name, status: "skip", seconds: 0, reason: "the test Instance never accepted an SSH login" });
+      results.push({
+        name: "boot: key accepted, host key verified",
+        status: "fail",
+        seconds: (Date.now() - started) / 1000,
+        reason: (err as Error).message,
+      });
+      for (const name of selected)
+        results.push({ name, status: "skip", seconds: 0, reason: "the test Instance never accepted an SSH login" });
       return { serverId: o.serverId, zone: o.zone, results };
     }
     const server = await b.server();
     const ssh = await b.connect();
-    results.push(...(await runGuestChecks(ssh, { hostname: server.hostname, releaseId: o.releaseId, publicIp: b.publicIpv4(server) })));
+    results.push(
+      ...(await runGuestChecks(ssh, {
+        hostname: server.hostname,
+        releaseId: o.releaseId,
+        publicIp: b.publicIpv4(server),
+      })),
+    );
     for (const group of GROUPS) {
       const v = new Verdicts(group.scenarios.filter((s) => selected.includes(s)));
       if (!v.wanted.length) continue;

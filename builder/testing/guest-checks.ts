@@ -33,7 +33,9 @@ export const GUEST_CHECKS: GuestCheck[] = [
     name: "cloud-init finished without errors",
     command: "cloud-init status --wait --long",
     verdict: ({ code, stdout }) =>
-      code === 0 && /^status: done$/m.test(stdout) ? null : `cloud-init status exit ${code}: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`,
+      code === 0 && /^status: done$/m.test(stdout)
+        ? null
+        : `cloud-init status exit ${code}: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`,
   },
   {
     name: "scaleway-ecosystem and its helpers present",
@@ -41,7 +43,8 @@ export const GUEST_CHECKS: GuestCheck[] = [
       "dpkg-query -W -f='${Status}\\n' scaleway-ecosystem 2>/dev/null || rpm -q scaleway-ecosystem;" +
       " for t in /usr/bin/scw-userdata /usr/bin/scw-metadata /usr/sbin/scw-generate-ssh-keys; do test -x $t && echo $t; done",
     verdict: ({ stdout }) => {
-      if (!/install ok installed|^scaleway-ecosystem-/m.test(stdout)) return "package scaleway-ecosystem is not installed";
+      if (!/install ok installed|^scaleway-ecosystem-/m.test(stdout))
+        return "package scaleway-ecosystem is not installed";
       const found = stdout.split("\n").map((l) => l.trim().split("/").at(-1));
       const missing = ["scw-userdata", "scw-metadata", "scw-generate-ssh-keys"].filter((t) => !found.includes(t));
       return missing.length ? `helpers missing: ${missing.join(", ")}` : null;
@@ -50,28 +53,39 @@ export const GUEST_CHECKS: GuestCheck[] = [
   {
     name: "machine-id generated at first boot",
     command: "cat /etc/machine-id",
-    verdict: ({ stdout }) => (/^[0-9a-f]{32}$/.test(stdout.trim()) ? null : `machine-id is "${stdout.trim()}", not a generated 32-hex id`),
+    verdict: ({ stdout }) =>
+      /^[0-9a-f]{32}$/.test(stdout.trim()) ? null : `machine-id is "${stdout.trim()}", not a generated 32-hex id`,
   },
   {
     name: "SSH host keys generated at first boot",
-    command: "btime=$(awk '/^btime/{print $2}' /proc/stat); for k in /etc/ssh/ssh_host_*_key; do echo \"$k $(stat -c %Y $k) $btime\"; done",
+    command:
+      "btime=$(awk '/^btime/{print $2}' /proc/stat); for k in /etc/ssh/ssh_host_*_key; do echo \"$k $(stat -c %Y $k) $btime\"; done",
     verdict: ({ stdout }) => {
-      const keys = stdout.trim().split("\n").filter(Boolean).map((l) => l.split(" "));
+      const keys = stdout
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => l.split(" "));
       if (keys.length === 0) return "no SSH host keys";
       const old = keys.filter(([, mtime, btime]) => Number(mtime) < Number(btime));
-      return old.length ? `host keys older than this boot (baked into the image): ${old.map((k) => k[0]).join(", ")}` : null;
+      return old.length
+        ? `host keys older than this boot (baked into the image): ${old.map((k) => k[0]).join(", ")}`
+        : null;
     },
   },
   {
     name: "hostname set from metadata",
     command: "hostname",
-    verdict: ({ stdout }, e) => (stdout.trim() === e.hostname ? null : `hostname is "${stdout.trim()}", expected "${e.hostname}"`),
+    verdict: ({ stdout }, e) =>
+      stdout.trim() === e.hostname ? null : `hostname is "${stdout.trim()}", expected "${e.hostname}"`,
   },
   {
     name: "no password login",
-    command: "sudo sshd -T 2>/dev/null | grep -iE '^(passwordauthentication|kbdinteractiveauthentication) '; sudo passwd -S root",
+    command:
+      "sudo sshd -T 2>/dev/null | grep -iE '^(passwordauthentication|kbdinteractiveauthentication) '; sudo passwd -S root",
     verdict: ({ stdout }) => {
-      if (!/^passwordauthentication no$/im.test(stdout)) return `sshd allows passwords: ${stdout.replace(/\s+/g, " ").slice(0, 120)}`;
+      if (!/^passwordauthentication no$/im.test(stdout))
+        return `sshd allows passwords: ${stdout.replace(/\s+/g, " ").slice(0, 120)}`;
       const root = /^root (\S+)/m.exec(stdout)?.[1];
       return root === "L" ? null : `root password status is ${root ?? "unknown"}, expected locked (L)`;
     },
@@ -79,12 +93,16 @@ export const GUEST_CHECKS: GuestCheck[] = [
   {
     name: "time synchronisation running",
     command: "systemctl is-active systemd-timesyncd chronyd chrony 2>/dev/null",
-    verdict: ({ stdout }) => (/^active$/m.test(stdout) ? null : `no time sync service active (${stdout.trim().replace(/\n/g, ", ")})`),
+    verdict: ({ stdout }) =>
+      /^active$/m.test(stdout) ? null : `no time sync service active (${stdout.trim().replace(/\n/g, ", ")})`,
   },
   {
     name: "release file present",
     command: "cat /etc/scw-release",
-    verdict: ({ stdout }, e) => (new RegExp(`^IMAGE_ID=${e.releaseId.replace(/\./g, "\\.")}$`, "m").test(stdout) ? null : `/etc/scw-release missing or not for ${e.releaseId}: ${firstLine(stdout)}`),
+    verdict: ({ stdout }, e) =>
+      new RegExp(`^IMAGE_ID=${e.releaseId.replace(/\./g, "\\.")}$`, "m").test(stdout)
+        ? null
+        : `/etc/scw-release missing or not for ${e.releaseId}: ${firstLine(stdout)}`,
   },
 ];
 
@@ -102,8 +120,11 @@ export const APP_CHECKS: Record<string, GuestCheck[]> = {
         "systemctl is-active apache2 mariadb; curl -sS -m 120 -o /tmp/.wp-install.html -w 'HTTP %{http_code}\n' http://127.0.0.1/wp-admin/install.php;" +
         " grep -o '<title>[^<]*</title>' /tmp/.wp-install.html; rm -f /tmp/.wp-install.html",
       verdict: ({ stdout }) => {
-        if (!/^HTTP 200$/m.test(stdout)) return `install page did not answer 200: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`;
-        return /<title>[^<]*Installation[^<]*<\/title>/.test(stdout) ? null : `port 80 answers, but not with WordPress's installer: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`;
+        if (!/^HTTP 200$/m.test(stdout))
+          return `install page did not answer 200: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`;
+        return /<title>[^<]*Installation[^<]*<\/title>/.test(stdout)
+          ? null
+          : `port 80 answers, but not with WordPress's installer: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`;
       },
     },
     {
@@ -128,7 +149,9 @@ export const APP_CHECKS: Record<string, GuestCheck[]> = {
       name: "openvpn: server listening on 1194/udp",
       command: "systemctl is-active openvpn-server@server; ss -lunH 'sport = :1194'",
       verdict: ({ stdout }) =>
-        /^active$/m.test(stdout) && /:1194\b/.test(stdout) ? null : `openvpn-server@server is not serving 1194/udp: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`,
+        /^active$/m.test(stdout) && /:1194\b/.test(stdout)
+          ? null
+          : `openvpn-server@server is not serving 1194/udp: ${stdout.replace(/\s+/g, " ").slice(0, 200)}`,
     },
     {
       name: "openvpn: client profile names this instance and holds a valid certificate",
@@ -141,7 +164,11 @@ export const APP_CHECKS: Record<string, GuestCheck[]> = {
         const remote = /^remote (\S+) 1194$/m.exec(stdout)?.[1];
         const problems = [
           /^profile 600 root$/m.test(stdout) ? "" : "/root/client1.ovpn is not 0600 root",
-          !remote ? "no `remote <address> 1194` line" : e.publicIp && remote !== e.publicIp ? `remote is ${remote}, expected the public address ${e.publicIp}` : "",
+          !remote
+            ? "no `remote <address> 1194` line"
+            : e.publicIp && remote !== e.publicIp
+              ? `remote is ${remote}, expected the public address ${e.publicIp}`
+              : "",
           /^proto udp$/m.test(stdout) ? "" : "proto is not udp",
           /^verify OK$/m.test(stdout) ? "" : "the client certificate does not verify against the profile's CA",
           /^key matches$/m.test(stdout) ? "" : "the private key does not match the certificate",
@@ -172,7 +199,12 @@ export async function runGuestChecks(ssh: SshSession, expect: GuestExpectations)
     const started = Date.now();
     const out = await ssh.exec(check.command);
     const reason = check.verdict(out, expect);
-    results.push({ name: check.name, status: reason ? "fail" : "pass", seconds: (Date.now() - started) / 1000, reason: reason ?? "" });
+    results.push({
+      name: check.name,
+      status: reason ? "fail" : "pass",
+      seconds: (Date.now() - started) / 1000,
+      reason: reason ?? "",
+    });
   }
   return results;
 }

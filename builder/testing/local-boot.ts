@@ -43,7 +43,15 @@ export interface LocalBootResult {
 /** Debian's ovmf package. */
 export const OVMF = "/usr/share/ovmf/OVMF.fd";
 
-function qemuArgs(o: { accel: Accelerator; overlay: string; seed: string; consoleLog: string; sshPort: number; metadataPort: number; firmware: "bios" | "uefi" }): string[] {
+function qemuArgs(o: {
+  accel: Accelerator;
+  overlay: string;
+  seed: string;
+  consoleLog: string;
+  sshPort: number;
+  metadataPort: number;
+  firmware: "bios" | "uefi";
+}): string[] {
   const net = [
     "user,id=n0,net=169.254.0.0/16",
     `hostfwd=tcp:127.0.0.1:${o.sshPort}-:22`,
@@ -51,12 +59,29 @@ function qemuArgs(o: { accel: Accelerator; overlay: string; seed: string; consol
     `guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${o.metadataPort}`,
   ].join(",");
   return [
-    "-accel", o.accel, "-cpu", o.accel === "kvm" ? "host" : "max", "-smp", "2", "-m", "1024",
-    "-nodefaults", "-display", "none", "-serial", `file:${o.consoleLog}`,
-    "-drive", `file=${o.overlay},if=virtio,format=qcow2`,
-    "-drive", `file=${o.seed},if=virtio,format=raw,readonly=on`,
-    "-netdev", net, "-device", "virtio-net-pci,netdev=n0",
-    "-device", "virtio-rng-pci",
+    "-accel",
+    o.accel,
+    "-cpu",
+    o.accel === "kvm" ? "host" : "max",
+    "-smp",
+    "2",
+    "-m",
+    "1024",
+    "-nodefaults",
+    "-display",
+    "none",
+    "-serial",
+    `file:${o.consoleLog}`,
+    "-drive",
+    `file=${o.overlay},if=virtio,format=qcow2`,
+    "-drive",
+    `file=${o.seed},if=virtio,format=raw,readonly=on`,
+    "-netdev",
+    net,
+    "-device",
+    "virtio-net-pci,netdev=n0",
+    "-device",
+    "virtio-rng-pci",
     ...(o.firmware === "uefi" ? ["-bios", OVMF] : []),
   ];
 }
@@ -96,12 +121,26 @@ export async function testLocal(opts: LocalBootOptions): Promise<LocalBootResult
     const sshPort = await freePort();
 
     let started = Date.now();
-    qemu = spawn("qemu-system-x86_64", qemuArgs({ accel, overlay, seed, consoleLog, sshPort, metadataPort: metadata.port, firmware: opts.firmware ?? "bios" }), {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    qemu = spawn(
+      "qemu-system-x86_64",
+      qemuArgs({
+        accel,
+        overlay,
+        seed,
+        consoleLog,
+        sshPort,
+        metadataPort: metadata.port,
+        firmware: opts.firmware ?? "bios",
+      }),
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
     let qemuErr = "";
     qemu.stderr!.on("data", (d) => (qemuErr += d));
-    const exited = new Promise<string>((resolve) => qemu!.once("exit", (code) => resolve(`QEMU exited (${code}): ${qemuErr.trim().slice(-300)}`)));
+    const exited = new Promise<string>((resolve) =>
+      qemu!.once("exit", (code) => resolve(`QEMU exited (${code}): ${qemuErr.trim().slice(-300)}`)),
+    );
     const published = await Promise.race([
       metadata.waitFor("ssh-host-fingerprints", opts.bootTimeoutMs ?? 600_000),
       exited.then((why) => Promise.reject(new Error(why))),
@@ -130,12 +169,21 @@ export async function testLocal(opts: LocalBootOptions): Promise<LocalBootResult
       refused = err.message;
     }
     const firstLine = login.stderr.trim().split("\n")[0]?.slice(0, 200) ?? "";
-    const unreachable = /Connection (refused|closed|reset|timed out)|timed out|kex_exchange_identification/.test(login.stderr);
-    const why = refused || (login.code === 0 ? "" : unreachable ? `sshd did not answer on port 22: ${firstLine}` : `login as ${opts.user} failed: ${firstLine}`);
+    const unreachable = /Connection (refused|closed|reset|timed out)|timed out|kex_exchange_identification/.test(
+      login.stderr,
+    );
+    const why =
+      refused ||
+      (login.code === 0
+        ? ""
+        : unreachable
+          ? `sshd did not answer on port 22: ${firstLine}`
+          : `login as ${opts.user} failed: ${firstLine}`);
     results.push(result("ssh: host key verified, login with an ephemeral key", started, why));
     if (why) {
       ssh.dispose();
-      for (const name of checksFor(opts.releaseId).map((c) => c.name)) results.push(result(name, Date.now(), "no SSH session", "skip"));
+      for (const name of checksFor(opts.releaseId).map((c) => c.name))
+        results.push(result(name, Date.now(), "no SSH session", "skip"));
       return { results, console: readConsole(consoleLog) };
     }
     try {

@@ -40,7 +40,10 @@ export function confText(conf: Record<string, unknown>): string {
  * only root can bind those). The status and body of the refusal are ours: no recorded exchange shows the real one.
  */
 export const PRIVILEGED_PORTS_BELOW = 1024;
-const refusedBody = JSON.stringify({ type: "permission_denied", message: `user data is served only to source ports below ${PRIVILEGED_PORTS_BELOW}` });
+const refusedBody = JSON.stringify({
+  type: "permission_denied",
+  message: `user data is served only to source ports below ${PRIVILEGED_PORTS_BELOW}`,
+});
 
 export interface MetadataServerOptions {
   userData?: Map<string, string>;
@@ -66,19 +69,30 @@ export async function startMetadataServer(
   const waiters = new Map<string, ((v: string) => void)[]>();
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
-    const send = (status: number, body: string, type = "text/plain") => res.writeHead(status, { "content-type": type }).end(body);
+    const send = (status: number, body: string, type = "text/plain") =>
+      res.writeHead(status, { "content-type": type }).end(body);
     if (url.pathname === "/conf") {
       return url.searchParams.get("format") === "json"
         ? send(200, JSON.stringify(currentConf()), "application/json")
         : send(200, confText(currentConf()));
     }
     const isUserData = url.pathname === "/user_data" || url.pathname.startsWith("/user_data/");
-    if (isUserData && opts.privilegedUserData && (req.socket.remotePort ?? PRIVILEGED_PORTS_BELOW) >= PRIVILEGED_PORTS_BELOW) return send(403, refusedBody, "application/json");
-    if (url.pathname === "/user_data" && req.method === "GET") return send(200, JSON.stringify({ user_data: [...userData.keys()] }), "application/json");
+    if (
+      isUserData &&
+      opts.privilegedUserData &&
+      (req.socket.remotePort ?? PRIVILEGED_PORTS_BELOW) >= PRIVILEGED_PORTS_BELOW
+    )
+      return send(403, refusedBody, "application/json");
+    if (url.pathname === "/user_data" && req.method === "GET")
+      return send(200, JSON.stringify({ user_data: [...userData.keys()] }), "application/json");
     const m = /^\/user_data\/([A-Za-z0-9_.-]+)$/.exec(url.pathname);
-    if (!m) return send(404, JSON.stringify({ type: "not_found", message: "resource is not found" }), "application/json");
+    if (!m)
+      return send(404, JSON.stringify({ type: "not_found", message: "resource is not found" }), "application/json");
     const key = m[1]!;
-    if (req.method === "GET") return userData.has(key) ? send(200, userData.get(key)!) : send(404, JSON.stringify({ type: "not_found" }), "application/json");
+    if (req.method === "GET")
+      return userData.has(key)
+        ? send(200, userData.get(key)!)
+        : send(404, JSON.stringify({ type: "not_found" }), "application/json");
     if (req.method === "DELETE") {
       userData.delete(key);
       return send(204, "");
@@ -108,12 +122,16 @@ export async function startMetadataServer(
       userData.has(key)
         ? Promise.resolve(userData.get(key)!)
         : new Promise((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`user data "${key}" not published within ${timeoutMs / 1000} s`)), timeoutMs);
+            const timer = setTimeout(
+              () => reject(new Error(`user data "${key}" not published within ${timeoutMs / 1000} s`)),
+              timeoutMs,
+            );
             waiters.set(key, [...(waiters.get(key) ?? []), (v) => (clearTimeout(timer), resolve(v))]);
           }),
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -59,8 +59,16 @@ export function pinnedHostKeys(published: string, dir: string): string[] {
   writeFileSync(vouch, VOUCH);
   chmodSync(vouch, 0o755);
   return [
-    "-o", `KnownHostsCommand=${vouch} %f %H %t %K`, "-o", "StrictHostKeyChecking=yes",
-    "-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "CheckHostIP=no",
+    "-o",
+    `KnownHostsCommand=${vouch} %f %H %t %K`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "CheckHostIP=no",
   ];
 }
 
@@ -70,7 +78,13 @@ const REFUSED = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHA
  * A session to user@host:port trusting only the published host keys. `exec` throws a HostKeyError when the
  * server's key matches none of them (what a man in the middle looks like); other failures are exit codes.
  */
-export function sshSession(user: string, host: string, port: number, privateKey: string, published: string): SshSession {
+export function sshSession(
+  user: string,
+  host: string,
+  port: number,
+  privateKey: string,
+  published: string,
+): SshSession {
   const dir = mkdtempSync(join(tmpdir(), "factory-known-"));
   let hostKeys: string[];
   try {
@@ -80,8 +94,19 @@ export function sshSession(user: string, host: string, port: number, privateKey:
     throw err;
   }
   const base = [
-    "-i", privateKey, "-p", String(port), ...hostKeys,
-    "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR",
+    "-i",
+    privateKey,
+    "-p",
+    String(port),
+    ...hostKeys,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=20",
+    "-o",
+    "LogLevel=ERROR",
   ];
   return {
     user,
@@ -94,7 +119,9 @@ export function sshSession(user: string, host: string, port: number, privateKey:
       } catch (err) {
         if (!(err instanceof ToolError)) throw err;
         if (err.code === 255 && REFUSED.test(err.stderr))
-          throw new HostKeyError(`host key of ${host}:${port} matches none of the published ssh-host-fingerprints: refusing to connect`);
+          throw new HostKeyError(
+            `host key of ${host}:${port} matches none of the published ssh-host-fingerprints: refusing to connect`,
+          );
         return { code: err.code ?? 255, stdout: err.stdout, stderr: err.stderr };
       }
     },

@@ -29,8 +29,15 @@ export async function benchBuildHosts(n = Number(process.env.BENCH_BUILD_HOSTS_N
   try {
     const publish = async (hostAt: number, security: number) => {
       const p = e.plan(security);
-      const r = await runOnHost(e.target(e.hosts[hostAt]!), `FACTORY_CACHE='${join(e.work, `cache-${security}`)}' ${HOST_CLI} publish`, e.env(p));
-      if (r.code !== 0) throw new Error(`bench build-hosts: publish of ${p.name} (security ${security}) on host ${hostAt} exited ${r.code}: ${r.stderr.trim().split("\n").pop()}`);
+      const r = await runOnHost(
+        e.target(e.hosts[hostAt]!),
+        `FACTORY_CACHE='${join(e.work, `cache-${security}`)}' ${HOST_CLI} publish`,
+        e.env(p),
+      );
+      if (r.code !== 0)
+        throw new Error(
+          `bench build-hosts: publish of ${p.name} (security ${security}) on host ${hostAt} exited ${r.code}: ${r.stderr.trim().split("\n").pop()}`,
+        );
     };
     const wall = async (fn: () => Promise<unknown>) => {
       const t = Date.now();
@@ -43,15 +50,23 @@ export async function benchBuildHosts(n = Number(process.env.BENCH_BUILD_HOSTS_N
     });
     const second = Array.from({ length: n }, (_, i) => n + 1 + i);
     const byHost = [0, 1].map((h) => second.filter((s) => hostIndex(e.plan(s).contentHash, 2) === h));
-    const two = await wall(() => Promise.all(byHost.map(async (share, h) => {
-      for (const s of share) await publish(h, s);
-    })));
+    const two = await wall(() =>
+      Promise.all(
+        byHost.map(async (share, h) => {
+          for (const s of share) await publish(h, s);
+        }),
+      ),
+    );
     const ratio = two / one;
     return {
       bench: `build-hosts: ${n} images on 2 hosts (${byHost.map((s) => s.length).join("+")}) vs 1`,
-      ours: two, baseline: one, unit: "s", ratio,
+      ours: two,
+      baseline: one,
+      unit: "s",
+      ratio,
       // Two hosts sharing this machine's cores: a gain at all is the goal here.
-      goal: "ratio < 1 (same machine)", met: ratio < 1,
+      goal: "ratio < 1 (same machine)",
+      met: ratio < 1,
       samples: { ours: [two], baseline: [one] },
     };
   } finally {

@@ -33,7 +33,11 @@ export async function seconds(fn: () => Promise<unknown>): Promise<number> {
  * Runs a command with our stderr as its stderr (the local job's progress lines), collecting stdout; rejects on a
  * non-zero exit with the command line in the message.
  */
-export function runPassingStderr(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; code: number }> {
+export function runPassingStderr(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ stdout: string; code: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "inherit"] });
     const out: Buffer[] = [];

@@ -111,11 +111,15 @@ export async function benchCustomiseVsPacker(rounds = 2): Promise<CustomiseVsPac
       ecosystem_version: "1.0.0",
     };
     const t = await seconds(() =>
-      run("packer", ["build", "-color=false", ...Object.entries(vars).flatMap(([k, v]) => ["-var", `${k}=${v}`]), template], {
-        cwd: join(projectRoot(), "test", "bench", "packer"),
-        // No call home to HashiCorp's checkpoint service; the cache stays in the bench's directory.
-        env: { ...process.env, CHECKPOINT_DISABLE: "1", PACKER_CACHE_DIR: join(work, "packer_cache") },
-      }),
+      run(
+        "packer",
+        ["build", "-color=false", ...Object.entries(vars).flatMap(([k, v]) => ["-var", `${k}=${v}`]), template],
+        {
+          cwd: join(projectRoot(), "test", "bench", "packer"),
+          // No call home to HashiCorp's checkpoint service; the cache stays in the bench's directory.
+          env: { ...process.env, CHECKPOINT_DISABLE: "1", PACKER_CACHE_DIR: join(work, "packer_cache") },
+        },
+      ),
     );
     rmSync(output, { recursive: true, force: true });
     return t;
@@ -133,7 +137,9 @@ export async function benchCustomiseVsPacker(rounds = 2): Promise<CustomiseVsPac
         packer.push(await packerRound(i));
         ours.push(await oursRound(i));
       }
-      process.stderr.write(`bench customise vs packer round ${i + 1}: ours ${ours.at(-1)!.toFixed(1)} s, packer ${packer.at(-1)!.toFixed(1)} s\n`);
+      process.stderr.write(
+        `bench customise vs packer round ${i + 1}: ours ${ours.at(-1)!.toFixed(1)} s, packer ${packer.at(-1)!.toFixed(1)} s\n`,
+      );
     }
   } finally {
     await www.close();

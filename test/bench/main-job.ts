@@ -37,12 +37,21 @@ function cacheView(work: string, keep: (entry: string) => boolean): string {
 const cold = (work: string) => cacheView(work, (e) => e === "node");
 const withoutArtifacts = (work: string) => cacheView(work, (e) => e !== "artifacts" && e !== "local");
 
-async function local(args: string[], env: { state: string; cache?: string }): Promise<{ wall: number; results: LocalJobResult[]; code: number }> {
+async function local(
+  args: string[],
+  env: { state: string; cache?: string },
+): Promise<{ wall: number; results: LocalJobResult[]; code: number }> {
   const cli = join(projectRoot(), "dist", "builder", "cli.js");
-  process.stderr.write(`bench: image-factory local ${args.join(" ")} (state ${env.state}${env.cache ? `, cache ${env.cache}` : ""})\n`);
+  process.stderr.write(
+    `bench: image-factory local ${args.join(" ")} (state ${env.state}${env.cache ? `, cache ${env.cache}` : ""})\n`,
+  );
   let r = { stdout: "", code: 0 };
   const wall = await seconds(async () => {
-    r = await runPassingStderr(process.execPath, [cli, "local", "--json", ...args], { ...process.env, FACTORY_LOCAL_STATE: env.state, ...(env.cache ? { FACTORY_CACHE: env.cache } : {}) });
+    r = await runPassingStderr(process.execPath, [cli, "local", "--json", ...args], {
+      ...process.env,
+      FACTORY_LOCAL_STATE: env.state,
+      ...(env.cache ? { FACTORY_CACHE: env.cache } : {}),
+    });
   });
   let results: LocalJobResult[];
   try {
@@ -68,13 +77,45 @@ export async function benchFirstSecond(o: MainJobOptions): Promise<Row[]> {
   const args = [...imagesArg(o.images), ...onlyArg(o.tests)];
   const first = await local(args, { state, cache });
   const second = await local(args, { state, cache });
-  const failed = [...first.results, ...second.results].filter((r) => r.error || r.tests === "failed").map((r) => `${r.image}: ${r.error ?? "tests failed"}`);
+  const failed = [...first.results, ...second.results]
+    .filter((r) => r.error || r.tests === "failed")
+    .map((r) => `${r.image}: ${r.error ?? "tests failed"}`);
   const scope = `${o.images.join(",") || "all images"}${o.tests.length ? `, tests ${o.tests.join(",")}` : ""}`;
   return [
-    { bench: `first main job (${o.cache} cache; ${scope})`, ours: first.wall, unit: "s", ratio: first.wall / 1200, goal: "<= 1200 s", met: first.wall <= 1200 && !failed.length, details: { results: first.results, failed } },
-    { bench: "second main job", ours: second.wall, unit: "s", ratio: second.wall / 5, goal: "<= 5 s", met: second.wall <= 5, details: { results: second.results } },
-    ...first.results.map((r) => ({ bench: `battery ${r.image}`, ours: r.testSeconds, unit: "s", ratio: r.testSeconds / 300, goal: "<= 300 s", met: r.testSeconds <= 300 && r.tests === "passed", details: { tests: r.tests, error: r.error } })),
-    ...first.results.map((r) => ({ bench: `build ${r.image}`, ours: r.buildSeconds, unit: "s", goal: "(report)", details: { built: r.built, uploadedMiB: r.uploadedBytes / 2 ** 20 } })),
+    {
+      bench: `first main job (${o.cache} cache; ${scope})`,
+      ours: first.wall,
+      unit: "s",
+      ratio: first.wall / 1200,
+      goal: "<= 1200 s",
+      met: first.wall <= 1200 && !failed.length,
+      details: { results: first.results, failed },
+    },
+    {
+      bench: "second main job",
+      ours: second.wall,
+      unit: "s",
+      ratio: second.wall / 5,
+      goal: "<= 5 s",
+      met: second.wall <= 5,
+      details: { results: second.results },
+    },
+    ...first.results.map((r) => ({
+      bench: `battery ${r.image}`,
+      ours: r.testSeconds,
+      unit: "s",
+      ratio: r.testSeconds / 300,
+      goal: "<= 300 s",
+      met: r.testSeconds <= 300 && r.tests === "passed",
+      details: { tests: r.tests, error: r.error },
+    })),
+    ...first.results.map((r) => ({
+      bench: `build ${r.image}`,
+      ours: r.buildSeconds,
+      unit: "s",
+      goal: "(report)",
+      details: { built: r.built, uploadedMiB: r.uploadedBytes / 2 ** 20 },
+    })),
   ];
 }
 
@@ -94,29 +135,56 @@ export async function benchBoot(o: MainJobOptions): Promise<Row[]> {
     rmSync(join(state, "tested"), { recursive: true, force: true });
     const run = await local(["--images", "debian-12", "--only", "reboot"], { state });
     const mark = join(state, "tested", `${debian.name}-${debian.contentHash}-reboot.json`);
-    if (!existsSync(mark)) throw new Error(`boot round ${i + 1}: the battery did not pass (${run.results[0]?.error ?? "no report"})`);
+    if (!existsSync(mark))
+      throw new Error(`boot round ${i + 1}: the battery did not pass (${run.results[0]?.error ?? "no report"})`);
     const results = (JSON.parse(readFileSync(mark, "utf8")) as { results: CheckResult[] }).results;
     boots.push(results.find((r) => r.name.startsWith("boot:"))!.seconds);
     reboots.push(results.find((r) => r.name === "reboot")!.seconds);
-    process.stderr.write(`bench boot round ${i + 1}: first boot to verified SSH ${boots.at(-1)!.toFixed(1)} s, reboot scenario ${reboots.at(-1)!.toFixed(1)} s\n`);
+    process.stderr.write(
+      `bench boot round ${i + 1}: first boot to verified SSH ${boots.at(-1)!.toFixed(1)} s, reboot scenario ${reboots.at(-1)!.toFixed(1)} s\n`,
+    );
   }
   const b = median(boots);
   return [
-    { bench: `boot to verified SSH (median of ${o.boots})`, ours: b, unit: "s", ratio: b / 30, goal: "<= 30 s", met: b <= 30, samples: { ours: boots } },
-    { bench: `reboot scenario (median of ${o.boots})`, ours: median(reboots), unit: "s", goal: "(report)", samples: { ours: reboots } },
+    {
+      bench: `boot to verified SSH (median of ${o.boots})`,
+      ours: b,
+      unit: "s",
+      ratio: b / 30,
+      goal: "<= 30 s",
+      met: b <= 30,
+      samples: { ours: boots },
+    },
+    {
+      bench: `reboot scenario (median of ${o.boots})`,
+      ours: median(reboots),
+      unit: "s",
+      goal: "(report)",
+      samples: { ours: reboots },
+    },
   ];
 }
 
 /** The same main job one step at a time (`--jobs 1`) and as the scheduler runs it, builds included. */
 export async function benchConcurrency(o: MainJobOptions): Promise<Row[]> {
   const args = [...imagesArg(o.images), ...onlyArg(o.tests)];
-  const serial = await local(["--jobs", "1", ...args], { state: fresh(o, "serial-state"), cache: withoutArtifacts(o.work) });
+  const serial = await local(["--jobs", "1", ...args], {
+    state: fresh(o, "serial-state"),
+    cache: withoutArtifacts(o.work),
+  });
   const concurrent = await local(args, { state: fresh(o, "concurrent-state"), cache: withoutArtifacts(o.work) });
-  const failed = [...serial.results, ...concurrent.results].filter((r) => r.error || r.tests === "failed").map((r) => `${r.image}: ${r.error ?? "tests failed"}`);
+  const failed = [...serial.results, ...concurrent.results]
+    .filter((r) => r.error || r.tests === "failed")
+    .map((r) => `${r.image}: ${r.error ?? "tests failed"}`);
   return [
     {
       bench: `main job wall time, concurrent vs serial (${o.images.join(",") || "all images"}${o.tests.length ? `, tests ${o.tests.join(",")}` : ""})`,
-      ours: concurrent.wall, baseline: serial.wall, unit: "s", ratio: concurrent.wall / serial.wall, goal: "< 1.0x", met: concurrent.wall < serial.wall && !failed.length,
+      ours: concurrent.wall,
+      baseline: serial.wall,
+      unit: "s",
+      ratio: concurrent.wall / serial.wall,
+      goal: "< 1.0x",
+      met: concurrent.wall < serial.wall && !failed.length,
       details: { serial: serial.results, concurrent: concurrent.results, failed },
     },
   ];
@@ -130,12 +198,25 @@ export async function benchLayering(o: MainJobOptions): Promise<Row[]> {
   const { catalog } = await localStack();
   const app = catalog.byId.get(o.app);
   if (!app || app.kind !== "app") throw new Error(`BENCH_APP: ${o.app} is not an InstantApp of the catalog`);
-  const withBase = await local(["--no-test", "--images", `${app.base},${app.id}`], { state: fresh(o, "layer-base-state"), cache: withoutArtifacts(o.work) });
-  const alone = await local(["--no-test", "--images", app.id], { state: fresh(o, "layer-upstream-state"), cache: withoutArtifacts(o.work) });
-  const secs = (r: { results: LocalJobResult[] }) => r.results.find((x) => x.image.startsWith(`${app.id}-`))!.buildSeconds;
+  const withBase = await local(["--no-test", "--images", `${app.base},${app.id}`], {
+    state: fresh(o, "layer-base-state"),
+    cache: withoutArtifacts(o.work),
+  });
+  const alone = await local(["--no-test", "--images", app.id], {
+    state: fresh(o, "layer-upstream-state"),
+    cache: withoutArtifacts(o.work),
+  });
+  const secs = (r: { results: LocalJobResult[] }) =>
+    r.results.find((x) => x.image.startsWith(`${app.id}-`))!.buildSeconds;
   return [
     {
-      bench: `build ${app.id}: after its base vs from the upstream`, ours: secs(withBase), baseline: secs(alone), unit: "s", ratio: secs(withBase) / secs(alone), goal: "< 1.0x", met: secs(withBase) < secs(alone),
+      bench: `build ${app.id}: after its base vs from the upstream`,
+      ours: secs(withBase),
+      baseline: secs(alone),
+      unit: "s",
+      ratio: secs(withBase) / secs(alone),
+      goal: "< 1.0x",
+      met: secs(withBase) < secs(alone),
       details: { withBase: withBase.results, alone: alone.results },
     },
   ];
@@ -151,8 +232,13 @@ export async function benchSize(o: MainJobOptions): Promise<Row[]> {
     const size = statSync(join(state, "s3", settings.bucket, r.key)).size;
     const base = !r.image.startsWith("app-");
     return {
-      bench: `artifact / upstream size ${r.image}`, ours: size / 2 ** 20, baseline: upstream / 2 ** 20, unit: "MiB", ratio: size / upstream,
-      goal: base ? "<= 1.0x" : "(report)", ...(base ? { met: size <= upstream } : {}),
+      bench: `artifact / upstream size ${r.image}`,
+      ours: size / 2 ** 20,
+      baseline: upstream / 2 ** 20,
+      unit: "MiB",
+      ratio: size / upstream,
+      goal: base ? "<= 1.0x" : "(report)",
+      ...(base ? { met: size <= upstream } : {}),
     };
   });
 }

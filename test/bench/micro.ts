@@ -44,16 +44,31 @@ export async function benchCustomise(work: string, rounds: number): Promise<Row>
       copyFileSync(fixture, a);
       copyFileSync(fixture, b);
       ours.push(await seconds(() => customiseImage(a, input, accel)));
-      bare.push(await seconds(() => run("virt-customize", ["--format", "qcow2", "-a", b, ...bareArgs], { env: guestfsEnv(accel) })));
+      bare.push(
+        await seconds(() =>
+          run("virt-customize", ["--format", "qcow2", "-a", b, ...bareArgs], { env: guestfsEnv(accel) }),
+        ),
+      );
       rmSync(a);
       rmSync(b);
-      process.stderr.write(`bench customise round ${i + 1}: ours ${ours.at(-1)!.toFixed(1)} s, bare ${bare.at(-1)!.toFixed(1)} s\n`);
+      process.stderr.write(
+        `bench customise round ${i + 1}: ours ${ours.at(-1)!.toFixed(1)} s, bare ${bare.at(-1)!.toFixed(1)} s\n`,
+      );
     }
   } finally {
     await www.close();
   }
   const ratio = median(ours) / median(bare);
-  return { bench: `customise debian-12 (${accel})`, ours: median(ours), baseline: median(bare), unit: "s", ratio, goal: "<= 1.15x", met: ratio <= 1.15, samples: { ours, baseline: bare } };
+  return {
+    bench: `customise debian-12 (${accel})`,
+    ours: median(ours),
+    baseline: median(bare),
+    unit: "s",
+    ratio,
+    goal: "<= 1.15x",
+    met: ratio <= 1.15,
+    samples: { ours, baseline: bare },
+  };
 }
 
 export async function benchUpload(work: string, rounds: number): Promise<Row> {
@@ -70,7 +85,8 @@ export async function benchUpload(work: string, rounds: number): Promise<Row> {
   const sdk: number[] = [];
   // Uploads are seconds long and noisy: more rounds, and each side goes first every other round.
   const n = Math.max(rounds, 6);
-  const runOurs = async (i: number) => ours.push(await seconds(() => uploadArtifact(client, bucket, `ours-${i}.qcow2`, file, `h${i}`)));
+  const runOurs = async (i: number) =>
+    ours.push(await seconds(() => uploadArtifact(client, bucket, `ours-${i}.qcow2`, file, `h${i}`)));
   const runSdk = async (i: number) =>
     sdk.push(
       await seconds(() =>
@@ -91,7 +107,9 @@ export async function benchUpload(work: string, rounds: number): Promise<Row> {
         await runSdk(i);
         await runOurs(i);
       }
-      process.stderr.write(`bench upload round ${i + 1}: ours ${ours.at(-1)!.toFixed(2)} s, lib-storage ${sdk.at(-1)!.toFixed(2)} s\n`);
+      process.stderr.write(
+        `bench upload round ${i + 1}: ours ${ours.at(-1)!.toFixed(2)} s, lib-storage ${sdk.at(-1)!.toFixed(2)} s\n`,
+      );
     }
   } finally {
     await s3.stop();
@@ -110,4 +128,3 @@ export async function benchUpload(work: string, rounds: number): Promise<Row> {
     samples: { ours: ours.map((s) => mib / s), baseline: sdk.map((s) => mib / s) },
   };
 }
-

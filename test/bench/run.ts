@@ -7,12 +7,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { table } from "../../builder/table";
 import type { Row } from "./common";
-import { benchBoot, benchConcurrency, benchFirstSecond, benchLayering, benchSize, type MainJobOptions } from "./main-job";
+import {
+  benchBoot,
+  benchConcurrency,
+  benchFirstSecond,
+  benchLayering,
+  benchSize,
+  type MainJobOptions,
+} from "./main-job";
 import { benchBuildHosts } from "./build-hosts";
 import { benchCustomiseVsPacker } from "./customise-vs-packer";
 import { benchCustomise, benchUpload } from "./micro";
 
-const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+const list = (v: string | undefined) =>
+  (v ?? "")
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 const ENV: Record<string, string> = {
   BENCH_ONLY: "cases to run, comma-separated (default: every case, in the order listed)",
@@ -39,22 +50,57 @@ function mainOptions(work: string): MainJobOptions {
   const cache = process.env.BENCH_CACHE ?? "cold";
   if (cache !== "cold" && cache !== "warm") throw new UsageError(`BENCH_CACHE must be cold or warm, not "${cache}"`);
   const boots = Number(process.env.BENCH_BOOTS ?? 3);
-  if (!Number.isInteger(boots) || boots < 1) throw new UsageError(`BENCH_BOOTS must be a whole number of at least 1, not "${process.env.BENCH_BOOTS}"`);
-  return { work, images: list(process.env.BENCH_IMAGES), tests: list(process.env.BENCH_TESTS), cache, boots, app: process.env.BENCH_APP ?? "app-openvpn" };
+  if (!Number.isInteger(boots) || boots < 1)
+    throw new UsageError(`BENCH_BOOTS must be a whole number of at least 1, not "${process.env.BENCH_BOOTS}"`);
+  return {
+    work,
+    images: list(process.env.BENCH_IMAGES),
+    tests: list(process.env.BENCH_TESTS),
+    cache,
+    boots,
+    app: process.env.BENCH_APP ?? "app-openvpn",
+  };
 }
 
 const rounds = () => Number(process.env.BENCH_ROUNDS ?? 2);
 
 const CASES: Record<string, Case> = {
-  size: { what: "artifact / upstream size per image (a --no-test main job)", run: async (w) => benchSize(mainOptions(w)) },
-  upload: { what: "our multipart upload vs @aws-sdk/lib-storage to the same local S3 server", run: async (w) => [await benchUpload(w, rounds())] },
-  customise: { what: "our customise step vs bare virt-customize with the same operations", run: async (w) => [await benchCustomise(w, rounds())] },
-  packer: { what: "our customise vs the same customisation done the Packer way (qemu builder)", run: async () => [await benchCustomiseVsPacker(rounds())] },
-  "build-hosts": { what: "N builds on one SSH build host vs over two (BENCH_BUILD_HOSTS_N, default 2; both hosts are this machine)", run: async () => [await benchBuildHosts()] },
-  boot: { what: "boot to verified SSH through the emulated API (median of BENCH_BOOTS), reboot beside it", run: async (w) => benchBoot(mainOptions(w)) },
-  layering: { what: "an InstantApp's build after its base vs from the upstream", run: async (w) => benchLayering(mainOptions(w)) },
-  concurrency: { what: "the main job's wall time, serial (--jobs 1) vs concurrent", run: async (w) => benchConcurrency(mainOptions(w)) },
-  main: { what: "first and second main job; battery and build per image", run: async (w) => benchFirstSecond(mainOptions(w)) },
+  size: {
+    what: "artifact / upstream size per image (a --no-test main job)",
+    run: async (w) => benchSize(mainOptions(w)),
+  },
+  upload: {
+    what: "our multipart upload vs @aws-sdk/lib-storage to the same local S3 server",
+    run: async (w) => [await benchUpload(w, rounds())],
+  },
+  customise: {
+    what: "our customise step vs bare virt-customize with the same operations",
+    run: async (w) => [await benchCustomise(w, rounds())],
+  },
+  packer: {
+    what: "our customise vs the same customisation done the Packer way (qemu builder)",
+    run: async () => [await benchCustomiseVsPacker(rounds())],
+  },
+  "build-hosts": {
+    what: "N builds on one SSH build host vs over two (BENCH_BUILD_HOSTS_N, default 2; both hosts are this machine)",
+    run: async () => [await benchBuildHosts()],
+  },
+  boot: {
+    what: "boot to verified SSH through the emulated API (median of BENCH_BOOTS), reboot beside it",
+    run: async (w) => benchBoot(mainOptions(w)),
+  },
+  layering: {
+    what: "an InstantApp's build after its base vs from the upstream",
+    run: async (w) => benchLayering(mainOptions(w)),
+  },
+  concurrency: {
+    what: "the main job's wall time, serial (--jobs 1) vs concurrent",
+    run: async (w) => benchConcurrency(mainOptions(w)),
+  },
+  main: {
+    what: "first and second main job; battery and build per image",
+    run: async (w) => benchFirstSecond(mainOptions(w)),
+  },
 };
 
 function help(): string {
@@ -96,14 +142,31 @@ async function main(): Promise<number> {
     else rmSync(work, { recursive: true, force: true });
   }
   const out = process.env.BENCH_OUT ?? "bench-results.json";
-  const settings = Object.fromEntries(Object.keys(ENV).filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
-  writeFileSync(out, `${JSON.stringify({ started, ended: new Date().toISOString(), settings, results: rows, errors }, null, 2)}\n`);
+  const settings = Object.fromEntries(
+    Object.keys(ENV)
+      .filter((k) => process.env[k] !== undefined)
+      .map((k) => [k, process.env[k]]),
+  );
+  writeFileSync(
+    out,
+    `${JSON.stringify({ started, ended: new Date().toISOString(), settings, results: rows, errors }, null, 2)}\n`,
+  );
   const n = (x: number | undefined, d = 2) => (x === undefined ? "" : x.toFixed(d));
   process.stdout.write(
     `${table(
       ["bench", "ours", "baseline", "unit", "ratio", "goal", "met"],
-      rows.map((r) => [r.bench, n(r.ours), n(r.baseline), r.unit, n(r.ratio, 3), r.goal, r.met === undefined ? "" : r.met ? "yes" : "NO"]),
-    )}\n${Object.entries(errors).map(([k, v]) => `${k}: FAILED: ${v.split("\n")[0]}\n`).join("")}(${out})\n`,
+      rows.map((r) => [
+        r.bench,
+        n(r.ours),
+        n(r.baseline),
+        r.unit,
+        n(r.ratio, 3),
+        r.goal,
+        r.met === undefined ? "" : r.met ? "yes" : "NO",
+      ]),
+    )}\n${Object.entries(errors)
+      .map(([k, v]) => `${k}: FAILED: ${v.split("\n")[0]}\n`)
+      .join("")}(${out})\n`,
   );
   return Object.keys(errors).length ? 1 : 0;
 }

@@ -64,7 +64,9 @@ function rng(seed: number) {
 describe("references: the artifact exists exactly while some stack references it", () => {
   it("survives 300 rounds of 2-4 concurrent publishes and unpublishes of the same key", async () => {
     const key = "images/race/x86_64/0123abcd.qcow2";
-    const stacks = ["fr-par-1", "fr-par-2", "fr-par-3", "nl-ams-1", "pl-waw-1"].map((z) => `prod-${z}/debian-12-x86_64`);
+    const stacks = ["fr-par-1", "fr-par-2", "fr-par-3", "nl-ams-1", "pl-waw-1"].map(
+      (z) => `prod-${z}/debian-12-x86_64`,
+    );
     const random = rng(20261201);
     // A random pause before every request widens the windows between a read and the write that depends on it.
     const jittery = s3Client({ ...s3, bucket: BUCKET });
@@ -84,7 +86,13 @@ describe("references: the artifact exists exactly while some stack references it
       // Distinct stacks within a round, so the expected outcome does not depend on the order.
       const picked = [...stacks].sort(() => random() - 0.5).slice(0, n);
       const ops = picked.map((ref) => {
-        const kind = held.has(ref) ? (random() < 0.7 ? "unpublish" : "publish") : random() < 0.85 ? "publish" : "unpublish";
+        const kind = held.has(ref)
+          ? random() < 0.7
+            ? "unpublish"
+            : "publish"
+          : random() < 0.85
+            ? "publish"
+            : "unpublish";
         // Now and then a publish fails after recording its reference (a build or upload error).
         const fails = kind === "publish" && random() < 0.1;
         return { ref, kind, fails, delay: Math.floor(random() * 6) };
@@ -95,7 +103,8 @@ describe("references: the artifact exists exactly while some stack references it
           if (op.kind === "unpublish") return dropReference(jittery, BUCKET, key, op.ref, opts);
           return withReference(jittery, BUCKET, key, op.ref, opts, async () => {
             // What publish does once its reference is recorded: upload unless the artifact is there.
-            if (!(await exists(key))) await jittery.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "qcow2" }));
+            if (!(await exists(key)))
+              await jittery.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "qcow2" }));
             if (op.fails) throw new Error("injected build failure");
           });
         }),
@@ -114,8 +123,13 @@ describe("references: the artifact exists exactly while some stack references it
       const recorded = [...(record?.refs ?? [])].sort();
       const there = await exists(key);
       if (JSON.stringify(recorded) !== JSON.stringify([...held].sort()))
-        problems.push(`round ${round} ${JSON.stringify(ops)}: references ${JSON.stringify(recorded)}, expected ${JSON.stringify([...held].sort())}`);
-      if (there !== held.size > 0) problems.push(`round ${round} ${JSON.stringify(ops)}: artifact ${there ? "present" : "missing"} with references ${JSON.stringify(recorded)}`);
+        problems.push(
+          `round ${round} ${JSON.stringify(ops)}: references ${JSON.stringify(recorded)}, expected ${JSON.stringify([...held].sort())}`,
+        );
+      if (there !== held.size > 0)
+        problems.push(
+          `round ${round} ${JSON.stringify(ops)}: artifact ${there ? "present" : "missing"} with references ${JSON.stringify(recorded)}`,
+        );
       if (record?.deletingSince) problems.push(`round ${round}: a deletion was left half-done`);
       if (problems.length >= 5) break;
     }
@@ -127,7 +141,13 @@ describe("references: the artifact exists exactly while some stack references it
     await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "old" }));
     // What an unpublisher killed between marking the record and deleting leaves behind.
     const since = Date.now();
-    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${key}.refs`, Body: JSON.stringify({ refs: [], deletingSince: new Date(since).toISOString() }) }));
+    await client.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: `${key}.refs`,
+        Body: JSON.stringify({ refs: [], deletingSince: new Date(since).toISOString() }),
+      }),
+    );
     let clock = since + 1000;
     const waits: number[] = [];
     const opts = {
@@ -180,7 +200,9 @@ describe("references: the artifact exists exactly while some stack references it
     const key = "images/legacy/x86_64/beef.qcow2";
     await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "qcow2" }));
     for (const ref of ["local/debian-12-x86_64", "local-2/debian-12-x86_64"])
-      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${key}.refs/${encodeURIComponent(ref)}`, Body: "" }));
+      await client.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: `${key}.refs/${encodeURIComponent(ref)}`, Body: "" }),
+      );
     expect(await dropReference(client, BUCKET, key, "local/debian-12-x86_64")).toEqual({ deleted: false });
     expect(await references(client, BUCKET, key)).toEqual({ refs: ["local-2/debian-12-x86_64"] });
     expect(await exists(`${key}.refs/${encodeURIComponent("local-2/debian-12-x86_64")}`)).toBe(false);
@@ -205,9 +227,15 @@ describe("stale multipart uploads", () => {
 
     const threshold = 24 * 3600_000;
     // The clock stands exactly one threshold after the old upload began.
-    const result = await sweepStaleUploads(client, BUCKET, { olderThanMs: threshold, now: () => old.initiated.getTime() + threshold });
+    const result = await sweepStaleUploads(client, BUCKET, {
+      olderThanMs: threshold,
+      now: () => old.initiated.getTime() + threshold,
+    });
     expect(result.aborted.map((u) => u.key)).toEqual(["images/sweep/x86_64/old.qcow2"]);
-    expect((await pendingUploads("")).map((u) => u.key).sort()).toEqual(["elsewhere/old.bin", "images/sweep/x86_64/young.qcow2"]);
+    expect((await pendingUploads("")).map((u) => u.key).sort()).toEqual([
+      "elsewhere/old.bin",
+      "images/sweep/x86_64/young.qcow2",
+    ]);
 
     // With the real clock, everything just started is young.
     expect((await sweepStaleUploads(client, BUCKET)).aborted).toEqual([]);

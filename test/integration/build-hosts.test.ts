@@ -60,8 +60,12 @@ describe("SSH build hosts", () => {
   it("refuses a host whose key is not the pinned one, and publishes nothing", async () => {
     const p = plan(2);
     // Host 0 at its address, but host 1's key pinned: what a man in the middle looks like.
-    await expect(runOnHost(target(hosts[0]!, { hostKey: hosts[1]!.hostKey }), `${CLI} publish`, env(p))).rejects.toThrow(
-      new BuildHostError(`build host root@127.0.0.1:${hosts[0]!.port}: its host key is not the pinned ssh-ed25519 key: refusing to connect (nothing ran there)`),
+    await expect(
+      runOnHost(target(hosts[0]!, { hostKey: hosts[1]!.hostKey }), `${CLI} publish`, env(p)),
+    ).rejects.toThrow(
+      new BuildHostError(
+        `build host root@127.0.0.1:${hosts[0]!.port}: its host key is not the pinned ssh-ed25519 key: refusing to connect (nothing ran there)`,
+      ),
     );
     expect(await exists(p.artifactKey)).toBe(false);
     expect(await exists(recordKey(p.artifactKey))).toBe(false);
@@ -70,7 +74,9 @@ describe("SSH build hosts", () => {
   it("fails clearly on a dead host, and publishes nothing", async () => {
     const p = plan(3);
     const dead = { ...hosts[1]!, port: 1 };
-    await expect(runOnHost(target(dead), `${CLI} publish`, env(p))).rejects.toThrow(/^build host root@127\.0\.0\.1:1: unreachable \(.*Connection refused\): nothing ran there$/);
+    await expect(runOnHost(target(dead), `${CLI} publish`, env(p))).rejects.toThrow(
+      /^build host root@127\.0\.0\.1:1: unreachable \(.*Connection refused\): nothing ran there$/,
+    );
     expect(await exists(p.artifactKey)).toBe(false);
   });
 

@@ -28,14 +28,28 @@ function put(path: string, content = "") {
 beforeAll(async () => {
   const bookworm = "cloud.debian.org/images/cloud/bookworm";
   put(`${bookworm}/20261102-2314/SHA512SUMS`, `${"a".repeat(128)}  debian-12-genericcloud-amd64-20261102-2314.qcow2\n`);
-  put(`${bookworm}/20261201-0001/SHA512SUMS`, ["amd64", "arm64"].map((a) => `${NEW_DEBIAN}  debian-12-genericcloud-${a}-20261201-0001.qcow2`).join("\n") + "\n");
+  put(
+    `${bookworm}/20261201-0001/SHA512SUMS`,
+    ["amd64", "arm64"].map((a) => `${NEW_DEBIAN}  debian-12-genericcloud-${a}-20261201-0001.qcow2`).join("\n") + "\n",
+  );
   put(`${bookworm}/latest/SHA512SUMS`, "");
   put(`${bookworm}/daily/SHA512SUMS`, "");
   const alma = "repo.almalinux.org/almalinux";
-  for (const [arch, serials] of [["x86_64", ["9.7-20261030", "9.10-20261201"]], ["aarch64", ["9.7-20261030"]]] as const) {
+  for (const [arch, serials] of [
+    ["x86_64", ["9.7-20261030", "9.10-20261201"]],
+    ["aarch64", ["9.7-20261030"]],
+  ] as const) {
     for (const s of serials) put(`${alma}/9/cloud/${arch}/images/AlmaLinux-9-GenericCloud-${s}.${arch}.qcow2`);
     put(`${alma}/9/cloud/${arch}/images/AlmaLinux-9-GenericCloud-latest.${arch}.qcow2`);
-    put(`${alma}/9/cloud/${arch}/images/CHECKSUM`, serials.map((s) => `SHA256 (AlmaLinux-9-GenericCloud-${s}.${arch}.qcow2) = ${s === "9.10-20261201" ? NEW_ALMA : "d".repeat(64)}`).join("\n") + "\n");
+    put(
+      `${alma}/9/cloud/${arch}/images/CHECKSUM`,
+      serials
+        .map(
+          (s) =>
+            `SHA256 (AlmaLinux-9-GenericCloud-${s}.${arch}.qcow2) = ${s === "9.10-20261201" ? NEW_ALMA : "d".repeat(64)}`,
+        )
+        .join("\n") + "\n",
+    );
   }
   for (const major of ["8", "10", "11"]) put(`${alma}/${major}/README`);
   // Signed by the committed test key, which the catalog below pins in place of upstream's keys.
@@ -63,11 +77,25 @@ afterAll(async () => {
 describe("check-upstream", () => {
   const catalog = withOverrides(loadCatalog(), {
     upstreamSignatures: {
-      "debian-12": { url: "https://cloud.debian.org/images/cloud/bookworm/{serial}/SHA512SUMS.sign", kind: "detached", ...testKey },
-      "almalinux-9": { url: "https://repo.almalinux.org/almalinux/9/cloud/{arch}/images/CHECKSUM", kind: "clearsigned", ...testKey },
+      "debian-12": {
+        url: "https://cloud.debian.org/images/cloud/bookworm/{serial}/SHA512SUMS.sign",
+        kind: "detached",
+        ...testKey,
+      },
+      "almalinux-9": {
+        url: "https://repo.almalinux.org/almalinux/9/cloud/{arch}/images/CHECKSUM",
+        kind: "clearsigned",
+        ...testKey,
+      },
     },
   });
-  const options = () => ({ catalog, mirror: `${mirror.url}/upstream`, releases: ["debian-12", "almalinux-9"], at: "2028-08-01", recordedOn: "2026-12-01" });
+  const options = () => ({
+    catalog,
+    mirror: `${mirror.url}/upstream`,
+    releases: ["debian-12", "almalinux-9"],
+    at: "2028-08-01",
+    recordedOn: "2026-12-01",
+  });
   const recorded = (listing: string) => ({ recordedBy: "check-upstream --write", date: "2026-12-01", listing });
   const DEBIAN_LISTING = "https://cloud.debian.org/images/cloud/bookworm/";
   const ALMA_LISTING = (arch: string) => `https://repo.almalinux.org/almalinux/9/cloud/${arch}/images/`;
@@ -75,13 +103,48 @@ describe("check-upstream", () => {
   it("finds the newest builds, resolves their checksums, and flags end of life and new majors", async () => {
     const report = await checkUpstream(options());
     expect(report.rows).toEqual([
-      { release: "debian-12", arch: "x86_64", pinned: "20261102-2314", newest: "20261201-0001", status: "new build", checksum: NEW_DEBIAN, listing: DEBIAN_LISTING },
-      { release: "debian-12", arch: "arm64", pinned: "20261102-2314", newest: "20261201-0001", status: "new build", checksum: NEW_DEBIAN, listing: DEBIAN_LISTING },
-      { release: "almalinux-9", arch: "x86_64", pinned: "9.7-20261030", newest: "9.10-20261201", status: "new build", checksum: NEW_ALMA, listing: ALMA_LISTING("x86_64") },
+      {
+        release: "debian-12",
+        arch: "x86_64",
+        pinned: "20261102-2314",
+        newest: "20261201-0001",
+        status: "new build",
+        checksum: NEW_DEBIAN,
+        listing: DEBIAN_LISTING,
+      },
+      {
+        release: "debian-12",
+        arch: "arm64",
+        pinned: "20261102-2314",
+        newest: "20261201-0001",
+        status: "new build",
+        checksum: NEW_DEBIAN,
+        listing: DEBIAN_LISTING,
+      },
+      {
+        release: "almalinux-9",
+        arch: "x86_64",
+        pinned: "9.7-20261030",
+        newest: "9.10-20261201",
+        status: "new build",
+        checksum: NEW_ALMA,
+        listing: ALMA_LISTING("x86_64"),
+      },
       // Still the newest, but pinned unverified: its checksum is read and the pin recorded.
-      { release: "almalinux-9", arch: "arm64", pinned: "9.7-20261030", newest: "9.7-20261030", status: "confirmed", checksum: "d".repeat(64), listing: ALMA_LISTING("aarch64") },
+      {
+        release: "almalinux-9",
+        arch: "arm64",
+        pinned: "9.7-20261030",
+        newest: "9.7-20261030",
+        status: "confirmed",
+        checksum: "d".repeat(64),
+        listing: ALMA_LISTING("aarch64"),
+      },
     ]);
-    expect(report.flags).toEqual(["debian-12: deprecation due on 2028-09-28 (end of life 2028-06-30)", "almalinux 11: a new upstream major, not in the catalog"]);
+    expect(report.flags).toEqual([
+      "debian-12: deprecation due on 2028-09-28 (end of life 2028-06-30)",
+      "almalinux 11: a new upstream major, not in the catalog",
+    ]);
     expect(report.wrote).toBeUndefined();
   });
 
@@ -101,7 +164,11 @@ describe("check-upstream", () => {
       arm64: { serial: "9.7-20261030", checksum: "d".repeat(64), provenance: recorded(ALMA_LISTING("aarch64")) },
     });
     expect(before["almalinux-9"].arm64.provenance).toBe("unverified");
-    expect({ ...after, "debian-12": undefined, "almalinux-9": undefined }).toEqual({ ...before, "debian-12": undefined, "almalinux-9": undefined });
+    expect({ ...after, "debian-12": undefined, "almalinux-9": undefined }).toEqual({
+      ...before,
+      "debian-12": undefined,
+      "almalinux-9": undefined,
+    });
   });
 
   it("reports a listed build whose checksum file is missing as unreadable, and does not pin it", async () => {
@@ -109,7 +176,10 @@ describe("check-upstream", () => {
     const pins = join(root, "pins-2.json");
     copyFileSync(join(__dirname, "..", "..", "images", "pins.json"), pins);
     const report = await checkUpstream({ ...options(), releases: ["debian-12"], writePins: pins });
-    expect(report.rows.map((r) => [r.status, r.newest])).toEqual([["unreadable", "20261215-0000"], ["unreadable", "20261215-0000"]]);
+    expect(report.rows.map((r) => [r.status, r.newest])).toEqual([
+      ["unreadable", "20261215-0000"],
+      ["unreadable", "20261215-0000"],
+    ]);
     expect(report.rows[0]!.reason).toMatch(/build 20261215-0000 listed but not resolvable: .*404/);
     expect(report.wrote).toBeUndefined();
     rmSync(join(root, "upstream", "cloud.debian.org/images/cloud/bookworm/20261215-0000"), { recursive: true });

@@ -22,10 +22,20 @@ const ZONE = "fr-par-1";
 async function gateway(root: string, region: string): Promise<{ endpoint: string; child: ChildProcess }> {
   const port = await freePort();
   mkdirSync(root, { recursive: true });
-  const child = spawn(await ensureVersitygw(), ["--access", ACCESS, "--secret", SECRET, "--region", region, "--port", `127.0.0.1:${port}`, "posix", root], { stdio: "ignore" });
+  const child = spawn(
+    await ensureVersitygw(),
+    ["--access", ACCESS, "--secret", SECRET, "--region", region, "--port", `127.0.0.1:${port}`, "posix", root],
+    { stdio: "ignore" },
+  );
   const endpoint = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
-    if (await fetch(endpoint).then(() => true, () => false)) return { endpoint, child };
+    if (
+      await fetch(endpoint).then(
+        () => true,
+        () => false,
+      )
+    )
+      return { endpoint, child };
     await new Promise((r) => setTimeout(r, 200));
   }
   child.kill();
@@ -42,15 +52,30 @@ describe("doctor --online against loopback servers", () => {
   beforeAll(async () => {
     par = await gateway(join(state, "par"), "fr-par");
     ams = await gateway(join(state, "ams"), "nl-ams");
-    for (const [gw, region] of [[par, "fr-par"], [ams, "nl-ams"]] as const)
-      await s3Client({ endpoint: gw.endpoint, region, bucket: "b", accessKeyId: ACCESS, secretAccessKey: SECRET }).send(new CreateBucketCommand({ Bucket: "factory-artifacts" }));
+    for (const [gw, region] of [
+      [par, "fr-par"],
+      [ams, "nl-ams"],
+    ] as const)
+      await s3Client({ endpoint: gw.endpoint, region, bucket: "b", accessKeyId: ACCESS, secretAccessKey: SECRET }).send(
+        new CreateBucketCommand({ Bucket: "factory-artifacts" }),
+      );
     emulator = await startEmulator({
-      stateDir: join(state, "api"), secretKey: SECRET, projectId: "00000000-0000-4000-8000-000000000002", zone: ZONE,
-      s3: { endpoint: par.endpoint, region: "fr-par", accessKeyId: ACCESS, secretAccessKey: SECRET }, accel: "tcg",
+      stateDir: join(state, "api"),
+      secretKey: SECRET,
+      projectId: "00000000-0000-4000-8000-000000000002",
+      zone: ZONE,
+      s3: { endpoint: par.endpoint, region: "fr-par", accessKeyId: ACCESS, secretAccessKey: SECRET },
+      accel: "tcg",
     });
     target = {
-      zone: ZONE, region: "fr-par", bucket: "factory-artifacts", s3Endpoint: par.endpoint, apiUrl: emulator.url,
-      accessKey: ACCESS, secretKey: SECRET, testTypes: { x86_64: { key: "testCommercialType", type: "DEV1-S" } },
+      zone: ZONE,
+      region: "fr-par",
+      bucket: "factory-artifacts",
+      s3Endpoint: par.endpoint,
+      apiUrl: emulator.url,
+      accessKey: ACCESS,
+      secretKey: SECRET,
+      testTypes: { x86_64: { key: "testCommercialType", type: "DEV1-S" } },
     };
   }, 120_000);
 
@@ -64,12 +89,19 @@ describe("doctor --online against loopback servers", () => {
     expect(await onlineFindings(target)).toEqual([]);
     // Read-only: nothing but GETs reached the API.
     expect(emulator.exchanges.map((e) => e.method)).not.toContain("POST");
-    expect(emulator.exchanges.map((e) => e.path)).toEqual(expect.arrayContaining([`/instance/v1/zones/${ZONE}/images`, `/instance/v1/zones/${ZONE}/products/servers`]));
+    expect(emulator.exchanges.map((e) => e.path)).toEqual(
+      expect.arrayContaining([`/instance/v1/zones/${ZONE}/images`, `/instance/v1/zones/${ZONE}/products/servers`]),
+    );
   });
 
   it("names a test type the zone does not offer", async () => {
-    const f = await onlineFindings({ ...target, testTypes: { ...target.testTypes, arm64: { key: "testCommercialTypeArm64", type: "COPARM1-2C-8G" } } });
-    expect(f.map((x) => x.problem)).toEqual(["image-factory:testCommercialTypeArm64 COPARM1-2C-8G is not offered in fr-par-1"]);
+    const f = await onlineFindings({
+      ...target,
+      testTypes: { ...target.testTypes, arm64: { key: "testCommercialTypeArm64", type: "COPARM1-2C-8G" } },
+    });
+    expect(f.map((x) => x.problem)).toEqual([
+      "image-factory:testCommercialTypeArm64 COPARM1-2C-8G is not offered in fr-par-1",
+    ]);
   });
 
   it("names a missing bucket", async () => {
@@ -81,23 +113,34 @@ describe("doctor --online against loopback servers", () => {
   // GetBucketLocation could answer nl-ams (that answer's reading is unit-tested).
   it("names a bucket that a server of another region holds", async () => {
     const f = await onlineFindings({ ...target, s3Endpoint: ams.endpoint });
-    expect(f.map((x) => x.problem)).toEqual([`bucket factory-artifacts at ${ams.endpoint}: HeadBucket answered 400, as S3 answers a request signed for fr-par that reaches another region`]);
+    expect(f.map((x) => x.problem)).toEqual([
+      `bucket factory-artifacts at ${ams.endpoint}: HeadBucket answered 400, as S3 answers a request signed for fr-par that reaches another region`,
+    ]);
   });
 
   it("reads the bucket's region as the server answers GetBucketLocation", async () => {
-    const answer = await s3Client({ endpoint: ams.endpoint, region: "nl-ams", bucket: "b", accessKeyId: ACCESS, secretAccessKey: SECRET })
-      .send(new GetBucketLocationCommand({ Bucket: "factory-artifacts" }));
+    const answer = await s3Client({
+      endpoint: ams.endpoint,
+      region: "nl-ams",
+      bucket: "b",
+      accessKeyId: ACCESS,
+      secretAccessKey: SECRET,
+    }).send(new GetBucketLocationCommand({ Bucket: "factory-artifacts" }));
     expect(answer.LocationConstraint).toBe("nl-ams");
-    expect(bucketLocationFinding("factory-artifacts", "fr-par", answer.LocationConstraint).map((x) => x.problem)).toEqual([
-      "bucket factory-artifacts is in nl-ams, not in fr-par where the zone imports from",
-    ]);
+    expect(
+      bucketLocationFinding("factory-artifacts", "fr-par", answer.LocationConstraint).map((x) => x.problem),
+    ).toEqual(["bucket factory-artifacts is in nl-ams, not in fr-par where the zone imports from"]);
     expect(await onlineFindings({ ...target, region: "nl-ams", s3Endpoint: ams.endpoint })).toEqual([]);
   });
 
   it("names a key the API and the bucket refuse", async () => {
     const f = await onlineFindings({ ...target, secretKey: "00000000-0000-4000-8000-0000000000ff" });
     expect(f.map((x) => x.check)).toEqual(["online", "online"]);
-    expect(f[0]!.problem).toMatch(new RegExp(`^${emulator.url.replace(/[.:/]/g, "\\$&")} refused a read-only call in fr-par-1 \\(`));
-    expect(f[1]!.problem).toMatch(new RegExp(`^bucket factory-artifacts at ${par.endpoint.replace(/[.:/]/g, "\\$&")}: `));
+    expect(f[0]!.problem).toMatch(
+      new RegExp(`^${emulator.url.replace(/[.:/]/g, "\\$&")} refused a read-only call in fr-par-1 \\(`),
+    );
+    expect(f[1]!.problem).toMatch(
+      new RegExp(`^bucket factory-artifacts at ${par.endpoint.replace(/[.:/]/g, "\\$&")}: `),
+    );
   });
 });

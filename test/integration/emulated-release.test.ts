@@ -31,7 +31,11 @@ describe("the emulated release, from the release spec", () => {
 
   beforeAll(async () => {
     emulator = await startEmulator({
-      stateDir: state, secretKey: SECRET, projectId: PROJECT, zone, accel: "tcg",
+      stateDir: state,
+      secretKey: SECRET,
+      projectId: PROJECT,
+      zone,
+      accel: "tcg",
       s3: { endpoint: "http://127.0.0.1:9", region: "fr-par", accessKeyId: "x", secretAccessKey: "x" },
     });
   }, 60_000);
@@ -41,13 +45,32 @@ describe("the emulated release, from the release spec", () => {
   });
 
   it("creates the image and a stopped test server as specified, and removes the server after a pass", async () => {
-    const client = createClient({ accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: SECRET, defaultProjectId: PROJECT, defaultZone: zone, apiURL: emulator.url });
+    const client = createClient({
+      accessKey: "SCWXXXXXXXXXXXXXXXXX",
+      secretKey: SECRET,
+      defaultProjectId: PROJECT,
+      defaultZone: zone,
+      apiURL: emulator.url,
+    });
     const block = new Blockv1.API(client);
     const instance = new Instancev1.API(client);
     // Stands in for the import (which needs Object Storage): a snapshot of an empty 2 GB volume.
-    const vol = await block.createVolume({ zone, name: "stand-in", projectId: PROJECT, fromEmpty: { size: 2 * GB }, perfIops: 5000, tags: [] });
+    const vol = await block.createVolume({
+      zone,
+      name: "stand-in",
+      projectId: PROJECT,
+      fromEmpty: { size: 2 * GB },
+      perfIops: 5000,
+      tags: [],
+    });
     await block.waitForVolume({ zone, volumeId: vol.id }, { timeout: 60, minDelay: 1, maxDelay: 2 });
-    const snap = await block.createSnapshot({ zone, volumeId: vol.id, name: spec.snapshot.name, projectId: PROJECT, tags: [] });
+    const snap = await block.createSnapshot({
+      zone,
+      volumeId: vol.id,
+      name: spec.snapshot.name,
+      projectId: PROJECT,
+      tags: [],
+    });
     await block.waitForSnapshot({ zone, snapshotId: snap.id }, { timeout: 60, minDelay: 1, maxDelay: 2 });
     await block.deleteVolume({ zone, volumeId: vol.id });
 

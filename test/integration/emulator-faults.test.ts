@@ -31,16 +31,45 @@ describe("emulator faults", () => {
 
   beforeAll(async () => {
     s3 = await startS3(join(work, "s3"));
-    const s3c = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    const s3c = new S3Client({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
     await s3c.send(new CreateBucketCommand({ Bucket: BUCKET }));
     await run("qemu-img", ["create", "-q", "-f", "qcow2", join(work, "disk.qcow2"), "1G"]);
-    await s3c.send(new PutObjectCommand({ Bucket: BUCKET, Key: "images/t/x86_64/disk.qcow2", Body: readFileSync(join(work, "disk.qcow2")) }));
+    await s3c.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: "images/t/x86_64/disk.qcow2",
+        Body: readFileSync(join(work, "disk.qcow2")),
+      }),
+    );
     s3c.destroy();
     e = await startEmulator({
-      stateDir: join(work, "emu"), secretKey: SECRET, projectId: PROJECT, zone: ZONE, accel: "tcg",
-      s3: { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      stateDir: join(work, "emu"),
+      secretKey: SECRET,
+      projectId: PROJECT,
+      zone: ZONE,
+      accel: "tcg",
+      s3: {
+        endpoint: s3.endpoint,
+        region: s3.region,
+        accessKeyId: s3.accessKeyId,
+        secretAccessKey: s3.secretAccessKey,
+      },
     });
-    const client = scalewayClient({ accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: SECRET, defaultProjectId: PROJECT, defaultZone: ZONE, apiURL: e.url }, { retries: 3, minMs: 50, maxMs: 5000 });
+    const client = scalewayClient(
+      {
+        accessKey: "SCWXXXXXXXXXXXXXXXXX",
+        secretKey: SECRET,
+        defaultProjectId: PROJECT,
+        defaultZone: ZONE,
+        apiURL: e.url,
+      },
+      { retries: 3, minMs: 50, maxMs: 5000 },
+    );
     instance = new Instancev1.API(client);
     block = new Blockv1.API(client);
   });
@@ -50,11 +79,21 @@ describe("emulator faults", () => {
     rmSync(work, { recursive: true, force: true });
   });
   const statuses = (path: RegExp) => e.exchanges.filter((x) => path.test(x.path)).map((x) => x.status);
-  const importDisk = (name: string) => block.importSnapshotFromObjectStorage({ bucket: BUCKET, key: "images/t/x86_64/disk.qcow2", name, projectId: PROJECT });
+  const importDisk = (name: string) =>
+    block.importSnapshotFromObjectStorage({
+      bucket: BUCKET,
+      key: "images/t/x86_64/disk.qcow2",
+      name,
+      projectId: PROJECT,
+    });
 
   it("names operations without their zone", () => {
-    expect(operationOf("POST", "/instance/v1/zones/fr-par-1/servers/{id}/action")).toBe("POST /instance/servers/{id}/action");
-    expect(operationOf("POST", "/block/v1/zones/nl-ams-3/snapshots/import-from-object-storage")).toBe("POST /block/snapshots/import-from-object-storage");
+    expect(operationOf("POST", "/instance/v1/zones/fr-par-1/servers/{id}/action")).toBe(
+      "POST /instance/servers/{id}/action",
+    );
+    expect(operationOf("POST", "/block/v1/zones/nl-ams-3/snapshots/import-from-object-storage")).toBe(
+      "POST /block/snapshots/import-from-object-storage",
+    );
     expect(operationOf("GET", "/vpc/v2/regions/fr-par/private-networks")).toBe("GET /vpc/private-networks");
   });
 
@@ -71,7 +110,10 @@ describe("emulator faults", () => {
     await block.listSnapshots({ includeDeleted: false });
     expect(statuses(/\/snapshots$/).slice(-2)).toEqual([502, 200]);
     e.faults.add({ kind: "server-error", op: "GET /block/snapshots", status: 503 });
-    await expect(block.listSnapshots({ includeDeleted: false })).rejects.toMatchObject({ status: 503, message: expect.stringContaining("injected 503 on GET /block/snapshots") });
+    await expect(block.listSnapshots({ includeDeleted: false })).rejects.toMatchObject({
+      status: 503,
+      message: expect.stringContaining("injected 503 on GET /block/snapshots"),
+    });
     expect(statuses(/\/snapshots$/).slice(-4)).toEqual([503, 503, 503, 503]);
     e.faults.clear();
   });
@@ -79,8 +121,14 @@ describe("emulator faults", () => {
   it("fails a conflict at once with the SDK's transient state error", async () => {
     e.faults.add({ kind: "conflict", op: "POST /instance/images", times: 1 });
     const before = e.exchanges.length;
-    await expect(instance.createImage({ name: "c", rootVolume: "00000000-0000-4000-8000-000000000009", arch: "x86_64", project: PROJECT }))
-      .rejects.toMatchObject({ name: "TransientStateError", status: 409 });
+    await expect(
+      instance.createImage({
+        name: "c",
+        rootVolume: "00000000-0000-4000-8000-000000000009",
+        arch: "x86_64",
+        project: PROJECT,
+      }),
+    ).rejects.toMatchObject({ name: "TransientStateError", status: 409 });
     expect(e.exchanges.length - before).toBe(1);
   });
 
@@ -96,23 +144,58 @@ describe("emulator faults", () => {
     expect((await block.waitForSnapshot({ snapshotId: failed.id }, wait)).status).toBe("error");
 
     e.faults.add({ kind: "fail", op: "POST /instance/images", times: 1 });
-    const { image } = await instance.createImage({ name: "bad", rootVolume: slow.id, arch: "x86_64", project: PROJECT });
+    const { image } = await instance.createImage({
+      name: "bad",
+      rootVolume: slow.id,
+      arch: "x86_64",
+      project: PROJECT,
+    });
     expect((await instance.waitForImage({ imageId: image!.id }, wait)).state).toBe("error");
-    expect(e.faults.hits.map((h) => h.kind)).toEqual(["throttle", "throttle", "server-error", "server-error", "server-error", "server-error", "server-error", "conflict", "slow", "fail", "fail"]);
+    expect(e.faults.hits.map((h) => h.kind)).toEqual([
+      "throttle",
+      "throttle",
+      "server-error",
+      "server-error",
+      "server-error",
+      "server-error",
+      "server-error",
+      "conflict",
+      "slow",
+      "fail",
+      "fail",
+    ]);
     await instance.deleteImage({ imageId: image!.id });
     for (const id of [slow.id, failed.id]) await block.deleteSnapshot({ snapshotId: id });
   });
 
   it("fails a power-on only when asked, before any guest boots: a failed task and a stopped server saying why", async () => {
     const snap = await block.waitForSnapshot({ snapshotId: (await importDisk("root")).id }, wait);
-    const { image } = await instance.createImage({ name: "root", rootVolume: snap.id, arch: "x86_64", project: PROJECT });
-    const { server } = await instance.createServer({ name: "s", commercialType: "DEV1-S", image: image!.id, volumes: { "0": { volumeType: "sbs_volume" } }, dynamicIpRequired: false, project: PROJECT, protected: false });
+    const { image } = await instance.createImage({
+      name: "root",
+      rootVolume: snap.id,
+      arch: "x86_64",
+      project: PROJECT,
+    });
+    const { server } = await instance.createServer({
+      name: "s",
+      commercialType: "DEV1-S",
+      image: image!.id,
+      volumes: { "0": { volumeType: "sbs_volume" } },
+      dynamicIpRequired: false,
+      project: PROJECT,
+      protected: false,
+    });
     e.faults.add({ kind: "fail", op: "POST /instance/servers/{id}/action", when: { action: "poweron" }, times: 1 });
     const { task } = await instance.serverAction({ serverId: server!.id, action: "poweron" });
     const after = await instance.waitForServer({ serverId: server!.id }, wait);
-    const done = (await (await fetch(`${e.url}/instance/v1/zones/${ZONE}/tasks/${task!.id}`, { headers: { "x-auth-token": SECRET } })).json()) as { task: { status: string } };
+    const done = (await (
+      await fetch(`${e.url}/instance/v1/zones/${ZONE}/tasks/${task!.id}`, { headers: { "x-auth-token": SECRET } })
+    ).json()) as { task: { status: string } };
     expect(done.task.status).toBe("failure");
-    expect(after).toMatchObject({ state: "stopped", stateDetail: expect.stringContaining("injected failure of poweron") });
+    expect(after).toMatchObject({
+      state: "stopped",
+      stateDetail: expect.stringContaining("injected failure of poweron"),
+    });
     expect(e.console(server!.id)).toBe("");
     await instance.deleteServer({ serverId: server!.id });
     await block.deleteVolume({ volumeId: after.volumes["0"]!.id });

@@ -18,8 +18,16 @@ describe("emulated machine power-off", () => {
     const disk = join(work, "blank.qcow2");
     await run("qemu-img", ["create", "-q", "-f", "qcow2", disk, "1G"]);
     const m = new Machine({
-      dir: work, accel: "tcg", firmware: "bios", memoryMiB: 256, commercialType: "DEV1-S", disks: [{ id: "00000000-0000-4000-8000-0000000000d1", file: disk }],
-      nics: [], publicMac: "de:00:00:00:00:01", publicIp: "127.0.0.1", metadataPort: 9,
+      dir: work,
+      accel: "tcg",
+      firmware: "bios",
+      memoryMiB: 256,
+      commercialType: "DEV1-S",
+      disks: [{ id: "00000000-0000-4000-8000-0000000000d1", file: disk }],
+      nics: [],
+      publicMac: "de:00:00:00:00:01",
+      publicIp: "127.0.0.1",
+      metadataPort: 9,
     });
     await m.start();
     expect(m.running).toBe(true);
@@ -37,8 +45,16 @@ describe("emulated machine power-off", () => {
     const disk = join(work, "blank2.qcow2");
     await run("qemu-img", ["create", "-q", "-f", "qcow2", disk, "1G"]);
     const m = new Machine({
-      dir: work, accel: "tcg", firmware: "bios", memoryMiB: 256, commercialType: "DEV1-S", disks: [{ id: "00000000-0000-4000-8000-0000000000d2", file: disk }],
-      nics: [], publicMac: "de:00:00:00:00:02", publicIp: "127.0.0.1", metadataPort: 9,
+      dir: work,
+      accel: "tcg",
+      firmware: "bios",
+      memoryMiB: 256,
+      commercialType: "DEV1-S",
+      disks: [{ id: "00000000-0000-4000-8000-0000000000d2", file: disk }],
+      nics: [],
+      publicMac: "de:00:00:00:00:02",
+      publicIp: "127.0.0.1",
+      metadataPort: 9,
     });
     await m.start();
     try {

@@ -13,7 +13,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Emulator, Fault } from "../../builder/emulator/api";
 import { run } from "../../builder/exec";
-import { releaseThroughEmulator, ReleaseStepError, type EmulatedReleaseResult } from "../../builder/local/emulated-release";
+import {
+  releaseThroughEmulator,
+  ReleaseStepError,
+  type EmulatedReleaseResult,
+} from "../../builder/local/emulated-release";
 import { localReleaseSpec } from "../../builder/local/local-job";
 import { startS3, type S3Server } from "../../builder/local/s3-server";
 import { planStack } from "../../builder/plan";
@@ -32,7 +36,11 @@ const POWER_ON_FAILS: Fault = { kind: "fail", op: OPS["power on"], when: { actio
 
 /** Each fault: how it is injected on a step, and whether the run gets past that step. */
 const FAULTS: { name: string; fault: (op: string) => Fault; retried: boolean }[] = [
-  { name: "429 with Retry-After", fault: (op) => ({ kind: "throttle", op, retryAfterSeconds: 1, times: 1 }), retried: true },
+  {
+    name: "429 with Retry-After",
+    fault: (op) => ({ kind: "throttle", op, retryAfterSeconds: 1, times: 1 }),
+    retried: true,
+  },
   { name: "503 once", fault: (op) => ({ kind: "server-error", op, status: 503, times: 1 }), retried: true },
   { name: "503 always", fault: (op) => ({ kind: "server-error", op, status: 503 }), retried: false },
   { name: "409 conflict", fault: (op) => ({ kind: "conflict", op, times: 1 }), retried: false },
@@ -51,11 +59,22 @@ describe.skipIf(!existsSync(CLI))("fault matrix of the emulated release (no gues
     // Retries in tens of milliseconds, here and in the test runner the release spawns (Retry-After still honoured).
     process.env.FACTORY_API_RETRY_MIN_MS = "50";
     s3 = await startS3(join(work, "s3"));
-    const c = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    const c = new S3Client({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
     await c.send(new CreateBucketCommand({ Bucket: spec.snapshot.import.bucket }));
     const disk = join(work, "disk.qcow2");
     await run("qemu-img", ["create", "-q", "-f", "qcow2", disk, "2G"]);
-    await c.send(new PutObjectCommand({ Bucket: spec.snapshot.import.bucket, Key: spec.snapshot.import.key, Body: readFileSync(disk) }));
+    await c.send(
+      new PutObjectCommand({
+        Bucket: spec.snapshot.import.bucket,
+        Key: spec.snapshot.import.key,
+        Body: readFileSync(disk),
+      }),
+    );
     c.destroy();
   }, 120_000);
   afterAll(async () => {
@@ -71,10 +90,27 @@ describe.skipIf(!existsSync(CLI))("fault matrix of the emulated release (no gues
     const hits = () => emulator?.faults.hits.map((h) => `${h.kind} ${h.op}`) ?? [];
     const dir = join(work, `run-${++n}`);
     const outcome = await releaseThroughEmulator({
-      stateDir: dir, s3: { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-      spec, buildDate: "2026-11-20", accel: "tcg", cli: CLI, dnsNames: ["localhost"], reportFile: join(work, `report-${n}.json`),
-      log: () => undefined, faults: [...faults, POWER_ON_FAILS], onEmulator: (e) => (emulator = e), ...extra,
-    }).then((r) => r, (err: unknown) => err);
+      stateDir: dir,
+      s3: {
+        endpoint: s3.endpoint,
+        region: s3.region,
+        accessKeyId: s3.accessKeyId,
+        secretAccessKey: s3.secretAccessKey,
+      },
+      spec,
+      buildDate: "2026-11-20",
+      accel: "tcg",
+      cli: CLI,
+      dnsNames: ["localhost"],
+      reportFile: join(work, `report-${n}.json`),
+      log: () => undefined,
+      faults: [...faults, POWER_ON_FAILS],
+      onEmulator: (e) => (emulator = e),
+      ...extra,
+    }).then(
+      (r) => r,
+      (err: unknown) => err,
+    );
     return { outcome: outcome as EmulatedReleaseResult | Error, hits: hits() };
   };
 
@@ -88,7 +124,9 @@ describe.skipIf(!existsSync(CLI))("fault matrix of the emulated release (no gues
       const r = outcome as EmulatedReleaseResult;
       expect(r.passed).toBe(false);
       expect(r.results[0]).toMatchObject({ name: "boot: key accepted, host key verified", status: "fail" });
-      expect(r.results[0]!.reason).toMatch(retried || step !== "power on" ? /injected failure of poweron/ : /injected|503|transient state/);
+      expect(r.results[0]!.reason).toMatch(
+        retried || step !== "power on" ? /injected failure of poweron/ : /injected|503|transient state/,
+      );
       expect(r.leftovers).toEqual([]);
     } else {
       expect(outcome).toBeInstanceOf(ReleaseStepError);
@@ -99,7 +137,9 @@ describe.skipIf(!existsSync(CLI))("fault matrix of the emulated release (no gues
   });
 
   it("import × an import that never ends: stopped at its deadline, named, nothing left", async () => {
-    const { outcome, hits } = await release([{ kind: "slow", op: OPS.import, holdMs: 60_000, times: 1 }], { importTimeoutS: 3 });
+    const { outcome, hits } = await release([{ kind: "slow", op: OPS.import, holdMs: 60_000, times: 1 }], {
+      importTimeoutS: 3,
+    });
     expect(hits).toEqual([`slow ${OPS.import}`]);
     expect(outcome).toBeInstanceOf(ReleaseStepError);
     expect((outcome as ReleaseStepError).message).toMatch(/^fr-par-1: import: snapshot \S+ not available after 3 s/);

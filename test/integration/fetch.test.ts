@@ -67,7 +67,8 @@ async function serve(
       const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
       const ranged = (status ?? (m ? 206 : 200)) === 206 && m;
       const start = ranged ? Number(m[1]) : 0;
-      if (ranged && start >= body.length) return void res.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
+      if (ranged && start >= body.length)
+        return void res.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
       res.writeHead(ranged ? 206 : 200, {
         "content-length": String(body.length - start),
         "accept-ranges": "bytes",
@@ -85,7 +86,14 @@ async function serve(
 }
 
 /** Sends the headers and the first `bytes` of the body the request asked for, then ends the connection `how`. */
-function cut(req: IncomingMessage, res: ServerResponse, bytes: number, how: "destroy" | "reset" | "stall", extra: Record<string, string> = {}, body = DATA) {
+function cut(
+  req: IncomingMessage,
+  res: ServerResponse,
+  bytes: number,
+  how: "destroy" | "reset" | "stall",
+  extra: Record<string, string> = {},
+  body = DATA,
+) {
   const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
   const start = m ? Number(m[1]) : 0;
   res.writeHead(m ? 206 : 200, {
@@ -139,20 +147,27 @@ describe("fetchVerified through servers that close connections", () => {
   });
 
   it("resumes after a stalled connection times out", async () => {
-    const { url, hits } = await serve((n, req, res, send) => (n === 1 || req.url === "/stalled.qcow2" ? cut(req, res, 500_000, "stall") : send()));
+    const { url, hits } = await serve((n, req, res, send) =>
+      n === 1 || req.url === "/stalled.qcow2" ? cut(req, res, 500_000, "stall") : send(),
+    );
     const path = await fetchVerified(url, digest(DATA), "stall", { ...FAST, idleTimeoutMs: 300 });
     expect(hits.map((h) => h.status)).toEqual([200, 206]);
-    await expect(fetchBytes(url.replace("image", "stalled"), { ...FAST, idleTimeoutMs: 300, tries: 1 })).rejects.toThrow(
-      /failed after 1 try: connection lost after 500000 of \d+ body bytes: no data for 0.3 s$/,
-    );
+    await expect(
+      fetchBytes(url.replace("image", "stalled"), { ...FAST, idleTimeoutMs: 300, tries: 1 }),
+    ).rejects.toThrow(/failed after 1 try: connection lost after 500000 of \d+ body bytes: no data for 0.3 s$/);
     expect(readFileSync(path).equals(DATA)).toBe(true);
   });
 
   it("starts over from byte 0 when the server ignores Range", async () => {
-    const { url, hits } = await serve((n, req, res, send) => (n === 1 ? cut(req, res, 1_500_000, "destroy") : send(200)));
+    const { url, hits } = await serve((n, req, res, send) =>
+      n === 1 ? cut(req, res, 1_500_000, "destroy") : send(200),
+    );
     const path = await fetchVerified(url, digest(DATA), "no-range", FAST);
     expect(readFileSync(path).equals(DATA)).toBe(true);
-    expect(hits.map((h) => [h.status, h.range])).toEqual([[200, undefined], [200, expect.stringMatching(/^bytes=\d+-$/)]]);
+    expect(hits.map((h) => [h.status, h.range])).toEqual([
+      [200, undefined],
+      [200, expect.stringMatching(/^bytes=\d+-$/)],
+    ]);
   });
 
   it("sends If-Range with the ETag, so a file that changed between tries comes whole, not spliced", async () => {
@@ -183,7 +198,9 @@ describe("fetchVerified through servers that close connections", () => {
     expect(err).toBeInstanceOf(DownloadError);
     // Bytes in flight when the reset came are lost: how many arrived varies.
     expect((err as Error).message).toMatch(
-      new RegExp(`^download of ${url.replace(/[.]/g, "\\.")} failed after 3 tries: connection lost after \\d+ of \\d+ body bytes: aborted \\(ECONNRESET\\)$`),
+      new RegExp(
+        `^download of ${url.replace(/[.]/g, "\\.")} failed after 3 tries: connection lost after \\d+ of \\d+ body bytes: aborted \\(ECONNRESET\\)$`,
+      ),
     );
     expect(hits).toHaveLength(3);
     expect(partials()).toEqual([]);
@@ -192,7 +209,9 @@ describe("fetchVerified through servers that close connections", () => {
 
   it("does not retry a 404, and says so", async () => {
     const { url, hits } = await serve((_n, _req, res) => void res.writeHead(404).end("no\n"));
-    await expect(fetchVerified(url, digest(DATA), "missing", FAST)).rejects.toThrow(`download of ${url} failed after 1 try: HTTP 404 Not Found (not retried)`);
+    await expect(fetchVerified(url, digest(DATA), "missing", FAST)).rejects.toThrow(
+      `download of ${url} failed after 1 try: HTTP 404 Not Found (not retried)`,
+    );
     expect(hits).toHaveLength(1);
     expect(partials()).toEqual([]);
   });
@@ -216,9 +235,14 @@ describe("through the local stack's mirror server", () => {
       mirror.faults.push({ suffix: "image.qcow2", cutAfterBytes: 1_000_000, times: 1 });
       const path = await fetchVerified(`${mirror.url}/image.qcow2`, digest(DATA), "mirror", FAST);
       expect(readFileSync(path).equals(DATA)).toBe(true);
-      expect(mirror.log.map((l) => [l.status, l.range])).toEqual([[200, undefined], [206, expect.stringMatching(/^bytes=\d+-$/)]]);
+      expect(mirror.log.map((l) => [l.status, l.range])).toEqual([
+        [200, undefined],
+        [206, expect.stringMatching(/^bytes=\d+-$/)],
+      ]);
       const wrong = { algo: "sha256" as const, hex: "e".repeat(64) };
-      await expect(fetchVerified(`${mirror.url}/image.qcow2`, wrong, "mirror")).rejects.toThrow(/sha256 mismatch: expected eeee.*nothing was cached$/);
+      await expect(fetchVerified(`${mirror.url}/image.qcow2`, wrong, "mirror")).rejects.toThrow(
+        /sha256 mismatch: expected eeee.*nothing was cached$/,
+      );
       expect(partials()).toEqual([]);
     } finally {
       await mirror.close();
@@ -249,7 +273,10 @@ describe("partial files a killed run left behind", () => {
     const { url, hits } = await serve((_n, _req, _res, send) => send());
     const path = await fetchVerified(url, digest(DATA), "corrupt-partial", FAST);
     expect(readFileSync(path).equals(DATA)).toBe(true);
-    expect(hits.map((h) => [h.status, h.range])).toEqual([[206, "bytes=1000000-"], [200, undefined]]);
+    expect(hits.map((h) => [h.status, h.range])).toEqual([
+      [206, "bytes=1000000-"],
+      [200, undefined],
+    ]);
     expect(partials()).toEqual([]);
   });
 });
@@ -264,7 +291,9 @@ describe("fetchBytes", () => {
   it("names the URL, the tries and the last cause", async () => {
     const { url } = await serve((_n, req, res) => cut(req, res, 10_000, "destroy"));
     await expect(fetchBytes(url, { ...FAST, tries: 2 })).rejects.toThrow(
-      new RegExp(`^download of ${url.replace(/[.]/g, "\\.")} failed after 2 tries: connection lost after 10000 of ${DATA.length} body bytes: aborted \\(ECONNRESET\\)$`),
+      new RegExp(
+        `^download of ${url.replace(/[.]/g, "\\.")} failed after 2 tries: connection lost after 10000 of ${DATA.length} body bytes: aborted \\(ECONNRESET\\)$`,
+      ),
     );
   });
 });

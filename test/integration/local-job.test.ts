@@ -22,20 +22,22 @@ import type { PlannedImage } from "../../builder/plan";
 const ROOT = join(__dirname, "..", "..");
 const state = mkdtempSync(join(tmpdir(), "factory-local-"));
 const cli = (...args: string[]) =>
-  run(process.execPath, [join(ROOT, "dist", "builder", "cli.js"), ...args], { env: { ...process.env, FACTORY_LOCAL_STATE: state } });
+  run(process.execPath, [join(ROOT, "dist", "builder", "cli.js"), ...args], {
+    env: { ...process.env, FACTORY_LOCAL_STATE: state },
+  });
 
 afterAll(() => rmSync(state, { recursive: true, force: true }));
 
 let settings: Awaited<ReturnType<typeof localStack>>["settings"];
 let plans: PlannedImage[];
-const artifactOf = (id: string) => join(state, "s3", settings.bucket, plans.find((p) => p.release.id === id)!.artifactKey);
+const artifactOf = (id: string) =>
+  join(state, "s3", settings.bucket, plans.find((p) => p.release.id === id)!.artifactKey);
 
 beforeAll(async () => {
   ({ settings, plans } = await localStack(ROOT));
 });
 
 describe("image-factory local", () => {
-
   it("publishes every image the local stack plans into the embedded S3 bucket", async () => {
     expect(existsSync(join(ROOT, "dist", "builder", "cli.js"))).toBe(true);
     const { stdout } = await cli("local", "--no-test", "--json");
@@ -54,7 +56,11 @@ describe("image-factory local", () => {
 
   it("boots the published artifact in QEMU and passes every in-guest check", async () => {
     const artifact = artifactOf("debian-12");
-    const { results, console: consoleText } = await testLocal({ image: artifact, releaseId: "debian-12", user: "debian" });
+    const { results, console: consoleText } = await testLocal({
+      image: artifact,
+      releaseId: "debian-12",
+      user: "debian",
+    });
     const failed = results.filter((r) => r.status !== "pass");
     expect(failed, `${JSON.stringify(failed, null, 2)}\n--- console tail ---\n${consoleText.slice(-3000)}`).toEqual([]);
     expect(results.map((r) => r.name)).toEqual([
@@ -72,14 +78,34 @@ describe("image-factory local", () => {
       // Of those, what must differ between two boots of the same image.
       secrets: ["/var/www/wordpress/wp-config.php", "/root/wordpress-credentials.txt"],
       // What the build put in place for first boot.
-      built: ["/var/www/wordpress/wp-settings.php", "/etc/systemd/system/multi-user.target.wants/scw-wordpress-firstboot.service", "/etc/apache2/sites-enabled/wordpress.conf", "/var/lib/mysql/wordpress"],
+      built: [
+        "/var/www/wordpress/wp-settings.php",
+        "/etc/systemd/system/multi-user.target.wants/scw-wordpress-firstboot.service",
+        "/etc/apache2/sites-enabled/wordpress.conf",
+        "/var/lib/mysql/wordpress",
+      ],
     },
     {
       id: "app-openvpn",
-      firstBoot: ["/etc/openvpn/server/server.conf", "/etc/openvpn/server/server.key", "/etc/openvpn/server/tls-crypt.key", "/etc/openvpn/easy-rsa", "/root/client1.ovpn"],
+      firstBoot: [
+        "/etc/openvpn/server/server.conf",
+        "/etc/openvpn/server/server.key",
+        "/etc/openvpn/server/tls-crypt.key",
+        "/etc/openvpn/easy-rsa",
+        "/root/client1.ovpn",
+      ],
       // server.conf is written at first boot but holds no key: the same on every boot.
-      secrets: ["/etc/openvpn/easy-rsa/pki/private/ca.key", "/etc/openvpn/server/server.key", "/etc/openvpn/server/tls-crypt.key", "/root/client1.ovpn"],
-      built: ["/usr/share/easy-rsa/easyrsa", "/etc/systemd/system/multi-user.target.wants/scw-openvpn-firstboot.service", "/etc/sysctl.d/60-scw-openvpn.conf"],
+      secrets: [
+        "/etc/openvpn/easy-rsa/pki/private/ca.key",
+        "/etc/openvpn/server/server.key",
+        "/etc/openvpn/server/tls-crypt.key",
+        "/root/client1.ovpn",
+      ],
+      built: [
+        "/usr/share/easy-rsa/easyrsa",
+        "/etc/systemd/system/multi-user.target.wants/scw-openvpn-firstboot.service",
+        "/etc/sysctl.d/60-scw-openvpn.conf",
+      ],
     },
   ])("InstantApp $id", ({ id, firstBoot, secrets, built }) => {
     const digests: Record<string, string>[] = [];
@@ -99,16 +125,27 @@ describe("image-factory local", () => {
 
     it.each([1, 2])("boot %i: every OS and app check passes", async () => {
       const { results, console: consoleText } = await testLocal({
-        image: artifactOf(id), releaseId: id, user: "root",
+        image: artifactOf(id),
+        releaseId: id,
+        user: "root",
         // Fingerprints of what first boot made, never the secrets themselves.
         inspect: async (ssh) => {
           const r = await ssh.exec(`sha256sum ${secrets.join(" ")}`);
           expect(r.code, r.stderr).toBe(0);
-          digests.push(Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split(/\s+/).reverse() as [string, string])));
+          digests.push(
+            Object.fromEntries(
+              r.stdout
+                .trim()
+                .split("\n")
+                .map((l) => l.split(/\s+/).reverse() as [string, string]),
+            ),
+          );
         },
       });
       const failed = results.filter((r) => r.status !== "pass");
-      expect(failed, `${JSON.stringify(failed, null, 2)}\n--- console tail ---\n${consoleText.slice(-3000)}`).toEqual([]);
+      expect(failed, `${JSON.stringify(failed, null, 2)}\n--- console tail ---\n${consoleText.slice(-3000)}`).toEqual(
+        [],
+      );
       expect(results.map((r) => r.name)).toEqual(expect.arrayContaining(checksFor(id).map((c) => c.name)));
     });
 
@@ -138,7 +175,9 @@ describe("image-factory local", () => {
     copyFileSync(artifactOf("debian-12"), disk);
     const uefi = await ensureUefi(disk, accel);
     expect(uefi).toEqual({ state: "added (partition 2, msdos)", needsBootloader: true });
-    await run("virt-customize", ["--format", "qcow2", "-a", disk, ...uefiGuestArgs("debian", uefi)], { env: guestfsEnv(accel) });
+    await run("virt-customize", ["--format", "qcow2", "-a", disk, ...uefiGuestArgs("debian", uefi)], {
+      env: guestfsEnv(accel),
+    });
     const { stdout } = await run("guestfish", ["--ro", "-a", disk, "-i"], {
       input: "part-get-mbr-id /dev/sda 2\nis-file /boot/efi/EFI/BOOT/BOOTX64.EFI\ngrep EFI /etc/fstab\n",
       env: guestfsEnv(accel),
@@ -146,7 +185,12 @@ describe("image-factory local", () => {
     expect(stdout.trim().split("\n")).toEqual(["0xef", "true", "LABEL=EFI /boot/efi vfat umask=0077 0 1"]);
     // Running it again finds the partition and changes nothing.
     expect((await ensureUefi(disk, accel)).state).toBe("present (partition 2)");
-    const { results, console: consoleText } = await testLocal({ image: disk, releaseId: "debian-12", user: "debian", firmware: "uefi" });
+    const { results, console: consoleText } = await testLocal({
+      image: disk,
+      releaseId: "debian-12",
+      user: "debian",
+      firmware: "uefi",
+    });
     const failed = results.filter((r) => r.status !== "pass");
     expect(failed, `${JSON.stringify(failed, null, 2)}\n${consoleText.slice(-2000)}`).toEqual([]);
   });
@@ -156,10 +200,16 @@ describe("image-factory local", () => {
     const [result] = JSON.parse(stdout) as { image: string; built: boolean; tests: string }[];
     expect(result).toMatchObject({ image: "debian-12-x86_64", built: false, tests: "passed" });
     const debian = plans.find((p) => p.release.id === "debian-12")!;
-    const report = JSON.parse(readFileSync(join(state, "tested", `${debian.name}-${debian.contentHash}.json`), "utf8")) as { results: CheckResult[] };
+    const report = JSON.parse(
+      readFileSync(join(state, "tested", `${debian.name}-${debian.contentHash}.json`), "utf8"),
+    ) as { results: CheckResult[] };
     const failed = report.results.filter((r) => r.status !== "pass");
     expect(failed, JSON.stringify(failed, null, 2)).toEqual([]);
-    expect(report.results.map((r) => r.name)).toEqual(["boot: key accepted, host key verified", ...GUEST_CHECKS.map((c) => c.name), ...SCENARIOS]);
+    expect(report.results.map((r) => r.name)).toEqual([
+      "boot: key accepted, host key verified",
+      ...GUEST_CHECKS.map((c) => c.name),
+      ...SCENARIOS,
+    ]);
   });
 
   it("does nothing the second time: no build, no upload, and a content hash that passed is not tested again", async () => {

@@ -2,7 +2,14 @@
  * The build pipeline with its real parts: a debootstrapped Debian fixture served as a fake upstream on loopback,
  * gpg, libguestfs (TCG unless KVM works), qemu-img and a real S3 server (versitygw). Slow: minutes.
  */
-import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, CreateMultipartUploadCommand, UploadPartCommand } from "@aws-sdk/client-s3";
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -103,7 +110,9 @@ describe("fetch: content-addressed cache", () => {
   it("never caches a download whose digest does not match (tampered mirror)", async () => {
     const source = await resolveSource(os("debian-13"), "x86_64", upstream());
     await expect(fetchVerified(source.fetchUrl, source.checksum, "debian-13")).rejects.toThrow(ChecksumMismatchError);
-    await expect(fetchVerified(source.fetchUrl, source.checksum, "debian-13")).rejects.toThrow(/sha512 mismatch: expected eeee/);
+    await expect(fetchVerified(source.fetchUrl, source.checksum, "debian-13")).rejects.toThrow(
+      /sha512 mismatch: expected eeee/,
+    );
     const cache = process.env.FACTORY_CACHE!;
     expect(existsSync(join(cache, "blobs", "sha512", source.checksum.hex))).toBe(false);
     expect(readdirSync(join(cache, "partial"))).toEqual([]);
@@ -139,7 +148,11 @@ describe("build and publish debian-12 end to end", () => {
     byId.set("debian-12", release);
     return { releases: catalog.releases.map((r) => byId.get(r.id)!), byId };
   })();
-  const key = artifactKey("debian-12", "x86_64", contentHash(hashInputs(dirty, dirty.byId.get("debian-12")!, "x86_64", dials)));
+  const key = artifactKey(
+    "debian-12",
+    "x86_64",
+    contentHash(hashInputs(dirty, dirty.byId.get("debian-12")!, "x86_64", dials)),
+  );
   const hash = key.split("/").at(-1)!.replace(".qcow2", "");
   const request = () => ({
     catalog: dirty,
@@ -190,23 +203,40 @@ describe("build and publish debian-12 end to end", () => {
     expect(info["format-specific"]?.data["compression-type"]).toBe("zlib");
 
     const script = [
-      "echo RELEASE", "cat /etc/scw-release",
-      "echo MACHINE_ID", "cat /etc/machine-id",
-      "echo ECOSYSTEM", "is-file /var/lib/dpkg/info/scaleway-ecosystem.list", "is-file /usr/sbin/scw-generate-ssh-keys",
-      "echo UNIT", "is-symlink /etc/systemd/system/multi-user.target.wants/scw-generate-ssh-keys.service",
-      "echo HOSTKEYS", "glob-expand /etc/ssh/ssh_host_*",
-      "echo CLOUD", "glob-expand /var/lib/cloud/*",
-      "echo HISTORY", "exists /root/.bash_history",
-      "echo SCRATCH", "exists /tmp/build-scratch",
-      "echo CLOUDLOG", "exists /var/log/cloud-init.log",
-      "echo APTLOG", "ls /var/log/apt",
-      "echo SOURCES", "exists /etc/apt/sources.list.d/scaleway-ecosystem.list",
-      "echo SBOM", "exists /root/.factory-packages.tsv",
+      "echo RELEASE",
+      "cat /etc/scw-release",
+      "echo MACHINE_ID",
+      "cat /etc/machine-id",
+      "echo ECOSYSTEM",
+      "is-file /var/lib/dpkg/info/scaleway-ecosystem.list",
+      "is-file /usr/sbin/scw-generate-ssh-keys",
+      "echo UNIT",
+      "is-symlink /etc/systemd/system/multi-user.target.wants/scw-generate-ssh-keys.service",
+      "echo HOSTKEYS",
+      "glob-expand /etc/ssh/ssh_host_*",
+      "echo CLOUD",
+      "glob-expand /var/lib/cloud/*",
+      "echo HISTORY",
+      "exists /root/.bash_history",
+      "echo SCRATCH",
+      "exists /tmp/build-scratch",
+      "echo CLOUDLOG",
+      "exists /var/log/cloud-init.log",
+      "echo APTLOG",
+      "ls /var/log/apt",
+      "echo SOURCES",
+      "exists /etc/apt/sources.list.d/scaleway-ecosystem.list",
+      "echo SBOM",
+      "exists /root/.factory-packages.tsv",
       "echo END",
     ].join("\n");
     const { stdout } = await run("guestfish", ["--ro", "-a", local, "-i"], {
       input: script,
-      env: { ...process.env, LIBGUESTFS_BACKEND: "direct", ...(process.env.FACTORY_ACCEL === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {}) },
+      env: {
+        ...process.env,
+        LIBGUESTFS_BACKEND: "direct",
+        ...(process.env.FACTORY_ACCEL === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {}),
+      },
     });
     // Each "echo NAME" line starts a section; what guestfish printed until the next marker is its answer.
     const sections = new Map<string, string[]>();
@@ -232,7 +262,9 @@ describe("build and publish debian-12 end to end", () => {
     expect(section("SBOM")).toBe("false");
 
     const manifest = JSON.parse(
-      await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${key}.manifest.json` }))).Body!.transformToString(),
+      await (
+        await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${key}.manifest.json` }))
+      ).Body!.transformToString(),
     );
     expect(manifest.contentHash).toBe(hash);
     expect(manifest.output.sha256).toBe(result.sha256);
@@ -241,14 +273,18 @@ describe("build and publish debian-12 end to end", () => {
     expect(manifest.packages.find((p: { name: string }) => p.name === "cloud-init")).toBeDefined();
     expect(manifest.scs.image_source).toBe(manifest.upstream.imageUrl);
     // Trimmed and compressed: no larger than the upstream it was made from (issue #15's goal for the base).
-    process.stderr.write(`debian-12 artifact: ${(manifest.output.bytes / 2 ** 20).toFixed(1)} MiB for an upstream of ${(upstreamBytes / 2 ** 20).toFixed(1)} MiB (${(manifest.output.bytes / upstreamBytes).toFixed(3)}x)\n`);
+    process.stderr.write(
+      `debian-12 artifact: ${(manifest.output.bytes / 2 ** 20).toFixed(1)} MiB for an upstream of ${(upstreamBytes / 2 ** 20).toFixed(1)} MiB (${(manifest.output.bytes / upstreamBytes).toFixed(3)}x)\n`,
+    );
     expect(manifest.output.bytes).toBeLessThanOrEqual(upstreamBytes);
   });
 
   it("publishes again without building or uploading: same content hash", async () => {
     const again = await publish({ ...request(), ref: "local-2/debian-12-x86_64" });
     expect(again).toMatchObject({ built: false, uploaded: false, uploadedBytes: 0 });
-    expect(await references(s3Client(target()), BUCKET, key)).toEqual({ refs: ["local-2/debian-12-x86_64", "local/debian-12-x86_64"] });
+    expect(await references(s3Client(target()), BUCKET, key)).toEqual({
+      refs: ["local-2/debian-12-x86_64", "local/debian-12-x86_64"],
+    });
   });
 
   it("layers app-openvpn on the published base instead of customising the upstream again", async () => {
@@ -259,25 +295,60 @@ describe("build and publish debian-12 end to end", () => {
     expect(inputs.baseContentHash).toBe(hash);
     const appKey = artifactKey("app-openvpn", "x86_64", contentHash(inputs));
     const started = Date.now();
-    const result = await publish({ ...request(), catalog: layered, releaseId: "app-openvpn", key: appKey, expectedContentHash: contentHash(inputs), ref: "local/app-openvpn-x86_64" });
+    const result = await publish({
+      ...request(),
+      catalog: layered,
+      releaseId: "app-openvpn",
+      key: appKey,
+      expectedContentHash: contentHash(inputs),
+      ref: "local/app-openvpn-x86_64",
+    });
     const seconds = (Date.now() - started) / 1000;
     expect(result).toMatchObject({ key: appKey, built: true, uploaded: true });
     const client = s3Client(target());
-    const manifest = JSON.parse(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${appKey}.manifest.json` }))).Body!.transformToString());
-    const baseManifest = JSON.parse(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${key}.manifest.json` }))).Body!.transformToString());
+    const manifest = JSON.parse(
+      await (
+        await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${appKey}.manifest.json` }))
+      ).Body!.transformToString(),
+    );
+    const baseManifest = JSON.parse(
+      await (
+        await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${key}.manifest.json` }))
+      ).Body!.transformToString(),
+    );
     expect(manifest.layeredOn).toEqual({ release: "debian-12", contentHash: hash, sha256: baseManifest.output.sha256 });
     expect(manifest.upstream.checksum).toEqual(baseManifest.upstream.checksum);
     // What the base brought (ecosystem, cloud-init) and what the app added, in one package list.
     const names = new Set(manifest.packages.map((p: { name: string }) => p.name));
-    for (const name of ["scaleway-ecosystem", "cloud-init", "openvpn", "easy-rsa", "iptables"]) expect(names).toContain(name);
+    for (const name of ["scaleway-ecosystem", "cloud-init", "openvpn", "easy-rsa", "iptables"])
+      expect(names).toContain(name);
     for (const p of baseManifest.packages) expect(names).toContain(p.name);
-    process.stderr.write(`layered app-openvpn: ${seconds.toFixed(0)} s, ${(manifest.output.bytes / 2 ** 20).toFixed(1)} MiB; base ${(baseManifest.output.bytes / 2 ** 20).toFixed(1)} MiB\n`);
+    process.stderr.write(
+      `layered app-openvpn: ${seconds.toFixed(0)} s, ${(manifest.output.bytes / 2 ** 20).toFixed(1)} MiB; base ${(baseManifest.output.bytes / 2 ** 20).toFixed(1)} MiB\n`,
+    );
 
     const local = join(work, "app.qcow2");
-    writeFileSync(local, Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: appKey }))).Body!.transformToByteArray()));
+    writeFileSync(
+      local,
+      Buffer.from(
+        await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: appKey }))).Body!.transformToByteArray(),
+      ),
+    );
     const { stdout } = await run("guestfish", ["--ro", "-a", local, "-i"], {
-      input: ["cat /etc/scw-release", "is-file /usr/sbin/scw-openvpn-firstboot", "is-symlink /etc/systemd/system/multi-user.target.wants/scw-openvpn-firstboot.service", "is-file /usr/sbin/scw-generate-ssh-keys", "exists /root/.factory-packages.tsv", "glob-expand /etc/ssh/ssh_host_*", "cat /etc/machine-id"].join("\n"),
-      env: { ...process.env, LIBGUESTFS_BACKEND: "direct", ...(process.env.FACTORY_ACCEL === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {}) },
+      input: [
+        "cat /etc/scw-release",
+        "is-file /usr/sbin/scw-openvpn-firstboot",
+        "is-symlink /etc/systemd/system/multi-user.target.wants/scw-openvpn-firstboot.service",
+        "is-file /usr/sbin/scw-generate-ssh-keys",
+        "exists /root/.factory-packages.tsv",
+        "glob-expand /etc/ssh/ssh_host_*",
+        "cat /etc/machine-id",
+      ].join("\n"),
+      env: {
+        ...process.env,
+        LIBGUESTFS_BACKEND: "direct",
+        ...(process.env.FACTORY_ACCEL === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {}),
+      },
     });
     expect(stdout).toContain("IMAGE_ID=app-openvpn");
     expect(stdout).toContain(`IMAGE_CONTENT_HASH=${contentHash(inputs)}`);
@@ -292,7 +363,9 @@ describe("build and publish debian-12 end to end", () => {
     await run("qemu-img", ["create", "-q", "-f", "qcow2", other, "1G"]);
     await mirrorAs(join(work, "www"), os("debian-12"), "x86_64", other, TEST_KEYS.upstream);
     await expect(publish({ ...request(), ref: "local-3/debian-12-x86_64" })).rejects.toThrow(UpstreamChangedError);
-    await expect(publish({ ...request(), ref: "local-3/debian-12-x86_64" })).rejects.toThrow(/upstream replaced a build in place/);
+    await expect(publish({ ...request(), ref: "local-3/debian-12-x86_64" })).rejects.toThrow(
+      /upstream replaced a build in place/,
+    );
     // The failed publish gave its reference back.
     expect((await references(s3Client(target()), BUCKET, key))?.refs).not.toContain("local-3/debian-12-x86_64");
   });
@@ -328,7 +401,9 @@ describe("upload: interrupted and resumed", () => {
     const { UploadId } = await client.send(
       new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key, Metadata: { "content-hash": "h2" } }),
     );
-    await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: data.subarray(0, 5 * 2 ** 20) }));
+    await client.send(
+      new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: data.subarray(0, 5 * 2 ** 20) }),
+    );
     const result = await uploadArtifact(client, BUCKET, key, file(), "h2", { partSize: 5 * 2 ** 20 });
     expect(result.resumedParts).toBe(1);
     expect(result.bytes).toBe(data.length - 5 * 2 ** 20);

@@ -37,8 +37,17 @@ describe("emulator rescue system", () => {
     const key = await ephemeralKey();
     const md = await startMetadataServer({ id: "s", ssh_public_keys: [{ key: key.publicKey }] });
     const m = new Machine({
-      dir: work, accel: "tcg", firmware: "bios", memoryMiB: 512, commercialType: "DEV1-S", disks: [{ id: "00000000-0000-4000-8000-0000000000e1", file: disk }],
-      nics: [], publicMac: "de:00:00:00:00:e1", publicIp: ip, metadataPort: md.port, kernel: rescue,
+      dir: work,
+      accel: "tcg",
+      firmware: "bios",
+      memoryMiB: 512,
+      commercialType: "DEV1-S",
+      disks: [{ id: "00000000-0000-4000-8000-0000000000e1", file: disk }],
+      nics: [],
+      publicMac: "de:00:00:00:00:e1",
+      publicIp: ip,
+      metadataPort: md.port,
+      kernel: rescue,
     });
     try {
       const started = Date.now();
@@ -51,12 +60,20 @@ describe("emulator rescue system", () => {
       try {
         let out = { code: 255, stdout: "", stderr: "" };
         for (let i = 0; i < 30 && out.code !== 0; i++) {
-          out = await ssh.exec(`blkid -o value -s UUID /dev/vda; grep -c '^/dev/vda' /proc/mounts || true; findmnt -n -o FSTYPE /`);
+          out = await ssh.exec(
+            `blkid -o value -s UUID /dev/vda; grep -c '^/dev/vda' /proc/mounts || true; findmnt -n -o FSTYPE /`,
+          );
           if (out.code !== 0) await new Promise((r) => setTimeout(r, 2000));
         }
         expect(out.code, out.stderr).toBe(0);
         expect(out.stdout.trim().split("\n")).toEqual([uuid, "0", "rootfs"]);
-        process.stderr.write(`rescue system: SSH after ${((Date.now() - started) / 1000).toFixed(1)} s\n${m.console().split("\n").filter((l) => l.startsWith("rescue:")).join("\n")}\n`);
+        process.stderr.write(
+          `rescue system: SSH after ${((Date.now() - started) / 1000).toFixed(1)} s\n${m
+            .console()
+            .split("\n")
+            .filter((l) => l.startsWith("rescue:"))
+            .join("\n")}\n`,
+        );
       } finally {
         ssh.dispose();
       }

@@ -70,15 +70,27 @@ function variant(extra: OsRelease["recipe"]): Catalog {
 function request(c: Catalog, ref: string) {
   const hash = contentHash(hashInputs(c, c.byId.get("debian-12")!, "x86_64", dials));
   return {
-    catalog: c, releaseId: "debian-12", arch: "x86_64" as const, dials,
-    ecosystem: { repository: `${mirror.url}/packages`, version: "1.0.0" }, mirror: `${mirror.url}/upstream`,
-    expectedContentHash: hash, s3: { ...s3, bucket: BUCKET }, key: artifactKey("debian-12", "x86_64", hash), ref, releaseKey: releaseKey(),
+    catalog: c,
+    releaseId: "debian-12",
+    arch: "x86_64" as const,
+    dials,
+    ecosystem: { repository: `${mirror.url}/packages`, version: "1.0.0" },
+    mirror: `${mirror.url}/upstream`,
+    expectedContentHash: hash,
+    s3: { ...s3, bucket: BUCKET },
+    key: artifactKey("debian-12", "x86_64", hash),
+    ref,
+    releaseKey: releaseKey(),
   };
 }
 
 const client = () => s3Client({ ...s3, bucket: BUCKET });
-const getText = async (key: string) => (await client().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToString();
-const getBytes = async (key: string) => Buffer.from(await (await client().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray());
+const getText = async (key: string) =>
+  (await client().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToString();
+const getBytes = async (key: string) =>
+  Buffer.from(
+    await (await client().send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray(),
+  );
 /** Replaced in place, its metadata (the content hash publish looks for) kept: only the bytes differ. */
 async function put(key: string, body: Buffer): Promise<void> {
   const head = await client().send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
@@ -108,13 +120,36 @@ describe("supply chain of two fixture builds", () => {
     writeFileSync(artifact, await getBytes(first.key));
     const admin = join(work, "dpkg");
     mkdirSync(admin);
-    await run("virt-copy-out", ["--format=qcow2", "-a", artifact, "/var/lib/dpkg", admin], { env: guestfsEnv(await accelerator()) });
-    const { stdout } = await run("dpkg-query", [`--admindir=${join(admin, "dpkg")}`, "-W", "-f", "${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\n"]);
-    const installed = stdout.split("\n").filter((l) => l.startsWith("installed\t")).map((l) => l.split("\t").slice(1));
+    await run("virt-copy-out", ["--format=qcow2", "-a", artifact, "/var/lib/dpkg", admin], {
+      env: guestfsEnv(await accelerator()),
+    });
+    const { stdout } = await run("dpkg-query", [
+      `--admindir=${join(admin, "dpkg")}`,
+      "-W",
+      "-f",
+      "${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\n",
+    ]);
+    const installed = stdout
+      .split("\n")
+      .filter((l) => l.startsWith("installed\t"))
+      .map((l) => l.split("\t").slice(1));
     expect(installed.length).toBeGreaterThan(100);
-    const components = (JSON.parse(sbom) as { components: { name: string; version: string; purl: string; properties: { name: string; value: string }[]; licenses?: unknown[] }[] }).components;
-    const prop = (c: (typeof components)[number], n: string) => c.properties.find((p) => p.name === `image-factory:${n}`)?.value;
-    expect(components.map((c) => [c.name, c.version, prop(c, "arch"), prop(c, "source-package")]).sort()).toEqual(installed.sort());
+    const components = (
+      JSON.parse(sbom) as {
+        components: {
+          name: string;
+          version: string;
+          purl: string;
+          properties: { name: string; value: string }[];
+          licenses?: unknown[];
+        }[];
+      }
+    ).components;
+    const prop = (c: (typeof components)[number], n: string) =>
+      c.properties.find((p) => p.name === `image-factory:${n}`)?.value;
+    expect(components.map((c) => [c.name, c.version, prop(c, "arch"), prop(c, "source-package")]).sort()).toEqual(
+      installed.sort(),
+    );
     expect(components.every((c) => c.purl.startsWith(`pkg:deb/debian/${c.name}@`))).toBe(true);
     // Licences where Debian's copyright files are machine-readable (most of a base system's).
     expect(components.filter((c) => c.licenses?.length).length).toBeGreaterThan(installed.length / 3);
@@ -125,7 +160,14 @@ describe("supply chain of two fixture builds", () => {
     second = request(variant([{ op: "remove", packages: [VARIED] }]), "local/debian-12-x86_64");
     expect(second.key).not.toBe(first.key);
     await publish(second);
-    const diff = await diffAgainstPrevious(client(), BUCKET, "debian-12", "x86_64", second.key, (await packagesInBucket(client(), BUCKET, second.key))!);
+    const diff = await diffAgainstPrevious(
+      client(),
+      BUCKET,
+      "debian-12",
+      "x86_64",
+      second.key,
+      (await packagesInBucket(client(), BUCKET, second.key))!,
+    );
     expect(diff.from).toBe(first.key);
     expect(diff.changes).toEqual([expect.objectContaining({ change: "removed", name: VARIED, arch: "amd64" })]);
     const notes = await getText(companionKeys(second.key).notes);
@@ -134,13 +176,27 @@ describe("supply chain of two fixture builds", () => {
   });
 
   it("image-factory verify accepts the published set and refuses a flipped byte in each signed file", async () => {
-    const keyFlags = ["--bucket", BUCKET, "--region", "fr-par", "--endpoint", s3.endpoint, "--public-key", TEST_RELEASE_KEY.public];
+    const keyFlags = [
+      "--bucket",
+      BUCKET,
+      "--region",
+      "fr-par",
+      "--endpoint",
+      s3.endpoint,
+      "--public-key",
+      TEST_RELEASE_KEY.public,
+    ];
     process.env.AWS_ACCESS_KEY_ID = s3.accessKeyId;
     process.env.AWS_SECRET_ACCESS_KEY = s3.secretAccessKey;
     expect(await main(["verify", second.key, ...keyFlags])).toBe(0);
 
     const k = companionKeys(second.key);
-    for (const [what, key, at] of [["manifest", k.manifest, '"label": "'], ["sbom", k.sbom, '"bomFormat": "'], ["provenance", k.provenance, '"payload": "eyJ'], ["artifact", second.key, 5 * 2 ** 20]] as const) {
+    for (const [what, key, at] of [
+      ["manifest", k.manifest, '"label": "'],
+      ["sbom", k.sbom, '"bomFormat": "'],
+      ["provenance", k.provenance, '"payload": "eyJ'],
+      ["artifact", second.key, 5 * 2 ** 20],
+    ] as const) {
       const original = await getBytes(key);
       await put(key, flipped(original, at));
       try {

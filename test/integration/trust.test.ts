@@ -69,8 +69,22 @@ afterAll(async () => {
 describe("the local stack's fixture upstream", () => {
   it("is signed by the committed test keys, whose fingerprints are the ones pinned", async () => {
     for (const key of Object.values(TEST_KEYS)) {
-      const { stdout } = await run("gpg", ["--batch", "--homedir", work, "--with-colons", "--import-options", "show-only", "--import", key.file]);
-      expect(stdout.split("\n").find((l) => l.startsWith("fpr:"))?.split(":")[9]).toBe(key.fingerprint);
+      const { stdout } = await run("gpg", [
+        "--batch",
+        "--homedir",
+        work,
+        "--with-colons",
+        "--import-options",
+        "show-only",
+        "--import",
+        key.file,
+      ]);
+      expect(
+        stdout
+          .split("\n")
+          .find((l) => l.startsWith("fpr:"))
+          ?.split(":")[9],
+      ).toBe(key.fingerprint);
     }
   });
 
@@ -78,7 +92,11 @@ describe("the local stack's fixture upstream", () => {
     const catalog = loadCatalog();
     const stack = readStackSettings(projectRoot(), "local", catalog);
     const cli = (env: NodeJS.ProcessEnv) =>
-      run(process.execPath, [join(projectRoot(), "dist", "builder", "cli.js"), "resolve", "debian-12", "--mirror", upstream()], { env: { ...process.env, ...env } });
+      run(
+        process.execPath,
+        [join(projectRoot(), "dist", "builder", "cli.js"), "resolve", "debian-12", "--mirror", upstream()],
+        { env: { ...process.env, ...env } },
+      );
     const { stdout } = await cli({ FACTORY_UPSTREAM_SIGNATURES: JSON.stringify(stack.upstreamSignatures) });
     expect(JSON.parse(stdout)).toMatchObject({ release: "debian-12", trust: `pgp:${TEST_KEYS.upstream.fingerprint}` });
     await expect(cli({})).rejects.toThrow(/upstream signs nothing and images\/pins\.json pins no checksum/);
@@ -112,7 +130,9 @@ describe("a signed upstream", () => {
     const wrong = signed({ fingerprint: TEST_KEYS.ecosystem.fingerprint });
     await expect(resolveSource(wrong, "x86_64", upstream())).rejects.toThrow(SignatureError);
     await expect(resolveSource(wrong, "x86_64", upstream())).rejects.toThrow(
-      new RegExp(`has fingerprint ${TEST_KEYS.upstream.fingerprint}, not the pinned ${TEST_KEYS.ecosystem.fingerprint}`),
+      new RegExp(
+        `has fingerprint ${TEST_KEYS.upstream.fingerprint}, not the pinned ${TEST_KEYS.ecosystem.fingerprint}`,
+      ),
     );
   });
 
@@ -123,7 +143,10 @@ describe("a signed upstream", () => {
     const both = signed({ keyUrl: "https://image-factory-test.invalid/keys/both.asc" });
     const r = debian();
     const checksums = mirrorPath(www, r.upstream.checksums.replaceAll("{serial}", r.upstream.pins.x86_64!.serial));
-    writeFileSync(mirrorPath(www, "https://image-factory-test.invalid/keys/both.asc"), (await publicKey(TEST_KEYS.upstream)) + (await publicKey(TEST_KEYS.ecosystem)));
+    writeFileSync(
+      mirrorPath(www, "https://image-factory-test.invalid/keys/both.asc"),
+      (await publicKey(TEST_KEYS.upstream)) + (await publicKey(TEST_KEYS.ecosystem)),
+    );
     const sigPath = `${checksums}.sign`;
     const good = join(work, "good.sign");
     await run("cp", [sigPath, good]);
@@ -150,14 +173,18 @@ describe("a signed upstream", () => {
 
   it("fails closed while the catalog's fingerprint is unverified, saying what to pin", async () => {
     const unverified = signed({ fingerprint: "unverified", keyUrl: undefined });
-    await expect(resolveSource(unverified, "x86_64", upstream())).rejects.toThrow(/fingerprint is unverified in the catalog: pin signature\.fingerprint/);
+    await expect(resolveSource(unverified, "x86_64", upstream())).rejects.toThrow(
+      /fingerprint is unverified in the catalog: pin signature\.fingerprint/,
+    );
   });
 });
 
 describe("an unsigned upstream", () => {
   it("is refused over plain HTTP without a pinned checksum, even when discovering", async () => {
     await expect(resolveSource(debian(), "x86_64", upstream())).rejects.toThrow(UntrustedSourceError);
-    await expect(resolveSource(debian(), "x86_64", upstream(), { discover: true })).rejects.toThrow(/pins no checksum .*is not HTTPS/);
+    await expect(resolveSource(debian(), "x86_64", upstream(), { discover: true })).rejects.toThrow(
+      /pins no checksum .*is not HTTPS/,
+    );
   });
 
   it("is trusted on its pinned checksum, and says so", async () => {
@@ -193,33 +220,59 @@ describe("the scaleway-ecosystem repository", () => {
   it("is accepted by apt with signed-by the fetched key, and refused with another key", async () => {
     const { signingKey } = await ecosystemWithKey(eco(), TEST_KEYS.ecosystem.fingerprint, "test");
     const aptRoot = join(work, "apt");
-    for (const d of ["lists/partial", "cache/archives/partial", "etc/sources.list.d", "etc/preferences.d"]) mkdirSync(join(aptRoot, d), { recursive: true });
+    for (const d of ["lists/partial", "cache/archives/partial", "etc/sources.list.d", "etc/preferences.d"])
+      mkdirSync(join(aptRoot, d), { recursive: true });
     const update = async (key: string) => {
       writeFileSync(join(aptRoot, "key.asc"), key);
-      writeFileSync(join(aptRoot, "etc", "sources.list"), `deb [signed-by=${join(aptRoot, "key.asc")}] ${repo()}/debian ./\n`);
+      writeFileSync(
+        join(aptRoot, "etc", "sources.list"),
+        `deb [signed-by=${join(aptRoot, "key.asc")}] ${repo()}/debian ./\n`,
+      );
       rmSync(join(aptRoot, "lists"), { recursive: true, force: true });
       mkdirSync(join(aptRoot, "lists", "partial"), { recursive: true });
       const o = (k: string, v: string) => ["-o", `${k}=${v}`];
       return run("apt-get", [
-        ...o("Dir::Etc", join(aptRoot, "etc")), ...o("Dir::State::Lists", join(aptRoot, "lists")), ...o("Dir::Cache", join(aptRoot, "cache")),
-        ...o("Dir::State::status", "/dev/null"), ...o("APT::Sandbox::User", "root"), ...o("Debug::NoLocking", "1"), "update",
+        ...o("Dir::Etc", join(aptRoot, "etc")),
+        ...o("Dir::State::Lists", join(aptRoot, "lists")),
+        ...o("Dir::Cache", join(aptRoot, "cache")),
+        ...o("Dir::State::status", "/dev/null"),
+        ...o("APT::Sandbox::User", "root"),
+        ...o("Debug::NoLocking", "1"),
+        "update",
       ]);
     };
     const ok = await update(signingKey!);
     expect(`${ok.stdout}${ok.stderr}`).not.toMatch(/NO_PUBKEY|not signed|W: |E: /);
     const other = await publicKey(TEST_KEYS.upstream);
-    const bad = await update(other).then((r) => `${r.stdout}${r.stderr}`, (e: { stdout?: string; stderr?: string }) => `${e.stdout ?? ""}${e.stderr ?? ""}`);
+    const bad = await update(other).then(
+      (r) => `${r.stdout}${r.stderr}`,
+      (e: { stdout?: string; stderr?: string }) => `${e.stdout ?? ""}${e.stderr ?? ""}`,
+    );
     expect(bad).toMatch(/NO_PUBKEY|not signed|is not signed/);
   });
 
   it("fails closed on a key under another fingerprint, and off loopback without a pin", async () => {
     process.env.FACTORY_CACHE = join(work, "cache-eco");
     try {
-      await expect(ecosystemWithKey(eco(), TEST_KEYS.upstream.fingerprint, "test")).rejects.toThrow(/not the pinned 56D26DDC/);
+      await expect(ecosystemWithKey(eco(), TEST_KEYS.upstream.fingerprint, "test")).rejects.toThrow(
+        /not the pinned 56D26DDC/,
+      );
     } finally {
       process.env.FACTORY_CACHE = join(work, "cache");
     }
-    await expect(ecosystemWithKey({ repository: "https://packages.example.org/scaleway", version: "1" }, undefined, "debian-12 x86_64")).rejects.toThrow(BuildInputError);
-    await expect(ecosystemWithKey({ repository: "https://packages.example.org/scaleway", version: "1" }, undefined, "debian-12 x86_64")).rejects.toThrow(/set image-factory:ecosystemKeyFingerprint/);
+    await expect(
+      ecosystemWithKey(
+        { repository: "https://packages.example.org/scaleway", version: "1" },
+        undefined,
+        "debian-12 x86_64",
+      ),
+    ).rejects.toThrow(BuildInputError);
+    await expect(
+      ecosystemWithKey(
+        { repository: "https://packages.example.org/scaleway", version: "1" },
+        undefined,
+        "debian-12 x86_64",
+      ),
+    ).rejects.toThrow(/set image-factory:ecosystemKeyFingerprint/);
   });
 });

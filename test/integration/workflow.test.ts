@@ -15,7 +15,11 @@ const work = mkdtempSync(join(tmpdir(), "factory-workflow-"));
 let actionlint: string;
 
 beforeAll(async () => {
-  actionlint = await ensureGoTool({ name: "actionlint", pkg: "github.com/rhysd/actionlint/cmd/actionlint", version: "v1.7.7" });
+  actionlint = await ensureGoTool({
+    name: "actionlint",
+    pkg: "github.com/rhysd/actionlint/cmd/actionlint",
+    version: "v1.7.7",
+  });
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -29,9 +33,14 @@ describe("the CI workflow", () => {
   it("fails actionlint when broken, saying where", async () => {
     const broken = join(work, "broken.yml");
     writeFileSync(broken, readFileSync(WORKFLOW, "utf8").replace("needs: canary-wave", "needs: canary-wav"));
-    const err = await lint(broken).then(() => undefined, (e: ToolError) => e);
+    const err = await lint(broken).then(
+      () => undefined,
+      (e: ToolError) => e,
+    );
     expect(err).toBeInstanceOf(ToolError);
-    expect(err!.stdout).toMatch(/broken\.yml:\d+:\d+: job "remaining-zones" needs job "canary-wav" which does not exist/);
+    expect(err!.stdout).toMatch(
+      /broken\.yml:\d+:\d+: job "remaining-zones" needs job "canary-wav" which does not exist/,
+    );
   });
 
   it("rolls out every production stack, canaries first", () => {
@@ -46,6 +55,9 @@ describe("the CI workflow", () => {
     expect(text).toMatch(/\n  schedule:\n    - cron: /);
     expect(text).toMatch(/node dist\/builder\/cli\.js retention --stack "\$stack" --apply/);
     const jobs = [...text.matchAll(/\n  ([a-z-]+):\n(?:    .*\n|\n)*?    if: (.*)\n/g)].map((m) => [m[1], m[2]]);
-    expect(Object.fromEntries(jobs)).toMatchObject({ test: "github.event_name != 'schedule'", retention: "github.event_name == 'schedule'" });
+    expect(Object.fromEntries(jobs)).toMatchObject({
+      test: "github.event_name != 'schedule'",
+      retention: "github.event_name == 'schedule'",
+    });
   });
 });

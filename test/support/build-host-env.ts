@@ -54,20 +54,52 @@ export async function buildHostEnv(hostCount: number): Promise<BuildHostEnv> {
   const local = readStackSettings(projectRoot(), LOCAL_STACK, loadCatalog());
   // Signed as the stack's upstreamSignatures say, as the local job mirrors it.
   const stackCatalog = withOverrides(loadCatalog(), local);
-  await mirrorAs(www, osBase(stackCatalog, stackCatalog.byId.get("debian-12")!), "x86_64", await ensureFixture(), TEST_KEYS.upstream);
+  await mirrorAs(
+    www,
+    osBase(stackCatalog, stackCatalog.byId.get("debian-12")!),
+    "x86_64",
+    await ensureFixture(),
+    TEST_KEYS.upstream,
+  );
   const ecosystemVersion = localEcosystemVersion(local.ecosystemVersion);
   await buildEcosystemRepo(join(www, "packages"), ecosystemVersion);
   const mirror: StaticServer = await serveDirectory(www, 0);
   const s3 = await startS3(join(work, "s3"), undefined, "fr-par");
-  const settings = { ...local, images: ["debian-12"], ecosystemVersion, mirror: `${mirror.url}/upstream`, ecosystemRepository: `${mirror.url}/packages`, s3Endpoint: s3.endpoint };
+  const settings = {
+    ...local,
+    images: ["debian-12"],
+    ecosystemVersion,
+    mirror: `${mirror.url}/upstream`,
+    ecosystemRepository: `${mirror.url}/packages`,
+    s3Endpoint: s3.endpoint,
+  };
   const client = s3Client({ ...s3, bucket: settings.bucket });
   await client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
   return {
-    work, hosts, key, s3, settings, startHost,
-    target: (h, over = {}) => ({ address: "127.0.0.1", port: h.port, user: "root", hostKey: h.hostKey, privateKeyFile: key.privateKey, ...over }),
-    plan: (n) => planStack(loadCatalog(), { ...settings, securityRebuilds: n ? [`debian-12:${n}`] : [] }).find((p) => p.name === "debian-12-x86_64")!,
+    work,
+    hosts,
+    key,
+    s3,
+    settings,
+    startHost,
+    target: (h, over = {}) => ({
+      address: "127.0.0.1",
+      port: h.port,
+      user: "root",
+      hostKey: h.hostKey,
+      privateKeyFile: key.privateKey,
+      ...over,
+    }),
+    plan: (n) =>
+      planStack(loadCatalog(), { ...settings, securityRebuilds: n ? [`debian-12:${n}`] : [] }).find(
+        (p) => p.name === "debian-12-x86_64",
+      )!,
     env: (p) => publishEnvironment(p, settings, s3, `${LOCAL_STACK}/${p.name}@build-host`),
-    exists: (k) => client.send(new HeadObjectCommand({ Bucket: settings.bucket, Key: k })).then(() => true, () => false),
+    exists: (k) =>
+      client.send(new HeadObjectCommand({ Bucket: settings.bucket, Key: k })).then(
+        () => true,
+        () => false,
+      ),
     async stop() {
       for (const h of hosts) await h.stop();
       await mirror.close();

@@ -15,7 +15,10 @@ import { loadCatalog, type Catalog } from "../../images";
 // pending RPCs that `pulumi.runtime.disconnect` itself waits on — at preview no apply fires on unknown outputs,
 // so waiting on an output would never end.
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- internals outside the package's exports map
-const runtimeSettings = require("@pulumi/pulumi/runtime/settings") as { getMonitor(): unknown; waitForRPCs(): Promise<void> };
+const runtimeSettings = require("@pulumi/pulumi/runtime/settings") as {
+  getMonitor(): unknown;
+  waitForRPCs(): Promise<void>;
+};
 
 /** Pulumi's wire sentinel for an unknown value (what a preview sends for a value not yet computed). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -51,13 +54,19 @@ export const BUILD_DATE = "2026-11-20";
 /** An `up`: every resource exists afterwards, with a known id; `publish` prints its JSON result. */
 export const upAnswer: Answer = (r) => ({
   id: r.custom ? `${String(r.inputs.zone ?? "fr-par-2")}/${r.name}-id` : undefined,
-  state: { ...r.inputs, ...(r.name.endsWith("-artifact") ? { stdout: JSON.stringify({ imageBuildDate: BUILD_DATE }) } : {}) },
+  state: {
+    ...r.inputs,
+    ...(r.name.endsWith("-artifact") ? { stdout: JSON.stringify({ imageBuildDate: BUILD_DATE }) } : {}),
+  },
 });
 
 /** A preview of resources to create: inputs echo back, anything a provider computes (ids, stdout) is unknown. */
 export const createAnswer: Answer = (r) => ({ state: r.inputs });
 
-export const CREDENTIALS = { accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: pulumi.secret("00000000-0000-0000-0000-000000000000") };
+export const CREDENTIALS = {
+  accessKey: "SCWXXXXXXXXXXXXXXXXX",
+  secretKey: pulumi.secret("00000000-0000-0000-0000-000000000000"),
+};
 
 export interface RunOptions {
   preview: boolean;
@@ -85,7 +94,14 @@ interface RegisterRequest {
 interface AliasRequest {
   getUrn(): string;
   getSpec():
-    | { getName(): string; getType(): string; getStack(): string; getProject(): string; getParenturn(): string; getNoparent(): boolean }
+    | {
+        getName(): string;
+        getType(): string;
+        getStack(): string;
+        getProject(): string;
+        getParenturn(): string;
+        getNoparent(): boolean;
+      }
     | undefined;
 }
 interface Monitor {
@@ -124,7 +140,8 @@ export async function runStack(stack: string, settings: StackSettings, opts: Run
     const aliasUrn = (a: AliasRequest): string => {
       const spec = a.getSpec();
       if (!spec) return a.getUrn();
-      if (spec.getStack() || spec.getProject()) throw new Error(`${req.getName()}: aliases to another stack or project are not simulated`);
+      if (spec.getStack() || spec.getProject())
+        throw new Error(`${req.getName()}: aliases to another stack or project are not simulated`);
       const parent = spec.getNoparent() ? "" : spec.getParenturn() || req.getParent();
       return monitor.newUrn(parent, spec.getType() || req.getType(), spec.getName() || req.getName());
     };
@@ -148,7 +165,13 @@ export async function runStack(stack: string, settings: StackSettings, opts: Run
   };
 
   const plans = planStack(opts.catalog ?? loadCatalog(), settings);
-  const images = zonalImages(plans, settings, CREDENTIALS, opts.transformations ? { transformations: opts.transformations } : undefined, opts.passed);
+  const images = zonalImages(
+    plans,
+    settings,
+    CREDENTIALS,
+    opts.transformations ? { transformations: opts.transformations } : undefined,
+    opts.passed,
+  );
   retention(plans, settings, CREDENTIALS, images);
   await runtimeSettings.waitForRPCs();
   return registered;

@@ -37,7 +37,11 @@ export interface Step {
 export function changedPaths(before: unknown, after: unknown, prefix = ""): string[] {
   const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
   // An object added or removed counts by its leaves, so rules on nested paths (`import.key`) still apply.
-  if ((isObject(before) || isObject(after)) && (isObject(before) || before === undefined) && (isObject(after) || after === undefined)) {
+  if (
+    (isObject(before) || isObject(after)) &&
+    (isObject(before) || before === undefined) &&
+    (isObject(after) || after === undefined)
+  ) {
     const b = (before ?? {}) as Record<string, unknown>;
     const a = (after ?? {}) as Record<string, unknown>;
     const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])].sort();
@@ -47,7 +51,8 @@ export function changedPaths(before: unknown, after: unknown, prefix = ""): stri
 }
 
 const containsUnknown = (v: unknown): boolean =>
-  v === UNKNOWN || (Array.isArray(v) ? v.some(containsUnknown) : !!v && typeof v === "object" && Object.values(v).some(containsUnknown));
+  v === UNKNOWN ||
+  (Array.isArray(v) ? v.some(containsUnknown) : !!v && typeof v === "object" && Object.values(v).some(containsUnknown));
 
 /** What one registration of the after run is, against the before state. */
 export function classify(old: Registration | undefined, r: Registration): ResourceChange {
@@ -72,7 +77,8 @@ export function previewAgainst(before: Registration[]): Answer {
     const c = classify(old, r);
     if (c.op === "create" || c.op === "replace") return { state: r.inputs };
     const kept = upAnswer(old!);
-    if (c.op === "update" && r.type === "command:local:Command" && containsUnknown(r.inputs)) return { id: kept.id, state: r.inputs };
+    if (c.op === "update" && r.type === "command:local:Command" && containsUnknown(r.inputs))
+      return { id: kept.id, state: r.inputs };
     return { id: kept.id, state: { ...kept.state, ...r.inputs } };
   };
 }
@@ -106,7 +112,8 @@ export function simulate(shipped: Registration[], after: Registration[]): Simula
   const present = new Set(after.map((r) => r.urn));
   const changes = after.map((r) => classify(byUrn.get(r.urn), r));
   const removed = before.filter((r) => !present.has(r.urn));
-  for (const r of removed) changes.push({ urn: r.urn, type: r.type, name: r.name, op: "delete", paths: [], retained: r.retainOnDelete });
+  for (const r of removed)
+    changes.push({ urn: r.urn, type: r.type, name: r.name, op: "delete", paths: [], retained: r.retainOnDelete });
   // The old side's fate is the state's retainOnDelete, not the program's new one: "the data saved to state defines
   // what we do with the old version" (pulumi/pulumi issue 13428, maintainer's comment).
   for (const c of changes) if (c.op === "replace") c.retained = byUrn.get(c.urn)!.retainOnDelete;
@@ -124,7 +131,9 @@ export function simulate(shipped: Registration[], after: Registration[]): Simula
     }
   }
   // Deletions last: removed resources and the old side of create-before-delete replacements, dependents first.
-  const replacedLate = changes.filter((c) => c.op === "replace" && !after.find((r) => r.urn === c.urn)!.deleteBeforeReplace).map((c) => c.urn);
+  const replacedLate = changes
+    .filter((c) => c.op === "replace" && !after.find((r) => r.urn === c.urn)!.deleteBeforeReplace)
+    .map((c) => c.urn);
   const pending = before.filter((r) => replacedLate.includes(r.urn) || !present.has(r.urn));
   const dependsOn = (r: Registration, urn: string) => r.dependencies.includes(urn) || r.parent === urn;
   while (pending.length) {
@@ -139,5 +148,9 @@ export function simulate(shipped: Registration[], after: Registration[]): Simula
 
 /** The op of each resource, by name, leaving out what stays the same. */
 export function opsByName(s: Simulation): Record<string, string> {
-  return Object.fromEntries(s.changes.filter((c) => c.op !== "same").map((c) => [c.name, c.retained && c.op !== "update" ? `${c.op} (retained)` : c.op]));
+  return Object.fromEntries(
+    s.changes
+      .filter((c) => c.op !== "same")
+      .map((c) => [c.name, c.retained && c.op !== "update" ? `${c.op} (retained)` : c.op]),
+  );
 }

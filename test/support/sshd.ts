@@ -5,7 +5,18 @@
  * Needs root (unshare --mount), as CI has.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +31,9 @@ async function sshdBinary(): Promise<string> {
   const tmp = mkdtempSync(join(tmpdir(), "sshd-deb-"));
   try {
     // The server matching the installed client where the mirror still has it, else its current one.
-    await run("apt-get", ["download", `openssh-server=${stdout.trim()}`], { cwd: tmp }).catch(() => run("apt-get", ["download", "openssh-server"], { cwd: tmp }));
+    await run("apt-get", ["download", `openssh-server=${stdout.trim()}`], { cwd: tmp }).catch(() =>
+      run("apt-get", ["download", "openssh-server"], { cwd: tmp }),
+    );
     const deb = readdirSync(tmp).find((f) => f.endsWith(".deb"));
     if (!deb) throw new Error("apt-get download openssh-server produced no package");
     await run("dpkg-deb", ["-x", join(tmp, deb), join(tmp, "root")]);
@@ -63,13 +76,26 @@ export async function startSshd(authorizedKey: string, config: string[] = []): P
   const fingerprint = (await run("ssh-keygen", ["-l", "-f", join(dir, "host.pub")])).stdout;
   writeFileSync(join(dir, "authorized_keys"), `${authorizedKey}\n`);
   copyFileSync("/etc/passwd", join(dir, "passwd"));
-  writeFileSync(join(dir, "passwd"), `${readFileSync(join(dir, "passwd"), "utf8")}sshd:x:74:65534::/run/sshd:/usr/sbin/nologin\n`);
+  writeFileSync(
+    join(dir, "passwd"),
+    `${readFileSync(join(dir, "passwd"), "utf8")}sshd:x:74:65534::/run/sshd:/usr/sbin/nologin\n`,
+  );
   mkdirSync(join(dir, "empty"));
   const port = await freePort();
-  writeFileSync(join(dir, "sshd_config"), [
-    `ListenAddress 127.0.0.1:${port}`, `HostKey ${dir}/host`, `AuthorizedKeysFile ${dir}/authorized_keys`,
-    "StrictModes no", "PidFile none", "UsePAM no", "PasswordAuthentication no", ...config, "",
-  ].join("\n"));
+  writeFileSync(
+    join(dir, "sshd_config"),
+    [
+      `ListenAddress 127.0.0.1:${port}`,
+      `HostKey ${dir}/host`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      "StrictModes no",
+      "PidFile none",
+      "UsePAM no",
+      "PasswordAuthentication no",
+      ...config,
+      "",
+    ].join("\n"),
+  );
   chmodSync(join(dir, "host"), 0o600);
   const script = [
     "set -e",
@@ -77,7 +103,9 @@ export async function startSshd(authorizedKey: string, config: string[] = []): P
     `if [ -d /run/sshd ]; then mount --bind ${dir}/empty /run/sshd; else mount -t tmpfs tmpfs /run && mkdir /run/sshd; fi`,
     `exec ${sshd} -D -e -f ${dir}/sshd_config`,
   ].join("\n");
-  const proc: ChildProcess = spawn("unshare", ["--mount", "--propagation", "private", "sh", "-c", script], { stdio: ["ignore", "ignore", "pipe"] });
+  const proc: ChildProcess = spawn("unshare", ["--mount", "--propagation", "private", "sh", "-c", script], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let log = "";
   proc.stderr!.on("data", (d) => (log += d));
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));

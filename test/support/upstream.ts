@@ -18,7 +18,11 @@ const SIGNED = ["debian-12", "debian-13", "ubuntu-24.04", "ubuntu-22.04"];
 /** The catalog as a stack that pins the test key for the fake upstream's signed releases sees it. */
 export function signedCatalog(): Catalog {
   const published = loadCatalog();
-  return withOverrides(published, { upstreamSignatures: Object.fromEntries(SIGNED.map((id) => [id, testSignature(published.byId.get(id) as OsRelease)])) });
+  return withOverrides(published, {
+    upstreamSignatures: Object.fromEntries(
+      SIGNED.map((id) => [id, testSignature(published.byId.get(id) as OsRelease)]),
+    ),
+  });
 }
 
 const KEY_URL = "https://image-factory-test.invalid/keys/fixture-upstream.asc";
@@ -26,7 +30,10 @@ const KEY_URL = "https://image-factory-test.invalid/keys/fixture-upstream.asc";
 /** The signature a stack would declare to verify `release`'s checksum file with the test key. */
 export function testSignature(release: OsRelease): Signature {
   return {
-    url: release.upstream.signature?.kind === "detached" ? release.upstream.signature.url : `${release.upstream.checksums}.sign`,
+    url:
+      release.upstream.signature?.kind === "detached"
+        ? release.upstream.signature.url
+        : `${release.upstream.checksums}.sign`,
     kind: "detached",
     fingerprint: TEST_KEYS.upstream.fingerprint,
     keyUrl: KEY_URL,
@@ -60,7 +67,10 @@ export async function createFakeUpstream(root: string, fixture: string): Promise
   const releases = signed.releases.map((r): Release => {
     const hex = pins[r.id];
     if (r.kind !== "os" || !hex) return r;
-    return { ...r, upstream: { ...r.upstream, pins: { ...r.upstream.pins, x86_64: { ...r.upstream.pins.x86_64!, checksum: hex } } } };
+    return {
+      ...r,
+      upstream: { ...r.upstream, pins: { ...r.upstream.pins, x86_64: { ...r.upstream.pins.x86_64!, checksum: hex } } },
+    };
   });
   return { catalog: { releases, byId: new Map(releases.map((r) => [r.id, r])) } };
 }

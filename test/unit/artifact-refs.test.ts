@@ -8,11 +8,27 @@ const STALE = 10 * 60_000;
 
 describe("planAdd: what a publisher does with the references record", () => {
   it.each<{ name: string; current: RefsRecord | undefined; step: ReturnType<typeof planAdd> }>([
-    { name: "no record: create it holding the reference", current: undefined, step: { kind: "write", record: { refs: ["a/x"] } } },
-    { name: "others hold it: add, sorted", current: { refs: ["c/x", "b/x"] }, step: { kind: "write", record: { refs: ["a/x", "b/x", "c/x"] } } },
+    {
+      name: "no record: create it holding the reference",
+      current: undefined,
+      step: { kind: "write", record: { refs: ["a/x"] } },
+    },
+    {
+      name: "others hold it: add, sorted",
+      current: { refs: ["c/x", "b/x"] },
+      step: { kind: "write", record: { refs: ["a/x", "b/x", "c/x"] } },
+    },
     { name: "already held: nothing to write", current: { refs: ["a/x", "b/x"] }, step: { kind: "held" } },
-    { name: "a deletion under way: wait for it", current: { refs: [], deletingSince: ago(STALE - 1) }, step: { kind: "wait" } },
-    { name: "a deletion past the threshold: finish it", current: { refs: [], deletingSince: ago(STALE) }, step: { kind: "finish-deletion" } },
+    {
+      name: "a deletion under way: wait for it",
+      current: { refs: [], deletingSince: ago(STALE - 1) },
+      step: { kind: "wait" },
+    },
+    {
+      name: "a deletion past the threshold: finish it",
+      current: { refs: [], deletingSince: ago(STALE) },
+      step: { kind: "finish-deletion" },
+    },
   ])("$name", ({ current, step }) => {
     expect(planAdd(current, "a/x", T, STALE)).toEqual(step);
   });
@@ -20,11 +36,27 @@ describe("planAdd: what a publisher does with the references record", () => {
 
 describe("planDrop: what an unpublisher does with the references record", () => {
   it.each<{ name: string; current: RefsRecord | undefined; step: ReturnType<typeof planDrop> }>([
-    { name: "others still hold it: drop ours, keep the artifact", current: { refs: ["a/x", "b/x"] }, step: { kind: "write", record: { refs: ["b/x"] }, thenDelete: false } },
-    { name: "the last reference: mark deleting, then delete", current: { refs: ["a/x"] }, step: { kind: "write", record: { refs: [], deletingSince: new Date(T).toISOString() }, thenDelete: true } },
-    { name: "no record: nothing holds the artifact, delete it", current: undefined, step: { kind: "write", record: { refs: [], deletingSince: new Date(T).toISOString() }, thenDelete: true } },
+    {
+      name: "others still hold it: drop ours, keep the artifact",
+      current: { refs: ["a/x", "b/x"] },
+      step: { kind: "write", record: { refs: ["b/x"] }, thenDelete: false },
+    },
+    {
+      name: "the last reference: mark deleting, then delete",
+      current: { refs: ["a/x"] },
+      step: { kind: "write", record: { refs: [], deletingSince: new Date(T).toISOString() }, thenDelete: true },
+    },
+    {
+      name: "no record: nothing holds the artifact, delete it",
+      current: undefined,
+      step: { kind: "write", record: { refs: [], deletingSince: new Date(T).toISOString() }, thenDelete: true },
+    },
     { name: "held by others only: leave it", current: { refs: ["b/x"] }, step: { kind: "not-held" } },
-    { name: "being deleted already: nothing to do", current: { refs: [], deletingSince: ago(5) }, step: { kind: "wait" } },
+    {
+      name: "being deleted already: nothing to do",
+      current: { refs: [], deletingSince: ago(5) },
+      step: { kind: "wait" },
+    },
   ])("$name", ({ current, step }) => {
     expect(planDrop(current, "a/x", T)).toEqual(step);
   });
@@ -66,6 +98,8 @@ describe("publish --stale-upload-hours (FACTORY_STALE_UPLOAD_HOURS)", () => {
     } finally {
       e.mockRestore();
     }
-    expect(err.join("")).toContain(`--stale-upload-hours (FACTORY_STALE_UPLOAD_HOURS): expected a positive number of hours (got "${value}")`);
+    expect(err.join("")).toContain(
+      `--stale-upload-hours (FACTORY_STALE_UPLOAD_HOURS): expected a positive number of hours (got "${value}")`,
+    );
   });
 });

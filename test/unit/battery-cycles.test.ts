@@ -11,11 +11,23 @@ import { hotSnapshot } from "../../builder/testing/scenarios/snapshots";
 import { SCENARIOS, Verdicts, type ScenarioName } from "../../builder/testing/scenarios/verdicts";
 
 type Fault =
-  | "stop in place stops fully" | "stop in place loses data" | "poweroff loses data" | "stopped server refuses poweron"
-  | "snapshot misses the marker" | "rescue boots the image" | "rescue mounts the root volume" | "rescue lacks the root volume"
-  | "reboot does nothing" | "reboot loses data" | "boot type stays rescue";
+  | "stop in place stops fully"
+  | "stop in place loses data"
+  | "poweroff loses data"
+  | "stopped server refuses poweron"
+  | "snapshot misses the marker"
+  | "rescue boots the image"
+  | "rescue mounts the root volume"
+  | "rescue lacks the root volume"
+  | "reboot does nothing"
+  | "reboot loses data"
+  | "boot type stays rescue";
 
-interface Disk { marker: string; head: string; dev?: string }
+interface Disk {
+  marker: string;
+  head: string;
+  dev?: string;
+}
 
 /** A test server as the scenarios see it through the API and SSH; `fault` breaks one feature. */
 class FakeServer implements CycleDriver {
@@ -42,15 +54,26 @@ class FakeServer implements CycleDriver {
     if (this.booted === "local" || this.fault === "rescue mounts the root volume") this.mountRoot();
   }
 
-  log(line: string) { this.lines.push(line); }
+  log(line: string) {
+    this.lines.push(line);
+  }
   async writeMarker() {
     this.markerValue = `m${++this.n}`;
     if (this.booted === "local") this.root.marker = this.markerValue;
   }
-  async readMarker() { return this.booted === "local" ? this.root.marker : ""; }
-  async bootId() { return `boot-${this.boots}`; }
+  async readMarker() {
+    return this.booted === "local" ? this.root.marker : "";
+  }
+  async bootId() {
+    return `boot-${this.boots}`;
+  }
   async cycleState() {
-    const allowed = { running: ["poweroff", "reboot", "stop_in_place"], stopped: this.fault === "stopped server refuses poweron" ? [] : ["poweron"], "stopped in place": ["poweron", "poweroff"] }[this.state] ?? [];
+    const allowed =
+      {
+        running: ["poweroff", "reboot", "stop_in_place"],
+        stopped: this.fault === "stopped server refuses poweron" ? [] : ["poweron"],
+        "stopped in place": ["poweron", "poweroff"],
+      }[this.state] ?? [];
     return { state: this.state, bootType: this.bootType, allowedActions: allowed, rootVolumeId: "root" };
   }
   async act(action: "poweroff" | "poweron" | "reboot" | "stop_in_place", expected: string) {
@@ -80,11 +103,17 @@ class FakeServer implements CycleDriver {
   async ensureRunning() {
     if (this.state !== "running") await this.act("poweron", "running");
   }
-  async rootFsUuid() { return "uuid-root"; }
+  async rootFsUuid() {
+    return "uuid-root";
+  }
   async filesystems(uuid: string) {
     expect(uuid).toBe("uuid-root");
-    const disks = [...(this.fault === "rescue lacks the root volume" ? [] : [this.root]), ...this.volumes.values()].filter((d) => d.dev);
-    const mounted = (d: Disk) => d === this.root && (this.booted === "local" || this.fault === "rescue mounts the root volume");
+    const disks = [
+      ...(this.fault === "rescue lacks the root volume" ? [] : [this.root]),
+      ...this.volumes.values(),
+    ].filter((d) => d.dev);
+    const mounted = (d: Disk) =>
+      d === this.root && (this.booted === "local" || this.fault === "rescue mounts the root volume");
     return disks.map((d) => ({ device: `${d.dev}1`, mounted: mounted(d) }));
   }
   async headHash(device: string) {
@@ -92,10 +121,15 @@ class FakeServer implements CycleDriver {
   }
   async snapshotRoot() {
     const id = this.id("snapshot");
-    this.snapshots.set(id, { marker: this.fault === "snapshot misses the marker" ? "" : this.root.marker, head: this.root.head });
+    this.snapshots.set(id, {
+      marker: this.fault === "snapshot misses the marker" ? "" : this.root.marker,
+      head: this.root.head,
+    });
     return id;
   }
-  async snapshotReady(id: string) { expect(this.snapshots.has(id)).toBe(true); }
+  async snapshotReady(id: string) {
+    expect(this.snapshots.has(id)).toBe(true);
+  }
   async volumeFromSnapshot(snapshotId: string) {
     const id = this.id("volume");
     this.volumes.set(id, { ...this.snapshots.get(snapshotId)! });
@@ -106,10 +140,18 @@ class FakeServer implements CycleDriver {
     this.volumes.get(volumeId)!.dev = dev;
     return dev;
   }
-  async detachGone(volumeId: string) { delete this.volumes.get(volumeId)!.dev; }
-  async markerOn(dev: string) { return [...this.volumes.values()].find((d) => d.dev === dev)?.marker ?? ""; }
-  async deleteVolume(id: string) { this.volumes.delete(id); }
-  async deleteSnapshot(id: string) { this.snapshots.delete(id); }
+  async detachGone(volumeId: string) {
+    delete this.volumes.get(volumeId)!.dev;
+  }
+  async markerOn(dev: string) {
+    return [...this.volumes.values()].find((d) => d.dev === dev)?.marker ?? "";
+  }
+  async deleteVolume(id: string) {
+    this.volumes.delete(id);
+  }
+  async deleteSnapshot(id: string) {
+    this.snapshots.delete(id);
+  }
 }
 
 async function run(group: typeof stopInPlace, wanted: ScenarioName[], fault?: Fault) {
@@ -121,7 +163,15 @@ async function run(group: typeof stopInPlace, wanted: ScenarioName[], fault?: Fa
   } catch (err) {
     v.abort(err);
   }
-  return { server, results: v.results(), failed: v.results().filter((r) => r.status === "fail").map((r) => r.name).sort() };
+  return {
+    server,
+    results: v.results(),
+    failed: v
+      .results()
+      .filter((r) => r.status === "fail")
+      .map((r) => r.name)
+      .sort(),
+  };
 }
 
 const STOPPED: ScenarioName[] = ["archive", "cold snapshot", "rescue", "reboot"];
@@ -194,7 +244,10 @@ describe("snapshot cleanup", () => {
     "the hot snapshot leaves no snapshot or volume behind ($fault)",
     async ({ fault, fails }) => {
       const server = new FakeServer(fault);
-      const outcome = await hotSnapshot(server).then(() => "pass", (e: Error) => e.message);
+      const outcome = await hotSnapshot(server).then(
+        () => "pass",
+        (e: Error) => e.message,
+      );
       expect(outcome === "pass").toBe(!fails);
       expect(server.snapshots.size + server.volumes.size).toBe(0);
     },

@@ -17,15 +17,43 @@ describe("test battery helpers", () => {
 
   it("has the blog's twelve scenarios", () => {
     expect([...SCENARIOS].sort()).toEqual(
-      ["archive", "backup", "block volume", "cold snapshot", "dns", "hot snapshot", "network", "private networks", "reboot", "rescue", "security group", "stop in place"].sort(),
+      [
+        "archive",
+        "backup",
+        "block volume",
+        "cold snapshot",
+        "dns",
+        "hot snapshot",
+        "network",
+        "private networks",
+        "reboot",
+        "rescue",
+        "security group",
+        "stop in place",
+      ].sort(),
     );
   });
 });
 
 describe("metadata /conf text form", () => {
   it("numbers lists, joins nested keys and quotes strings as the real API does", () => {
-    expect(confText({ id: "x", ssh_public_keys: [{ key: "ssh-ed25519 AAA c" }], public_ip: { address: "1.2.3.4" }, ipv6: null, n: 3 })).toBe(
-      ["ID='x'", "SSH_PUBLIC_KEYS=1", "SSH_PUBLIC_KEYS_0_KEY='ssh-ed25519 AAA c'", "PUBLIC_IP_ADDRESS='1.2.3.4'", "N=3", ""].join("\n"),
+    expect(
+      confText({
+        id: "x",
+        ssh_public_keys: [{ key: "ssh-ed25519 AAA c" }],
+        public_ip: { address: "1.2.3.4" },
+        ipv6: null,
+        n: 3,
+      }),
+    ).toBe(
+      [
+        "ID='x'",
+        "SSH_PUBLIC_KEYS=1",
+        "SSH_PUBLIC_KEYS_0_KEY='ssh-ed25519 AAA c'",
+        "PUBLIC_IP_ADDRESS='1.2.3.4'",
+        "N=3",
+        "",
+      ].join("\n"),
     );
     expect(confText({ name: "it's" })).toBe("NAME='it'\\''s'\n");
   });
@@ -50,10 +78,36 @@ describe("image-factory test-instance", () => {
   const creds = { SCW_ACCESS_KEY: "SCWXXXXXXXXXXXXXXXXX", SCW_SECRET_KEY: "not-a-real-secret" };
   it.each([
     { args: ["test-instance"], env: {}, error: /missing --server \(or FACTORY_SERVER_ID\)/ },
-    { args: ["test-instance", "--server", "s", "--zone", "fr-par-9", "--release", "debian-12"], env: creds, error: /--zone \(FACTORY_ZONE\): expected a Scaleway Availability Zone .*\(got "fr-par-9"\)/ },
-    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-99"], env: creds, error: /no release "debian-99"/ },
-    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-12", "--only", "reboot,teleport"], env: { ...creds, SCW_DEFAULT_PROJECT_ID: "11111111-2222-4333-8444-555555555555" }, error: /--only \(FACTORY_TESTS\): unknown scenario\(s\) teleport/ },
-    { args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-12"], env: { SCW_ACCESS_KEY: "" }, error: /SCW_ACCESS_KEY is not set/ },
+    {
+      args: ["test-instance", "--server", "s", "--zone", "fr-par-9", "--release", "debian-12"],
+      env: creds,
+      error: /--zone \(FACTORY_ZONE\): expected a Scaleway Availability Zone .*\(got "fr-par-9"\)/,
+    },
+    {
+      args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-99"],
+      env: creds,
+      error: /no release "debian-99"/,
+    },
+    {
+      args: [
+        "test-instance",
+        "--server",
+        "s",
+        "--zone",
+        "fr-par-1",
+        "--release",
+        "debian-12",
+        "--only",
+        "reboot,teleport",
+      ],
+      env: { ...creds, SCW_DEFAULT_PROJECT_ID: "11111111-2222-4333-8444-555555555555" },
+      error: /--only \(FACTORY_TESTS\): unknown scenario\(s\) teleport/,
+    },
+    {
+      args: ["test-instance", "--server", "s", "--zone", "fr-par-1", "--release", "debian-12"],
+      env: { SCW_ACCESS_KEY: "" },
+      error: /SCW_ACCESS_KEY is not set/,
+    },
   ])("refuses $args with a usage error", async ({ args, env, error }) => {
     delete process.env.SCW_ACCESS_KEY;
     delete process.env.FACTORY_SERVER_ID;

@@ -9,7 +9,8 @@ import { factoryCli } from "../../components/factory-stack";
 let root: string;
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), "stamp-"));
-  for (const d of ["builder", "components", "images", "test/unit", "dist/builder"]) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ["builder", "components", "images", "test/unit", "dist/builder"])
+    mkdirSync(join(root, d), { recursive: true });
   writeFileSync(join(root, "index.ts"), "export {};\n");
   writeFileSync(join(root, "builder", "cli.ts"), "console.log(1);\n");
   writeFileSync(join(root, "images", "pins.json"), "{}\n");

@@ -3,8 +3,18 @@ import { CATALOG_SOURCES, CatalogError, loadCatalog, parseCatalog, type CatalogS
 import { SCS_KEYS, scsMetadata } from "../../builder/scs";
 
 const REQUIRED = [
-  "ubuntu-26.04", "ubuntu-24.04", "ubuntu-22.04", "debian-13", "debian-12", "almalinux-10", "almalinux-9",
-  "rocky-10", "rocky-9", "centos-stream-10", "centos-stream-9", "archlinux-rolling",
+  "ubuntu-26.04",
+  "ubuntu-24.04",
+  "ubuntu-22.04",
+  "debian-13",
+  "debian-12",
+  "almalinux-10",
+  "almalinux-9",
+  "rocky-10",
+  "rocky-9",
+  "centos-stream-10",
+  "centos-stream-9",
+  "archlinux-rolling",
 ];
 
 const ubuntu = () => structuredClone(CATALOG_SOURCES[0]!.releases as Record<string, unknown>[])[1]!;
@@ -85,7 +95,7 @@ describe("catalog", () => {
     },
     {
       name: "an architecture without a pin",
-      mutate: (r) => delete ((r.upstream as Record<string, Record<string, unknown>>).pins!.arm64),
+      mutate: (r) => delete (r.upstream as Record<string, Record<string, unknown>>).pins!.arm64,
       problem: /^images\/test\.ts: ubuntu-24\.04: upstream\.pins\.arm64: missing \(architecture arm64 is declared\)$/,
     },
     {
@@ -105,7 +115,10 @@ describe("catalog", () => {
     const entry = ubuntu();
     mutate(entry);
     const problems = problemsOf([{ file: "images/test.ts", releases: [entry] }]);
-    expect(problems.some((p) => problem.test(p)), problems.join("\n")).toBe(true);
+    expect(
+      problems.some((p) => problem.test(p)),
+      problems.join("\n"),
+    ).toBe(true);
   });
 
   it("rejects duplicate ids and labels across files", () => {

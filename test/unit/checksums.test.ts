@@ -53,11 +53,36 @@ describe("checksum files in upstream formats", () => {
   });
 
   it.each<{ name: string; format: ChecksumFormat; text: string; error: RegExp }>([
-    { name: "a sha512 line in SHA256SUMS", format: "sha256sums", text: `${H512}  x.img`, error: /line 1: expected a sha256 digest, got 128 hex digits/ },
-    { name: "a garbled line", format: "sha256sums", text: `${H256}  ok.img\nnot a checksum line\n`, error: /line 2: expected "<hex> \*file"/ },
-    { name: "a BSD line of the wrong shape", format: "bsd", text: `SHA256 x.img = ${H256}`, error: /line 1: expected "SHA256 \(file\) = <hex>"/ },
-    { name: "a BSD digest of the wrong length", format: "bsd", text: `SHA512 (x.img) = ${H256}`, error: /line 1: SHA512 digest has 64 hex digits/ },
-    { name: "conflicting duplicates", format: "sha256sums", text: `${H256}  x.img\n${H256B}  x.img`, error: /line 2: x\.img is listed twice/ },
+    {
+      name: "a sha512 line in SHA256SUMS",
+      format: "sha256sums",
+      text: `${H512}  x.img`,
+      error: /line 1: expected a sha256 digest, got 128 hex digits/,
+    },
+    {
+      name: "a garbled line",
+      format: "sha256sums",
+      text: `${H256}  ok.img\nnot a checksum line\n`,
+      error: /line 2: expected "<hex> \*file"/,
+    },
+    {
+      name: "a BSD line of the wrong shape",
+      format: "bsd",
+      text: `SHA256 x.img = ${H256}`,
+      error: /line 1: expected "SHA256 \(file\) = <hex>"/,
+    },
+    {
+      name: "a BSD digest of the wrong length",
+      format: "bsd",
+      text: `SHA512 (x.img) = ${H256}`,
+      error: /line 1: SHA512 digest has 64 hex digits/,
+    },
+    {
+      name: "conflicting duplicates",
+      format: "sha256sums",
+      text: `${H256}  x.img\n${H256B}  x.img`,
+      error: /line 2: x\.img is listed twice/,
+    },
     { name: "an empty file", format: "sha256sums", text: "\n\n", error: /lists no files/ },
   ])("rejects $name", ({ format, text, error }) => {
     expect(() => parseChecksums(text, format, "SHA256SUMS")).toThrow(ChecksumFileError);
@@ -75,10 +100,16 @@ describe("checksum files in upstream formats", () => {
     { why: "sits in a subdirectory", listed: "daily/disk.img", wanted: "disk.img" },
     { why: "differs in case", listed: "Disk.img", wanted: "disk.img" },
   ])("never takes a listed name that $why for the file wanted", ({ listed, wanted }) => {
-    expect(() => checksumFor(`${H256}  ${listed}\n`, "sha256sums", wanted, "SHA256SUMS")).toThrow(`SHA256SUMS: does not list ${wanted} (lists ${listed})`);
+    expect(() => checksumFor(`${H256}  ${listed}\n`, "sha256sums", wanted, "SHA256SUMS")).toThrow(
+      `SHA256SUMS: does not list ${wanted} (lists ${listed})`,
+    );
   });
 
   it("undoes dash-escaping in clear-signed bodies", () => {
-    expect(clearsignedBody("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n- -- x\nline\n-----BEGIN PGP SIGNATURE-----\n")).toBe("-- x\nline");
+    expect(
+      clearsignedBody(
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n- -- x\nline\n-----BEGIN PGP SIGNATURE-----\n",
+      ),
+    ).toBe("-- x\nline");
   });
 });

@@ -5,9 +5,23 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PublishContract, RetentionContract, TestInstanceContract, UnpublishContract, type Contract } from "../../builder/contract";
+import {
+  PublishContract,
+  RetentionContract,
+  TestInstanceContract,
+  UnpublishContract,
+  type Contract,
+} from "../../builder/contract";
 import { missingTool, onPath } from "../../builder/exec";
-import { closest, commandHelp, editDistance, parseOptions, unknownOption, UsageError, type OptionTable } from "../../builder/options";
+import {
+  closest,
+  commandHelp,
+  editDistance,
+  parseOptions,
+  unknownOption,
+  UsageError,
+  type OptionTable,
+} from "../../builder/options";
 import { commands, withContract, withHowTo } from "../../builder/registry";
 import "../../builder/cli";
 
@@ -37,14 +51,28 @@ function variablesRead(): Map<string, string> {
 /** Every variable a subcommand's help lists: its options' and its environment's. */
 const listed = (name: string) => {
   const cmd = commands[name]!;
-  return new Set([...Object.values(cmd.options).flatMap((o) => (o.env ? [o.env] : [])), ...Object.keys(cmd.environment)]);
+  return new Set([
+    ...Object.values(cmd.options).flatMap((o) => (o.env ? [o.env] : [])),
+    ...Object.keys(cmd.environment),
+  ]);
 };
 
 describe("the option tables", () => {
   const names = Object.keys(commands).sort();
 
   it("registers the subcommands", () => {
-    expect(names).toEqual(expect.arrayContaining(["catalog", "plan", "publish", "unpublish", "test-instance", "retention", "doctor", "local"]));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "catalog",
+        "plan",
+        "publish",
+        "unpublish",
+        "test-instance",
+        "retention",
+        "doctor",
+        "local",
+      ]),
+    );
   });
 
   it.each(names)("%s: every option and variable has a description, and its help lists them all", (name) => {
@@ -52,7 +80,9 @@ describe("the option tables", () => {
     const help = commandHelp(name, cmd);
     for (const [flag, o] of Object.entries(cmd.options)) {
       expect(o.description.trim(), `${name} --${flag}`).not.toBe("");
-      expect(help, `${name} --${flag}`).toMatch(new RegExp(`^  --${flag}\\b.*${o.description.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`, "m"));
+      expect(help, `${name} --${flag}`).toMatch(
+        new RegExp(`^  --${flag}\\b.*${o.description.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`, "m"),
+      );
       if (o.env) expect(help).toContain(`env ${o.env}`);
       if (o.default !== undefined) expect(help).toContain(`default ${o.default}`);
     }
@@ -67,7 +97,9 @@ describe("the option tables", () => {
     const read = variablesRead();
     expect(read.size).toBeGreaterThan(20);
     const everywhere = new Set(names.flatMap((n) => [...listed(n)]));
-    const missing = [...read].filter(([v]) => !everywhere.has(v)).map(([v, file]) => `${v} (read in ${file.slice(BUILDER.length + 1)})`);
+    const missing = [...read]
+      .filter(([v]) => !everywhere.has(v))
+      .map(([v, file]) => `${v} (read in ${file.slice(BUILDER.length + 1)})`);
     expect(missing).toEqual([]);
   });
 
@@ -76,20 +108,34 @@ describe("the option tables", () => {
     ["unpublish", UnpublishContract],
     ["test-instance", TestInstanceContract],
     ["retention", RetentionContract],
-  ] as [string, Contract][])("%s lists every variable of its Command's contract, each flag with its variable", (name, contract) => {
-    const cmd = commands[name]!;
-    for (const v of Object.values(contract)) {
-      expect(listed(name), `${name} ${v.name}`).toContain(v.name);
-      if (v.flag) expect(cmd.options[v.flag]?.env, `${name} --${v.flag}`).toBe(v.name);
-    }
-  });
+  ] as [string, Contract][])(
+    "%s lists every variable of its Command's contract, each flag with its variable",
+    (name, contract) => {
+      const cmd = commands[name]!;
+      for (const v of Object.values(contract)) {
+        expect(listed(name), `${name} ${v.name}`).toContain(v.name);
+        if (v.flag) expect(cmd.options[v.flag]?.env, `${name} --${v.flag}`).toBe(v.name);
+      }
+    },
+  );
 
   it("refuses an option table that disagrees with the contract, or a variable the help cannot describe", () => {
-    const table: OptionTable = { zone: { type: "string", env: "FACTORY_REGION", description: "z" }, current: { type: "string", description: "c" } };
-    expect(() => withContract("x", table, {}, RetentionContract)).toThrow("x: --zone reads FACTORY_REGION, the contract says FACTORY_ZONE");
-    expect(() => withContract("x", { current: table.current! }, {}, RetentionContract)).toThrow("x: the contract's FACTORY_ZONE stands for --zone, which the option table lacks");
-    const unflagged = { only: { ...RetentionContract.zone, name: "FACTORY_NOBODY_KNOWS", flag: undefined } } as Contract;
-    expect(() => withContract("x", {}, {}, unflagged)).toThrow("x: the contract's FACTORY_NOBODY_KNOWS has no description for the help");
+    const table: OptionTable = {
+      zone: { type: "string", env: "FACTORY_REGION", description: "z" },
+      current: { type: "string", description: "c" },
+    };
+    expect(() => withContract("x", table, {}, RetentionContract)).toThrow(
+      "x: --zone reads FACTORY_REGION, the contract says FACTORY_ZONE",
+    );
+    expect(() => withContract("x", { current: table.current! }, {}, RetentionContract)).toThrow(
+      "x: the contract's FACTORY_ZONE stands for --zone, which the option table lacks",
+    );
+    const unflagged = {
+      only: { ...RetentionContract.zone, name: "FACTORY_NOBODY_KNOWS", flag: undefined },
+    } as Contract;
+    expect(() => withContract("x", {}, {}, unflagged)).toThrow(
+      "x: the contract's FACTORY_NOBODY_KNOWS has no description for the help",
+    );
   });
 });
 
@@ -101,8 +147,16 @@ describe("parsing", () => {
   };
   it.each([
     { args: [], env: {}, values: { arch: "x86_64", json: false } },
-    { args: [], env: { FACTORY_STACK: "local", FACTORY_ARCH: "arm64" }, values: { stack: "local", arch: "arm64", json: false } },
-    { args: ["--stack", "prod", "--arch=arm64"], env: { FACTORY_STACK: "local", FACTORY_ARCH: "x86_64" }, values: { stack: "prod", arch: "arm64", json: false } },
+    {
+      args: [],
+      env: { FACTORY_STACK: "local", FACTORY_ARCH: "arm64" },
+      values: { stack: "local", arch: "arm64", json: false },
+    },
+    {
+      args: ["--stack", "prod", "--arch=arm64"],
+      env: { FACTORY_STACK: "local", FACTORY_ARCH: "x86_64" },
+      values: { stack: "prod", arch: "arm64", json: false },
+    },
     { args: ["--json"], env: { FACTORY_ARCH: "" }, values: { arch: "x86_64", json: true } },
     { args: ["--stack=-odd-name-"], env: {}, values: { stack: "-odd-name-", arch: "x86_64", json: false } },
   ])("flag, then variable, then default: $args with $env", ({ args, env, values }) => {
@@ -110,7 +164,10 @@ describe("parsing", () => {
   });
 
   it.each([
-    { args: ["--stak", "x"], message: "unknown option --stak for t; did you mean --stack? (image-factory t --help lists them)" },
+    {
+      args: ["--stak", "x"],
+      message: "unknown option --stak for t; did you mean --stack? (image-factory t --help lists them)",
+    },
     { args: ["--jsn"], message: "unknown option --jsn for t; did you mean --json?" },
     { args: ["--ach=arm64"], message: "unknown option --ach for t; did you mean --arch?" },
     { args: ["-j"], message: "unknown option -j for t; did you mean --json?" },
@@ -169,7 +226,14 @@ describe("what a missing tool or credential says", () => {
 
 describe("-h and --help", () => {
   afterEach(() => vi.restoreAllMocks());
-  it.each(Object.keys(commands).sort().flatMap((n) => [[n, "-h"], [n, "--help"]]))("%s %s prints the command's help and exits 0", async (name, flag) => {
+  it.each(
+    Object.keys(commands)
+      .sort()
+      .flatMap((n) => [
+        [n, "-h"],
+        [n, "--help"],
+      ]),
+  )("%s %s prints the command's help and exits 0", async (name, flag) => {
     const out: string[] = [];
     vi.spyOn(process.stdout, "write").mockImplementation((s) => (out.push(String(s)), true));
     const { main } = await import("../../builder/cli.js");

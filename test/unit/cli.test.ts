@@ -25,7 +25,11 @@ describe("image-factory CLI", () => {
   it("catalog --json prints every release with its SCS-0102 keys under exactly those names", async () => {
     const { code, stdout } = await run(["catalog", "--json"]);
     expect(code).toBe(0);
-    const rows = JSON.parse(stdout) as { id: string; architectures: string[]; scs: Record<string, Record<string, unknown>> }[];
+    const rows = JSON.parse(stdout) as {
+      id: string;
+      architectures: string[];
+      scs: Record<string, Record<string, unknown>>;
+    }[];
     expect(rows.length).toBeGreaterThanOrEqual(12);
     for (const row of rows) {
       expect(Object.keys(row.scs)).toEqual(row.architectures);
@@ -63,11 +67,15 @@ describe("image-factory CLI", () => {
   });
 
   it("says where the local stack's hashes come from, and only for it", async () => {
-    expect((await run(["plan", "--stack", "local"])).stderr).toMatch(/^note: the local job adds its ecosystem build and stand-in digests at run time/m);
+    expect((await run(["plan", "--stack", "local"])).stderr).toMatch(
+      /^note: the local job adds its ecosystem build and stand-in digests at run time/m,
+    );
     const prod = (await run(["plan", "--stack", "prod-fr-par-2"])).stderr;
     expect(prod).not.toMatch(/note:/);
     // Today's pins were written without reading upstream: plan says so for every image.
-    expect(prod).toMatch(/^warning: \d+ planned image\(s\) rest on unverified upstream trust \(pinProblems\):\n  ubuntu-26.04 x86_64: serial \S+ was pinned without reading upstream's listing/m);
+    expect(prod).toMatch(
+      /^warning: \d+ planned image\(s\) rest on unverified upstream trust \(pinProblems\):\n  ubuntu-26.04 x86_64: serial \S+ was pinned without reading upstream's listing/m,
+    );
   });
 
   it("names the stack and key on bad stack config", async () => {
@@ -83,7 +91,9 @@ describe("image-factory CLI", () => {
     vi.doMock("../../images", async (original) => {
       const real = await original<typeof import("../../images")>();
       const catalog = real.loadCatalog();
-      const releases = catalog.releases.map((r) => (r.id === "debian-12" ? { ...r, scs: { ...r.scs, replace_frequency: "sometimes" } } : r)) as typeof catalog.releases;
+      const releases = catalog.releases.map((r) =>
+        r.id === "debian-12" ? { ...r, scs: { ...r.scs, replace_frequency: "sometimes" } } : r,
+      ) as typeof catalog.releases;
       return { ...real, loadCatalog: () => ({ releases, byId: new Map(releases.map((r) => [r.id, r])) }) };
     });
     const bad = await run(["scs-check", "--at", "2026-11-23", "--json"]);
@@ -118,7 +128,9 @@ describe("image-factory CLI", () => {
     expect((await run(["frobnicate"])).code).toBe(2);
     const bad = await run(["catalog", "--jsn"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe("image-factory catalog: unknown option --jsn for catalog; did you mean --json? (image-factory catalog --help lists them)\n");
+    expect(bad.stderr).toBe(
+      "image-factory catalog: unknown option --jsn for catalog; did you mean --json? (image-factory catalog --help lists them)\n",
+    );
     expect((await run(["plna"])).stderr).toMatch(/^image-factory: unknown command "plna"; did you mean plan\?/);
   });
 });

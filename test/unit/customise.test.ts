@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { applianceUrl, customiseArgs, DPKG_UNSAFE_IO, HYGIENE_DELETES, POLICY_RC_D, type CustomiseInput } from "../../builder/customise";
+import {
+  applianceUrl,
+  customiseArgs,
+  DPKG_UNSAFE_IO,
+  HYGIENE_DELETES,
+  POLICY_RC_D,
+  type CustomiseInput,
+} from "../../builder/customise";
 import { joinTags, parseLayout, planEsp } from "../../builder/uefi";
 import type { Step } from "../../images/schema";
 
@@ -18,7 +25,10 @@ describe("customiseArgs", () => {
   it.each([
     { step: { op: "install", packages: ["htop", "jq"] } as Step, args: ["--install", "htop,jq"] },
     { step: { op: "remove", packages: ["nano"] } as Step, args: ["--uninstall", "nano"] },
-    { step: { op: "upgrade-kernel", package: "linux-image-cloud-{arch}" } as Step, args: ["--install", "linux-image-cloud-amd64"] },
+    {
+      step: { op: "upgrade-kernel", package: "linux-image-cloud-{arch}" } as Step,
+      args: ["--install", "linux-image-cloud-amd64"],
+    },
     { step: { op: "upgrade-cloud-init" } as Step, args: ["--install", "cloud-init"] },
     { step: { op: "run", command: "echo hi" } as Step, args: ["--run-command", "echo hi"] },
     { step: { op: "enable-service", name: "chrony" } as Step, args: ["--run-command", "systemctl enable 'chrony'"] },
@@ -31,7 +41,10 @@ describe("customiseArgs", () => {
   });
 
   it("keeps Debian maintainer scripts from starting services while customising, and lifts that after the recipe", () => {
-    const args = argsFor({ steps: [{ op: "install", packages: ["mariadb-server"] }], extraArgs: ["--run-command", "grub-install"] });
+    const args = argsFor({
+      steps: [{ op: "install", packages: ["mariadb-server"] }],
+      extraArgs: ["--run-command", "grub-install"],
+    });
     expect(args.slice(0, GUARD.length)).toEqual(GUARD);
     expect(GUARD[1]).toMatch(/^\/usr\/sbin\/policy-rc\.d:#!\/bin\/sh\n[^]*exit 101\n$/);
     expect(GUARD.slice(4)).toEqual(["--write", `${DPKG_UNSAFE_IO}:force-unsafe-io\n`]);
@@ -53,15 +66,21 @@ describe("customiseArgs", () => {
 
   it("adds scaleway-ecosystem from a loopback repository through the appliance gateway, then removes the source", () => {
     expect(argsFor({ steps: [{ op: "scaleway-ecosystem" }] }).slice(GUARD.length, GUARD.length + 6)).toEqual([
-      "--write", "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [trusted=yes] http://169.254.2.2:18680/packages/debian ./\n",
-      "--install", "scaleway-ecosystem=1.0.0",
-      "--delete", "/etc/apt/sources.list.d/scaleway-ecosystem.list",
+      "--write",
+      "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [trusted=yes] http://169.254.2.2:18680/packages/debian ./\n",
+      "--install",
+      "scaleway-ecosystem=1.0.0",
+      "--delete",
+      "/etc/apt/sources.list.d/scaleway-ecosystem.list",
     ]);
   });
 
   it("refuses a remote ecosystem repository without a pinned key", () => {
     expect(() =>
-      argsFor({ steps: [{ op: "scaleway-ecosystem" }], ecosystem: { repository: "https://pkgs.example/eco", version: "1" } }),
+      argsFor({
+        steps: [{ op: "scaleway-ecosystem" }],
+        ecosystem: { repository: "https://pkgs.example/eco", version: "1" },
+      }),
     ).toThrow(/needs a pinned signing key: set image-factory:ecosystemKeyFingerprint/);
   });
 
@@ -71,10 +90,16 @@ describe("customiseArgs", () => {
       family: "debian" as const,
       repository: "http://127.0.0.1:18680/packages",
       args: [
-        "--write", "/usr/share/keyrings/scaleway-ecosystem.asc:KEY",
-        "--write", "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [signed-by=/usr/share/keyrings/scaleway-ecosystem.asc] http://169.254.2.2:18680/packages/debian ./\n",
-        "--install", "scaleway-ecosystem=1",
-        "--delete", "/etc/apt/sources.list.d/scaleway-ecosystem.list", "--delete", "/usr/share/keyrings/scaleway-ecosystem.asc",
+        "--write",
+        "/usr/share/keyrings/scaleway-ecosystem.asc:KEY",
+        "--write",
+        "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [signed-by=/usr/share/keyrings/scaleway-ecosystem.asc] http://169.254.2.2:18680/packages/debian ./\n",
+        "--install",
+        "scaleway-ecosystem=1",
+        "--delete",
+        "/etc/apt/sources.list.d/scaleway-ecosystem.list",
+        "--delete",
+        "/usr/share/keyrings/scaleway-ecosystem.asc",
       ],
     },
     {
@@ -82,9 +107,12 @@ describe("customiseArgs", () => {
       family: "debian" as const,
       repository: "https://pkgs.example/eco",
       args: [
-        "--write", "/usr/share/keyrings/scaleway-ecosystem.asc:KEY",
-        "--write", "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [signed-by=/usr/share/keyrings/scaleway-ecosystem.asc] https://pkgs.example/eco/debian ./\n",
-        "--install", "scaleway-ecosystem=1",
+        "--write",
+        "/usr/share/keyrings/scaleway-ecosystem.asc:KEY",
+        "--write",
+        "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [signed-by=/usr/share/keyrings/scaleway-ecosystem.asc] https://pkgs.example/eco/debian ./\n",
+        "--install",
+        "scaleway-ecosystem=1",
       ],
     },
     {
@@ -92,13 +120,20 @@ describe("customiseArgs", () => {
       family: "rhel" as const,
       repository: "https://pkgs.example/eco",
       args: [
-        "--write", "/etc/pki/rpm-gpg/RPM-GPG-KEY-scaleway-ecosystem:KEY",
-        "--write", "/etc/yum.repos.d/scaleway-ecosystem.repo:[scaleway-ecosystem]\nname=Scaleway ecosystem\nbaseurl=https://pkgs.example/eco/rhel/$basearch\nenabled=1\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-scaleway-ecosystem\n",
-        "--install", "scaleway-ecosystem-1",
+        "--write",
+        "/etc/pki/rpm-gpg/RPM-GPG-KEY-scaleway-ecosystem:KEY",
+        "--write",
+        "/etc/yum.repos.d/scaleway-ecosystem.repo:[scaleway-ecosystem]\nname=Scaleway ecosystem\nbaseurl=https://pkgs.example/eco/rhel/$basearch\nenabled=1\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-scaleway-ecosystem\n",
+        "--install",
+        "scaleway-ecosystem-1",
       ],
     },
   ])("$name", ({ family, repository, args }) => {
-    const all = argsFor({ family, steps: [{ op: "scaleway-ecosystem" }], ecosystem: { repository, version: "1", signingKey: "KEY" } });
+    const all = argsFor({
+      family,
+      steps: [{ op: "scaleway-ecosystem" }],
+      ecosystem: { repository, version: "1", signingKey: "KEY" },
+    });
     const start = all.indexOf("--write", family === "debian" ? GUARD.length : 0);
     expect(all.slice(start, start + args.length)).toEqual(args);
     if (!repository.startsWith("http://127.")) expect(all).not.toContain("/usr/share/keyrings/scaleway-ecosystem.asc");
@@ -131,7 +166,10 @@ describe("ensure-uefi layout", () => {
       "GPT 1\n0FC63DAF-8483-4772-8E79-3D69D8477DE4\nMBR 1\n0x83\nGPT 2\nC12A7328-F81F-11D2-BA4B-00A0C93EC93B\nMBR 2\n0xef\nGPT 3\nMBR 3\n";
     const layout = parseLayout(joinTags(raw));
     expect(layout.table).toBe("msdos");
-    expect(layout.partitions.map((p) => [p.num, p.esp])).toEqual([[1, false], [2, true]]);
+    expect(layout.partitions.map((p) => [p.num, p.esp])).toEqual([
+      [1, false],
+      [2, true],
+    ]);
   });
 
   it("finds an existing ESP by GPT type", () => {

@@ -6,7 +6,13 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { PublishContract, RetentionContract, TestInstanceContract, UnpublishContract, type Contract } from "../../builder/contract";
+import {
+  PublishContract,
+  RetentionContract,
+  TestInstanceContract,
+  UnpublishContract,
+  type Contract,
+} from "../../builder/contract";
 import { StackSettings } from "../../builder/settings";
 import { commands, ENVIRONMENT } from "../../builder/registry";
 import "../../builder/cli";
@@ -23,7 +29,12 @@ function tableRows(markdown: string, header: string): string[][] {
   const rows: string[][] = [];
   for (const line of lines.slice(2)) {
     if (!line.startsWith("|")) break;
-    rows.push(line.slice(1, line.endsWith("|") ? -1 : undefined).split("|").map((c) => c.trim()));
+    rows.push(
+      line
+        .slice(1, line.endsWith("|") ? -1 : undefined)
+        .split("|")
+        .map((c) => c.trim()),
+    );
   }
   return rows;
 }
@@ -35,7 +46,9 @@ const code = (cell: string) => /^`([^`]+)`$/.exec(cell)?.[1] ?? cell;
 const shownDefault = (v: unknown) => `\`${Array.isArray(v) ? `[${v.join(", ")}]` : String(v)}\``;
 
 describe("README's stack config table", () => {
-  const pulumiConfig = (parse(readFileSync(join(ROOT, "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> }).config;
+  const pulumiConfig = (
+    parse(readFileSync(join(ROOT, "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> }
+  ).config;
   const rows = tableRows(readme(), "| key | default | what it does |");
   const keys = rows.map((r) => code(r[0]!));
 
@@ -52,7 +65,12 @@ describe("README's stack config table", () => {
     for (const row of rows) {
       const key = code(row[0]!);
       const declared = pulumiConfig[key]?.default;
-      const expected = declared !== undefined ? shownDefault(declared) : shape[key]?.safeParse(undefined).success ? "unset" : "required";
+      const expected =
+        declared !== undefined
+          ? shownDefault(declared)
+          : shape[key]?.safeParse(undefined).success
+            ? "unset"
+            : "required";
       expect(`${key}: ${row[1]}`).toBe(`${key}: ${expected}`);
       expect(row[2], `${key}: what it does`).toMatch(/\w/);
     }
@@ -89,7 +107,9 @@ describe("README's Command contract table", () => {
       const name = code(row[0]!);
       const want = expected.get(name);
       if (!want) continue; // reported by the test above
-      expect(`${name}: ${row[1]} | ${row[2]}`).toBe(`${name}: ${want.readers.join(", ")} | ${want.secret ? "yes" : "no"}`);
+      expect(`${name}: ${row[1]} | ${row[2]}`).toBe(
+        `${name}: ${want.readers.join(", ")} | ${want.secret ? "yes" : "no"}`,
+      );
       expect(row[3], `${name}: meaning`).toMatch(/\w/);
     }
   });
@@ -105,7 +125,11 @@ describe("docs/cli.md", () => {
 
   it("lists every FACTORY_* variable outside the contracts with the subcommands whose help names it", () => {
     const rows = tableRows(cli(), "| variable | read by | meaning |");
-    const contracted = new Set([PublishContract, UnpublishContract, TestInstanceContract, RetentionContract].flatMap((c) => Object.values(c).map((v) => v.name)));
+    const contracted = new Set(
+      [PublishContract, UnpublishContract, TestInstanceContract, RetentionContract].flatMap((c) =>
+        Object.values(c).map((v) => v.name),
+      ),
+    );
     const outside = Object.keys(ENVIRONMENT).filter((v) => v.startsWith("FACTORY_") && !contracted.has(v));
     expect(rows.map((r) => code(r[0]!)).sort()).toEqual(outside.sort());
     for (const row of rows) {
@@ -118,21 +142,29 @@ describe("docs/cli.md", () => {
 
 describe("relative links in README.md and docs/", () => {
   const docs = join(ROOT, "docs");
-  const files = [README, ...readdirSync(docs).filter((f) => f.endsWith(".md")).map((f) => join(docs, f))];
+  const files = [
+    README,
+    ...readdirSync(docs)
+      .filter((f) => f.endsWith(".md"))
+      .map((f) => join(docs, f)),
+  ];
 
   it("finds the docs", () => {
     expect(files.length).toBeGreaterThan(5);
   });
 
-  it.each(files.map((f) => [f.slice(ROOT.length + 1), f]))("%s: every relative link points to a file that exists", (_, file) => {
-    // Inline links, [text](target), outside code spans; a #fragment or an absolute URL is not a file.
-    const text = readFileSync(file, "utf8").replace(/`[^`\n]*`/g, "");
-    const missing: string[] = [];
-    for (const [, target] of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
-      if (/^[a-z][a-z0-9+.-]*:/i.test(target!) || target!.startsWith("#")) continue;
-      const path = decodeURIComponent(target!.split("#")[0]!);
-      if (!existsSync(resolve(dirname(file), path))) missing.push(target!);
-    }
-    expect(missing).toEqual([]);
-  });
+  it.each(files.map((f) => [f.slice(ROOT.length + 1), f]))(
+    "%s: every relative link points to a file that exists",
+    (_, file) => {
+      // Inline links, [text](target), outside code spans; a #fragment or an absolute URL is not a file.
+      const text = readFileSync(file, "utf8").replace(/`[^`\n]*`/g, "");
+      const missing: string[] = [];
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+        if (/^[a-z][a-z0-9+.-]*:/i.test(target!) || target!.startsWith("#")) continue;
+        const path = decodeURIComponent(target!.split("#")[0]!);
+        if (!existsSync(resolve(dirname(file), path))) missing.push(target!);
+      }
+      expect(missing).toEqual([]);
+    },
+  );
 });

@@ -8,11 +8,16 @@ const RECORDINGS = join(__dirname, "..", "..", "..", "shared", "scaleway-api-rec
 
 /** Every `/products/servers` page a recording holds for a zone: commercial type → architecture. */
 function recordedServerTypes(file: string, zone: string): Record<string, string> {
-  const cassette = parse(readFileSync(join(RECORDINGS, file), "utf8")) as { interactions: { request: { url: string }; response: { body: string } }[] };
+  const cassette = parse(readFileSync(join(RECORDINGS, file), "utf8")) as {
+    interactions: { request: { url: string }; response: { body: string } }[];
+  };
   const out: Record<string, string> = {};
   for (const { request, response } of cassette.interactions)
     if (request.url.includes(`/instance/v1/zones/${zone}/products/servers`))
-      for (const [name, spec] of Object.entries((JSON.parse(response.body) as { servers: Record<string, { arch: string }> }).servers)) out[name] = spec.arch;
+      for (const [name, spec] of Object.entries(
+        (JSON.parse(response.body) as { servers: Record<string, { arch: string }> }).servers,
+      ))
+        out[name] = spec.arch;
   return out;
 }
 
@@ -23,7 +28,9 @@ describe("zone capabilities", () => {
     const table = ZONE_CAPABILITIES["fr-par-1"].commercialTypes!;
     for (const [name, arch] of Object.entries(table)) expect(recorded[name], name).toBe(arch);
     for (const name of ZONE_CAPABILITIES["fr-par-1"].notOffered!) expect(recorded[name], name).toBeUndefined();
-    expect([...new Set(Object.values(recorded))].sort()).toEqual([...ZONE_CAPABILITIES["fr-par-1"].architectures!].sort());
+    expect([...new Set(Object.values(recorded))].sort()).toEqual(
+      [...ZONE_CAPABILITIES["fr-par-1"].architectures!].sort(),
+    );
   });
 
   it("records snapshot import where the recordings show it", () => {

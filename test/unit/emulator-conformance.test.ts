@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { addAnswer, decodeAwsChunked, generalPath, learnIds, shapeDiff, statesOf, substituteIds, unexplained } from "../../builder/emulator/conformance";
+import {
+  addAnswer,
+  decodeAwsChunked,
+  generalPath,
+  learnIds,
+  shapeDiff,
+  statesOf,
+  substituteIds,
+  unexplained,
+} from "../../builder/emulator/conformance";
 
 const A = "11111111-1111-4111-8111-111111111111";
 const B = "22222222-2222-4222-8222-222222222222";
@@ -12,11 +21,31 @@ describe("shapeDiff", () => {
     ["an added field", { id: A }, { id: B, extra: 1 }, ["$.extra: not in the recording"]],
     ["another type", { size: 1 }, { size: "1" }, ["$.size: number recorded, string emulated"]],
     ["null matches any type", { ipv6: null, at: "x" }, { ipv6: { a: 1 }, at: null }, []],
-    ["nested field", { server: { location: { zone_id: "z" } } }, { server: { location: { zone: "z" } } }, ["$.server.location.zone_id: missing", "$.server.location.zone: not in the recording"]],
-    ["array elements", { rules: [{ id: A, port: 1 }] }, { rules: [{ id: B, port: 2 }, { id: C }] }, ["$.rules[1].port: missing"]],
+    [
+      "nested field",
+      { server: { location: { zone_id: "z" } } },
+      { server: { location: { zone: "z" } } },
+      ["$.server.location.zone_id: missing", "$.server.location.zone: not in the recording"],
+    ],
+    [
+      "array elements",
+      { rules: [{ id: A, port: 1 }] },
+      { rules: [{ id: B, port: 2 }, { id: C }] },
+      ["$.rules[1].port: missing"],
+    ],
     ["empty arrays say nothing", { refs: [] }, { refs: [{ x: 1 }] }, []],
-    ["volume slots are a map", { volumes: { "0": { id: A } } }, { volumes: { "0": { id: B }, "1": { id: C, boot: true } } }, ["$.volumes.1.boot: not in the recording"]],
-    ["products are a map", { servers: { "DEV1-S": { ncpus: 2 }, VC1L: { ncpus: 4 } } }, { servers: { "PRO2-XXS": { ncpus: "2" } } }, ["$.servers.PRO2-XXS.ncpus: number recorded, string emulated"]],
+    [
+      "volume slots are a map",
+      { volumes: { "0": { id: A } } },
+      { volumes: { "0": { id: B }, "1": { id: C, boot: true } } },
+      ["$.volumes.1.boot: not in the recording"],
+    ],
+    [
+      "products are a map",
+      { servers: { "DEV1-S": { ncpus: 2 }, VC1L: { ncpus: 4 } } },
+      { servers: { "PRO2-XXS": { ncpus: "2" } } },
+      ["$.servers.PRO2-XXS.ncpus: number recorded, string emulated"],
+    ],
     ["an empty map against entries", { extra_volumes: {} }, { extra_volumes: { "1": { id: A } } }, []],
   ])("%s", (_, recorded, emulated, want) => {
     expect(shapeDiff(recorded, emulated)).toEqual(want);
@@ -26,16 +55,29 @@ describe("shapeDiff", () => {
 describe("learnIds and substituteIds", () => {
   it("pairs ids found at the same place, keeps a first pairing, and rewrites requests", () => {
     const ids = new Map<string, string>([[C, "kept"]]);
-    learnIds({ server: { id: A, volumes: { "0": { id: C } }, tags: [A] } }, { server: { id: B, volumes: { "0": { id: A } }, tags: ["not-an-id"] } }, ids);
-    expect([...ids]).toEqual([[C, "kept"], [A, B]]);
-    expect(substituteIds(`/servers/${A}/action {"volume":"${C}","other":"${B}"}`, ids)).toBe(`/servers/${B}/action {"volume":"kept","other":"${B}"}`);
+    learnIds(
+      { server: { id: A, volumes: { "0": { id: C } }, tags: [A] } },
+      { server: { id: B, volumes: { "0": { id: A } }, tags: ["not-an-id"] } },
+      ids,
+    );
+    expect([...ids]).toEqual([
+      [C, "kept"],
+      [A, B],
+    ]);
+    expect(substituteIds(`/servers/${A}/action {"volume":"${C}","other":"${B}"}`, ids)).toBe(
+      `/servers/${B}/action {"volume":"kept","other":"${B}"}`,
+    );
   });
 });
 
 describe("statesOf", () => {
   it("finds every state and status by path", () => {
-    expect(statesOf({ status: "in_use", references: [{ status: "attached" }], server: { state: "running", name: "state" } })).toEqual({
-      "$.status": "in_use", "$.references[0].status": "attached", "$.server.state": "running",
+    expect(
+      statesOf({ status: "in_use", references: [{ status: "attached" }], server: { state: "running", name: "state" } }),
+    ).toEqual({
+      "$.status": "in_use",
+      "$.references[0].status": "attached",
+      "$.server.state": "running",
     });
   });
 });
@@ -57,8 +99,21 @@ describe("endpoint fields across recorded answers", () => {
     fields = addAnswer(fields, { server: { id: B, volumes: { "0": { id: C, zone: "z" } } }, kms: [1] });
     expect(generalPath("$.server.volumes.0.zone")).toBe("$.server.volumes.*.zone");
     expect(generalPath("$.rules[3].id")).toBe("$.rules[].id");
-    expect(unexplained([
-      "$.server.admin: missing", "$.server.id: missing", "$.server.volumes.1.zone: not in the recording", "$.other: not in the recording", "$.server.id: number recorded, string emulated",
-    ], fields)).toEqual(["$.server.id: missing", "$.other: not in the recording", "$.server.id: number recorded, string emulated"]);
+    expect(
+      unexplained(
+        [
+          "$.server.admin: missing",
+          "$.server.id: missing",
+          "$.server.volumes.1.zone: not in the recording",
+          "$.other: not in the recording",
+          "$.server.id: number recorded, string emulated",
+        ],
+        fields,
+      ),
+    ).toEqual([
+      "$.server.id: missing",
+      "$.other: not in the recording",
+      "$.server.id: number recorded, string emulated",
+    ]);
   });
 });

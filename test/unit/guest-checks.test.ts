@@ -12,10 +12,30 @@ const check = (name: string) => {
 
 describe("in-guest check verdicts", () => {
   it.each([
-    { c: "cloud-init", out: "status: done\nboot_status_code: enabled-by-generator\nerrors: []\n", code: 0, reason: null },
-    { c: "cloud-init", out: "status: error\ndetail: locale failed\n", code: 1, reason: /cloud-init status exit 1: status: error/ },
-    { c: "scaleway-ecosystem", out: "install ok installed\n/usr/bin/scw-userdata\n/usr/bin/scw-metadata\n/usr/sbin/scw-generate-ssh-keys\n", code: 0, reason: null },
-    { c: "scaleway-ecosystem", out: "install ok installed\n/usr/bin/scw-userdata\n", code: 0, reason: /helpers missing: scw-metadata, scw-generate-ssh-keys/ },
+    {
+      c: "cloud-init",
+      out: "status: done\nboot_status_code: enabled-by-generator\nerrors: []\n",
+      code: 0,
+      reason: null,
+    },
+    {
+      c: "cloud-init",
+      out: "status: error\ndetail: locale failed\n",
+      code: 1,
+      reason: /cloud-init status exit 1: status: error/,
+    },
+    {
+      c: "scaleway-ecosystem",
+      out: "install ok installed\n/usr/bin/scw-userdata\n/usr/bin/scw-metadata\n/usr/sbin/scw-generate-ssh-keys\n",
+      code: 0,
+      reason: null,
+    },
+    {
+      c: "scaleway-ecosystem",
+      out: "install ok installed\n/usr/bin/scw-userdata\n",
+      code: 0,
+      reason: /helpers missing: scw-metadata, scw-generate-ssh-keys/,
+    },
     { c: "scaleway-ecosystem", out: "", code: 1, reason: /not installed/ },
     { c: "machine-id", out: "0123456789abcdef0123456789abcdef\n", code: 0, reason: null },
     { c: "machine-id", out: "\n", code: 0, reason: /not a generated 32-hex id/ },
@@ -23,9 +43,19 @@ describe("in-guest check verdicts", () => {
     { c: "SSH host keys", out: "/etc/ssh/ssh_host_ed25519_key 800 900\n", code: 0, reason: /baked into the image/ },
     { c: "hostname", out: "factory-test-abc123\n", code: 0, reason: null },
     { c: "hostname", out: "localhost\n", code: 0, reason: /hostname is "localhost"/ },
-    { c: "no password", out: "passwordauthentication no\nkbdinteractiveauthentication no\nroot L 2026-11-22 0 99999 7 -1\n", code: 0, reason: null },
+    {
+      c: "no password",
+      out: "passwordauthentication no\nkbdinteractiveauthentication no\nroot L 2026-11-22 0 99999 7 -1\n",
+      code: 0,
+      reason: null,
+    },
     { c: "no password", out: "passwordauthentication yes\nroot L\n", code: 0, reason: /sshd allows passwords/ },
-    { c: "no password", out: "passwordauthentication no\nroot P 2026-11-22\n", code: 0, reason: /root password status is P/ },
+    {
+      c: "no password",
+      out: "passwordauthentication no\nroot P 2026-11-22\n",
+      code: 0,
+      reason: /root password status is P/,
+    },
     { c: "time", out: "active\ninactive\n", code: 3, reason: null },
     { c: "time", out: "inactive\ninactive\n", code: 3, reason: /no time sync service active/ },
     { c: "release file", out: "IMAGE_ID=debian-12\nIMAGE_LABEL=debian_bookworm\n", code: 0, reason: null },
@@ -58,7 +88,11 @@ describe("metadata server", () => {
       expect(missing.status).toBe(404);
       expect(await missing.json()).toMatchObject({ type: "not_found" });
       const waiting = md.waitFor("ssh-host-fingerprints", 5000);
-      const patch = await fetch(`${md.url}/user_data/ssh-host-fingerprints`, { method: "PATCH", headers: { "content-type": "text/plain" }, body: "256 SHA256:x" });
+      const patch = await fetch(`${md.url}/user_data/ssh-host-fingerprints`, {
+        method: "PATCH",
+        headers: { "content-type": "text/plain" },
+        body: "256 SHA256:x",
+      });
       expect(patch.status).toBe(204);
       expect(await waiting).toBe("256 SHA256:x");
       expect(await (await fetch(`${md.url}/user_data`)).json()).toEqual({ user_data: ["ssh-host-fingerprints"] });

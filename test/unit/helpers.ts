@@ -33,6 +33,10 @@ export function editedCatalog(id: string, change: (r: OsRelease) => void): Catal
  * host key and private key that are placeholders (the key's bytes spell "placeholder, not a host key").
  */
 export const ARM64_BUILD_HOST = {
-  buildHosts: ["x86_64 local", "arm64 builder@192.0.2.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBsYWNlaG9sZGVyLCBub3QgYSBob3N0IGtleS4uLi4u"],
-  buildHostPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder for programs under mocks, not a key\n-----END OPENSSH PRIVATE KEY-----\n",
+  buildHosts: [
+    "x86_64 local",
+    "arm64 builder@192.0.2.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBsYWNlaG9sZGVyLCBub3QgYSBob3N0IGtleS4uLi4u",
+  ],
+  buildHostPrivateKey:
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder for programs under mocks, not a key\n-----END OPENSSH PRIVATE KEY-----\n",
 };

@@ -22,7 +22,11 @@ function sources(dir: string): string[] {
 /** A module's relative imports resolved to files of the project. */
 function importsOf(file: string, known: Set<string>): string[] {
   const text = readFileSync(file, "utf8");
-  const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+["'](\.[^"']+)["']|import\(\s*["'](\.[^"']+)["']\s*\)/g)].map((m) => m[1] ?? m[2]!);
+  const specs = [
+    ...text.matchAll(
+      /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+["'](\.[^"']+)["']|import\(\s*["'](\.[^"']+)["']\s*\)/g,
+    ),
+  ].map((m) => m[1] ?? m[2]!);
   return specs.flatMap((spec) => {
     const base = resolve(dirname(file), spec.replace(/\.js$/, ""));
     const hit = [`${base}.ts`, join(base, "index.ts")].find((c) => known.has(c));
@@ -41,7 +45,8 @@ function cycles(files: string[]): string[][] {
     state.set(f, "open");
     stack.push(f);
     for (const next of graph.get(f)!) {
-      if (state.get(next) === "open") found.push([...stack.slice(stack.indexOf(next)), next].map((p) => relative(ROOT, p)));
+      if (state.get(next) === "open")
+        found.push([...stack.slice(stack.indexOf(next)), next].map((p) => relative(ROOT, p)));
       else if (!state.has(next)) visit(next);
     }
     stack.pop();

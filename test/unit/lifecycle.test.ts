@@ -38,8 +38,14 @@ describe("lifecycle", () => {
 
   it("keeps a rolling release supported and lets an InstantApp live as long as its base", () => {
     expect(entry("2040-01-01", "archlinux-rolling")).toMatchObject({ state: "supported", eol: null, daysLeft: null });
-    expect(entry("2029-07-01", "app-wordpress")).toMatchObject({ state: "notice", eol: "2029-05-31", deprecates: "2029-08-29" });
-    const earlyBase = lifecycle(withEol("ubuntu-24.04", "2027-01-31"), "2027-05-01", 90, 60).find((e) => e.id === "app-openvpn")!;
+    expect(entry("2029-07-01", "app-wordpress")).toMatchObject({
+      state: "notice",
+      eol: "2029-05-31",
+      deprecates: "2029-08-29",
+    });
+    const earlyBase = lifecycle(withEol("ubuntu-24.04", "2027-01-31"), "2027-05-01", 90, 60).find(
+      (e) => e.id === "app-openvpn",
+    )!;
     expect(earlyBase).toMatchObject({ eol: "2027-01-31", state: "deprecated" });
   });
 
@@ -58,7 +64,8 @@ describe("deprecation in stacks", () => {
   });
 
   it("drops a release from ['*'] stacks with the first release epoch after its deprecation", () => {
-    const ids = (epoch: string) => planStack(catalog, settingsFor({ images: ["*"], releaseEpoch: epoch })).map((p) => p.release.id);
+    const ids = (epoch: string) =>
+      planStack(catalog, settingsFor({ images: ["*"], releaseEpoch: epoch })).map((p) => p.release.id);
     expect(ids("2027Q3")).toContain("ubuntu-22.04");
     expect(ids("2027Q4")).not.toContain("ubuntu-22.04");
     const jammy = catalog.byId.get("ubuntu-22.04")!;

@@ -27,7 +27,11 @@ async function fromPrivilegedPort(port: number, path: string) {
     try {
       return await get(port, path, local);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" && (err as NodeJS.ErrnoException).code !== "EADDRNOTAVAIL") throw err;
+      if (
+        (err as NodeJS.ErrnoException).code !== "EADDRINUSE" &&
+        (err as NodeJS.ErrnoException).code !== "EADDRNOTAVAIL"
+      )
+        throw err;
     }
   }
   throw new Error("no free privileged port between 600 and 699");
@@ -41,7 +45,10 @@ describe("metadata server source port rule", () => {
   ];
 
   it.each(table)("answers $path from an unprivileged port with $unprivileged", async ({ path, unprivileged }) => {
-    const md = await startMetadataServer({ id: "i-1" }, { privilegedUserData: true, userData: new Map([["cloud-init", "#cloud-config\n"]]) });
+    const md = await startMetadataServer(
+      { id: "i-1" },
+      { privilegedUserData: true, userData: new Map([["cloud-init", "#cloud-config\n"]]) },
+    );
     try {
       const r = await get(md.port, path, 0);
       expect(r.status).toBe(unprivileged);
@@ -52,9 +59,15 @@ describe("metadata server source port rule", () => {
   });
 
   it.skipIf(!isRoot)("serves and accepts user data from a privileged port", async () => {
-    const md = await startMetadataServer({ id: "i-1" }, { privilegedUserData: true, userData: new Map([["cloud-init", "#cloud-config\n"]]) });
+    const md = await startMetadataServer(
+      { id: "i-1" },
+      { privilegedUserData: true, userData: new Map([["cloud-init", "#cloud-config\n"]]) },
+    );
     try {
-      expect(await fromPrivilegedPort(md.port, "/user_data/cloud-init")).toEqual({ status: 200, body: "#cloud-config\n" });
+      expect(await fromPrivilegedPort(md.port, "/user_data/cloud-init")).toEqual({
+        status: 200,
+        body: "#cloud-config\n",
+      });
       expect(JSON.parse((await fromPrivilegedPort(md.port, "/user_data")).body)).toEqual({ user_data: ["cloud-init"] });
     } finally {
       await md.close();

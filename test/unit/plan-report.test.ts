@@ -6,7 +6,14 @@ import { settingsFor } from "./helpers";
 
 function rows(stack: string, over: Record<string, unknown>, catalog: Catalog = loadCatalog()): PlanRow[] {
   return planStack(catalog, settingsFor(over, stack)).map((p) => ({
-    stack, name: p.name, zone: p.zone, release: p.release.id, arch: p.arch, contentHash: p.contentHash, artifactKey: p.artifactKey, hashInputs: p.hashInputs,
+    stack,
+    name: p.name,
+    zone: p.zone,
+    release: p.release.id,
+    arch: p.arch,
+    contentHash: p.contentHash,
+    artifactKey: p.artifactKey,
+    hashInputs: p.hashInputs,
   }));
 }
 
@@ -27,7 +34,11 @@ describe("plan --against", () => {
       change: "a new Ubuntu build",
       after: () => rows("prod-fr-par-2", { images }, withSerial("ubuntu-24.04", "20261201")),
       expected: [
-        ["app-wordpress-x86_64", "rebuild", "base ubuntu-24.04 rebuilt; new upstream build of ubuntu-24.04: 20261105 → 20261201"],
+        [
+          "app-wordpress-x86_64",
+          "rebuild",
+          "base ubuntu-24.04 rebuilt; new upstream build of ubuntu-24.04: 20261105 → 20261201",
+        ],
         ["ubuntu-24.04-x86_64", "rebuild", "new upstream build: 20261105 → 20261201"],
       ],
     },
@@ -36,7 +47,11 @@ describe("plan --against", () => {
       after: () => rows("prod-fr-par-2", { images, releaseEpoch: "2027Q1" }),
       // The app's base is rebuilt too, which the app's reasons name first.
       expected: images
-        .map((id) => [`${id}-x86_64`, "rebuild", `${id.startsWith("app-") ? "base ubuntu-24.04 rebuilt; " : ""}quarterly release: 2026Q4 → 2027Q1`])
+        .map((id) => [
+          `${id}-x86_64`,
+          "rebuild",
+          `${id.startsWith("app-") ? "base ubuntu-24.04 rebuilt; " : ""}quarterly release: 2026Q4 → 2027Q1`,
+        ])
         .sort(),
     },
     {
@@ -53,13 +68,21 @@ describe("plan --against", () => {
   });
 
   it("names a new zone's images as such", () => {
-    const changes = diffPlans(rows("prod-fr-par-2", { images }), [...rows("prod-fr-par-2", { images }), ...rows("prod-pl-waw-3", { images: ["debian-12"], zone: "pl-waw-3" })]);
-    expect(changes.filter((c) => c.change !== "unchanged")).toEqual([{ stack: "prod-pl-waw-3", image: "debian-12-x86_64", change: "new", reasons: ["new zone"] }]);
+    const changes = diffPlans(rows("prod-fr-par-2", { images }), [
+      ...rows("prod-fr-par-2", { images }),
+      ...rows("prod-pl-waw-3", { images: ["debian-12"], zone: "pl-waw-3" }),
+    ]);
+    expect(changes.filter((c) => c.change !== "unchanged")).toEqual([
+      { stack: "prod-pl-waw-3", image: "debian-12-x86_64", change: "new", reasons: ["new zone"] },
+    ]);
   });
 
   it("writes a pull request report with the reasons, and lists quiet stacks in one line", () => {
     const before = [...rows("prod-fr-par-2", { images }), ...rows("prod-nl-ams-1", { images, zone: "nl-ams-1" })];
-    const after = [...rows("prod-fr-par-2", { images }, withSerial("debian-12", "20261201-0000")), ...rows("prod-nl-ams-1", { images, zone: "nl-ams-1" })];
+    const after = [
+      ...rows("prod-fr-par-2", { images }, withSerial("debian-12", "20261201-0000")),
+      ...rows("prod-nl-ams-1", { images, zone: "nl-ams-1" }),
+    ];
     expect(markdownReport(diffPlans(before, after))).toBe(
       [
         "## Image factory plan",

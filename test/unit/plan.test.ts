@@ -29,7 +29,10 @@ describe("securityEpoch", () => {
 
 describe("planStack", () => {
   it("plans each selected release for each architecture it and the stack share", () => {
-    const plans = planStack(loadCatalog(), settingsFor({ images: ["ubuntu-24.04", "archlinux-rolling"], architectures: ["x86_64", "arm64"] }));
+    const plans = planStack(
+      loadCatalog(),
+      settingsFor({ images: ["ubuntu-24.04", "archlinux-rolling"], architectures: ["x86_64", "arm64"] }),
+    );
     expect(plans.map((p) => p.name)).toEqual(["ubuntu-24.04-x86_64", "ubuntu-24.04-arm64", "archlinux-rolling-x86_64"]);
     for (const p of plans) {
       expect(p.zone).toBe("fr-par-2");
@@ -106,7 +109,12 @@ describe("rebuildReasons", () => {
       next: edit((i) => (i.upstream.serial = "20261201-0000")),
       reasons: ["new upstream build: 20261102-2314 → 20261201-0000"],
     },
-    { why: "recipe", prev: inputs, next: edit((i) => i.recipe.push({ op: "upgrade-cloud-init" })), reasons: ["recipe changed"] },
+    {
+      why: "recipe",
+      prev: inputs,
+      next: edit((i) => i.recipe.push({ op: "upgrade-cloud-init" })),
+      reasons: ["recipe changed"],
+    },
     {
       why: "epoch and security",
       prev: inputs,
@@ -127,14 +135,24 @@ describe("rebuildReasons", () => {
 
 describe("throughMirror", () => {
   it.each([
-    { url: "https://cloud.debian.org/images/cloud/x.qcow2", mirror: undefined, out: "https://cloud.debian.org/images/cloud/x.qcow2" },
-    { url: "https://cloud.debian.org/images/cloud/x.qcow2", mirror: "http://127.0.0.1:9/up", out: "http://127.0.0.1:9/up/cloud.debian.org/images/cloud/x.qcow2" },
+    {
+      url: "https://cloud.debian.org/images/cloud/x.qcow2",
+      mirror: undefined,
+      out: "https://cloud.debian.org/images/cloud/x.qcow2",
+    },
+    {
+      url: "https://cloud.debian.org/images/cloud/x.qcow2",
+      mirror: "http://127.0.0.1:9/up",
+      out: "http://127.0.0.1:9/up/cloud.debian.org/images/cloud/x.qcow2",
+    },
     { url: "https://a.example/b?c=d", mirror: "http://m/", out: "http://m/a.example/b?c=d" },
   ])("$url via $mirror", ({ url, mirror, out }) => expect(throughMirror(url, mirror)).toBe(out));
 });
 
 describe("canonicalJson", () => {
   it("sorts keys at every depth", () => {
-    expect(canonicalJson({ b: 1, a: { d: [{ z: 1, y: 2 }], c: null } })).toBe('{"a":{"c":null,"d":[{"y":2,"z":1}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [{ z: 1, y: 2 }], c: null } })).toBe(
+      '{"a":{"c":null,"d":[{"y":2,"z":1}]},"b":1}',
+    );
   });
 });

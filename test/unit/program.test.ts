@@ -11,7 +11,14 @@ import { formatCurrentBuilds } from "../../builder/retention";
 import { ARM64_BUILD_HOST, settingsFor } from "./helpers";
 import { localReleaseSpec } from "../../builder/local/local-job";
 import { testEnvironment, withBuildDate } from "../../builder/release-spec";
-import { PublishContract, readEnvironment, RetentionContract, secretVariables, TestInstanceContract, type Contract } from "../../builder/contract";
+import {
+  PublishContract,
+  readEnvironment,
+  RetentionContract,
+  secretVariables,
+  TestInstanceContract,
+  type Contract,
+} from "../../builder/contract";
 import { IMAGE, SERVER, SNAPSHOT, violations } from "../../policy/rules";
 
 interface Registered {
@@ -26,7 +33,10 @@ interface Registered {
 
 let registered: Registered[] = [];
 const BUILD_DATE = "2026-11-20";
-const opts = new Map<string, { parent?: string; dependsOn: string[]; retainOnDelete?: boolean; customTimeouts?: pulumi.CustomTimeouts }>();
+const opts = new Map<
+  string,
+  { parent?: string; dependsOn: string[]; retainOnDelete?: boolean; customTimeouts?: pulumi.CustomTimeouts }
+>();
 /** Each Command's environment as the program passed it (values still Outputs), by resource name. */
 const rawEnvironment = new Map<string, Record<string, unknown>>();
 
@@ -38,7 +48,10 @@ beforeAll(() => {
         registered.push({ type: args.type, name: args.name, inputs: args.inputs, ...o });
         // A Command's stdout is what the CLI prints: publish reports the artifact's build date.
         const stdout = args.name.endsWith("-artifact") ? JSON.stringify({ imageBuildDate: BUILD_DATE }) : undefined;
-        return { id: `${args.inputs.zone ?? "fr-par-2"}/${args.name}-id`, state: { ...args.inputs, ...(stdout ? { stdout } : {}) } };
+        return {
+          id: `${args.inputs.zone ?? "fr-par-2"}/${args.name}-id`,
+          state: { ...args.inputs, ...(stdout ? { stdout } : {}) },
+        };
       },
       call: (args) => {
         throw new Error(`unmocked provider call ${args.token}`);
@@ -67,9 +80,16 @@ beforeEach(() => {
   registered = [];
 });
 
-const credentials = { accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: pulumi.secret("00000000-0000-0000-0000-000000000000") };
+const credentials = {
+  accessKey: "SCWXXXXXXXXXXXXXXXXX",
+  secretKey: pulumi.secret("00000000-0000-0000-0000-000000000000"),
+};
 
-async function declare(overrides: Record<string, unknown> = {}, catalog: Catalog = loadCatalog(), passed = new Set<string>()) {
+async function declare(
+  overrides: Record<string, unknown> = {},
+  catalog: Catalog = loadCatalog(),
+  passed = new Set<string>(),
+) {
   const settings = settingsFor(overrides);
   const plans = planStack(catalog, settings);
   const images = zonalImages(plans, settings, credentials, { transformations: [recordOptions] }, passed);
@@ -93,7 +113,10 @@ const named = (name: string) => {
 describe("a zone stack", () => {
   it("declares exactly one ZonalImage per selected image, each with its five children", async () => {
     const { plans } = await declare();
-    expect(byType("image-factory:index:ZonalImage").map((r) => r.name)).toEqual(["ubuntu-24.04-x86_64", "debian-12-x86_64"]);
+    expect(byType("image-factory:index:ZonalImage").map((r) => r.name)).toEqual([
+      "ubuntu-24.04-x86_64",
+      "debian-12-x86_64",
+    ]);
     for (const p of plans) {
       const children = registered.filter((r) => r.parent === p.name).map((r) => `${r.type} ${r.name}`);
       expect(children.sort()).toEqual(
@@ -111,7 +134,8 @@ describe("a zone stack", () => {
 
   it("puts every Scaleway resource in the stack's zone and the artifact in its region", async () => {
     await declare({ zone: "nl-ams-3", bucket: "scw-image-factory-nl-ams" });
-    for (const r of registered.filter((r) => r.type.startsWith("scaleway:"))) expect(r.inputs.zone, r.name).toBe("nl-ams-3");
+    for (const r of registered.filter((r) => r.type.startsWith("scaleway:")))
+      expect(r.inputs.zone, r.name).toBe("nl-ams-3");
     const env = reveal(named("debian-12-x86_64-artifact").inputs.environment);
     expect(env.FACTORY_S3_REGION).toBe("nl-ams");
     expect(env.FACTORY_S3_ENDPOINT).toBe("https://s3.nl-ams.scw.cloud");
@@ -170,7 +194,9 @@ describe("a zone stack", () => {
     expect(tags[4]).toBe("factory:status=candidate");
     expect(tags).toContain("scs:os_distro=ubuntu");
     expect(tags).toContain("scs:architecture=x86_64");
-    expect(tags).toContain("scs:image_source=https://cloud-images.ubuntu.com/releases/noble/release-20261105/ubuntu-24.04-server-cloudimg-amd64.img");
+    expect(tags).toContain(
+      "scs:image_source=https://cloud-images.ubuntu.com/releases/noble/release-20261105/ubuntu-24.04-server-cloudimg-amd64.img",
+    );
     // The build date comes from the artifact Command's output, after the stack's tags.
     expect(tags.slice(-2)).toEqual(["factory:environment=test", `scs:image_build_date=${BUILD_DATE}`]);
     expect(named(`${p.name}-snapshot`).inputs.tags).toEqual(tags);
@@ -188,7 +214,13 @@ describe("a zone stack", () => {
   it("makes the secrets secret itself, even when the stack hands them over in clear", async () => {
     const settings = settingsFor({ images: ["debian-12"] });
     const plain = { accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: "00000000-0000-0000-0000-00000000c1ea" };
-    const images = zonalImages(planStack(loadCatalog(), settings), settings, plain, { transformations: [recordOptions] }, new Set());
+    const images = zonalImages(
+      planStack(loadCatalog(), settings),
+      settings,
+      plain,
+      { transformations: [recordOptions] },
+      new Set(),
+    );
     await new Promise<void>((done) => pulumi.all(images.map((i) => i.releasedImageId)).apply(() => done()));
     for (const name of ["debian-12-x86_64-artifact", "debian-12-x86_64-tests"]) {
       const env = named(name).inputs.environment;
@@ -206,7 +238,11 @@ describe("a zone stack", () => {
 
   it("changes the triggers of exactly the images whose upstream pin or recipe changed", async () => {
     const triggers = () =>
-      Object.fromEntries(byType("command:local:Command").filter((r) => r.name.endsWith("-artifact")).map((r) => [r.name, r.inputs.triggers[0]]));
+      Object.fromEntries(
+        byType("command:local:Command")
+          .filter((r) => r.name.endsWith("-artifact"))
+          .map((r) => [r.name, r.inputs.triggers[0]]),
+      );
     const all = { images: ["*"] };
     await declare(all);
     const before = triggers();
@@ -241,23 +277,32 @@ describe("a zone stack", () => {
     for (const r of registered.filter((x) => x.type !== "image-factory:index:ZonalImage"))
       expect(r.retainOnDelete === true, r.name).toBe(r.name.endsWith("-snapshot") || r.name.endsWith("-image"));
 
-    const cmd = retention(plans, settingsFor({ images: ["debian-12"] }), credentials, images, { transformations: [recordOptions] })!;
+    const cmd = retention(plans, settingsFor({ images: ["debian-12"] }), credentials, images, {
+      transformations: [recordOptions],
+    })!;
     await new Promise<void>((done) => cmd.stdout.apply(() => done()));
     const r = named("retention");
     expect(r.dependsOn).toEqual(["debian-12-x86_64"]);
     // A component named from the stack's zone; the Command keeps its shipped name.
-    expect(registered.filter((x) => x.type === "image-factory:index:Retention").map((x) => x.name)).toEqual(["retention-fr-par-2"]);
+    expect(registered.filter((x) => x.type === "image-factory:index:Retention").map((x) => x.name)).toEqual([
+      "retention-fr-par-2",
+    ]);
     expect(r.parent).toBe("retention-fr-par-2");
     expect(r.inputs.create).toBe(`${factoryCli()} retention --apply`);
     expect(r.inputs.triggers).toEqual([formatCurrentBuilds(plans)]);
     expect(isSecret(r.inputs.environment)).toBe(true);
-    expect(reveal(r.inputs.environment)).toMatchObject({ FACTORY_ZONE: "fr-par-2", FACTORY_CURRENT: `debian-12/x86_64=${plans[0]!.contentHash}` });
+    expect(reveal(r.inputs.environment)).toMatchObject({
+      FACTORY_ZONE: "fr-par-2",
+      FACTORY_CURRENT: `debian-12/x86_64=${plans[0]!.contentHash}`,
+    });
   });
 
   it("deletes what a rebuild replaces, and declares no retention, when previous versions are not kept", async () => {
     const { plans, images } = await declare({ images: ["debian-12"], keepPreviousVersions: false });
     expect(registered.filter((r) => r.retainOnDelete).map((r) => r.name)).toEqual([]);
-    expect(retention(plans, settingsFor({ images: ["debian-12"], keepPreviousVersions: false }), credentials, images)).toBeUndefined();
+    expect(
+      retention(plans, settingsFor({ images: ["debian-12"], keepPreviousVersions: false }), credentials, images),
+    ).toBeUndefined();
   });
 
   it("builds arm64 on the arm64 test type", async () => {
@@ -270,14 +315,22 @@ describe("a zone stack", () => {
 /** The variables of a declared environment whose value is a secret Output. */
 async function secretNames(env: Record<string, unknown>): Promise<string[]> {
   const names: string[] = [];
-  for (const [k, v] of Object.entries(env)) if (pulumi.Output.isInstance(v) && (await pulumi.isSecret(v))) names.push(k);
+  for (const [k, v] of Object.entries(env))
+    if (pulumi.Output.isInstance(v) && (await pulumi.isSecret(v))) names.push(k);
   return names.sort();
 }
-const declaredSecrets = (c: Contract, env: Record<string, unknown>) => secretVariables(c).filter((n) => n in env).sort();
+const declaredSecrets = (c: Contract, env: Record<string, unknown>) =>
+  secretVariables(c)
+    .filter((n) => n in env)
+    .sort();
 
 describe("the Commands' environment, as the CLI reads it", () => {
   it("gives publish and test-instance the plan's values, secrets exactly where the contract says", async () => {
-    const { plans } = await declare({ images: ["app-wordpress"], appBases: ["app-wordpress=debian-12"], mirror: "https://mirror.example.org" });
+    const { plans } = await declare({
+      images: ["app-wordpress"],
+      appBases: ["app-wordpress=debian-12"],
+      mirror: "https://mirror.example.org",
+    });
     const p = plans[0]!;
     const artifact = readEnvironment(PublishContract, reveal(named(`${p.name}-artifact`).inputs.environment));
     expect(artifact).toEqual({
@@ -308,7 +361,10 @@ describe("the Commands' environment, as the CLI reads it", () => {
       secretKey: "00000000-0000-0000-0000-000000000000",
       timeout: "2h",
     });
-    for (const [name, contract] of [[`${p.name}-artifact`, PublishContract], [`${p.name}-tests`, TestInstanceContract]] as const) {
+    for (const [name, contract] of [
+      [`${p.name}-artifact`, PublishContract],
+      [`${p.name}-tests`, TestInstanceContract],
+    ] as const) {
       const env = rawEnvironment.get(name)!;
       expect(await secretNames(env), name).toEqual(declaredSecrets(contract, env));
       expect(await secretNames(env), name).not.toEqual([]);
@@ -317,12 +373,19 @@ describe("the Commands' environment, as the CLI reads it", () => {
 
   it("gives retention the zone and the current builds", async () => {
     const settings = settingsFor({ images: ["debian-12"], projectId: "11111111-2222-4333-8444-555555555555" });
-    const { plans, images } = await declare({ images: ["debian-12"], projectId: "11111111-2222-4333-8444-555555555555" });
+    const { plans, images } = await declare({
+      images: ["debian-12"],
+      projectId: "11111111-2222-4333-8444-555555555555",
+    });
     const cmd = retention(plans, settings, credentials, images, { transformations: [recordOptions] })!;
     await new Promise<void>((done) => cmd.stdout.apply(() => done()));
     expect(readEnvironment(RetentionContract, reveal(named("retention").inputs.environment))).toEqual({
-      zone: "fr-par-2", current: formatCurrentBuilds(plans), accessKey: "SCWXXXXXXXXXXXXXXXXX", secretKey: "00000000-0000-0000-0000-000000000000",
-      projectId: "11111111-2222-4333-8444-555555555555", timeout: "30m",
+      zone: "fr-par-2",
+      current: formatCurrentBuilds(plans),
+      accessKey: "SCWXXXXXXXXXXXXXXXXX",
+      secretKey: "00000000-0000-0000-0000-000000000000",
+      projectId: "11111111-2222-4333-8444-555555555555",
+      timeout: "30m",
     });
     const env = rawEnvironment.get("retention")!;
     expect(await secretNames(env)).toEqual(declaredSecrets(RetentionContract, env));
@@ -385,10 +448,21 @@ describe("test Instances that do not outlive their release", () => {
 
 describe("timeouts", () => {
   it.each([
-    { what: "the defaults", config: {}, want: { snapshot: "60m", image: "20m", server: "20m", serverDelete: "30m", publish: "2h", tests: "2h" } },
+    {
+      what: "the defaults",
+      config: {},
+      want: { snapshot: "60m", image: "20m", server: "20m", serverDelete: "30m", publish: "2h", tests: "2h" },
+    },
     {
       what: "the stack's",
-      config: { snapshotImportTimeout: "3h", imageTimeout: "45m", testServerTimeout: "25m", testServerDeleteTimeout: "1h", publishTimeout: "4h", testsTimeout: "90m" },
+      config: {
+        snapshotImportTimeout: "3h",
+        imageTimeout: "45m",
+        testServerTimeout: "25m",
+        testServerDeleteTimeout: "1h",
+        publishTimeout: "4h",
+        testsTimeout: "90m",
+      },
       want: { snapshot: "3h", image: "45m", server: "25m", serverDelete: "1h", publish: "4h", tests: "90m" },
     },
   ])("bound every step that waits, with $what", async ({ config, want }) => {
@@ -396,14 +470,20 @@ describe("timeouts", () => {
     const n = "debian-12-x86_64";
     expect(named(`${n}-snapshot`).customTimeouts).toEqual({ create: want.snapshot, update: want.snapshot });
     expect(named(`${n}-image`).customTimeouts).toEqual({ create: want.image, update: want.image, delete: want.image });
-    expect(named(`${n}-test-server`).customTimeouts).toEqual({ create: want.server, update: want.server, delete: want.serverDelete });
+    expect(named(`${n}-test-server`).customTimeouts).toEqual({
+      create: want.server,
+      update: want.server,
+      delete: want.serverDelete,
+    });
     // Commands have no timeout of their own: the CLI ends itself after FACTORY_TIMEOUT.
     expect(reveal(named(`${n}-artifact`).inputs.environment).FACTORY_TIMEOUT).toBe(want.publish);
     expect(reveal(named(`${n}-tests`).inputs.environment).FACTORY_TIMEOUT).toBe(want.tests);
   });
 
   it("refuses a timeout that is not a duration, naming the key", () => {
-    expect(() => settingsFor({ snapshotImportTimeout: "soon" })).toThrow("image-factory:snapshotImportTimeout: expected a duration such as 90m, 2h or 45s");
+    expect(() => settingsFor({ snapshotImportTimeout: "soon" })).toThrow(
+      "image-factory:snapshotImportTimeout: expected a duration such as 90m, 2h or 45s",
+    );
   });
 });
 
@@ -416,18 +496,40 @@ describe("the release spec", () => {
       // The local job's emulated release takes its spec from this very function.
       const spec = localReleaseSpec(p, settings);
       const tags = withBuildDate(spec.tags, BUILD_DATE, spec.image.name);
-      expect(named(`${p.name}-snapshot`).inputs).toEqual({ name: spec.snapshot.name, zone: spec.zone, import: spec.snapshot.import, tags });
+      expect(named(`${p.name}-snapshot`).inputs).toEqual({
+        name: spec.snapshot.name,
+        zone: spec.zone,
+        import: spec.snapshot.import,
+        tags,
+      });
       expect(named(`${p.name}-image`).inputs).toEqual({
-        name: spec.image.name, zone: spec.zone, architecture: spec.image.architecture, rootVolumeId: `${spec.zone}/${p.name}-snapshot-id`, tags,
+        name: spec.image.name,
+        zone: spec.zone,
+        architecture: spec.image.architecture,
+        rootVolumeId: `${spec.zone}/${p.name}-snapshot-id`,
+        tags,
       });
       const { image, ...server } = named(`${p.name}-test-server`).inputs;
       expect(image).toBe(`${spec.zone}/${p.name}-image-id`);
       expect(server).toEqual({
-        name: spec.server.name, type: spec.server.commercialType, zone: spec.zone, rootVolume: spec.server.rootVolume,
-        enableDynamicIp: spec.server.enableDynamicIp, bootType: spec.server.bootType, state: spec.server.state, tags: [...tags, spec.server.roleTag],
+        name: spec.server.name,
+        type: spec.server.commercialType,
+        zone: spec.zone,
+        rootVolume: spec.server.rootVolume,
+        enableDynamicIp: spec.server.enableDynamicIp,
+        bootType: spec.server.bootType,
+        state: spec.server.state,
+        tags: [...tags, spec.server.roleTag],
       });
       const env = reveal(named(`${p.name}-tests`).inputs.environment);
-      expect(env).toEqual(testEnvironment(spec, { serverId: `${spec.zone}/${p.name}-test-server-id`, accessKey: credentials.accessKey, secretKey: "00000000-0000-0000-0000-000000000000", timeout: "2h" }));
+      expect(env).toEqual(
+        testEnvironment(spec, {
+          serverId: `${spec.zone}/${p.name}-test-server-id`,
+          accessKey: credentials.accessKey,
+          secretKey: "00000000-0000-0000-0000-000000000000",
+          timeout: "2h",
+        }),
+      );
     }
   });
 });
@@ -450,9 +552,12 @@ describe("the policy pack", () => {
     {
       what: "an image with a made-up replace_frequency and no content hash",
       type: IMAGE,
-      change: (p: Record<string, any>) => (p.tags = p.tags.filter((t: string) => !t.startsWith("factory:content-hash=")).map((t: string) => (t.startsWith("scs:replace_frequency=") ? "scs:replace_frequency=sometimes" : t))),
+      change: (p: Record<string, any>) =>
+        (p.tags = p.tags
+          .filter((t: string) => !t.startsWith("factory:content-hash="))
+          .map((t: string) => (t.startsWith("scs:replace_frequency=") ? "scs:replace_frequency=sometimes" : t))),
       expected: [
-        "scs-metadata-tags: replace_frequency \"sometimes\" is not one of yearly, quarterly, monthly, weekly, daily, critical_bug, never",
+        'scs-metadata-tags: replace_frequency "sometimes" is not one of yearly, quarterly, monthly, weekly, daily, critical_bug, never',
         "factory-provenance-tags: no factory:content-hash=<sha256> tag",
       ],
     },
@@ -460,13 +565,17 @@ describe("the policy pack", () => {
       what: "a test Instance named with an underscore",
       type: SERVER,
       change: (p: Record<string, any>) => (p.name = "test-debian-12-x86_64-2d45c97a"),
-      expected: ['test-server-hostname: name "test-debian-12-x86_64-2d45c97a" is not a valid hostname (lowercase letters, digits, inner hyphens, at most 63)'],
+      expected: [
+        'test-server-hostname: name "test-debian-12-x86_64-2d45c97a" is not a valid hostname (lowercase letters, digits, inner hyphens, at most 63)',
+      ],
     },
     {
       what: "a snapshot importing a raw image",
       type: SNAPSHOT,
       change: (p: Record<string, any>) => (p.import = { ...p.import, key: "uploads/debian.raw" }),
-      expected: ['content-addressed-qcow2-import: import key "uploads/debian.raw" is not images/<id>/<arch>/<sha256>.qcow2'],
+      expected: [
+        'content-addressed-qcow2-import: import key "uploads/debian.raw" is not images/<id>/<arch>/<sha256>.qcow2',
+      ],
     },
     ...[
       ["a key that is not content-addressed", "images/debian-12/x86_64/latest.qcow2"],
@@ -483,7 +592,8 @@ describe("the policy pack", () => {
     {
       what: "an image whose hash_algo is md5",
       type: IMAGE,
-      change: (p: Record<string, any>) => (p.tags = p.tags.map((t: string) => (t.startsWith("scs:hash_algo=") ? "scs:hash_algo=md5" : t))),
+      change: (p: Record<string, any>) =>
+        (p.tags = p.tags.map((t: string) => (t.startsWith("scs:hash_algo=") ? "scs:hash_algo=md5" : t))),
       expected: ['scs-metadata-tags: hash_algo "md5" is not sha256 or sha512'],
     },
   ])("blocks $what", async ({ type, change, expected }) => {

@@ -1,18 +1,38 @@
 import { describe, expect, it } from "vitest";
 import {
-  formatCurrentBuilds, hiddenTags, HIDDEN_TAG, parseCurrentBuilds, planRetention, retiredName, statusTag, withStatus, type LiveImage,
+  formatCurrentBuilds,
+  hiddenTags,
+  HIDDEN_TAG,
+  parseCurrentBuilds,
+  planRetention,
+  retiredName,
+  statusTag,
+  withStatus,
+  type LiveImage,
 } from "../../builder/retention";
 
 const hash = (c: string) => c.repeat(64);
 const NAME = "Debian 12 Bookworm (x86_64)";
 
 /** A factory image of debian-12 built on `built` with content hash `h`. */
-function image(id: string, h: string, built: string, extra: Partial<LiveImage> & { validity?: string | null } = {}): LiveImage {
+function image(
+  id: string,
+  h: string,
+  built: string,
+  extra: Partial<LiveImage> & { validity?: string | null } = {},
+): LiveImage {
   const { validity = "last-2", ...rest } = extra;
   return {
-    id, name: NAME, arch: "x86_64", created: `${built}T10:00:00Z`, snapshotIds: [`snap-${id}`], usedBy: [],
+    id,
+    name: NAME,
+    arch: "x86_64",
+    created: `${built}T10:00:00Z`,
+    snapshotIds: [`snap-${id}`],
+    usedBy: [],
     tags: [
-      "factory:release=debian-12", `factory:content-hash=${hash(h)}`, `scs:image_build_date=${built}`,
+      "factory:release=debian-12",
+      `factory:content-hash=${hash(h)}`,
+      `scs:image_build_date=${built}`,
       ...(validity === null ? [] : [`scs:uuid_validity=${validity}`]),
     ],
     ...rest,
@@ -21,44 +41,68 @@ function image(id: string, h: string, built: string, extra: Partial<LiveImage> &
 const candidate = (i: LiveImage): LiveImage => ({ ...i, tags: [...i.tags, statusTag("candidate")] });
 const released = (i: LiveImage): LiveImage => ({ ...i, tags: [...i.tags, statusTag("released")] });
 const current = (h: string) => new Map([["debian-12/x86_64", hash(h)]]);
-const actions = (steps: ReturnType<typeof planRetention>) => Object.fromEntries(steps.map((s) => [s.image.id, s.action]));
+const actions = (steps: ReturnType<typeof planRetention>) =>
+  Object.fromEntries(steps.map((s) => [s.image.id, s.action]));
 
 describe("planRetention", () => {
   it.each([
     {
       why: "last-2 keeps the two newest previous versions and deletes the third",
-      images: [image("d", "d", "2026-11-20"), image("c", "c", "2026-08-20"), image("b", "b", "2026-05-20"), image("a", "a", "2026-02-20")],
+      images: [
+        image("d", "d", "2026-11-20"),
+        image("c", "c", "2026-08-20"),
+        image("b", "b", "2026-05-20"),
+        image("a", "a", "2026-02-20"),
+      ],
       expected: { d: "current", c: "mark", b: "mark", a: "delete" },
     },
     {
       why: "none deletes every previous version",
-      images: [image("b", "b", "2026-11-20", { validity: "none" }), image("a", "a", "2026-08-20", { validity: "none" })],
+      images: [
+        image("b", "b", "2026-11-20", { validity: "none" }),
+        image("a", "a", "2026-08-20", { validity: "none" }),
+      ],
       expected: { b: "current", a: "delete" },
     },
     {
       why: "a date keeps a version until that day and deletes it after",
-      images: [image("c", "c", "2026-11-20"), image("b", "b", "2026-08-20", { validity: "2026-11-23" }), image("a", "a", "2026-05-20", { validity: "2026-11-22" })],
+      images: [
+        image("c", "c", "2026-11-20"),
+        image("b", "b", "2026-08-20", { validity: "2026-11-23" }),
+        image("a", "a", "2026-05-20", { validity: "2026-11-22" }),
+      ],
       expected: { c: "current", b: "mark", a: "delete" },
     },
     {
       why: "forever and notice keep everything",
-      images: [image("c", "c", "2026-11-20"), image("b", "b", "2025-01-01", { validity: "forever" }), image("a", "a", "2024-01-01", { validity: "notice" })],
+      images: [
+        image("c", "c", "2026-11-20"),
+        image("b", "b", "2025-01-01", { validity: "forever" }),
+        image("a", "a", "2024-01-01", { validity: "notice" }),
+      ],
       expected: { c: "current", b: "mark", a: "mark" },
     },
     {
       why: "each version is judged by the promise it was published with",
-      images: [image("c", "c", "2026-11-20", { validity: "none" }), image("b", "b", "2026-08-20", { validity: "last-3" })],
+      images: [
+        image("c", "c", "2026-11-20", { validity: "none" }),
+        image("b", "b", "2026-08-20", { validity: "last-3" }),
+      ],
       expected: { c: "current", b: "mark" },
     },
     {
       why: "an already hidden, renamed version is kept as it is",
-      images: [image("b", "b", "2026-11-20"), image("a", "a", "2026-08-20", { name: `${NAME} 20260820` }, )].map((i) =>
-        i.id === "a" ? { ...i, tags: hiddenTags(i.tags) } : i),
+      images: [image("b", "b", "2026-11-20"), image("a", "a", "2026-08-20", { name: `${NAME} 20260820` })].map((i) =>
+        i.id === "a" ? { ...i, tags: hiddenTags(i.tags) } : i,
+      ),
       expected: { b: "current", a: "keep" },
     },
     {
       why: "an expired version a server still boots from is hidden, not deleted",
-      images: [image("b", "b", "2026-11-20", { validity: "none" }), image("a", "a", "2026-08-20", { validity: "none", usedBy: ["web-1 (s-1)"] })],
+      images: [
+        image("b", "b", "2026-11-20", { validity: "none" }),
+        image("a", "a", "2026-08-20", { validity: "none", usedBy: ["web-1 (s-1)"] }),
+      ],
       expected: { b: "current", a: "mark" },
     },
     {
@@ -68,13 +112,19 @@ describe("planRetention", () => {
     },
     {
       why: "nothing is retired before the current build exists in the zone",
-      images: [image("b", "b", "2026-08-20", { validity: "none" }), image("a", "a", "2026-05-20", { validity: "none" })],
+      images: [
+        image("b", "b", "2026-08-20", { validity: "none" }),
+        image("a", "a", "2026-05-20", { validity: "none" }),
+      ],
       current: current("z"),
       expected: { b: "leave", a: "leave" },
     },
     {
       why: "a release the stack no longer ships has no current build: all its versions are previous ones",
-      images: [image("b", "b", "2026-08-20", { validity: "last-1" }), image("a", "a", "2026-05-20", { validity: "last-1" })],
+      images: [
+        image("b", "b", "2026-08-20", { validity: "last-1" }),
+        image("a", "a", "2026-05-20", { validity: "last-1" }),
+      ],
       current: new Map<string, string>(),
       expected: { b: "mark", a: "delete" },
     },
@@ -86,7 +136,11 @@ describe("planRetention", () => {
     },
     {
       why: "a failed battery keeps every released version as it is, the newest and the older ones",
-      images: [candidate(image("c", "c", "2026-11-20")), image("b", "b", "2026-08-20", { validity: "last-1" }), image("a", "a", "2026-05-20", { validity: "last-1" })],
+      images: [
+        candidate(image("c", "c", "2026-11-20")),
+        image("b", "b", "2026-08-20", { validity: "last-1" }),
+        image("a", "a", "2026-05-20", { validity: "last-1" }),
+      ],
       current: current("c"),
       expected: { c: "leave", b: "leave", a: "leave" },
     },
@@ -98,7 +152,11 @@ describe("planRetention", () => {
     },
     {
       why: "an older candidate takes no slot of last-N and, never released, is deleted",
-      images: [image("d", "d", "2026-11-20"), candidate(image("c", "c", "2026-10-20")), image("b", "b", "2026-08-20", { validity: "last-1" })],
+      images: [
+        image("d", "d", "2026-11-20"),
+        candidate(image("c", "c", "2026-10-20")),
+        image("b", "b", "2026-08-20", { validity: "last-1" }),
+      ],
       current: current("d"),
       expected: { d: "current", c: "delete", b: "mark" },
     },
@@ -124,24 +182,54 @@ describe("planRetention", () => {
   });
 
   it("orders versions by build date, then creation time, whatever order the API lists them in", () => {
-    const images = [image("a", "a", "2026-05-20"), image("c", "c", "2026-11-20"), image("b2", "b", "2026-08-20", { created: "2026-08-20T12:00:00Z" }), image("b1", "e", "2026-08-20")];
+    const images = [
+      image("a", "a", "2026-05-20"),
+      image("c", "c", "2026-11-20"),
+      image("b2", "b", "2026-08-20", { created: "2026-08-20T12:00:00Z" }),
+      image("b1", "e", "2026-08-20"),
+    ];
     const steps = planRetention(images, current("c"), "2026-11-23");
-    expect(steps.map((s) => [s.image.id, s.action])).toEqual([["c", "current"], ["b2", "mark"], ["b1", "mark"], ["a", "delete"]]);
+    expect(steps.map((s) => [s.image.id, s.action])).toEqual([
+      ["c", "current"],
+      ["b2", "mark"],
+      ["b1", "mark"],
+      ["a", "delete"],
+    ]);
   });
 
   it("says why an expired version in use stays", () => {
-    const images = [image("b", "b", "2026-11-20", { validity: "none" }), image("a", "a", "2026-08-20", { validity: "none", usedBy: ["web-1 (s-1)"] })];
-    expect(planRetention(images, current("b"), "2026-11-23")[1]!.reason).toBe("uuid_validity none: valid only while it was current, but servers still use it: web-1 (s-1)");
+    const images = [
+      image("b", "b", "2026-11-20", { validity: "none" }),
+      image("a", "a", "2026-08-20", { validity: "none", usedBy: ["web-1 (s-1)"] }),
+    ];
+    expect(planRetention(images, current("b"), "2026-11-23")[1]!.reason).toBe(
+      "uuid_validity none: valid only while it was current, but servers still use it: web-1 (s-1)",
+    );
   });
 
   it("renames with the build date and says why", () => {
-    const [, step] = planRetention([image("b", "b", "2026-11-20"), image("a", "a", "2026-08-20")], current("b"), "2026-11-23");
-    expect(step).toMatchObject({ action: "mark", rename: `${NAME} 20260820`, reason: "uuid_validity last-2: previous version 1 of 2" });
+    const [, step] = planRetention(
+      [image("b", "b", "2026-11-20"), image("a", "a", "2026-08-20")],
+      current("b"),
+      "2026-11-23",
+    );
+    expect(step).toMatchObject({
+      action: "mark",
+      rename: `${NAME} 20260820`,
+      reason: "uuid_validity last-2: previous version 1 of 2",
+    });
   });
 
   it("keeps the arches apart", () => {
     const arm = { ...image("arm", "f", "2026-01-01", { validity: "none" }), arch: "arm64" };
-    const steps = planRetention([image("b", "b", "2026-11-20", { validity: "none" }), arm], new Map([["debian-12/x86_64", hash("b")], ["debian-12/arm64", hash("f")]]), "2026-11-23");
+    const steps = planRetention(
+      [image("b", "b", "2026-11-20", { validity: "none" }), arm],
+      new Map([
+        ["debian-12/x86_64", hash("b")],
+        ["debian-12/arm64", hash("f")],
+      ]),
+      "2026-11-23",
+    );
     expect(actions(steps)).toEqual({ b: "current", arm: "current" });
   });
 });
@@ -152,7 +240,9 @@ describe("retired names and tags", () => {
     { name: `${NAME} 20260101`, built: "2026-08-20", expected: `${NAME} 20260820` },
     { name: "Ubuntu 24.04", built: "2026-08-20 13:05", expected: "Ubuntu 24.04 20260820" },
   ])("$name built $built → $expected", ({ name, built, expected }) => {
-    expect(retiredName({ ...image("a", "a", "2026-01-01"), name, tags: [`scs:image_build_date=${built}`] })).toBe(expected);
+    expect(retiredName({ ...image("a", "a", "2026-01-01"), name, tags: [`scs:image_build_date=${built}`] })).toBe(
+      expected,
+    );
   });
 
   it("falls back to the creation day without a build date", () => {
@@ -173,13 +263,22 @@ describe("current builds, as the stack hands them to the CLI", () => {
     ];
     const text = formatCurrentBuilds(plans);
     expect(text).toBe(`debian-12/arm64=${hash("a")},ubuntu-24.04/x86_64=${hash("b")}`);
-    expect([...parseCurrentBuilds(text)]).toEqual([["debian-12/arm64", hash("a")], ["ubuntu-24.04/x86_64", hash("b")]]);
+    expect([...parseCurrentBuilds(text)]).toEqual([
+      ["debian-12/arm64", hash("a")],
+      ["ubuntu-24.04/x86_64", hash("b")],
+    ]);
   });
 
   it.each([
-    { text: "debian-12=abc", error: 'current build 1 "debian-12=abc": expected <release>/<x86_64|arm64>=<sha256 content hash>' },
+    {
+      text: "debian-12=abc",
+      error: 'current build 1 "debian-12=abc": expected <release>/<x86_64|arm64>=<sha256 content hash>',
+    },
     { text: `debian-12/x86_64=${hash("a")},debian-12/ppc64=${hash("a")}`, error: "current build 2" },
-    { text: `debian-12/x86_64=${hash("a")},debian-12/x86_64=${hash("b")}`, error: "current build 2: debian-12/x86_64 is given twice" },
+    {
+      text: `debian-12/x86_64=${hash("a")},debian-12/x86_64=${hash("b")}`,
+      error: "current build 2: debian-12/x86_64 is given twice",
+    },
   ])("refuses $text", ({ text, error }) => {
     expect(() => parseCurrentBuilds(text)).toThrow(error);
   });
@@ -187,10 +286,30 @@ describe("current builds, as the stack hands them to the CLI", () => {
 
 describe("release status tag", () => {
   it.each([
-    { why: "added last when missing", tags: ["a", "b"], status: "released" as const, want: ["a", "b", "factory:status=released"] },
-    { why: "replaced in place", tags: ["a", "factory:status=candidate", "b"], status: "released" as const, want: ["a", "factory:status=released", "b"] },
-    { why: "kept once when repeated", tags: ["factory:status=candidate", "x", "factory:status=released"], status: "released" as const, want: ["factory:status=released", "x"] },
-    { why: "set back to candidate", tags: ["factory:status=released"], status: "candidate" as const, want: ["factory:status=candidate"] },
+    {
+      why: "added last when missing",
+      tags: ["a", "b"],
+      status: "released" as const,
+      want: ["a", "b", "factory:status=released"],
+    },
+    {
+      why: "replaced in place",
+      tags: ["a", "factory:status=candidate", "b"],
+      status: "released" as const,
+      want: ["a", "factory:status=released", "b"],
+    },
+    {
+      why: "kept once when repeated",
+      tags: ["factory:status=candidate", "x", "factory:status=released"],
+      status: "released" as const,
+      want: ["factory:status=released", "x"],
+    },
+    {
+      why: "set back to candidate",
+      tags: ["factory:status=released"],
+      status: "candidate" as const,
+      want: ["factory:status=candidate"],
+    },
   ])("$why", ({ tags, status, want }) => {
     expect(withStatus(tags, status)).toEqual(want);
   });

@@ -19,11 +19,24 @@ describe("rollout waves", () => {
   });
 
   it.each([
-    { env: "staging", spec: undefined, error: 'no stack of environment "staging" (expected stacks named staging-<zone>)' },
-    { env: "prod", spec: "fr-par-1:fr-par-9", error: '--waves: "fr-par-9" (wave 1) is not a Scaleway Availability Zone' },
+    {
+      env: "staging",
+      spec: undefined,
+      error: 'no stack of environment "staging" (expected stacks named staging-<zone>)',
+    },
+    {
+      env: "prod",
+      spec: "fr-par-1:fr-par-9",
+      error: '--waves: "fr-par-9" (wave 1) is not a Scaleway Availability Zone',
+    },
     { env: "prod", spec: "fr-par-1,fr-par-1", error: "--waves: zone fr-par-1 appears twice" },
     { env: "prod", spec: "fr-par-1,,nl-ams-1", error: "--waves: wave 2 is empty" },
-    { env: "prod", spec: "fr-par-1", error: "--waves: no wave for prod-fr-par-2, prod-fr-par-3, prod-nl-ams-1, prod-nl-ams-2, prod-nl-ams-3, prod-pl-waw-1, prod-pl-waw-2, prod-pl-waw-3" },
+    {
+      env: "prod",
+      spec: "fr-par-1",
+      error:
+        "--waves: no wave for prod-fr-par-2, prod-fr-par-3, prod-nl-ams-1, prod-nl-ams-2, prod-nl-ams-3, prod-pl-waw-1, prod-pl-waw-2, prod-pl-waw-3",
+    },
   ])("refuses $spec for $env", ({ env, spec, error }) => {
     expect(() => parseWaves(env, STACKS, spec)).toThrow(error);
   });
@@ -37,7 +50,9 @@ describe("rollout", () => {
       ran.push(`${stack} ${op}`);
       if (failing.includes(stack)) return { ok: false, operations: { create: 1 }, error: "test battery failed" };
       // The second `up` finds the batteries passed and deletes the two test Instances and their Commands.
-      return second ? { ok: true, operations: { delete: 4, same: 12 } } : { ok: true, operations: { replace: 3, same: 2 } };
+      return second
+        ? { ok: true, operations: { delete: 4, same: 12 } }
+        : { ok: true, operations: { replace: 3, same: 2 } };
     },
   });
 
@@ -46,7 +61,11 @@ describe("rollout", () => {
     const report = await rollout([["a-1", "b-1"], ["a-2"]], runner([], ran), "up");
     expect(ran).toEqual(["a-1 up", "a-1 up", "b-1 up", "b-1 up", "a-2 up", "a-2 up"]);
     expect(report.stoppedAfter).toBeUndefined();
-    expect(report.waves[0]!.outcomes[0]).toEqual({ stack: "a-1", ok: true, operations: { replace: 3, delete: 4, same: 12 } });
+    expect(report.waves[0]!.outcomes[0]).toEqual({
+      stack: "a-1",
+      ok: true,
+      operations: { replace: 3, delete: 4, same: 12 },
+    });
   });
 
   it("previews each stack once", async () => {
@@ -57,22 +76,39 @@ describe("rollout", () => {
 
   it("finishes the failing wave, then stops before the next", async () => {
     const ran: string[] = [];
-    const report = await rollout([["a-1", "b-1"], ["a-2", "b-2"]], runner(["a-1"], ran), "up");
+    const report = await rollout(
+      [
+        ["a-1", "b-1"],
+        ["a-2", "b-2"],
+      ],
+      runner(["a-1"], ran),
+      "up",
+    );
     expect(ran).toEqual(["a-1 up", "b-1 up", "b-1 up"]);
     expect(report.stoppedAfter).toBe(1);
     expect(rolloutMarkdown(report, 4)).toBe(
       [
-        "## Rollout", "", "### Wave 1", "",
-        "| stack | result | create | replace | delete | update |", "| --- | --- | --- | --- | --- | --- |",
+        "## Rollout",
+        "",
+        "### Wave 1",
+        "",
+        "| stack | result | create | replace | delete | update |",
+        "| --- | --- | --- | --- | --- | --- |",
         "| a-1 | failed: test battery failed | 1 | 0 | 0 | 0 |",
         "| b-1 | ok | 0 | 3 | 4 | 0 |",
-        "", "Stopped after wave 1: 2 stacks not rolled out.", "",
+        "",
+        "Stopped after wave 1: 2 stacks not rolled out.",
+        "",
       ].join("\n"),
     );
   });
 
   it("counts a runner that throws as a failed stack", async () => {
-    const throwing: StackRunner = { run: async () => { throw new Error("no Pulumi CLI\nmore"); } };
+    const throwing: StackRunner = {
+      run: async () => {
+        throw new Error("no Pulumi CLI\nmore");
+      },
+    };
     const report = await rollout([["a-1"], ["a-2"]], throwing, "preview");
     expect(report.waves[0]!.outcomes).toEqual([{ stack: "a-1", ok: false, operations: {}, error: "no Pulumi CLI" }]);
     expect(report.stoppedAfter).toBe(1);

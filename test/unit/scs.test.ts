@@ -13,6 +13,8 @@ describe("SCS tags", () => {
   });
 
   it("ignores tags that are not SCS keys", () => {
-    expect(scsFromTags(["factory:release=x", "scs:unknown=1", "scs:min_ram=512", "scs:os_distro"])).toEqual({ min_ram: 512 });
+    expect(scsFromTags(["factory:release=x", "scs:unknown=1", "scs:min_ram=512", "scs:os_distro"])).toEqual({
+      min_ram: 512,
+    });
   });
 });

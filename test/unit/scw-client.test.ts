@@ -2,7 +2,14 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
-import { policyFromEnv, PROVIDER_RETRY, retryAfterMs, retryDelay, retryingFetch, type RetryPolicy } from "../../builder/scw-client";
+import {
+  policyFromEnv,
+  PROVIDER_RETRY,
+  retryAfterMs,
+  retryDelay,
+  retryingFetch,
+  type RetryPolicy,
+} from "../../builder/scw-client";
 
 const P: RetryPolicy = { retries: 3, minMs: 100, maxMs: 10_000 };
 const NOW = Date.parse("2026-12-02T00:00:00Z");
@@ -57,11 +64,20 @@ describe("retryingFetch", () => {
       req.on("end", () => {
         seen.push({ at: Date.now(), body });
         const next = plan.shift() ?? { status: 200 };
-        res.writeHead(next.status, { "content-type": "application/json", ...(next.retryAfter ? { "retry-after": next.retryAfter } : {}) }).end(JSON.stringify({ n: seen.length }));
+        res
+          .writeHead(next.status, {
+            "content-type": "application/json",
+            ...(next.retryAfter ? { "retry-after": next.retryAfter } : {}),
+          })
+          .end(JSON.stringify({ n: seen.length }));
       });
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`, seen, close: () => new Promise<void>((r) => server.close(() => r())) };
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`,
+      seen,
+      close: () => new Promise<void>((r) => server.close(() => r())),
+    };
   };
 
   it("retries 429 after its Retry-After and 5xx with backoff, resending the body, then returns the answer", async () => {
@@ -73,7 +89,11 @@ describe("retryingFetch", () => {
       expect(await res.json()).toEqual({ n: 4 });
       expect(s.seen.map((x) => x.body)).toEqual(Array(4).fill('{"a":1}'));
       expect(s.seen[1]!.at - s.seen[0]!.at).toBeGreaterThanOrEqual(950);
-      expect(logs).toEqual([expect.stringMatching(/POST \/x answered 429; retry 1\/3 in 1\.0 s/), expect.stringMatching(/answered 503; retry 2\/3/), expect.stringMatching(/answered 502; retry 3\/3/)]);
+      expect(logs).toEqual([
+        expect.stringMatching(/POST \/x answered 429; retry 1\/3 in 1\.0 s/),
+        expect.stringMatching(/answered 503; retry 2\/3/),
+        expect.stringMatching(/answered 502; retry 3\/3/),
+      ]);
     } finally {
       await s.close();
     }
@@ -95,6 +115,8 @@ describe("retryingFetch", () => {
   it("names the request when the connection keeps failing", async () => {
     const s = await serve([]);
     await s.close();
-    await expect(retryingFetch({ ...P, minMs: 1 }, fetch, () => undefined)(s.url)).rejects.toThrow(/^GET \/x: .*\(after 4 attempts\)/);
+    await expect(retryingFetch({ ...P, minMs: 1 }, fetch, () => undefined)(s.url)).rejects.toThrow(
+      /^GET \/x: .*\(after 4 attempts\)/,
+    );
   });
 });

@@ -47,7 +47,10 @@ const retagged = (id: string) => each(id, (c) => (["snapshot", "image", "test-se
  */
 const done = (c: string) => (c === "test-server" || c === "tests" ? "delete" : kept(c) ? "update" : null);
 const created = (id: string) => ({ [`${id}-x86_64`]: "create", ...each(id, () => "create") });
-const removed = (id: string, keep = true) => ({ [`${id}-x86_64`]: "delete", ...each(id, (c) => (keep && kept(c) ? "delete (retained)" : "delete")) });
+const removed = (id: string, keep = true) => ({
+  [`${id}-x86_64`]: "delete",
+  ...each(id, (c) => (keep && kept(c) ? "delete (retained)" : "delete")),
+});
 
 /** The retention component (named from the stack's zone) comes and goes with its Command; a re-run leaves it as is. */
 const retentionCreated = { retention: "create", "retention-fr-par-2": "create" };
@@ -73,14 +76,24 @@ export const SCENARIOS: Scenario[] = [
     how: "bump `image-factory:ecosystemVersion`",
     before: { settings: BASE },
     after: { settings: { ...BASE, ecosystemVersion: "1.0.1" } },
-    expected: { ...rebuilt("debian-12"), ...rebuilt("ubuntu-24.04"), ...rebuilt("app-wordpress"), retention: "replace" },
+    expected: {
+      ...rebuilt("debian-12"),
+      ...rebuilt("ubuntu-24.04"),
+      ...rebuilt("app-wordpress"),
+      retention: "replace",
+    },
   },
   {
     trigger: "quarterly release",
     how: "bump `image-factory:releaseEpoch` (`2026Q4` → `2027Q1`) in the stacks",
     before: { settings: BASE },
     after: { settings: { ...BASE, releaseEpoch: "2027Q1" } },
-    expected: { ...rebuilt("debian-12"), ...rebuilt("ubuntu-24.04"), ...rebuilt("app-wordpress"), retention: "replace" },
+    expected: {
+      ...rebuilt("debian-12"),
+      ...rebuilt("ubuntu-24.04"),
+      ...rebuilt("app-wordpress"),
+      retention: "replace",
+    },
   },
   {
     trigger: "security fix",
@@ -173,12 +186,25 @@ function planRows(r: Run | null): PlanRow[] {
   if (!r) return [];
   const stack = r.stack ?? STACK;
   return planStack(r.catalog ?? loadCatalog(), settingsFor(r.settings, stack)).map((p) => ({
-    stack, name: p.name, zone: p.zone, release: p.release.id, arch: p.arch, contentHash: p.contentHash, artifactKey: p.artifactKey, hashInputs: p.hashInputs,
+    stack,
+    name: p.name,
+    zone: p.zone,
+    release: p.release.id,
+    arch: p.arch,
+    contentHash: p.contentHash,
+    artifactKey: p.artifactKey,
+    hashInputs: p.hashInputs,
   }));
 }
 
 /** What the plan report calls the artifact's fate: a replaced artifact is a rebuild. */
-const REPORTED: Record<string, Change> = { same: "unchanged", update: "unchanged", replace: "rebuild", create: "new", delete: "removed" };
+const REPORTED: Record<string, Change> = {
+  same: "unchanged",
+  update: "unchanged",
+  replace: "rebuild",
+  create: "new",
+  delete: "removed",
+};
 
 describe("the simulated preview", () => {
   it.each(SCENARIOS)("$trigger", async (s) => {
@@ -188,7 +214,9 @@ describe("the simulated preview", () => {
   it.each(SCENARIOS)("agrees with the plan report on $trigger", async (s) => {
     const sim = await simulated(s);
     const bySimulator = Object.fromEntries(
-      sim.changes.filter((c) => c.name.endsWith("-artifact")).map((c) => [c.name.replace(/-artifact$/, ""), REPORTED[c.op]]),
+      sim.changes
+        .filter((c) => c.name.endsWith("-artifact"))
+        .map((c) => [c.name.replace(/-artifact$/, ""), REPORTED[c.op]]),
     );
     const report = Object.fromEntries(diffPlans(planRows(s.before), planRows(s.after)).map((c) => [c.image, c.change]));
     expect(bySimulator).toEqual(report);
@@ -214,7 +242,11 @@ describe("the simulated preview", () => {
 
   it("deletes a dropped image's resources dependents first and its component last", async () => {
     const sim = await simulated(SCENARIOS.find((s) => s.trigger === "image dropped")!);
-    expect(sim.steps.filter((s) => s.name.startsWith("app-wordpress")).map((s) => `${s.step} ${s.name}${s.retained ? " (retained)" : ""}`)).toEqual([
+    expect(
+      sim.steps
+        .filter((s) => s.name.startsWith("app-wordpress"))
+        .map((s) => `${s.step} ${s.name}${s.retained ? " (retained)" : ""}`),
+    ).toEqual([
       "delete app-wordpress-x86_64-tests",
       "delete app-wordpress-x86_64-test-server",
       "delete app-wordpress-x86_64-image (retained)",
@@ -230,7 +262,9 @@ function summary(sim: Simulation): string {
   const ops = opsByName(sim);
   const phrases = new Map<string, string[]>();
   for (const id of IMAGES) {
-    const mine = Object.fromEntries(Object.entries(ops).filter(([n]) => n === `${id}-x86_64` || n.startsWith(`${id}-x86_64-`)));
+    const mine = Object.fromEntries(
+      Object.entries(ops).filter(([n]) => n === `${id}-x86_64` || n.startsWith(`${id}-x86_64-`)),
+    );
     if (!Object.keys(mine).length) continue;
     const is = (expected: Record<string, string>) => JSON.stringify(mine) === JSON.stringify(expected);
     const phrase = is(rebuilt(id))
@@ -245,10 +279,16 @@ function summary(sim: Simulation): string {
               ? "removed, image and snapshot kept"
               : is(each(id, done))
                 ? "test Instance and battery removed, image and snapshot tagged released"
-                : Object.entries(mine).map(([n, op]) => `${n}: ${op}`).join(", ");
+                : Object.entries(mine)
+                    .map(([n, op]) => `${n}: ${op}`)
+                    .join(", ");
     phrases.set(phrase, [...(phrases.get(phrase) ?? []), `\`${id}\``]);
   }
-  const retention: Record<string, string> = { replace: "retention runs again", create: "retention created", delete: "retention removed" };
+  const retention: Record<string, string> = {
+    replace: "retention runs again",
+    create: "retention created",
+    delete: "retention removed",
+  };
   const parts = [...phrases].map(([phrase, ids]) => `${ids.join(", ")}: ${phrase}`);
   if (ops.retention) parts.push(retention[ops.retention]!);
   return parts.join("; ") || "nothing";
@@ -272,7 +312,11 @@ describe("the retention Command moved under its component", () => {
     const component = state.find((r) => r.type === "image-factory:index:Retention")!;
     return state
       .filter((r) => r !== component)
-      .map((r) => (r.parent === component.urn ? { ...r, parent: "", urn: `urn:pulumi:${STACK}::image-factory::${r.type}::${r.name}` } : r));
+      .map((r) =>
+        r.parent === component.urn
+          ? { ...r, parent: "", urn: `urn:pulumi:${STACK}::image-factory::${r.type}::${r.name}` }
+          : r,
+      );
   };
   const moved = async (keepAliases: boolean) => {
     const before = asShipped(await runStack(STACK, settings, { preview: false }));

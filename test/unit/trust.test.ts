@@ -26,11 +26,25 @@ describe("upstream signatures in the catalog", () => {
   });
 
   it.each([
-    { name: "a pinned fingerprint without its key URL", sig: { fingerprint: "A".repeat(40) }, problem: /signature\.keyUrl: a pinned fingerprint needs the keyUrl/ },
-    { name: "a short fingerprint", sig: { fingerprint: "ABCD1234", keyUrl: "https://k.example/k.asc" }, problem: /signature\.fingerprint/ },
-    { name: "a key over http", sig: { fingerprint: "A".repeat(40), keyUrl: "http://k.example/k.asc" }, problem: /signature\.keyUrl: expected an https:\/\/ URL/ },
+    {
+      name: "a pinned fingerprint without its key URL",
+      sig: { fingerprint: "A".repeat(40) },
+      problem: /signature\.keyUrl: a pinned fingerprint needs the keyUrl/,
+    },
+    {
+      name: "a short fingerprint",
+      sig: { fingerprint: "ABCD1234", keyUrl: "https://k.example/k.asc" },
+      problem: /signature\.fingerprint/,
+    },
+    {
+      name: "a key over http",
+      sig: { fingerprint: "A".repeat(40), keyUrl: "http://k.example/k.asc" },
+      problem: /signature\.keyUrl: expected an https:\/\/ URL/,
+    },
   ])("rejects $name", ({ sig, problem }) => {
-    const entries = structuredClone(CATALOG_SOURCES[0]!.releases as { upstream: { signature: Record<string, unknown> } }[]);
+    const entries = structuredClone(
+      CATALOG_SOURCES[0]!.releases as { upstream: { signature: Record<string, unknown> } }[],
+    );
     Object.assign(entries[0]!.upstream.signature, sig);
     expect(() => parseCatalog([{ file: "images/test.ts", releases: entries }])).toThrow(problem);
   });
@@ -48,7 +62,10 @@ describe("stack-level upstream signatures", () => {
     });
     // Apps layered on the fixture verify their base's upstream the same way.
     for (const p of planStack(catalog, local))
-      expect(JSON.parse(overridesEnvironment(p.overrides).FACTORY_UPSTREAM_SIGNATURES ?? "{}"), p.name).toHaveProperty("debian-12.fingerprint", TEST_FINGERPRINTS[0]);
+      expect(JSON.parse(overridesEnvironment(p.overrides).FACTORY_UPSTREAM_SIGNATURES ?? "{}"), p.name).toHaveProperty(
+        "debian-12.fingerprint",
+        TEST_FINGERPRINTS[0],
+      );
   });
 
   it("no production stack trusts a test key", () => {
@@ -67,9 +84,21 @@ describe("stack-level upstream signatures", () => {
   });
 
   it.each([
-    { entry: "debian-12 detached https://x.example/s.sign https://x.example/k.asc 56d26ddc1084f765f849eb832779d1ae892f5665", problem: /upstreamSignatures\.0: expected <release-id>/ },
-    { entry: "app-wordpress detached https://x.example/s.sign https://x.example/k.asc 56D26DDC1084F765F849EB832779D1AE892F5665", problem: /upstreamSignatures\.app-wordpress: "app-wordpress" is an app/ },
-    { entry: "debian-99 detached https://x.example/s.sign https://x.example/k.asc 56D26DDC1084F765F849EB832779D1AE892F5665", problem: /upstreamSignatures\.debian-99: no release/ },
+    {
+      entry:
+        "debian-12 detached https://x.example/s.sign https://x.example/k.asc 56d26ddc1084f765f849eb832779d1ae892f5665",
+      problem: /upstreamSignatures\.0: expected <release-id>/,
+    },
+    {
+      entry:
+        "app-wordpress detached https://x.example/s.sign https://x.example/k.asc 56D26DDC1084F765F849EB832779D1AE892F5665",
+      problem: /upstreamSignatures\.app-wordpress: "app-wordpress" is an app/,
+    },
+    {
+      entry:
+        "debian-99 detached https://x.example/s.sign https://x.example/k.asc 56D26DDC1084F765F849EB832779D1AE892F5665",
+      problem: /upstreamSignatures\.debian-99: no release/,
+    },
   ])("rejects $entry", ({ entry, problem }) => {
     expect(() => settingsFor({ upstreamSignatures: [entry] })).toThrow(problem);
   });
@@ -84,15 +113,24 @@ describe("the scaleway-ecosystem repository's pinned key", () => {
     expect(plain!.hashInputs).not.toHaveProperty("ecosystemKeyFingerprint");
     expect(pinned!.hashInputs.ecosystemKeyFingerprint).toBe(FPR);
     expect(pinned!.contentHash).not.toBe(plain!.contentHash);
-    expect(rebuildReasons(plain!.hashInputs, pinned!.hashInputs)).toEqual([`scaleway-ecosystem signing key: none → ${FPR}`]);
+    expect(rebuildReasons(plain!.hashInputs, pinned!.hashInputs)).toEqual([
+      `scaleway-ecosystem signing key: none → ${FPR}`,
+    ]);
   });
 
   it("the local stack pins the committed ecosystem test key and its job passes it on; settings refuse a malformed fingerprint", () => {
     const local = readStackSettings(ROOT, "local", catalog);
     expect(local.ecosystemKeyFingerprint).toBe(TEST_FINGERPRINTS[1]);
-    const env = publishEnvironment(planStack(catalog, local)[0]!, local, { endpoint: "http://127.0.0.1:1", accessKeyId: "a", secretAccessKey: "b" }, "local/x");
+    const env = publishEnvironment(
+      planStack(catalog, local)[0]!,
+      local,
+      { endpoint: "http://127.0.0.1:1", accessKeyId: "a", secretAccessKey: "b" },
+      "local/x",
+    );
     expect(env.FACTORY_ECOSYSTEM_KEY_FINGERPRINT).toBe(TEST_FINGERPRINTS[1]);
     expect(env.FACTORY_UPSTREAM_SIGNATURES).toContain(TEST_FINGERPRINTS[0]);
-    expect(() => settingsFor({ ecosystemKeyFingerprint: "5f359fd6" })).toThrow(/image-factory:ecosystemKeyFingerprint: expected a 40-hex-digit/);
+    expect(() => settingsFor({ ecosystemKeyFingerprint: "5f359fd6" })).toThrow(
+      /image-factory:ecosystemKeyFingerprint: expected a 40-hex-digit/,
+    );
   });
 });

@@ -1,17 +1,54 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog, type OsRelease } from "../../images";
-import { compareSerials, listingLinks, listingLocation, majorsLocation, newestSerial, serialShape } from "../../builder/upstream-watch";
+import {
+  compareSerials,
+  listingLinks,
+  listingLocation,
+  majorsLocation,
+  newestSerial,
+  serialShape,
+} from "../../builder/upstream-watch";
 
 const os = (id: string) => loadCatalog().byId.get(id) as OsRelease;
 
 describe("where the watcher looks", () => {
   it.each([
-    { id: "debian-12", listing: "https://cloud.debian.org/images/cloud/bookworm/", link: "20261201-0001/", serial: "20261201-0001" },
-    { id: "ubuntu-24.04", listing: "https://cloud-images.ubuntu.com/releases/noble/", link: "release-20261210/", serial: "20261210" },
-    { id: "almalinux-9", listing: "https://repo.almalinux.org/almalinux/9/cloud/x86_64/images/", link: "AlmaLinux-9-GenericCloud-9.7-20261201.x86_64.qcow2", serial: "9.7-20261201" },
-    { id: "rocky-9", listing: "https://dl.rockylinux.org/pub/rocky/9/images/x86_64/", link: "Rocky-9-GenericCloud-Base-9.7-20261201.0.x86_64.qcow2", serial: "9.7-20261201.0" },
-    { id: "centos-stream-9", listing: "https://cloud.centos.org/centos/9-stream/x86_64/images/", link: "CentOS-Stream-GenericCloud-9-20261201.0.x86_64.qcow2", serial: "20261201.0" },
-    { id: "archlinux-rolling", listing: "https://geo.mirror.pkgbuild.com/images/", link: "v20261201.111111/", serial: "20261201.111111" },
+    {
+      id: "debian-12",
+      listing: "https://cloud.debian.org/images/cloud/bookworm/",
+      link: "20261201-0001/",
+      serial: "20261201-0001",
+    },
+    {
+      id: "ubuntu-24.04",
+      listing: "https://cloud-images.ubuntu.com/releases/noble/",
+      link: "release-20261210/",
+      serial: "20261210",
+    },
+    {
+      id: "almalinux-9",
+      listing: "https://repo.almalinux.org/almalinux/9/cloud/x86_64/images/",
+      link: "AlmaLinux-9-GenericCloud-9.7-20261201.x86_64.qcow2",
+      serial: "9.7-20261201",
+    },
+    {
+      id: "rocky-9",
+      listing: "https://dl.rockylinux.org/pub/rocky/9/images/x86_64/",
+      link: "Rocky-9-GenericCloud-Base-9.7-20261201.0.x86_64.qcow2",
+      serial: "9.7-20261201.0",
+    },
+    {
+      id: "centos-stream-9",
+      listing: "https://cloud.centos.org/centos/9-stream/x86_64/images/",
+      link: "CentOS-Stream-GenericCloud-9-20261201.0.x86_64.qcow2",
+      serial: "20261201.0",
+    },
+    {
+      id: "archlinux-rolling",
+      listing: "https://geo.mirror.pkgbuild.com/images/",
+      link: "v20261201.111111/",
+      serial: "20261201.111111",
+    },
   ])("$id: lists $listing", ({ id, listing, link, serial }) => {
     const where = listingLocation(os(id), "x86_64");
     expect(where.listing).toBe(listing);
@@ -19,7 +56,9 @@ describe("where the watcher looks", () => {
   });
 
   it("looks in the architecture's own directory", () => {
-    expect(listingLocation(os("almalinux-9"), "arm64").listing).toBe("https://repo.almalinux.org/almalinux/9/cloud/aarch64/images/");
+    expect(listingLocation(os("almalinux-9"), "arm64").listing).toBe(
+      "https://repo.almalinux.org/almalinux/9/cloud/aarch64/images/",
+    );
   });
 
   it.each([
@@ -73,6 +112,8 @@ describe("reading a listing", () => {
   });
 
   it("finds nothing in a listing without builds", () => {
-    expect(newestSerial("<html>no links</html>", listingLocation(os("debian-12"), "x86_64"), "20261102-2314")).toBeUndefined();
+    expect(
+      newestSerial("<html>no links</html>", listingLocation(os("debian-12"), "x86_64"), "20261102-2314"),
+    ).toBeUndefined();
   });
 });

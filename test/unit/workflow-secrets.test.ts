@@ -34,7 +34,8 @@ function secretsIn(value: unknown): string[] {
   const found = new Set<string>();
   for (const text of strings(value))
     for (const [, expr] of text.matchAll(/\$\{\{([\s\S]*?)\}\}/g)) {
-      for (const m of expr!.matchAll(/\bsecrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_-]*)|\[\s*'([^']+)'\s*\])/g)) found.add(m[1] ?? m[2]!);
+      for (const m of expr!.matchAll(/\bsecrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_-]*)|\[\s*'([^']+)'\s*\])/g))
+        found.add(m[1] ?? m[2]!);
       if (/\bsecrets\b(?!\s*[.[])/.test(expr!)) found.add("*");
     }
   return [...found];
@@ -84,7 +85,8 @@ function pullRequestJobs(jobs: Record<string, Job>): Set<string> {
 function secretViolations(text: string): string[] {
   const wf = parse(text) as { on?: unknown; true?: unknown; env?: unknown; jobs?: Record<string, Job> };
   const problems: string[] = [];
-  for (const s of secretsIn(wf.env)) problems.push(`workflow-level env references secrets.${s}: every job would get it`);
+  for (const s of secretsIn(wf.env))
+    problems.push(`workflow-level env references secrets.${s}: every job would get it`);
   // YAML 1.1 readers turn a bare `on` key into true; the yaml package (1.2) keeps "on".
   const onPullRequests = triggers(wf.on ?? wf.true).some((t) => PR_EVENTS.includes(t));
   if (!onPullRequests) return problems;
@@ -93,7 +95,9 @@ function secretViolations(text: string): string[] {
     if (jobs[name]!.secrets === "inherit") problems.push(`job ${name} runs on pull requests and inherits every secret`);
     for (const s of secretsIn(jobs[name]))
       if (!PR_ALLOWED.some((re) => re.test(s)))
-        problems.push(`job ${name} runs on pull requests and references ${s === "*" ? "the whole secrets context" : `secrets.${s}`}`);
+        problems.push(
+          `job ${name} runs on pull requests and references ${s === "*" ? "the whole secrets context" : `secrets.${s}`}`,
+        );
   }
   return problems;
 }
@@ -108,9 +112,19 @@ describe("the CI workflow's secrets", () => {
   it("still gives the deploy and retention jobs what they need, and previews only the preview key", () => {
     const jobs = (parse(shipped) as { jobs: Record<string, Job> }).jobs;
     for (const name of ["canary-wave", "remaining-zones"])
-      expect(secretsIn(jobs[name]).sort()).toEqual(["PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "SCW_ACCESS_KEY", "SCW_DEFAULT_PROJECT_ID", "SCW_SECRET_KEY"]);
+      expect(secretsIn(jobs[name]).sort()).toEqual([
+        "PULUMI_BACKEND_URL",
+        "PULUMI_CONFIG_PASSPHRASE",
+        "SCW_ACCESS_KEY",
+        "SCW_DEFAULT_PROJECT_ID",
+        "SCW_SECRET_KEY",
+      ]);
     expect(secretsIn(jobs.retention).sort()).toEqual(["SCW_ACCESS_KEY", "SCW_DEFAULT_PROJECT_ID", "SCW_SECRET_KEY"]);
-    expect(secretsIn(jobs.preview).sort()).toEqual(["SCW_DEFAULT_PROJECT_ID", "SCW_PREVIEW_ACCESS_KEY", "SCW_PREVIEW_SECRET_KEY"]);
+    expect(secretsIn(jobs.preview).sort()).toEqual([
+      "SCW_DEFAULT_PROJECT_ID",
+      "SCW_PREVIEW_ACCESS_KEY",
+      "SCW_PREVIEW_SECRET_KEY",
+    ]);
     expect([...pullRequestJobs(jobs)].sort()).toEqual(["comment", "plan", "preview", "test"]);
   });
 
@@ -118,7 +132,11 @@ describe("the CI workflow's secrets", () => {
   const variants: { name: string; edit: (t: string) => string; want: string[] }[] = [
     {
       name: "secrets in the workflow-level env (as before this check)",
-      edit: (t) => t.replace("\njobs:\n", "\nenv:\n  SCW_SECRET_KEY: ${{ secrets.SCW_SECRET_KEY }}\n  PULUMI_CONFIG_PASSPHRASE: ${{ secrets.PULUMI_CONFIG_PASSPHRASE }}\n\njobs:\n"),
+      edit: (t) =>
+        t.replace(
+          "\njobs:\n",
+          "\nenv:\n  SCW_SECRET_KEY: ${{ secrets.SCW_SECRET_KEY }}\n  PULUMI_CONFIG_PASSPHRASE: ${{ secrets.PULUMI_CONFIG_PASSPHRASE }}\n\njobs:\n",
+        ),
       want: [
         "workflow-level env references secrets.SCW_SECRET_KEY: every job would get it",
         "workflow-level env references secrets.PULUMI_CONFIG_PASSPHRASE: every job would get it",
@@ -126,23 +144,39 @@ describe("the CI workflow's secrets", () => {
     },
     {
       name: "the passphrase given to the preview",
-      edit: (t) => t.replace("      SCW_ACCESS_KEY: ${{ secrets.SCW_PREVIEW_ACCESS_KEY }}\n", "      SCW_ACCESS_KEY: ${{ secrets.SCW_PREVIEW_ACCESS_KEY }}\n      PULUMI_CONFIG_PASSPHRASE: ${{ secrets.PULUMI_CONFIG_PASSPHRASE }}\n"),
+      edit: (t) =>
+        t.replace(
+          "      SCW_ACCESS_KEY: ${{ secrets.SCW_PREVIEW_ACCESS_KEY }}\n",
+          "      SCW_ACCESS_KEY: ${{ secrets.SCW_PREVIEW_ACCESS_KEY }}\n      PULUMI_CONFIG_PASSPHRASE: ${{ secrets.PULUMI_CONFIG_PASSPHRASE }}\n",
+        ),
       want: ["job preview runs on pull requests and references secrets.PULUMI_CONFIG_PASSPHRASE"],
     },
     {
       name: "the write key in a test step, bracket syntax",
-      edit: (t) => t.replace("        run: sudo --preserve-env=HOME,PATH bash .ci/run\n", "        run: sudo --preserve-env=HOME,PATH bash .ci/run\n        env:\n          KEY: ${{ secrets['SCW_SECRET_KEY'] }}\n"),
+      edit: (t) =>
+        t.replace(
+          "        run: sudo --preserve-env=HOME,PATH bash .ci/run\n",
+          "        run: sudo --preserve-env=HOME,PATH bash .ci/run\n        env:\n          KEY: ${{ secrets['SCW_SECRET_KEY'] }}\n",
+        ),
       want: ["job test runs on pull requests and references secrets.SCW_SECRET_KEY"],
     },
     {
       name: "the whole secrets context dumped in the plan job",
-      edit: (t) => t.replace("      - name: Plan of the base branch\n", "      - run: echo '${{ toJSON(secrets) }}' > /dev/null\n      - name: Plan of the base branch\n"),
+      edit: (t) =>
+        t.replace(
+          "      - name: Plan of the base branch\n",
+          "      - run: echo '${{ toJSON(secrets) }}' > /dev/null\n      - name: Plan of the base branch\n",
+        ),
       want: ["job plan runs on pull requests and references the whole secrets context"],
     },
     {
       // remaining-zones has its own push-only condition: it stays off pull requests.
       name: "a deploy wave opened to pull requests",
-      edit: (t) => t.replace("  canary-wave:\n    if: github.event_name == 'push'\n", "  canary-wave:\n    if: github.event_name == 'push' || github.event_name == 'pull_request'\n"),
+      edit: (t) =>
+        t.replace(
+          "  canary-wave:\n    if: github.event_name == 'push'\n",
+          "  canary-wave:\n    if: github.event_name == 'push' || github.event_name == 'pull_request'\n",
+        ),
       want: [
         "job canary-wave runs on pull requests and references secrets.PULUMI_BACKEND_URL",
         "job canary-wave runs on pull requests and references secrets.PULUMI_CONFIG_PASSPHRASE",
@@ -153,7 +187,10 @@ describe("the CI workflow's secrets", () => {
     {
       name: "retention's schedule-only condition dropped",
       edit: (t) => t.replace("    if: github.event_name == 'schedule'\n", ""),
-      want: ["job retention runs on pull requests and references secrets.SCW_ACCESS_KEY", "job retention runs on pull requests and references secrets.SCW_SECRET_KEY"],
+      want: [
+        "job retention runs on pull requests and references secrets.SCW_ACCESS_KEY",
+        "job retention runs on pull requests and references secrets.SCW_SECRET_KEY",
+      ],
     },
   ];
 
@@ -169,14 +206,21 @@ describe("the CI workflow's secrets", () => {
       "  remaining-zones:\n    if: always()\n",
     );
     expect(crafted).not.toBe(shipped);
-    expect(secretViolations(crafted)).toContain("job remaining-zones runs on pull requests and references secrets.SCW_SECRET_KEY");
-    const needsOnly = shipped.replace("  remaining-zones:\n    if: github.event_name == 'push'\n", "  remaining-zones:\n");
+    expect(secretViolations(crafted)).toContain(
+      "job remaining-zones runs on pull requests and references secrets.SCW_SECRET_KEY",
+    );
+    const needsOnly = shipped.replace(
+      "  remaining-zones:\n    if: github.event_name == 'push'\n",
+      "  remaining-zones:\n",
+    );
     expect(needsOnly).not.toBe(shipped);
     expect(secretViolations(needsOnly)).toEqual([]);
   });
 
   it("does not flag write secrets when the workflow has no pull request trigger", () => {
-    const crafted = shipped.replace("  pull_request:\n", "").replace("  canary-wave:\n    if: github.event_name == 'push'\n", "  canary-wave:\n");
+    const crafted = shipped
+      .replace("  pull_request:\n", "")
+      .replace("  canary-wave:\n    if: github.event_name == 'push'\n", "  canary-wave:\n");
     expect(crafted).not.toBe(shipped);
     expect(secretViolations(crafted)).toEqual([]);
   });

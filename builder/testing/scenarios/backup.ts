@@ -15,33 +15,61 @@ export const backupScenarios: Record<"backup", (b: Battery) => Promise<void>> = 
     const imageId = /^\/images\/([0-9a-f-]{36})$/.exec(task?.hrefResult ?? "")?.[1];
     let serverId: string | undefined;
     try {
-      expect(imageId, `the backup action's task does not name an image (href_result ${JSON.stringify(task?.hrefResult)})`);
-      const image = await b.instance.waitForImage({ zone: b.zone, imageId }, { timeout: 900, minDelay: 2, maxDelay: 5 });
+      expect(
+        imageId,
+        `the backup action's task does not name an image (href_result ${JSON.stringify(task?.hrefResult)})`,
+      );
+      const image = await b.instance.waitForImage(
+        { zone: b.zone, imageId },
+        { timeout: 900, minDelay: 2, maxDelay: 5 },
+      );
       expect(image.state === "available", `backup image is ${image.state}`);
       const source = await b.server();
       const created = await b.instance.createServer({
-        zone: b.zone, name: `factory-backup-test-${token()}`, commercialType: source.commercialType, image: image.id,
-        dynamicIpRequired: true, tags: ["factory:role=backup-test", b.authorizedKeyTag()], project: b.o.projectId,
-        volumes: { "0": { volumeType: "sbs_volume" } }, bootType: "local", protected: false,
+        zone: b.zone,
+        name: `factory-backup-test-${token()}`,
+        commercialType: source.commercialType,
+        image: image.id,
+        dynamicIpRequired: true,
+        tags: ["factory:role=backup-test", b.authorizedKeyTag()],
+        project: b.o.projectId,
+        volumes: { "0": { volumeType: "sbs_volume" } },
+        bootType: "local",
+        protected: false,
       });
       serverId = created.server!.id;
       await b.action(serverId, "poweron", "running");
       await b.connect(serverId);
-      expect((await b.readMarker(serverId)) === b.markerValue, "an Instance booted from the backup image lacks the marker file");
+      expect(
+        (await b.readMarker(serverId)) === b.markerValue,
+        "an Instance booted from the backup image lacks the marker file",
+      );
     } finally {
       if (serverId) {
         const s = await b.server(serverId).catch(() => undefined);
         if (s) {
           if (s.state !== "stopped") await b.action(serverId, "poweroff", "stopped").catch(() => undefined);
-          await b.instance.deleteServer({ zone: b.zone, serverId }).catch((e: Error) => b.log(`cleanup: backup server: ${e.message}`));
-          for (const v of Object.values(s.volumes)) await b.deleteVolume(v.id).catch((e: Error) => b.log(`cleanup: backup volume: ${e.message}`));
+          await b.instance
+            .deleteServer({ zone: b.zone, serverId })
+            .catch((e: Error) => b.log(`cleanup: backup server: ${e.message}`));
+          for (const v of Object.values(s.volumes))
+            await b.deleteVolume(v.id).catch((e: Error) => b.log(`cleanup: backup volume: ${e.message}`));
         }
       }
       if (imageId) {
-        const image = await b.instance.getImage({ zone: b.zone, imageId }).then((r) => r.image, () => undefined);
-        await b.instance.deleteImage({ zone: b.zone, imageId }).catch((e: Error) => b.log(`cleanup: backup image: ${e.message}`));
-        for (const snap of [image?.rootVolume, ...Object.values(image?.extraVolumes ?? {})].filter((v): v is Instancev1.VolumeSummary => v !== undefined))
-          await b.block.deleteSnapshot({ zone: b.zone, snapshotId: snap.id }).catch((e: Error) => b.log(`cleanup: backup snapshot: ${e.message}`));
+        const image = await b.instance.getImage({ zone: b.zone, imageId }).then(
+          (r) => r.image,
+          () => undefined,
+        );
+        await b.instance
+          .deleteImage({ zone: b.zone, imageId })
+          .catch((e: Error) => b.log(`cleanup: backup image: ${e.message}`));
+        for (const snap of [image?.rootVolume, ...Object.values(image?.extraVolumes ?? {})].filter(
+          (v): v is Instancev1.VolumeSummary => v !== undefined,
+        ))
+          await b.block
+            .deleteSnapshot({ zone: b.zone, snapshotId: snap.id })
+            .catch((e: Error) => b.log(`cleanup: backup snapshot: ${e.message}`));
       }
     }
   },

@@ -32,4 +32,3 @@ export interface CycleDriver {
   /** Waits between polls (a plain sleep when absent). */
   pause?(ms: number): Promise<void>;
 }
-

@@ -4,7 +4,10 @@
  */
 import { answers, expect, inSubnet, ScenarioFailure, sleep, token, type Battery } from "../battery-driver";
 
-export const networkScenarios: Record<"network" | "dns" | "security group" | "private networks", (b: Battery) => Promise<void>> = {
+export const networkScenarios: Record<
+  "network" | "dns" | "security group" | "private networks",
+  (b: Battery) => Promise<void>
+> = {
   async network(b) {
     const s = await b.server();
     const v4 = s.publicIps.filter((i) => i.family === "inet").map((i) => i.address);
@@ -18,7 +21,8 @@ export const networkScenarios: Record<"network" | "dns" | "security group" | "pr
     if (v6.length) {
       const guest = await b.sh("ip -6 route show default; ip -o -6 addr show scope global");
       expect(/^default /m.test(guest), "no IPv6 default route in the guest");
-      for (const ip of v6) expect(guest.includes(ip.address), `the public IPv6 ${ip.address} is not configured in the guest`);
+      for (const ip of v6)
+        expect(guest.includes(ip.address), `the public IPv6 ${ip.address} is not configured in the guest`);
     }
   },
 
@@ -35,11 +39,28 @@ export const networkScenarios: Record<"network" | "dns" | "security group" | "pr
     const s = await b.server();
     const ip = b.publicIpv4(s);
     const original = s.securityGroup!;
-    const g = (await b.instance.createSecurityGroup({
-      zone: b.zone, name: `factory-test-${token()}`, description: "image factory security group test", projectDefault: false,
-      stateful: true, inboundDefaultPolicy: "drop", outboundDefaultPolicy: "accept", project: b.o.projectId,
-    })).securityGroup!;
-    const rule = (action: "accept" | "drop") => ({ protocol: "TCP" as const, direction: "inbound" as const, action, ipRange: "0.0.0.0/0", destPortFrom: 22, destPortTo: 22, position: 1, editable: true });
+    const g = (
+      await b.instance.createSecurityGroup({
+        zone: b.zone,
+        name: `factory-test-${token()}`,
+        description: "image factory security group test",
+        projectDefault: false,
+        stateful: true,
+        inboundDefaultPolicy: "drop",
+        outboundDefaultPolicy: "accept",
+        project: b.o.projectId,
+      })
+    ).securityGroup!;
+    const rule = (action: "accept" | "drop") => ({
+      protocol: "TCP" as const,
+      direction: "inbound" as const,
+      action,
+      ipRange: "0.0.0.0/0",
+      destPortFrom: 22,
+      destPortTo: 22,
+      position: 1,
+      editable: true,
+    });
     const until = async (want: boolean) => {
       for (let i = 0; i < 20; i++) {
         if ((await answers(ip, 22)) === want) return true;
@@ -57,32 +78,57 @@ export const networkScenarios: Record<"network" | "dns" | "security group" | "pr
       await b.instance.setSecurityGroupRules({ zone: b.zone, securityGroupId: g.id, rules: [rule("accept")] });
       expect(await until(true), "port 22 does not answer again after the rule was restored");
     } finally {
-      await b.instance.updateServer({ zone: b.zone, serverId: s.id, securityGroup: { id: original.id, name: original.name } });
-      await b.instance.deleteSecurityGroup({ zone: b.zone, securityGroupId: g.id }).catch((e: Error) => b.log(`cleanup: security group: ${e.message}`));
+      await b.instance.updateServer({
+        zone: b.zone,
+        serverId: s.id,
+        securityGroup: { id: original.id, name: original.name },
+      });
+      await b.instance
+        .deleteSecurityGroup({ zone: b.zone, securityGroupId: g.id })
+        .catch((e: Error) => b.log(`cleanup: security group: ${e.message}`));
     }
   },
 
   async "private networks"(b) {
-    const pn = await b.vpc.createPrivateNetwork({ region: b.zone.replace(/-\d+$/, ""), name: `factory-test-${token()}`, tags: [], subnets: [], defaultRoutePropagationEnabled: false });
+    const pn = await b.vpc.createPrivateNetwork({
+      region: b.zone.replace(/-\d+$/, ""),
+      name: `factory-test-${token()}`,
+      tags: [],
+      subnets: [],
+      defaultRoutePropagationEnabled: false,
+    });
     let nicId: string | undefined;
     try {
       const subnet = pn.subnets[0]?.subnet;
       expect(subnet, "the private network has no subnet");
-      const nic = (await b.instance.createPrivateNIC({ zone: b.zone, serverId: b.o.serverId, privateNetworkId: pn.id })).privateNic!;
+      const nic = (await b.instance.createPrivateNIC({ zone: b.zone, serverId: b.o.serverId, privateNetworkId: pn.id }))
+        .privateNic!;
       nicId = nic.id;
-      const ready = await b.instance.waitForPrivateNIC({ zone: b.zone, serverId: b.o.serverId, privateNicId: nic.id }, { timeout: 300, minDelay: 1, maxDelay: 3 });
+      const ready = await b.instance.waitForPrivateNIC(
+        { zone: b.zone, serverId: b.o.serverId, privateNicId: nic.id },
+        { timeout: 300, minDelay: 1, maxDelay: 3 },
+      );
       expect(ready.state === "available", `private NIC is ${ready.state}`);
       let seen = "";
       for (let i = 0; i < 45; i++) {
-        seen = await b.sh(`for i in /sys/class/net/*; do if [ "$(cat $i/address)" = "${nic.macAddress.toLowerCase()}" ]; then ip -o -4 addr show dev $(basename $i); fi; done`);
+        seen = await b.sh(
+          `for i in /sys/class/net/*; do if [ "$(cat $i/address)" = "${nic.macAddress.toLowerCase()}" ]; then ip -o -4 addr show dev $(basename $i); fi; done`,
+        );
         const addr = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(seen)?.[1];
         if (addr && inSubnet(addr, subnet)) return;
         await sleep(2000);
       }
-      throw new ScenarioFailure(`the private NIC (${nic.macAddress}) got no address in ${subnet}: ${seen.trim().slice(0, 160) || "interface absent or unconfigured"}`);
+      throw new ScenarioFailure(
+        `the private NIC (${nic.macAddress}) got no address in ${subnet}: ${seen.trim().slice(0, 160) || "interface absent or unconfigured"}`,
+      );
     } finally {
-      if (nicId) await b.instance.deletePrivateNIC({ zone: b.zone, serverId: b.o.serverId, privateNicId: nicId }).catch((e: Error) => b.log(`cleanup: private NIC: ${e.message}`));
-      await b.vpc.deletePrivateNetwork({ region: b.zone.replace(/-\d+$/, ""), privateNetworkId: pn.id }).catch((e: Error) => b.log(`cleanup: private network: ${e.message}`));
+      if (nicId)
+        await b.instance
+          .deletePrivateNIC({ zone: b.zone, serverId: b.o.serverId, privateNicId: nicId })
+          .catch((e: Error) => b.log(`cleanup: private NIC: ${e.message}`));
+      await b.vpc
+        .deletePrivateNetwork({ region: b.zone.replace(/-\d+$/, ""), privateNetworkId: pn.id })
+        .catch((e: Error) => b.log(`cleanup: private network: ${e.message}`));
     }
   },
 };

@@ -32,10 +32,18 @@ export async function stopInPlace(d: CycleDriver, v: Verdicts): Promise<void> {
   const marker = d.markerValue;
   await d.act("stop_in_place", "stopped in place");
   const s = await d.cycleState();
-  v.check("stop in place", s.allowedActions.includes("poweron"), `a server stopped in place does not allow poweron (${s.allowedActions.join(", ")})`);
+  v.check(
+    "stop in place",
+    s.allowedActions.includes("poweron"),
+    `a server stopped in place does not allow poweron (${s.allowedActions.join(", ")})`,
+  );
   await d.act("poweron", "running");
   await d.connect();
-  v.check("stop in place", (await d.readMarker()) === marker, "data written before stop in place is gone after poweron");
+  v.check(
+    "stop in place",
+    (await d.readMarker()) === marker,
+    "data written before stop in place is gone after poweron",
+  );
   v.done("stop in place");
 }
 
@@ -69,7 +77,11 @@ export async function stoppedAndRescued(d: CycleDriver, v: Verdicts): Promise<vo
     if (stop) {
       await d.act("poweroff", "stopped");
       const s = await d.cycleState();
-      v.check("archive", s.allowedActions.includes("poweron"), `a stopped server does not allow poweron (${s.allowedActions.join(", ")})`);
+      v.check(
+        "archive",
+        s.allowedActions.includes("poweron"),
+        `a stopped server does not allow poweron (${s.allowedActions.join(", ")})`,
+      );
       if (cold) {
         work.snapshotId = await d.snapshotRoot("cold snapshot");
         await d.snapshotReady(work.snapshotId);
@@ -82,10 +94,22 @@ export async function stoppedAndRescued(d: CycleDriver, v: Verdicts): Promise<vo
       if (rescue) {
         const state = await d.cycleState();
         v.check("rescue", state.bootType === "rescue", `boot type is ${state.bootType} after switching to rescue`);
-        v.check("rescue", (await d.readMarker()) === "", "the system booted in rescue mode holds the marker file: it is the Instance's own volume, not a rescue system");
+        v.check(
+          "rescue",
+          (await d.readMarker()) === "",
+          "the system booted in rescue mode holds the marker file: it is the Instance's own volume, not a rescue system",
+        );
         const found = await d.filesystems(uuid);
-        v.check("rescue", found.length === 1, `the root file system ${uuid} shows on ${found.length} devices in rescue mode, expected 1 (the root volume)`);
-        v.check("rescue", found.every((f) => !f.mounted), `the root volume is mounted in rescue mode (${found.map((f) => f.device).join(", ")}): it must be left alone`);
+        v.check(
+          "rescue",
+          found.length === 1,
+          `the root file system ${uuid} shows on ${found.length} devices in rescue mode, expected 1 (the root volume)`,
+        );
+        v.check(
+          "rescue",
+          found.every((f) => !f.mounted),
+          `the root volume is mounted in rescue mode (${found.map((f) => f.device).join(", ")}): it must be left alone`,
+        );
         if (found.length === 1) rootHash = await d.headHash(found[0]!.device);
       }
       if (cold) {
@@ -94,10 +118,18 @@ export async function stoppedAndRescued(d: CycleDriver, v: Verdicts): Promise<vo
           // Hashed before anything mounts it; the copy's file system carries the root's UUID.
           const copy = (await d.filesystems(uuid)).find((f) => f.device.startsWith(dev));
           const copyHash = copy ? await d.headHash(copy.device) : "";
-          v.check("rescue", copyHash === rootHash, "the root volume seen from rescue mode differs from the cold snapshot taken at power-off: the rescue boot wrote to it");
+          v.check(
+            "rescue",
+            copyHash === rootHash,
+            "the root volume seen from rescue mode differs from the cold snapshot taken at power-off: the rescue boot wrote to it",
+          );
         }
         const found = await d.markerOn(dev);
-        v.check("cold snapshot", found === marker, `the volume made from the cold snapshot does not hold the marker file (read "${found}")`);
+        v.check(
+          "cold snapshot",
+          found === marker,
+          `the volume made from the cold snapshot does not hold the marker file (read "${found}")`,
+        );
         await d.detachGone(work.volumeId!, dev);
         v.done("cold snapshot");
       }

@@ -18,15 +18,23 @@ export async function attachSnapshotCopy(d: CycleDriver, work: SnapshotWork, lab
 }
 
 /** Attaches a volume made of the snapshot and reads the marker from it; the volume stays attached. */
-export async function markerInSnapshot(d: CycleDriver, work: SnapshotWork, label: string): Promise<{ found: string; dev: string }> {
+export async function markerInSnapshot(
+  d: CycleDriver,
+  work: SnapshotWork,
+  label: string,
+): Promise<{ found: string; dev: string }> {
   const dev = await attachSnapshotCopy(d, work, label);
   return { found: await d.markerOn(dev), dev };
 }
 
 /** Deletes what a snapshot check made (the volume first: it was made from the snapshot), logging what fails. */
 export async function removeSnapshotWork(d: CycleDriver, work: SnapshotWork): Promise<void> {
-  if (work.volumeId) await d.deleteVolume(work.volumeId).catch((e: Error) => d.log(`cleanup: volume ${work.volumeId}: ${e.message}`));
-  if (work.snapshotId) await d.deleteSnapshot(work.snapshotId).catch((e: Error) => d.log(`cleanup: snapshot ${work.snapshotId}: ${e.message}`));
+  if (work.volumeId)
+    await d.deleteVolume(work.volumeId).catch((e: Error) => d.log(`cleanup: volume ${work.volumeId}: ${e.message}`));
+  if (work.snapshotId)
+    await d
+      .deleteSnapshot(work.snapshotId)
+      .catch((e: Error) => d.log(`cleanup: snapshot ${work.snapshotId}: ${e.message}`));
 }
 
 /** The hot snapshot: taken while the server runs, the marker written just before must be in it. */

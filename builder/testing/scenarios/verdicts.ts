@@ -6,8 +6,18 @@ import type { CheckResult } from "../guest-checks";
 import { ScenarioFailure } from "../battery-driver";
 
 export const SCENARIOS = [
-  "network", "dns", "security group", "private networks", "block volume", "hot snapshot", "cold snapshot",
-  "reboot", "stop in place", "archive", "backup", "rescue",
+  "network",
+  "dns",
+  "security group",
+  "private networks",
+  "block volume",
+  "hot snapshot",
+  "cold snapshot",
+  "reboot",
+  "stop in place",
+  "archive",
+  "backup",
+  "rescue",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -53,7 +63,11 @@ export class Verdicts {
   /** One result per wanted scenario; one the cycle never concluded fails rather than passing unproven. */
   results(): CheckResult[] {
     return this.wanted.map((name) => {
-      const v = this.verdicts.get(name) ?? { status: "fail" as const, reason: "the cycle ended before this scenario was checked", seconds: (Date.now() - this.started) / 1000 };
+      const v = this.verdicts.get(name) ?? {
+        status: "fail" as const,
+        reason: "the cycle ended before this scenario was checked",
+        seconds: (Date.now() - this.started) / 1000,
+      };
       return { name, ...v };
     });
   }
