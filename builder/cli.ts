@@ -17,6 +17,8 @@ import { readStackSettings, stackNames } from "./stack-files";
 import { closest, commandHelp, globalHelp, parseOptions } from "./options";
 import { commands, register, UsageError } from "./registry";
 import "./commands";
+import "./local-commands";
+import "./test-instance-command";
 import "./release-commands";
 import "./supply-commands";
 import "./doctor";
