@@ -154,10 +154,12 @@ function stepArgs(step: Step, input: CustomiseInput): string[] {
   }
 }
 
-const SBOM_COMMAND: Record<Family, string> = {
+export const SBOM_COMMAND: Record<Family, string> = {
   debian: `dpkg-query -W -f='\${Package}\\t\${Version}\\t\${Architecture}\\n' > ${SBOM_PATH}`,
-  rhel: `rpm -qa --qf '%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\n' | sort > ${SBOM_PATH}`,
-  arch: `pacman -Q | awk '{print $1"\\t"$2"\\tx86_64"}' > ${SBOM_PATH}`,
+  // The rpm database names each package's source RPM and licence: columns 4 and 5, as the SBOM reports them.
+  rhel: `rpm -qa --qf '%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\t%{LICENSE}\\n' | sort > ${SBOM_PATH}`,
+  // pacman's local database has each package's licences (-Qi), but no source package to name.
+  arch: `LC_ALL=C pacman -Qi | awk -F' *: ' '/^Name /{n=$2} /^Version /{v=$2} /^Architecture /{a=$2} /^Licenses /{l=$2} function out(){if(n)print n"\\t"v"\\t"a"\\t\\t"l; n=""} /^$/{out()} END{out()}' | sort > ${SBOM_PATH}`,
 };
 
 /**

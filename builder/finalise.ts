@@ -11,15 +11,36 @@ export interface PackageEntry {
   name: string;
   version: string;
   arch: string;
+  /** The source package, where the list names one (rpm's SOURCERPM). */
+  source?: string;
+  sourceVersion?: string;
+  /** Declared licences, where the package database has them (rpm's LICENSE, pacman's Licenses). */
+  licenses?: string[];
 }
 
+/** `bash-5.1.8-6.el9.src.rpm` → name and version-release; undefined for "(none)" or anything else. */
+export function sourceRpm(field: string | undefined): { source: string; sourceVersion: string } | undefined {
+  const m = /^(.+)-([^-]+-[^-]+)\.(?:no)?src\.rpm$/.exec(field?.trim() ?? "");
+  return m ? { source: m[1]!, sourceVersion: m[2]! } : undefined;
+}
+
+/** rpm gives one licence expression; pacman a space-separated list; "(none)"/"None" is no licence. */
+function licenceField(field: string | undefined, list: boolean): string[] | undefined {
+  const v = field?.trim();
+  if (!v || v === "(none)" || v === "None") return undefined;
+  return list ? v.split(/\s+/) : [v];
+}
+
+/** The build's package list: name, version, arch, and for rpm/pacman the source RPM and licence columns. */
 export function parsePackageList(text: string): PackageEntry[] {
   return text
     .split("\n")
     .filter((l) => l.trim())
     .map((l) => {
-      const [name, version, arch] = l.split("\t");
-      return { name: name!, version: version ?? "", arch: arch ?? "" };
+      const [name, version, arch, source, licence] = l.split("\t");
+      const src = sourceRpm(source);
+      const licenses = licenceField(licence, !src);
+      return { name: name!, version: version ?? "", arch: arch ?? "", ...src, ...(licenses ? { licenses } : {}) };
     })
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

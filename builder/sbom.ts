@@ -3,7 +3,7 @@
  * are read from their own package database: /var/lib/dpkg/status (name, version, architecture, source package)
  * and the machine-readable (DEP-5) /usr/share/doc/<package>/copyright files for licences, in one read-only
  * libguestfs session on the finished artifact. Other families use the package list the build read inside the
- * guest (rpm -qa, pacman -Q), which carries no source package or licence.
+ * guest: rpm's database gives the source RPM and the licence, pacman's the licences (it names no source package).
  */
 import { createHash } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";

@@ -30,7 +30,8 @@ import { SignatureError } from "./signing";
 export type SupplyManifest = ProvenanceSource & {
   label: string;
   output: { sha256: string };
-  packages: PackageVersion[];
+  /** The build's package list (manifest.json); for rpm and pacman with the source RPM and licences it names. */
+  packages: InstalledPackage[];
   scs: ProvenanceSource["scs"] & { os_distro: string | number; os_version: string | number };
 };
 
