@@ -12,9 +12,9 @@ import { lifecycle } from "./lifecycle";
 import { projectRoot } from "./paths";
 import { bounded, ENVIRONMENT, register, UsageError, withContract, withHowTo, type Values } from "./registry";
 import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
-import { scsFromTags, SCS_TAG_PREFIX } from "./scs";
-import { checkCatalog, checkImageMetadata, checkImageSet, type CatalogImage, type Finding } from "./scs-check";
-import { isHidden, parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./retention";
+import { checkLiveImages, scsImage } from "./release-status";
+import { checkCatalog, type CatalogImage, type Finding } from "./scs-check";
+import { parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./retention";
 import { applyRetention, liveFactoryImages, zoneClient } from "./retention-api";
 import { planStack } from "./plan";
 import { readStackSettings, stackNames } from "./stack-files";
@@ -44,18 +44,7 @@ const API_CREDENTIALS = Object.fromEntries(
 /** The factory's images in a zone (tagged `factory:release=…`), as SCS sees them: their tags read back. */
 export async function liveImages(zone: string): Promise<CatalogImage[]> {
   const catalog = loadCatalog();
-  return (await liveFactoryImages(zoneClient(zone, missingCredential), zone)).map((i) => {
-    const release = catalog.byId.get(
-      i.tags.find((t) => t.startsWith("factory:release="))!.slice("factory:release=".length),
-    );
-    const built = i.tags.find((t) => t.startsWith(`${SCS_TAG_PREFIX}image_build_date=`))?.split("=")[1];
-    return {
-      subject: `${i.name} (${i.id})`,
-      meta: { ...scsFromTags(i.tags), ...(built ? { image_build_date: built } : {}) },
-      codename: release?.kind === "os" ? release.codename : undefined,
-      hidden: isHidden(i),
-    };
-  });
+  return (await liveFactoryImages(zoneClient(zone, missingCredential), zone)).map((i) => scsImage(i, catalog));
 }
 
 function report(findings: Finding[], json: boolean): number {
@@ -92,14 +81,8 @@ register("scs-check", {
     const zone = str(v, "zone");
     if (!zone || !(ZONES as readonly string[]).includes(zone))
       throw new UsageError(`--live needs --zone with a Scaleway Availability Zone (${ZONES.join(", ")})`);
-    const images = await liveImages(zone);
-    return report(
-      [
-        ...images.flatMap((i) => checkImageMetadata(i.subject, i.meta, { at, built: true, hidden: i.hidden })),
-        ...checkImageSet(images, at),
-      ],
-      v.json === true,
-    );
+    const images = await liveFactoryImages(zoneClient(zone, missingCredential), zone);
+    return report(checkLiveImages(images, loadCatalog(), at), v.json === true);
   },
 });
 

@@ -70,7 +70,7 @@ export const isHidden = (image: LiveImage) => image.tags.includes(HIDDEN_TAG);
 export const isCandidate = (image: LiveImage) => tagValue(image.tags, STATUS_TAG_KEY) === "candidate";
 
 /** Newest first: build date, then creation time. */
-function byAge(a: LiveImage, b: LiveImage): number {
+export function byAge(a: LiveImage, b: LiveImage): number {
   const date = (i: LiveImage) => `${tagValue(i.tags, `${SCS_TAG_PREFIX}image_build_date`) ?? ""} ${i.created}`;
   return date(b).localeCompare(date(a));
 }

@@ -122,12 +122,14 @@ export interface CatalogImage {
   codename?: string;
   /** A live previous version, hidden by retention (`scs:os_hidden=true`): not offered under its name. */
   hidden?: boolean;
+  /** A live image whose battery has not passed (`factory:status=candidate`): not what its name refers to. */
+  candidate?: boolean;
 }
 
 /** SCS-0104 and the cross-image SCS-0102 rule over a set of images (a catalog, or what a zone offers). */
 export function checkImageSet(images: CatalogImage[], at: string): Finding[] {
   const out: Finding[] = [];
-  const generic = images.filter((i) => i.meta.os_purpose === "generic" && !i.hidden);
+  const generic = images.filter((i) => i.meta.os_purpose === "generic" && !i.hidden && !i.candidate);
   for (const img of generic) {
     const forms = SOURCE_FORMS[String(img.meta.os_distro)];
     const source = String(img.meta.image_source ?? "");
