@@ -4,6 +4,7 @@
  */
 import { packageDiffMarkdown, type BuildDiff } from "./package-diff";
 import { rebuildReasons, type HashInputs } from "./plan";
+import { statusTag } from "./retention";
 
 /** One row of `plan --json`. */
 export interface PlanRow {
@@ -70,6 +71,12 @@ export function markdownReport(changes: PlanChange[], packageDiffs: BuildDiff[] 
     `${count("rebuild")} to rebuild, ${count("new")} new, ${count("removed")} to remove, ${count("unchanged")} unchanged, across ${new Set(changes.map((c) => c.stack)).size} stacks.`,
     "",
   ];
+  // Reviewers merging a rebuild must know users keep the image that passed until the new one has passed too.
+  if (count("rebuild"))
+    lines.push(
+      `Each rebuilt image starts as a candidate (\`${statusTag("candidate")}\`): the release's current \`${statusTag("released")}\` image stays in place, and is what a lookup by name finds, until the new image's battery passes in its zone (at once where \`runTests\` is off); a failed battery leaves it in place.`,
+      "",
+    );
   const stacks = [...new Set(changes.map((c) => c.stack))];
   const quiet = stacks.filter((s) => changes.every((c) => c.stack !== s || c.change === "unchanged"));
   for (const stack of stacks.filter((s) => !quiet.includes(s))) {

@@ -67,6 +67,15 @@ describe("plan --against", () => {
     expect(changes.map((c) => [c.image, c.change, c.reasons.join("; ")])).toEqual(expected);
   });
 
+  it.each([
+    { why: "a rebuild", serial: "20261201-0000", says: true },
+    { why: "no rebuild", serial: undefined, says: false },
+  ])("says a rebuilt image starts as a candidate only when there is $why", ({ serial, says }) => {
+    const before = rows("prod-fr-par-2", { images });
+    const after = serial ? rows("prod-fr-par-2", { images }, withSerial("debian-12", serial)) : before;
+    expect(markdownReport(diffPlans(before, after)).includes("starts as a candidate")).toBe(says);
+  });
+
   it("names a new zone's images as such", () => {
     const changes = diffPlans(rows("prod-fr-par-2", { images }), [
       ...rows("prod-fr-par-2", { images }),
@@ -88,6 +97,8 @@ describe("plan --against", () => {
         "## Image factory plan",
         "",
         "1 to rebuild, 0 new, 0 to remove, 5 unchanged, across 2 stacks.",
+        "",
+        "Each rebuilt image starts as a candidate (`factory:status=candidate`): the release's current `factory:status=released` image stays in place, and is what a lookup by name finds, until the new image's battery passes in its zone (at once where `runTests` is off); a failed battery leaves it in place.",
         "",
         "### prod-fr-par-2",
         "",
