@@ -12,7 +12,7 @@ import { lifecycle } from "./lifecycle";
 import { projectRoot } from "./paths";
 import { bounded, ENVIRONMENT, register, UsageError, withContract, withHowTo, type Values } from "./registry";
 import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
-import { checkLiveImages, scsImage } from "./release-status";
+import { checkLiveImages, lifecycleImages, releaseViews, scsImage } from "./release-status";
 import { checkCatalog, type CatalogImage, type Finding } from "./scs-check";
 import { parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./retention";
 import { applyRetention, liveFactoryImages, zoneClient } from "./retention-api";
@@ -88,8 +88,15 @@ register("scs-check", {
 
 register("lifecycle", {
   summary: "report each image's lifecycle on a day: supported, notice (with the customer notice) or deprecated",
-  usage: "image-factory lifecycle [--at YYYY-MM-DD] [--grace-days 90 | --stack NAME] [--notice-days 60] [--json]",
+  usage:
+    "image-factory lifecycle [--at YYYY-MM-DD] [--grace-days 90 | --stack NAME] [--notice-days 60] [--zone ZONE] [--json]",
   options: {
+    zone: {
+      type: "string",
+      value: "ZONE",
+      description:
+        "also name each release's released image in the zone (what the state applies to), and its candidates",
+    },
     at: AT,
     "grace-days": {
       type: "string",
@@ -110,9 +117,14 @@ register("lifecycle", {
     },
     json: { type: "boolean", description: "print JSON" },
   },
-  run(v) {
+  environment: API_CREDENTIALS,
+  async run(v) {
     const at = dayOption(v);
     const catalog = loadCatalog();
+    const zone = str(v, "zone");
+    if (zone !== undefined && !(ZONES as readonly string[]).includes(zone))
+      throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")})`);
+    const views = zone ? releaseViews(await liveFactoryImages(zoneClient(zone, missingCredential), zone)) : undefined;
     const whole = (k: string) => {
       const n = Number(str(v, k));
       if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${k}: expected a whole number of days`);
@@ -120,14 +132,32 @@ register("lifecycle", {
     };
     const stack = str(v, "stack");
     const grace = stack ? readStackSettings(projectRoot(), stack, catalog).deprecationGraceDays : whole("grace-days");
-    const entries = lifecycle(catalog, at, grace, whole("notice-days"));
+    const entries = lifecycle(catalog, at, grace, whole("notice-days")).map((e) =>
+      views ? { ...e, zone: { [zone!]: lifecycleImages(e.id, views) } } : e,
+    );
     if (v.json) {
       process.stdout.write(`${JSON.stringify({ at, graceDays: grace, images: entries }, null, 2)}\n`);
       return;
     }
+    const inZone = (id: string) =>
+      lifecycleImages(id, views!)
+        .map(
+          (z) =>
+            `${z.arch}: ${z.released?.id ?? "none released"}${z.candidates.length ? ` (candidates: ${z.candidates.join(", ")})` : ""}`,
+        )
+        .join("; ") || "-";
     process.stdout.write(
       `${table(
-        ["image", "label", "state", "eol", "deprecated from", "days left", "successor"],
+        [
+          "image",
+          "label",
+          "state",
+          "eol",
+          "deprecated from",
+          "days left",
+          "successor",
+          ...(views ? [`in ${zone}`] : []),
+        ],
         entries.map((e) => [
           e.id,
           e.label,
@@ -136,6 +166,7 @@ register("lifecycle", {
           e.deprecates ?? "-",
           e.daysLeft === null ? "-" : String(e.daysLeft),
           e.successor ?? "-",
+          ...(views ? [inZone(e.id)] : []),
         ]),
       )}\n`,
     );

@@ -84,3 +84,26 @@ export function checkLiveImages(images: readonly LiveImage[], catalog: Catalog, 
     ...candidates,
   ];
 }
+
+/** What a lifecycle state applies to in a zone, per architecture: the released image, never a candidate. */
+export interface ZoneImages {
+  arch: string;
+  /** The image a lookup finds and that a deprecation notice is about; none while nothing is released. */
+  released?: { id: string; name: string };
+  /** Newer images under test or failed: not offered, so neither deprecated nor announced. */
+  candidates: string[];
+}
+
+/**
+ * `lifecycle --zone`: each release's images in the zone. The state comes from the catalog's dates alone, so a
+ * newer candidate never moves it; it is the released image the state and the notice speak of.
+ */
+export function lifecycleImages(release: string, views: readonly ReleaseView[]): ZoneImages[] {
+  return views
+    .filter((v) => v.key.startsWith(`${release}/`))
+    .map((v) => ({
+      arch: v.key.slice(release.length + 1),
+      ...(v.released ? { released: { id: v.released.id, name: v.released.name } } : {}),
+      candidates: v.candidates.map((c) => c.id),
+    }));
+}

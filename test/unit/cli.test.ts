@@ -112,6 +112,21 @@ describe("image-factory CLI", () => {
     expect(report.images.find((i) => i.id === "debian-12")).toMatchObject({ state: "notice" });
   });
 
+  it.each([
+    { args: ["--zone", "mars-1"], says: "--zone: give a Scaleway Availability Zone" },
+    { args: ["--zone", "fr-par-1"], says: "SCW_ACCESS_KEY is not set" },
+  ])("lifecycle $args refuses with a usage error naming what is wrong", async ({ args, says }) => {
+    const saved = process.env.SCW_ACCESS_KEY;
+    delete process.env.SCW_ACCESS_KEY;
+    try {
+      const { code, stderr } = await run(["lifecycle", "--at", "2028-09-01", ...args]);
+      expect(code).toBe(2);
+      expect(stderr).toContain(says);
+    } finally {
+      if (saved !== undefined) process.env.SCW_ACCESS_KEY = saved;
+    }
+  });
+
   it("retention refuses to run without the zone's credentials, naming the variable", async () => {
     const saved = process.env.SCW_ACCESS_KEY;
     delete process.env.SCW_ACCESS_KEY;

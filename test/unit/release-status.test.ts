@@ -1,7 +1,7 @@
 /** factory:status as the zone's readers see it: the newest released image is the release's, never a candidate. */
 import { describe, expect, it } from "vitest";
 import { loadCatalog } from "../../images";
-import { checkLiveImages, releasedImage, releaseViews } from "../../builder/release-status";
+import { checkLiveImages, lifecycleImages, releasedImage, releaseViews } from "../../builder/release-status";
 import { HIDDEN_TAG, statusTag, type LiveImage, type ReleaseStatus } from "../../builder/retention";
 import { scsMetadata, scsTags } from "../../builder/scs";
 
@@ -115,5 +115,35 @@ describe("scs-check --live and factory:status", () => {
     const out = checkLiveImages(images, catalog, AT);
     expect(own(out)).toEqual(findings);
     if (names) expect(out.find((f) => f.rule === "factory:status candidate")!.message).toContain(names);
+  });
+});
+
+describe("lifecycleImages: what a lifecycle state applies to in a zone", () => {
+  const arm = (i: LiveImage): LiveImage => ({ ...i, arch: "arm64", name: i.name.replace("x86_64", "arm64") });
+  it.each([
+    {
+      why: "a newer candidate leaves the released image as the one the state and notice speak of",
+      images: [image("rel", "2026-11-01", "released"), image("cand", "2026-11-20", "candidate")],
+      want: [{ arch: "x86_64", released: "rel", candidates: ["cand"] }],
+    },
+    {
+      why: "per architecture, and none released where only a candidate exists",
+      images: [image("rel", "2026-11-01", "released"), arm(image("armcand", "2026-11-20", "candidate"))],
+      want: [
+        { arch: "arm64", released: undefined, candidates: ["armcand"] },
+        { arch: "x86_64", released: "rel", candidates: [] },
+      ],
+    },
+    { why: "a release without images in the zone", images: [], want: [] },
+  ])("$why", ({ images, want }) => {
+    expect(
+      lifecycleImages("debian-12", releaseViews(images)).map((z) => ({
+        arch: z.arch,
+        released: z.released?.id,
+        candidates: z.candidates,
+      })),
+    ).toEqual(want);
+    // Another release sharing the prefix is not mixed in.
+    expect(lifecycleImages("debian-1", releaseViews(images))).toEqual([]);
   });
 });
