@@ -127,6 +127,25 @@ describe("image-factory CLI", () => {
     }
   });
 
+  it.each([
+    { args: ["--zone", "mars-1", "--release", "debian-12"], says: "--zone: give a Scaleway Availability Zone" },
+    {
+      args: ["--zone", "fr-par-1", "--release", "debian-0"],
+      says: '--release: give a release id of the catalog (got "debian-0")',
+    },
+    { args: ["--zone", "fr-par-1", "--release", "debian-12"], says: "SCW_ACCESS_KEY is not set" },
+  ])("released $args refuses with a usage error naming what is wrong", async ({ args, says }) => {
+    const saved = process.env.SCW_ACCESS_KEY;
+    delete process.env.SCW_ACCESS_KEY;
+    try {
+      const { code, stderr } = await run(["released", ...args]);
+      expect(code).toBe(2);
+      expect(stderr).toContain(says);
+    } finally {
+      if (saved !== undefined) process.env.SCW_ACCESS_KEY = saved;
+    }
+  });
+
   it("retention refuses to run without the zone's credentials, naming the variable", async () => {
     const saved = process.env.SCW_ACCESS_KEY;
     delete process.env.SCW_ACCESS_KEY;
