@@ -20,6 +20,7 @@ import "./commands";
 import "./local-commands";
 import "./test-instance-command";
 import "./release-commands";
+import "./released-command";
 import "./supply-commands";
 import "./doctor";
 import { table } from "./table";

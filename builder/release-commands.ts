@@ -12,7 +12,7 @@ import { lifecycle } from "./lifecycle";
 import { projectRoot } from "./paths";
 import { bounded, ENVIRONMENT, register, UsageError, withContract, withHowTo, type Values } from "./registry";
 import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
-import { checkLiveImages, lifecycleImages, releasedImage, releaseViews, scsImage } from "./release-status";
+import { checkLiveImages, lifecycleImages, releaseViews, scsImage } from "./release-status";
 import { checkCatalog, type CatalogImage, type Finding } from "./scs-check";
 import { parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./retention";
 import { applyRetention, liveFactoryImages, zoneClient } from "./retention-api";
@@ -32,12 +32,12 @@ export function dayOption(v: Values): string {
   return at;
 }
 
-const missingCredential = (name: string) =>
+export const missingCredential = (name: string) =>
   new UsageError(`${withHowTo(`${name} is not set`)}: this reads the zone's images through the Scaleway API`);
 
 const AT: OptionSpec = { type: "string", value: "YYYY-MM-DD", description: "the day to judge on; today by default" };
 const JSON_FINDINGS: OptionSpec = { type: "boolean", description: "print the findings as JSON" };
-const API_CREDENTIALS = Object.fromEntries(
+export const API_CREDENTIALS = Object.fromEntries(
   ["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_API_URL"].map((k) => [k, ENVIRONMENT[k]!]),
 );
 
@@ -171,34 +171,6 @@ register("lifecycle", {
       )}\n`,
     );
     for (const e of entries.filter((x) => x.notice)) process.stdout.write(`\n${e.id}: ${e.notice}\n`);
-  },
-});
-
-register("released", {
-  summary:
-    "print the id of a release's released image in a zone: the newest factory:status=released, never a candidate",
-  usage: "image-factory released --zone ZONE --release ID [--arch x86_64|arm64]",
-  options: {
-    zone: { type: "string", value: "ZONE", description: "the Availability Zone" },
-    release: { type: "string", value: "ID", description: "the release id (debian-12)" },
-    arch: { type: "string", value: "ARCH", default: "x86_64", description: "the architecture" },
-  },
-  environment: API_CREDENTIALS,
-  async run(v) {
-    const zone = str(v, "zone");
-    if (!zone || !(ZONES as readonly string[]).includes(zone))
-      throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")})`);
-    const release = str(v, "release");
-    if (!release || !loadCatalog().byId.has(release))
-      throw new UsageError(`--release: give a release id of the catalog (got "${release ?? ""}")`);
-    const arch = str(v, "arch") ?? "x86_64";
-    const image = releasedImage(await liveFactoryImages(zoneClient(zone, missingCredential), zone), release, arch);
-    if (!image) {
-      process.stderr.write(`released: no released image of ${release}/${arch} in ${zone} (candidates do not count)\n`);
-      return 1;
-    }
-    process.stdout.write(`${image.id}\n`);
-    return 0;
   },
 });
 
