@@ -50,7 +50,10 @@ describe("image-factory local", () => {
     for (const p of plans) expect(existsSync(join(state, "s3", settings.bucket, p.artifactKey))).toBe(true);
     for (const p of plans)
       expect(readdirSync(join(state, "s3", settings.bucket, "images", p.release.id, "x86_64")).sort()).toEqual(
-        [`${p.contentHash}.qcow2`, `${p.contentHash}.qcow2.manifest.json`, `${p.contentHash}.qcow2.refs`].sort(),
+        // The local stack signs with its test release key: SBOM, release notes and signed provenance beside it.
+        ["", ".manifest.json", ".cdx.json", ".notes.md", ".provenance.dsse.json", ".refs"]
+          .map((suffix) => `${p.contentHash}.qcow2${suffix}`)
+          .sort(),
       );
   });
 

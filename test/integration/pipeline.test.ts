@@ -186,7 +186,10 @@ describe("build and publish debian-12 end to end", () => {
   it("publishes a customised, never-booted, importable qcow2 with its manifest", async () => {
     const result = await publish(request());
     expect(result).toMatchObject({ key, built: true, uploaded: true });
-    expect(await bucketKeys()).toEqual([key, `${key}.manifest.json`, `${key}.refs`].sort());
+    // Unsigned here (no FACTORY_RELEASE_KEY): the SBOM and release notes beside the manifest, no provenance.
+    expect(await bucketKeys()).toEqual(
+      [key, `${key}.manifest.json`, `${key}.cdx.json`, `${key}.notes.md`, `${key}.refs`].sort(),
+    );
     expect(await references(s3Client(target()), BUCKET, key)).toEqual({ refs: ["local/debian-12-x86_64"] });
 
     // Take the object back out of S3 and look inside with libguestfs.
