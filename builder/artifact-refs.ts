@@ -5,7 +5,8 @@
  *
  * On-bucket layout, per artifact `<key>` (e.g. `images/debian-12/x86_64/<hash>.qcow2`):
  *   <key>                  the artifact
- *   <key>.manifest.json    its build manifest
+ *   <key>.manifest.json    its build manifest; beside it the SBOM, release notes and signed provenance
+ *                          (ARTIFACT_COMPANIONS), written before the artifact and deleted after it
  *   <key>.refs             the references record, JSON: {"refs": ["<stack>/<name>", …]}, or
  *                          {"refs": [], "deletingSince": "<ISO time>"} while the artifact is being deleted
  *
@@ -180,9 +181,13 @@ async function readOrMigrate(s3: S3Client, bucket: string, key: string): Promise
   return readRecord(s3, bucket, key);
 }
 
+/** What publish writes beside an artifact (builder/provenance.ts's companionKeys): it goes with the artifact. */
+export const ARTIFACT_COMPANIONS = [".manifest.json", ".cdx.json", ".notes.md", ".provenance.dsse.json"] as const;
+
 async function deleteArtifact(s3: S3Client, bucket: string, key: string, recordEtag: string): Promise<void> {
-  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${key}.manifest.json` }));
+  // The artifact first: without it the set is incomplete and publish rebuilds it, companions included.
+  for (const k of [key, ...ARTIFACT_COMPANIONS.map((suffix) => `${key}${suffix}`)])
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
   // Conditional, so a deleter that stalled past the threshold cannot remove a record a publisher created since.
   // Scaleway documents conditional writes but not conditional deletes: where If-Match on DeleteObject is refused,
   // compare the etag just before an unconditional delete instead (a narrower window, not none).
@@ -269,7 +274,7 @@ export async function dropReference(
 }
 
 async function anythingLeft(s3: S3Client, bucket: string, key: string): Promise<boolean> {
-  for (const k of [key, `${key}.manifest.json`]) {
+  for (const k of [key, ...ARTIFACT_COMPANIONS.map((suffix) => `${key}${suffix}`)]) {
     try {
       await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: k }));
       return true;

@@ -17,6 +17,7 @@ export const SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1";
 export const BUILD_TYPE = "urn:image-factory:buildtype:libguestfs-customise:v1";
 
 /** Where each signed file sits beside the artifact `<key>` in the bucket (and beside the local cache's file). */
+/** Keep in step with ARTIFACT_COMPANIONS (builder/artifact-refs.ts), which deletes them with the artifact. */
 export const companionKeys = (artifactKey: string) => ({
   manifest: `${artifactKey}.manifest.json`,
   sbom: `${artifactKey}.cdx.json`,

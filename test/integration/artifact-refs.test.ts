@@ -14,7 +14,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dropReference, references, withReference } from "../../builder/artifact-refs";
+import { ARTIFACT_COMPANIONS, dropReference, references, withReference } from "../../builder/artifact-refs";
+import { companionKeys } from "../../builder/provenance";
 import { startS3, type S3Server } from "../../builder/local/s3-server";
 import { s3Client, sweepStaleUploads, uploadArtifact } from "../../builder/upload";
 
@@ -194,6 +195,20 @@ describe("references: the artifact exists exactly while some stack references it
     expect(refused).toBe(1);
     expect(await exists(key)).toBe(false);
     expect(await exists(`${key}.refs`)).toBe(false);
+  });
+
+  it("deletes what publish wrote beside the artifact with it, and nothing of a neighbour", async () => {
+    const key = "images/companions/x86_64/c0ffee.qcow2";
+    const neighbour = "images/companions/x86_64/c0ffee.qcow2.bak";
+    const beside = Object.values(companionKeys(key));
+    expect(beside.sort()).toEqual(ARTIFACT_COMPANIONS.map((suffix) => `${key}${suffix}`).sort());
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: neighbour, Body: "someone else's" }));
+    await withReference(client, BUCKET, key, "a/img", {}, async () => {
+      for (const k of [...beside, key]) await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: k, Body: "x" }));
+    });
+    expect(await dropReference(client, BUCKET, key, "a/img")).toEqual({ deleted: true });
+    for (const k of [key, ...beside, `${key}.refs`]) expect(await exists(k), k).toBe(false);
+    expect(await exists(neighbour)).toBe(true);
   });
 
   it("folds the older one-object-per-reference layout into the record", async () => {
