@@ -10,6 +10,7 @@ import { BuildHostError, runOnHost } from "../../builder/build-host-ssh";
 import { recordKey } from "../../builder/artifact-refs";
 import { doctorHost } from "../../builder/doctor-host";
 import { buildHostEnv, HOST_CLI as CLI, type BuildHostEnv } from "../support/build-host-env";
+import { SLOW_TESTS } from "../support/slow";
 
 let e: BuildHostEnv;
 let hosts: BuildHostEnv["hosts"];
@@ -29,33 +30,38 @@ afterAll(async () => {
 });
 
 describe("SSH build hosts", () => {
-  it("two hosts build two artifacts at once, each published with its reference", async () => {
-    const [a, b] = [plan(0), plan(1)];
-    expect(a.contentHash).not.toBe(b.contentHash);
-    // Each host with an empty artifact cache of its own: a real build, not a cached file.
-    const jobs = [
-      { host: hosts[0]!, p: a, cache: join(work, "cache-a") },
-      { host: hosts[1]!, p: b, cache: join(work, "cache-b") },
-    ].map(async ({ host, p, cache }) => {
-      const vars = env(p);
-      const command = `FACTORY_CACHE='${cache}' ${CLI} publish`;
-      // Secrets travel as environment requests, never on the command line.
-      expect(command).not.toContain(vars.AWS_SECRET_ACCESS_KEY!);
-      const started = Date.now();
-      const r = await runOnHost(target(host), command, vars, { streamStderr: true });
-      return { ...r, started, ended: Date.now() };
-    });
-    const [ra, rb] = await Promise.all(jobs);
-    for (const r of [ra!, rb!]) expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(ra!.stdout)).toMatchObject({ key: a.artifactKey, contentHash: a.contentHash, built: true });
-    expect(JSON.parse(rb!.stdout)).toMatchObject({ key: b.artifactKey, contentHash: b.contentHash, built: true });
-    // At once: each started before the other ended.
-    expect(ra!.started < rb!.ended && rb!.started < ra!.ended).toBe(true);
-    for (const p of [a, b]) {
-      expect(await exists(p.artifactKey), p.artifactKey).toBe(true);
-      expect(await exists(recordKey(p.artifactKey)), recordKey(p.artifactKey)).toBe(true);
-    }
-  }, 1_500_000);
+  // Two real builds at once: with FACTORY_SLOW_TESTS=1 only (test/support/slow.ts).
+  it.skipIf(!SLOW_TESTS)(
+    "two hosts build two artifacts at once, each published with its reference",
+    async () => {
+      const [a, b] = [plan(0), plan(1)];
+      expect(a.contentHash).not.toBe(b.contentHash);
+      // Each host with an empty artifact cache of its own: a real build, not a cached file.
+      const jobs = [
+        { host: hosts[0]!, p: a, cache: join(work, "cache-a") },
+        { host: hosts[1]!, p: b, cache: join(work, "cache-b") },
+      ].map(async ({ host, p, cache }) => {
+        const vars = env(p);
+        const command = `FACTORY_CACHE='${cache}' ${CLI} publish`;
+        // Secrets travel as environment requests, never on the command line.
+        expect(command).not.toContain(vars.AWS_SECRET_ACCESS_KEY!);
+        const started = Date.now();
+        const r = await runOnHost(target(host), command, vars, { streamStderr: true });
+        return { ...r, started, ended: Date.now() };
+      });
+      const [ra, rb] = await Promise.all(jobs);
+      for (const r of [ra!, rb!]) expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(ra!.stdout)).toMatchObject({ key: a.artifactKey, contentHash: a.contentHash, built: true });
+      expect(JSON.parse(rb!.stdout)).toMatchObject({ key: b.artifactKey, contentHash: b.contentHash, built: true });
+      // At once: each started before the other ended.
+      expect(ra!.started < rb!.ended && rb!.started < ra!.ended).toBe(true);
+      for (const p of [a, b]) {
+        expect(await exists(p.artifactKey), p.artifactKey).toBe(true);
+        expect(await exists(recordKey(p.artifactKey)), recordKey(p.artifactKey)).toBe(true);
+      }
+    },
+    1_500_000,
+  );
 
   it("refuses a host whose key is not the pinned one, and publishes nothing", async () => {
     const p = plan(2);

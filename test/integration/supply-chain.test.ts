@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SLOW_TESTS } from "../support/slow";
 import { accelerator, guestfsEnv } from "../../builder/accel";
 import { main } from "../../builder/cli";
 import { run } from "../../builder/exec";
@@ -39,6 +40,7 @@ let catalog: Catalog;
 const releaseKey = () => readFileSync(TEST_RELEASE_KEY.secret, "utf8");
 
 beforeAll(async () => {
+  if (!SLOW_TESTS) return;
   const fixture = await ensureFixture();
   process.env.FACTORY_ACCEL = await accelerator();
   await ensureVersitygw();
@@ -105,7 +107,8 @@ function flipped(b: Buffer, at: number | string): Buffer {
   return c;
 }
 
-describe("supply chain of two fixture builds", () => {
+// Two real builds: with FACTORY_SLOW_TESTS=1 only (test/support/slow.ts).
+describe.skipIf(!SLOW_TESTS)("supply chain of two fixture builds", () => {
   let first: ReturnType<typeof request>;
   let second: ReturnType<typeof request>;
 
