@@ -114,6 +114,12 @@ describe("image-factory local", () => {
     const digests: Record<string, string>[] = [];
 
     it("is built on the base with its first-boot units, and holds no secret", async () => {
+      // Layered on the base's published artifact, not customised from the upstream again.
+      const manifest = JSON.parse(readFileSync(`${artifactOf(id)}.manifest.json`, "utf8")) as {
+        layeredOn?: { release: string; contentHash: string };
+      };
+      const base = plans.find((p) => p.release.id === "debian-12")!;
+      expect(manifest.layeredOn).toMatchObject({ release: "debian-12", contentHash: base.contentHash });
       const guards = [POLICY_RC_D, DPKG_UNSAFE_IO];
       const paths = [...firstBoot, ...built, ...guards];
       const { stdout } = await run("guestfish", ["--ro", "-a", artifactOf(id), "-i"], {

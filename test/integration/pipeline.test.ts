@@ -34,6 +34,7 @@ import { s3Client, uploadArtifact } from "../../builder/upload";
 import { withOverrides, type Catalog, type OsRelease } from "../../images";
 import { TEST_KEYS } from "../../builder/local/test-keys";
 import { createFakeUpstream, signedCatalog } from "../support/upstream";
+import { SLOW_TESTS } from "../support/slow";
 
 // debian-12 is signed by the test key this catalog pins; the unsigned releases' checksums are pinned once known.
 const catalog = signedCatalog();
@@ -290,75 +291,83 @@ describe("build and publish debian-12 end to end", () => {
     });
   });
 
-  it("layers app-openvpn on the published base instead of customising the upstream again", async () => {
-    // OpenVPN on this catalog's debian-12, as the local stack has it; its inputs name the base published above.
-    const layered = withOverrides(dirty, { appBases: { "app-openvpn": "debian-12" } });
-    const app = layered.byId.get("app-openvpn")!;
-    const inputs = hashInputs(layered, app, "x86_64", dials);
-    expect(inputs.baseContentHash).toBe(hash);
-    const appKey = artifactKey("app-openvpn", "x86_64", contentHash(inputs));
-    const started = Date.now();
-    const result = await publish({
-      ...request(),
-      catalog: layered,
-      releaseId: "app-openvpn",
-      key: appKey,
-      expectedContentHash: contentHash(inputs),
-      ref: "local/app-openvpn-x86_64",
-    });
-    const seconds = (Date.now() - started) / 1000;
-    expect(result).toMatchObject({ key: appKey, built: true, uploaded: true });
-    const client = s3Client(target());
-    const manifest = JSON.parse(
-      await (
-        await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${appKey}.manifest.json` }))
-      ).Body!.transformToString(),
-    );
-    const baseManifest = JSON.parse(
-      await (
-        await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${key}.manifest.json` }))
-      ).Body!.transformToString(),
-    );
-    expect(manifest.layeredOn).toEqual({ release: "debian-12", contentHash: hash, sha256: baseManifest.output.sha256 });
-    expect(manifest.upstream.checksum).toEqual(baseManifest.upstream.checksum);
-    // What the base brought (ecosystem, cloud-init) and what the app added, in one package list.
-    const names = new Set(manifest.packages.map((p: { name: string }) => p.name));
-    for (const name of ["scaleway-ecosystem", "cloud-init", "openvpn", "easy-rsa", "iptables"])
-      expect(names).toContain(name);
-    for (const p of baseManifest.packages) expect(names).toContain(p.name);
-    process.stderr.write(
-      `layered app-openvpn: ${seconds.toFixed(0)} s, ${(manifest.output.bytes / 2 ** 20).toFixed(1)} MiB; base ${(baseManifest.output.bytes / 2 ** 20).toFixed(1)} MiB\n`,
-    );
+  // A third real build (about 10 minutes under TCG): slow lane. The main job's test builds the apps layered too.
+  it.skipIf(!SLOW_TESTS)(
+    "layers app-openvpn on the published base instead of customising the upstream again",
+    async () => {
+      // OpenVPN on this catalog's debian-12, as the local stack has it; its inputs name the base published above.
+      const layered = withOverrides(dirty, { appBases: { "app-openvpn": "debian-12" } });
+      const app = layered.byId.get("app-openvpn")!;
+      const inputs = hashInputs(layered, app, "x86_64", dials);
+      expect(inputs.baseContentHash).toBe(hash);
+      const appKey = artifactKey("app-openvpn", "x86_64", contentHash(inputs));
+      const started = Date.now();
+      const result = await publish({
+        ...request(),
+        catalog: layered,
+        releaseId: "app-openvpn",
+        key: appKey,
+        expectedContentHash: contentHash(inputs),
+        ref: "local/app-openvpn-x86_64",
+      });
+      const seconds = (Date.now() - started) / 1000;
+      expect(result).toMatchObject({ key: appKey, built: true, uploaded: true });
+      const client = s3Client(target());
+      const manifest = JSON.parse(
+        await (
+          await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${appKey}.manifest.json` }))
+        ).Body!.transformToString(),
+      );
+      const baseManifest = JSON.parse(
+        await (
+          await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${key}.manifest.json` }))
+        ).Body!.transformToString(),
+      );
+      expect(manifest.layeredOn).toEqual({
+        release: "debian-12",
+        contentHash: hash,
+        sha256: baseManifest.output.sha256,
+      });
+      expect(manifest.upstream.checksum).toEqual(baseManifest.upstream.checksum);
+      // What the base brought (ecosystem, cloud-init) and what the app added, in one package list.
+      const names = new Set(manifest.packages.map((p: { name: string }) => p.name));
+      for (const name of ["scaleway-ecosystem", "cloud-init", "openvpn", "easy-rsa", "iptables"])
+        expect(names).toContain(name);
+      for (const p of baseManifest.packages) expect(names).toContain(p.name);
+      process.stderr.write(
+        `layered app-openvpn: ${seconds.toFixed(0)} s, ${(manifest.output.bytes / 2 ** 20).toFixed(1)} MiB; base ${(baseManifest.output.bytes / 2 ** 20).toFixed(1)} MiB\n`,
+      );
 
-    const local = join(work, "app.qcow2");
-    writeFileSync(
-      local,
-      Buffer.from(
-        await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: appKey }))).Body!.transformToByteArray(),
-      ),
-    );
-    const { stdout } = await run("guestfish", ["--ro", "-a", local, "-i"], {
-      input: [
-        "cat /etc/scw-release",
-        "is-file /usr/sbin/scw-openvpn-firstboot",
-        "is-symlink /etc/systemd/system/multi-user.target.wants/scw-openvpn-firstboot.service",
-        "is-file /usr/sbin/scw-generate-ssh-keys",
-        "exists /root/.factory-packages.tsv",
-        "glob-expand /etc/ssh/ssh_host_*",
-        "cat /etc/machine-id",
-      ].join("\n"),
-      env: {
-        ...process.env,
-        LIBGUESTFS_BACKEND: "direct",
-        ...(process.env.FACTORY_ACCEL === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {}),
-      },
-    });
-    expect(stdout).toContain("IMAGE_ID=app-openvpn");
-    expect(stdout).toContain(`IMAGE_CONTENT_HASH=${contentHash(inputs)}`);
-    expect(stdout).not.toContain("IMAGE_ID=debian-12");
-    // The app's files and unit, the base's ecosystem, no package list left; then no host keys, an empty machine-id.
-    expect(stdout.trim().split("\n").slice(-4)).toEqual(["true", "true", "true", "false"]);
-  });
+      const local = join(work, "app.qcow2");
+      writeFileSync(
+        local,
+        Buffer.from(
+          await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: appKey }))).Body!.transformToByteArray(),
+        ),
+      );
+      const { stdout } = await run("guestfish", ["--ro", "-a", local, "-i"], {
+        input: [
+          "cat /etc/scw-release",
+          "is-file /usr/sbin/scw-openvpn-firstboot",
+          "is-symlink /etc/systemd/system/multi-user.target.wants/scw-openvpn-firstboot.service",
+          "is-file /usr/sbin/scw-generate-ssh-keys",
+          "exists /root/.factory-packages.tsv",
+          "glob-expand /etc/ssh/ssh_host_*",
+          "cat /etc/machine-id",
+        ].join("\n"),
+        env: {
+          ...process.env,
+          LIBGUESTFS_BACKEND: "direct",
+          ...(process.env.FACTORY_ACCEL === "tcg" ? { LIBGUESTFS_BACKEND_SETTINGS: "force_tcg" } : {}),
+        },
+      });
+      expect(stdout).toContain("IMAGE_ID=app-openvpn");
+      expect(stdout).toContain(`IMAGE_CONTENT_HASH=${contentHash(inputs)}`);
+      expect(stdout).not.toContain("IMAGE_ID=debian-12");
+      // The app's files and unit, the base's ecosystem, no package list left; then no host keys, an empty machine-id.
+      expect(stdout.trim().split("\n").slice(-4)).toEqual(["true", "true", "true", "false"]);
+    },
+  );
 
   it("refuses an upstream that replaced the build in place rather than covering it with the old artifact", async () => {
     // Same serial, other bytes (no checksum is pinned for it in the catalog).
