@@ -238,7 +238,13 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       const lines = new LineSplitter(log);
       try {
         const { stdout } = await run(process.execPath, [join(root, "dist", "builder", "cli.js"), "publish"], {
-          env: { ...process.env, ...publishEnvironment(plan, settings, s3, `${LOCAL_STACK}/${plan.name}`) },
+          env: {
+            ...process.env,
+            // A build is scheduled as one core's worth: its appliance taking every core would oversubscribe the
+            // machine while other steps run beside it (under TCG, vCPU threads then fight over the cores).
+            ...(budget.steps === 1 || process.env.FACTORY_APPLIANCE_SMP ? {} : { FACTORY_APPLIANCE_SMP: "1" }),
+            ...publishEnvironment(plan, settings, s3, `${LOCAL_STACK}/${plan.name}`),
+          },
           onStderr: (d) => lines.push(d),
         });
         published.set(
