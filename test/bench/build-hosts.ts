@@ -9,19 +9,10 @@ import { join } from "node:path";
 import { runOnHost } from "../../builder/build-host-ssh";
 import { hostIndex } from "../../builder/build-hosts";
 import { buildHostEnv, HOST_CLI } from "../support/build-host-env";
+import type { Row } from "./common";
 
-export interface BuildHostsRow {
-  bench: string;
-  /** Wall seconds on two hosts. */
-  ours: number;
-  /** Wall seconds on one host. */
-  baseline: number;
-  unit: string;
-  ratio: number;
-  goal: string;
-  met: boolean;
-  samples: { ours: number[]; baseline: number[] };
-}
+/** The bench table's row (test/bench/common.ts), with a baseline measured side by side. */
+export type BuildHostsRow = Row & Required<Pick<Row, "baseline" | "ratio" | "met" | "samples">>;
 
 /** Runs the comparison once; `n` images (BENCH_BUILD_HOSTS_N, default 2). Takes about 1.5·n TCG builds' time. */
 export async function benchBuildHosts(n = Number(process.env.BENCH_BUILD_HOSTS_N ?? 2)): Promise<BuildHostsRow> {

@@ -26,17 +26,10 @@ import { ensureFixture } from "../../builder/local/fixture";
 import { serveDirectory } from "../../builder/local/http-server";
 import { projectRoot } from "../../builder/paths";
 import { loadCatalog, type OsRelease } from "../../images";
+import type { Row } from "./common";
 
-export interface CustomiseVsPackerRow {
-  bench: string;
-  ours: number;
-  baseline: number;
-  unit: string;
-  ratio: number;
-  goal: string;
-  met: boolean;
-  samples: { ours: number[]; baseline: number[] };
-}
+/** The bench table's row (test/bench/common.ts), with a baseline measured side by side. */
+export type CustomiseVsPackerRow = Row & Required<Pick<Row, "baseline" | "ratio" | "met" | "samples">>;
 
 /** QEMU's user-mode network shows the host's loopback to the guest at this address. */
 const SLIRP_HOST = "10.0.2.2";
