@@ -50,6 +50,9 @@ export const GROUPS: readonly ScenarioGroup[] = [
   alone("backup", backupScenarios.backup, 1),
 ];
 
+/** The scenarios in the order the battery runs and reports them (grouped by the power cycle they share). */
+export const RUN_ORDER: readonly ScenarioName[] = GROUPS.flatMap((g) => g.scenarios);
+
 /** Boots a battery of these scenarios costs, the first boot of the test Instance included. */
 export function plannedBoots(selected: readonly ScenarioName[]): number {
   return 1 + GROUPS.reduce((n, g) => n + g.boots(new Verdicts(g.scenarios.filter((s) => selected.includes(s)))), 0);
