@@ -2,7 +2,8 @@
  * Build hosts for real: two sshd build hosts on loopback (their own host keys, `AcceptEnv FACTORY_* AWS_*` as the
  * host preparation sets), the CLI run on them over SSH with the contract's environment as the remote Command
  * passes it, against the local stack's stand-ins (fixture mirror, ecosystem repository, embedded S3).
- * Cost: two real TCG builds at once (debian-12 and its security rebuild: two artifacts), then failures in seconds.
+ * Cost: one publish of the local stack's debian-12 through a host (a build only when the per-user cache lacks it),
+ * failures in seconds; in the slow lane, two real TCG builds at once (debian-12 and its security rebuild).
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -62,6 +63,21 @@ describe("SSH build hosts", () => {
     },
     1_500_000,
   );
+
+  // The remote path in every run: the local stack's debian-12 through one host with the per-user artifact cache
+  // (which the main job's test shares: built once per content hash on a machine, then reused). What is proved is the
+  // road (the pinned host key, the contract's environment over SSH, the CLI there, the bucket and its reference).
+  it("publishes through an SSH host: the CLI run there with the contract's environment, the artifact and its reference in the bucket", async () => {
+    const p = plan(0);
+    const vars = env(p);
+    const command = `${CLI} publish`;
+    expect(command).not.toContain(vars.AWS_SECRET_ACCESS_KEY!);
+    const r = await runOnHost(target(hosts[0]!), command, vars, { streamStderr: true });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ key: p.artifactKey, contentHash: p.contentHash });
+    expect(await exists(p.artifactKey), p.artifactKey).toBe(true);
+    expect(await exists(recordKey(p.artifactKey)), recordKey(p.artifactKey)).toBe(true);
+  });
 
   it("refuses a host whose key is not the pinned one, and publishes nothing", async () => {
     const p = plan(2);
