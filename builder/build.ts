@@ -19,7 +19,6 @@ import type { Architecture, Release, Step } from "../images/schema";
 import { accelerator, type Accelerator } from "./accel";
 import { canonicalJson, sha256Hex } from "./canonical";
 import { customiseImage, isLoopback, type EcosystemSource } from "./customise";
-import { ECOSYSTEM_KEY_PATH } from "./local/ecosystem-repo";
 import { ensurePinnedKey } from "./signature";
 import { run } from "./exec";
 import { digestFile, fetchVerified } from "./fetch";
@@ -29,6 +28,9 @@ import { resolveSource, type ResolvedSource } from "./resolve";
 import { scsMetadata, type ScsMetadata } from "./scs";
 import { ensureUefi, uefiGuestArgs } from "./uefi";
 import { throughMirror } from "./upstream-url";
+
+/** Where a scaleway-ecosystem repository publishes its signing key, relative to the repository URL. */
+export const ECOSYSTEM_KEY_PATH = "scaleway-ecosystem.asc";
 
 export interface BuildRequest {
   releaseId: string;

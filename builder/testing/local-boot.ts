@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { accelerator, type Accelerator } from "../accel";
 import { run } from "../exec";
-import { freePort } from "../local/s3-server";
+import { freePort } from "../free-port";
 import { checksFor, runGuestChecks, type CheckResult } from "./guest-checks";
 import type { SshSession } from "./ssh";
 
