@@ -11,7 +11,7 @@ import type { Readable } from "node:stream";
 import type { Architecture, Release } from "../images/schema";
 import { artifactFileName, type BaseArtifact, type Manifest } from "./build";
 import { digestFile } from "./fetch";
-import { artifactKey, type HashInputs } from "./plan";
+import { artifactKey, type HashInputs } from "./core/plan";
 import { objectContentHash } from "./upload";
 
 export interface BaseLookup {

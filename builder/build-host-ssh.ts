@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { hostLabel, type BuildHost } from "./build-hosts";
+import { hostLabel, type BuildHost } from "./core/build-hosts";
 import { run, ToolError } from "./exec";
 
 export class BuildHostError extends Error {

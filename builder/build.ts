@@ -17,17 +17,17 @@ import { join } from "node:path";
 import { loadCatalog, osBase, type Catalog } from "../images";
 import type { Architecture, Release, Step } from "../images/schema";
 import { accelerator, type Accelerator } from "./accel";
-import { canonicalJson, sha256Hex } from "./canonical";
+import { canonicalJson, sha256Hex } from "./core/canonical";
 import { customiseImage, isLoopback, type EcosystemSource } from "./customise";
 import { ensurePinnedKey } from "./signature";
 import { run } from "./exec";
 import { digestFile, fetchVerified } from "./fetch";
 import { convertForImport, extractPackagesAndTrim, type PackageEntry } from "./finalise";
-import { contentHash, hashInputs, withBaseEpoch, type BuildDials, type HashInputs } from "./plan";
+import { contentHash, hashInputs, withBaseEpoch, type BuildDials, type HashInputs } from "./core/plan";
 import { resolveSource, type ResolvedSource } from "./resolve";
-import { scsMetadata, type ScsMetadata } from "./scs";
+import { scsMetadata, type ScsMetadata } from "./core/scs";
 import { ensureUefi, uefiGuestArgs } from "./uefi";
-import { throughMirror } from "./upstream-url";
+import { throughMirror } from "./core/upstream-url";
 
 /** Where a scaleway-ecosystem repository publishes its signing key, relative to the repository URL. */
 export const ECOSYSTEM_KEY_PATH = "scaleway-ecosystem.asc";

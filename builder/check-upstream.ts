@@ -8,10 +8,10 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Catalog, OsRelease } from "../images";
 import type { Architecture, Pin } from "../images/schema";
 import { fetchBytes } from "./fetch";
-import { lifecycle } from "./lifecycle";
+import { lifecycle } from "./core/lifecycle";
 import { resolveSource } from "./resolve";
-import { throughMirror } from "./upstream-url";
-import { compareSerials, listingLocation, majorsLocation, newestSerial } from "./upstream-watch";
+import { throughMirror } from "./core/upstream-url";
+import { compareSerials, listingLocation, majorsLocation, newestSerial } from "./core/upstream-watch";
 
 export interface UpstreamRow {
   release: string;

@@ -4,15 +4,15 @@
  * Each subcommand takes flags, and falls back to FACTORY_* environment variables so Commands pass data through
  * `environment` rather than on a command line.
  */
-import { describePlace, routeBuilds } from "./build-hosts";
+import { describePlace, routeBuilds } from "./core/build-hosts";
 import { CatalogError, loadCatalog, pinProblems, withOverrides } from "../images";
 import { projectRoot } from "./paths";
-import { planStack } from "./plan";
-import { diffPlans, markdownReport, type PlanRow } from "./plan-report";
-import type { BuildDiff } from "./package-diff";
+import { planStack } from "./core/plan";
+import { diffPlans, markdownReport, type PlanRow } from "./core/plan-report";
+import type { BuildDiff } from "./core/package-diff";
 import { readFileSync } from "node:fs";
-import { scsMetadata } from "./scs";
-import { StackConfigError } from "./settings";
+import { scsMetadata } from "./core/scs";
+import { StackConfigError } from "./core/settings";
 import { readStackSettings, stackNames } from "./stack-files";
 import { closest, commandHelp, globalHelp, parseOptions } from "./options";
 import { commands, register, UsageError } from "./registry";
@@ -23,7 +23,7 @@ import "./release-commands";
 import "./released-command";
 import "./supply-commands";
 import "./doctor";
-import { table } from "./table";
+import { table } from "./core/table";
 
 export { UsageError };
 

@@ -2,9 +2,9 @@
 import type { OptionSpec, OptionTable } from "./options";
 import { ENVIRONMENT, UsageError, type Values } from "./registry";
 import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
-import { AppBases, SourceOverrides, UpstreamSignatures } from "./settings";
+import { AppBases, SourceOverrides, UpstreamSignatures } from "./core/settings";
 import type { z } from "zod";
-import { PublishContract, UnpublishContract, type Read } from "./contract";
+import { PublishContract, UnpublishContract, type Read } from "./core/contract";
 import { Architecture } from "../images/schema";
 import { resolveSource } from "./resolve";
 import type { S3Target } from "./upload";
@@ -271,7 +271,7 @@ export function s3Target(v: Values): S3Target {
   };
 }
 
-/** The bucket from the artifact Command's environment (builder/contract.ts). */
+/** The bucket from the artifact Command's environment (builder/core/contract.ts). */
 export function s3From(e: Read<typeof UnpublishContract>): S3Target {
   return {
     endpoint: e.s3Endpoint ?? `https://s3.${e.s3Region}.scw.cloud`,

@@ -1,7 +1,7 @@
 /** The build pipeline's subcommands: resolve, fetch, build, upload, publish, unpublish. */
 import { register } from "./registry";
 import { buildImage } from "./build";
-import { PublishContract, UnpublishContract } from "./contract";
+import { PublishContract, UnpublishContract } from "./core/contract";
 import { fetchVerified } from "./fetch";
 import { publish, unpublish } from "./publish";
 import { s3Client, uploadArtifact } from "./upload";

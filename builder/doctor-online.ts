@@ -7,7 +7,7 @@ import { GetBucketLocationCommand, HeadBucketCommand } from "@aws-sdk/client-s3"
 import { scalewayClient } from "./scw-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import type { Finding } from "./doctor-checks";
-import { PROJECT } from "./settings";
+import { PROJECT } from "./core/settings";
 import { s3Client } from "./upload";
 
 export interface OnlineTarget {

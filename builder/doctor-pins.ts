@@ -5,8 +5,8 @@
  */
 import { pinProblems, withOverrides, type Catalog, type PinProblemKind } from "../images";
 import { isLoopback, type Finding } from "./doctor-checks";
-import { planStack } from "./plan";
-import { PROJECT, type StackSettings } from "./settings";
+import { planStack } from "./core/plan";
+import { PROJECT, type StackSettings } from "./core/settings";
 
 const FIX: Record<PinProblemKind, { check: string; fix: (release: string) => string }> = {
   "unverified-pin": {

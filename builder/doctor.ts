@@ -22,14 +22,14 @@ import {
 import { onlineFindings, type OnlineTarget } from "./doctor-online";
 import { upstreamFindings } from "./doctor-pins";
 import { doctorHost, privateKeyFindings } from "./doctor-host";
-import { BuildHostList, hostLabel } from "./build-hosts";
+import { BuildHostList, hostLabel } from "./core/build-hosts";
 import { sourceDigest } from "./build-stamp";
 import { LOCAL_STACK } from "./local/local-job";
 import { projectRoot } from "./paths";
 import { ENVIRONMENT, register, UsageError } from "./registry";
-import { StackConfigError, type StackSettings } from "./settings";
+import { StackConfigError, type StackSettings } from "./core/settings";
 import { readStackSettings } from "./stack-files";
-import { regionOf, ZONE_CAPABILITIES } from "./zones";
+import { regionOf, ZONE_CAPABILITIES } from "./core/zones";
 
 export interface DoctorFacts {
   stack: string;

@@ -4,7 +4,7 @@ import { ENVIRONMENT, register, UsageError } from "./registry";
 import { loadCatalog } from "../images";
 import { buildEcosystemRepo } from "./local/ecosystem-repo";
 import { runLocalJob } from "./local/local-job";
-import { table } from "./table";
+import { table } from "./core/table";
 import { testLocal } from "./testing/local-boot";
 import { SCENARIOS } from "./testing/battery";
 import { str, need, CACHE, APPLIANCE, out } from "./command-inputs";

@@ -1,15 +1,15 @@
 /**
  * Provenance and the release signature of one artifact: an in-toto Statement v1 whose subjects are the artifact,
  * its manifest and its SBOM (by sha256), with a SLSA provenance v1 predicate saying what upstream (URL and
- * digest), which recipe, which builder and which host made it; signed in a DSSE envelope (builder/signing.ts).
+ * digest), which recipe, which builder and which host made it; signed in a DSSE envelope (builder/core/signing.ts).
  * One signature covers all three files: a flipped byte in any of them no longer matches its signed digest.
  * Pure but for `hostname` and the clock, which the caller may pass.
  */
 import { hostname } from "node:os";
 import type { KeyObject } from "node:crypto";
 import { z } from "zod";
-import { sha256Hex } from "./canonical";
-import { IN_TOTO_PAYLOAD_TYPE, openEnvelope, signEnvelope, SignatureError } from "./signing";
+import { sha256Hex } from "./core/canonical";
+import { IN_TOTO_PAYLOAD_TYPE, openEnvelope, signEnvelope, SignatureError } from "./core/signing";
 
 export const STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
 export const SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1";

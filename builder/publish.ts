@@ -13,13 +13,13 @@ import { digestFile } from "./fetch";
 import { join } from "node:path";
 import { artifactFileName, buildImage, type BaseArtifact, type BuildRequest, type Manifest } from "./build";
 import { findBaseArtifact } from "./base-artifact";
-import { hashInputs, withBaseEpoch } from "./plan";
+import { hashInputs, withBaseEpoch } from "./core/plan";
 import { loadCatalog, osBase } from "../images";
 import { resolveSource } from "./resolve";
 import { cacheDir } from "./paths";
 import { dropReference, withReference, type RefsOptions } from "./artifact-refs";
 import { companionKeys } from "./provenance";
-import { releasePrivateKey, releasePublicKey, SignatureError } from "./signing";
+import { releasePrivateKey, releasePublicKey, SignatureError } from "./core/signing";
 import { diffAgainstPrevious, ensureSbom, getText, provenanceFor, releaseNotes, verifyInBucket } from "./supply-chain";
 import { sbomPackages } from "./sbom";
 import {

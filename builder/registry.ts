@@ -1,5 +1,5 @@
 /** The CLI's subcommand registry, shared by cli.ts and the modules that add commands. */
-import { ContractError, durationMs, readEnvironment, type Contract, type Read } from "./contract";
+import { ContractError, durationMs, readEnvironment, type Contract, type Read } from "./core/contract";
 import { UsageError, type OptionTable, type Values } from "./options";
 
 export { UsageError, type OptionTable, type Values };
@@ -14,7 +14,7 @@ export interface Subcommand<C extends Contract = Contract> {
   /** Variables read without a flag (credentials, FACTORY_TIMEOUT…): name → what it is and where to get it. */
   environment?: Record<string, string>;
   /**
-   * The environment a Pulumi Command gives this subcommand (builder/contract.ts): read and checked before `run`,
+   * The environment a Pulumi Command gives this subcommand (builder/core/contract.ts): read and checked before `run`,
    * which gets the typed values. Its flagged variables stand in for their options; the others must be described
    * in `environment` (or ENVIRONMENT) so the help lists them.
    */

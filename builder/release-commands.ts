@@ -1,25 +1,25 @@
 /** Release and lifecycle subcommands: SCS conformance, image lifecycle, the upstream watcher, rollout in waves. */
 import { join } from "node:path";
-import { ContractError, readEnvironment, RetentionContract, type Read } from "./contract";
+import { ContractError, readEnvironment, RetentionContract, type Read } from "./core/contract";
 import type { OptionSpec } from "./options";
-import { Duration } from "./settings";
+import { Duration } from "./core/settings";
 
 const FACTORY_TIMEOUT = Duration.optional();
 import { loadCatalog } from "../images";
 import { onPath } from "./exec";
 import { checkUpstream } from "./check-upstream";
-import { lifecycle } from "./lifecycle";
+import { lifecycle } from "./core/lifecycle";
 import { projectRoot } from "./paths";
 import { bounded, ENVIRONMENT, register, UsageError, withContract, withHowTo, type Values } from "./registry";
-import { parseWaves, rollout, rolloutMarkdown } from "./rollout";
-import { checkLiveImages, lifecycleImages, releaseViews, scsImage } from "./release-status";
-import { checkCatalog, type CatalogImage, type Finding } from "./scs-check";
-import { parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./retention";
+import { parseWaves, rollout, rolloutMarkdown } from "./core/rollout";
+import { checkLiveImages, lifecycleImages, releaseViews, scsImage } from "./core/release-status";
+import { checkCatalog, type CatalogImage, type Finding } from "./core/scs-check";
+import { parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./core/retention";
 import { applyRetention, liveFactoryImages, zoneClient } from "./retention-api";
-import { planStack } from "./plan";
+import { planStack } from "./core/plan";
 import { readStackSettings, stackNames } from "./stack-files";
-import { table } from "./table";
-import { ZONES } from "./zones";
+import { table } from "./core/table";
+import { ZONES } from "./core/zones";
 
 const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);
 const today = () => new Date().toISOString().slice(0, 10);
@@ -327,7 +327,7 @@ async function retentionRun(v: Values): Promise<number> {
     zone = settings.zone;
     current = parseCurrentBuilds(formatCurrentBuilds(planStack(catalog, settings)));
   } else {
-    // What the stack's retention Command passes (builder/contract.ts); without --stack, zone and builds are needed.
+    // What the stack's retention Command passes (builder/core/contract.ts); without --stack, zone and builds are needed.
     if (!zone || !(ZONES as readonly string[]).includes(zone))
       throw new UsageError(`--zone: give a Scaleway Availability Zone (${ZONES.join(", ")}), or --stack`);
     // An empty list would make every image a previous version: refuse rather than hide a whole zone.

@@ -2,9 +2,9 @@
 import { loadCatalog } from "../images";
 import { register, UsageError, type Values } from "./registry";
 import { API_CREDENTIALS, missingCredential } from "./release-commands";
-import { releasedImage } from "./release-status";
+import { releasedImage } from "./core/release-status";
 import { liveFactoryImages, zoneClient } from "./retention-api";
-import { ZONES } from "./zones";
+import { ZONES } from "./core/zones";
 
 const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);
 

@@ -8,7 +8,7 @@ import type { Architecture, OsRelease } from "../images/schema";
 import { checksumFor, type Checksum } from "./checksums";
 import { fetchBytes } from "./fetch";
 import { verifySignature } from "./signature";
-import { throughMirror, upstreamLocation } from "./upstream-url";
+import { throughMirror, upstreamLocation } from "./core/upstream-url";
 
 export interface ResolvedSource {
   release: string;

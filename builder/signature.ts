@@ -12,7 +12,7 @@ import type { Signature } from "../images/schema";
 import { run, ToolError } from "./exec";
 import { fetchBytes } from "./fetch";
 import { cacheDir } from "./paths";
-import { throughMirror } from "./upstream-url";
+import { throughMirror } from "./core/upstream-url";
 
 export class SignatureError extends Error {
   constructor(message: string) {

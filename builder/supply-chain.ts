@@ -11,8 +11,8 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { accelerator } from "./accel";
 import { stampFile } from "./build-stamp";
-import { BUILDER_REVISION } from "./plan";
-import { diffPackages, packageDiffMarkdown, type BuildDiff, type PackageVersion } from "./package-diff";
+import { BUILDER_REVISION } from "./core/plan";
+import { diffPackages, packageDiffMarkdown, type BuildDiff, type PackageVersion } from "./core/package-diff";
 import { projectRoot } from "./paths";
 import {
   companionKeys,
@@ -24,7 +24,7 @@ import {
   type Statement,
 } from "./provenance";
 import { cycloneDx, readDebianPackages, sbomPackages, type InstalledPackage } from "./sbom";
-import { SignatureError } from "./signing";
+import { SignatureError } from "./core/signing";
 
 /** What the supply chain reads of a build manifest (builder/build.ts). */
 export type SupplyManifest = ProvenanceSource & {

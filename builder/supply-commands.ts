@@ -3,17 +3,17 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readFileSync } from "node:fs";
 import { loadCatalog } from "../images";
 import { Architecture } from "../images/schema";
-import { packageDiffMarkdown } from "./package-diff";
+import { packageDiffMarkdown } from "./core/package-diff";
 import { projectRoot } from "./paths";
 import { companionKeys, Statement, verifyRelease, scsProvenanceMismatches } from "./provenance";
 import type { OptionTable } from "./options";
 import { ENVIRONMENT, register, UsageError, type Values } from "./registry";
-import { asPublicPem } from "./settings";
-import { IN_TOTO_PAYLOAD_TYPE, releasePublicKey, keyId, Envelope } from "./signing";
+import { asPublicPem } from "./core/settings";
+import { IN_TOTO_PAYLOAD_TYPE, releasePublicKey, keyId, Envelope } from "./core/signing";
 import { readStackSettings } from "./stack-files";
 import { buildsInBucket, diffAgainstPrevious, packagesInBucket, verifyInBucket } from "./supply-chain";
 import { s3Client, type S3Target } from "./upload";
-import { regionOf } from "./zones";
+import { regionOf } from "./core/zones";
 
 const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);
 

@@ -4,9 +4,9 @@ import { register, UsageError } from "./registry";
 import { loadCatalog } from "../images";
 import { scalewayClient } from "./scw-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
-import { TestInstanceContract, type Read } from "./contract";
-import { statusTag, withStatus } from "./retention";
-import { table } from "./table";
+import { TestInstanceContract, type Read } from "./core/contract";
+import { statusTag, withStatus } from "./core/retention";
+import { table } from "./core/table";
 import { runBattery, SCENARIOS } from "./testing/battery";
 import { out } from "./command-inputs";
 

@@ -17,12 +17,12 @@ import { startEmulator, type Emulator, type Fault } from "../emulator/api";
 import { run, ToolError } from "../exec";
 import type { CheckResult } from "../testing/guest-checks";
 import { LineSplitter } from "./progress";
-import { sdkRequests, testEnvironment, type ReleaseSpec } from "../release-spec";
+import { sdkRequests, testEnvironment, type ReleaseSpec } from "../core/release-spec";
 
 export interface EmulatedReleaseOptions {
   stateDir: string;
   s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string };
-  /** The release sequence the ZonalImage maps to Pulumi resources (builder/release-spec.ts). */
+  /** The release sequence the ZonalImage maps to Pulumi resources (builder/core/release-spec.ts). */
   spec: ReleaseSpec;
   /** The artifact's build date as publish reported it: the image's SCS image_build_date tag. */
   buildDate: string;

@@ -7,7 +7,7 @@ import { copyFileSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } 
 import { dirname, join } from "node:path";
 import type { Architecture, OsRelease } from "../../images/schema";
 import { digestFile } from "../fetch";
-import { upstreamLocation } from "../upstream-url";
+import { upstreamLocation } from "../core/upstream-url";
 import { publicKey, sign, type TestKey } from "./test-keys";
 
 export function mirrorPath(root: string, url: string): string {

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { runOnHost } from "../../builder/build-host-ssh";
-import { hostIndex } from "../../builder/build-hosts";
+import { hostIndex } from "../../builder/core/build-hosts";
 import { buildHostEnv, HOST_CLI } from "../support/build-host-env";
 import type { Row } from "./common";
 

@@ -12,8 +12,8 @@ import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
 import { liveImages } from "../../builder/release-commands";
-import { checkImageMetadata } from "../../builder/scs-check";
-import { scsMetadata, scsTags } from "../../builder/scs";
+import { checkImageMetadata } from "../../builder/core/scs-check";
+import { scsMetadata, scsTags } from "../../builder/core/scs";
 import { loadCatalog } from "../../images";
 
 const RECORDINGS =

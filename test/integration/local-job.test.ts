@@ -18,7 +18,7 @@ import { RUN_ORDER } from "../../builder/testing/battery";
 import { ensureUefi, uefiGuestArgs } from "../../builder/uefi";
 import { testLocal } from "../../builder/testing/local-boot";
 import { localStack } from "../../builder/local/local-job";
-import type { PlannedImage } from "../../builder/plan";
+import type { PlannedImage } from "../../builder/core/plan";
 
 const ROOT = join(__dirname, "..", "..");
 const state = mkdtempSync(join(tmpdir(), "factory-local-"));

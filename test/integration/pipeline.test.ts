@@ -25,7 +25,7 @@ import { ensureFixture } from "../../builder/local/fixture";
 import { serveDirectory, type StaticServer } from "../../builder/local/http-server";
 import { ensureVersitygw, startS3, type S3Server } from "../../builder/local/s3-server";
 import { references } from "../../builder/artifact-refs";
-import { artifactKey, contentHash, hashInputs } from "../../builder/plan";
+import { artifactKey, contentHash, hashInputs } from "../../builder/core/plan";
 import { publish, UpstreamChangedError } from "../../builder/publish";
 import { mirrorAs } from "../../builder/local/mirror";
 import { resolveSource } from "../../builder/resolve";

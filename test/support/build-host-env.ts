@@ -16,7 +16,7 @@ import { mirrorAs } from "../../builder/local/mirror";
 import { startS3, type S3Server } from "../../builder/local/s3-server";
 import { TEST_KEYS } from "../../builder/local/test-keys";
 import { projectRoot } from "../../builder/paths";
-import { planStack, type PlannedImage } from "../../builder/plan";
+import { planStack, type PlannedImage } from "../../builder/core/plan";
 import { readStackSettings } from "../../builder/stack-files";
 import { ephemeralKey } from "../../builder/testing/ssh";
 import { s3Client } from "../../builder/upload";

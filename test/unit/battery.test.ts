@@ -92,7 +92,7 @@ describe("image-factory test-instance", () => {
       e.mockRestore();
     }
   }
-  // Checked before anything else, as every variable of the Command's environment (builder/contract.ts).
+  // Checked before anything else, as every variable of the Command's environment (builder/core/contract.ts).
   const creds = { SCW_ACCESS_KEY: "SCWXXXXXXXXXXXXXXXXX", SCW_SECRET_KEY: "not-a-real-secret" };
   it.each([
     { args: ["test-instance"], env: {}, error: /missing --server \(or FACTORY_SERVER_ID\)/ },

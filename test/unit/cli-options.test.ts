@@ -11,7 +11,7 @@ import {
   TestInstanceContract,
   UnpublishContract,
   type Contract,
-} from "../../builder/contract";
+} from "../../builder/core/contract";
 import { missingTool, onPath } from "../../builder/exec";
 import {
   closest,

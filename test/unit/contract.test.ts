@@ -11,7 +11,7 @@ import {
   secretVariables,
   TestInstanceContract,
   writeEnvironment,
-} from "../../builder/contract";
+} from "../../builder/core/contract";
 
 const HASH = "a".repeat(64);
 const publish = {

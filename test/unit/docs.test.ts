@@ -12,8 +12,8 @@ import {
   TestInstanceContract,
   UnpublishContract,
   type Contract,
-} from "../../builder/contract";
-import { StackSettings } from "../../builder/settings";
+} from "../../builder/core/contract";
+import { StackSettings } from "../../builder/core/settings";
 import { commands, ENVIRONMENT } from "../../builder/registry";
 import "../../builder/cli";
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { loadCatalog } from "../../images";
 import type { Step } from "../../images/schema";
 import { BaseMismatchError, buildSteps, checkBase, type Manifest } from "../../builder/build";
-import { layerDependencies, planStack } from "../../builder/plan";
+import { layerDependencies, planStack } from "../../builder/core/plan";
 import { settingsFor } from "./helpers";
 
 const catalog = loadCatalog();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { parseWaves, rollout, rolloutMarkdown, type StackOutcome, type StackRunner } from "../../builder/rollout";
+import { parseWaves, rollout, rolloutMarkdown, type StackOutcome, type StackRunner } from "../../builder/core/rollout";
 import { stackNames } from "../../builder/stack-files";
 
 const STACKS = stackNames(join(__dirname, "..", ".."));

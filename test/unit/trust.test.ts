@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CATALOG_SOURCES, loadCatalog, parseCatalog } from "../../images";
-import { overridesEnvironment, planStack, rebuildReasons } from "../../builder/plan";
+import { overridesEnvironment, planStack, rebuildReasons } from "../../builder/core/plan";
 import { readStackSettings, stackNames } from "../../builder/stack-files";
 import { publishEnvironment } from "../../builder/local/local-job";
 import { settingsFor } from "./helpers";

@@ -3,9 +3,9 @@
  * bucket, test commercial types, release epoch and the other triggers.
  */
 import { z } from "zod";
-import { overrideProblems, type Catalog } from "../images";
+import { overrideProblems, type Catalog } from "../../images";
 import { retiredBy } from "./end-of-life";
-import { Architecture, Fingerprint, Signature } from "../images/schema";
+import { Architecture, Fingerprint, Signature } from "../../images/schema";
 import { keyId, publicKeyPem, releasePrivateKey, releasePublicKey } from "./signing";
 import { missingCapabilities, regionOf, REGIONS, ZONES, type Zone } from "./zones";
 import { BuildHostList, BuildHostPrivateKey } from "./build-hosts";
@@ -78,7 +78,7 @@ const UpstreamSignatureList = z
     ),
   );
 
-// ---- Release signing key (supply chain: builder/signing.ts, docs/supply-chain.md) ----------------------------
+// ---- Release signing key (supply chain: builder/core/signing.ts, docs/supply-chain.md) ----------------------------
 /**
  * `releaseKey`: the Ed25519 secret key (PKCS#8 PEM) that signs each artifact's provenance; a secret
  * (`pulumi config set --secret`). The program reads the secret itself with `Config.getSecret` and hands it to the
@@ -206,7 +206,7 @@ export const StackSettings = z.strictObject({
   releaseKey: ReleaseKeySetting.optional(),
   releasePublicKey: ReleasePublicKeySetting.optional(),
 
-  // --- build hosts (builder/build-hosts.ts) ---
+  // --- build hosts (builder/core/build-hosts.ts) ---
   /**
    * Where builds run: `<arch> local` (this machine) or `<arch> <user>@<address>[:<port>] <host public key>`, one
    * per line; each build goes to one host of its architecture, picked by its content hash. Only `x86_64 local`

@@ -3,7 +3,7 @@
  * URL segment that holds the serial), which links in a listing are builds (the segment's shape, the serial's own
  * shape), and which serial is newest. Upstreams publish plain autoindex listings; no API is assumed.
  */
-import type { Architecture, OsRelease } from "../images/schema";
+import type { Architecture, OsRelease } from "../../images/schema";
 
 /** A serial's shape from the pinned one: digit runs match any digits, the rest is literal (`20261102-2314`). */
 export function serialShape(example: string): RegExp {

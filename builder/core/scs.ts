@@ -2,8 +2,8 @@
  * SCS-0102 image metadata, derived from the catalog. On Scaleway an Instance image carries tags only, so the
  * metadata travels as `scs:<key>=<value>` tags (and in full in the build manifest).
  */
-import { osBase, type Catalog } from "../images";
-import { SCS_ARCHITECTURE, type Architecture, type Release } from "../images/schema";
+import { osBase, type Catalog } from "../../images";
+import { SCS_ARCHITECTURE, type Architecture, type Release } from "../../images/schema";
 import { upstreamLocation } from "./upstream-url";
 
 /** The SCS-0102 keys every image carries, in the standard's spelling. */

@@ -149,7 +149,7 @@ export const PublishContract = {
     optional: true,
     flag: "upstream-signatures",
   }),
-  /** `releaseKey`: the Ed25519 PKCS#8 PEM signing the provenance (builder/signing.ts); unset, nothing is signed. */
+  /** `releaseKey`: the Ed25519 PKCS#8 PEM signing the provenance (builder/core/signing.ts); unset, nothing is signed. */
   releaseKey: text(
     "FACTORY_RELEASE_KEY",
     z

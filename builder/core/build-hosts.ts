@@ -4,7 +4,7 @@
  * the program, the CLI's `plan` and the tests route builds the same way.
  */
 import { z } from "zod";
-import type { Architecture } from "../images/schema";
+import type { Architecture } from "../../images/schema";
 
 const KEY_TYPES = "ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa";
 

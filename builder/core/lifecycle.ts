@@ -3,8 +3,8 @@
  * days before it is deprecated, and deprecated once upstream end of life plus the grace period has passed. An
  * InstantApp lives as long as its base. Pure: the day is an argument, never the clock.
  */
-import { osBase, type Catalog } from "../images";
-import type { Release } from "../images/schema";
+import { osBase, type Catalog } from "../../images";
+import type { Release } from "../../images/schema";
 import { deprecationDay, effectiveEol } from "./end-of-life";
 
 export type LifecycleState = "supported" | "notice" | "deprecated";

@@ -4,8 +4,8 @@
  * and SCS-0104 (permissible image_source forms, the mandatory Ubuntu LTS, the recommended images). Pure
  * functions: the CLI feeds them the catalog, or the tags of the images a zone holds.
  */
-import { OS_PURPOSES, REPLACE_FREQUENCIES } from "../images/schema";
-import type { Catalog } from "../images";
+import { OS_PURPOSES, REPLACE_FREQUENCIES } from "../../images/schema";
+import type { Catalog } from "../../images";
 import { SCS_KEYS, scsMetadata } from "./scs";
 
 export type Severity = "error" | "warning";

@@ -2,8 +2,8 @@
  * The planner: from catalog + stack settings, which images this zone ships, the content hash of each artifact
  * and why it would rebuild. Pure functions; the Pulumi program and the CLI both call them.
  */
-import { osBase, withOverrides, type Catalog, type CatalogOverrides } from "../images";
-import type { Architecture, Release, Step } from "../images/schema";
+import { osBase, withOverrides, type Catalog, type CatalogOverrides } from "../../images";
+import type { Architecture, Release, Step } from "../../images/schema";
 import { canonicalJson, sha256Hex } from "./canonical";
 import { scsMetadata, type ScsMetadata } from "./scs";
 import type { StackSettings } from "./settings";

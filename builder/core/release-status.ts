@@ -3,7 +3,7 @@
  * is the newest released one that is not hidden, never a candidate (an image whose battery has not passed, or
  * failed). Pure: scs-check --live, lifecycle --zone and any lookup by release read the zone through these.
  */
-import type { Catalog } from "../images";
+import type { Catalog } from "../../images";
 import { byAge, isCandidate, isHidden, type LiveImage } from "./retention";
 import { scsFromTags, SCS_TAG_PREFIX } from "./scs";
 import { checkImageMetadata, checkImageSet, type CatalogImage, type Finding } from "./scs-check";

@@ -3,8 +3,8 @@
  * quarterly release that follows. Pure; the planner and the stack settings both read it (kept apart from both so
  * neither imports the other).
  */
-import { osBase, type Catalog } from "../images";
-import type { Release } from "../images/schema";
+import { osBase, type Catalog } from "../../images";
+import type { Release } from "../../images/schema";
 
 /** The first day of a release epoch: `2026Q4` → `2026-10-01`. */
 export function epochStart(epoch: string): string {

@@ -1,4 +1,4 @@
-import type { Architecture, OsRelease } from "../images/schema";
+import type { Architecture, OsRelease } from "../../images/schema";
 
 export interface UpstreamLocation {
   serial: string;
