@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { assertBuilt } from "./builder/build-stamp";
-import { projectRoot } from "./builder/paths";
+import { projectRoot } from "./builder/system/paths";
 import { planStack } from "./builder/core/plan";
 import { parseStackSettings } from "./builder/core/settings";
 import { passedEarlier, retention, testedContentHashes, zonalImages } from "./components/factory-stack";

@@ -16,11 +16,11 @@ import {
 import { join } from "node:path";
 import { loadCatalog, osBase, type Catalog } from "../images";
 import type { Architecture, Release, Step } from "../images/schema";
-import { accelerator, type Accelerator } from "./accel";
+import { accelerator, type Accelerator } from "./system/accel";
 import { canonicalJson, sha256Hex } from "./core/canonical";
 import { customiseImage, isLoopback, type EcosystemSource } from "./customise";
 import { ensurePinnedKey } from "./signature";
-import { run } from "./exec";
+import { run } from "./system/exec";
 import { digestFile, fetchVerified } from "./fetch";
 import { convertForImport, extractPackagesAndTrim, type PackageEntry } from "./finalise";
 import { contentHash, hashInputs, withBaseEpoch, type BuildDials, type HashInputs } from "./core/plan";

@@ -6,14 +6,14 @@
  */
 import { describePlace, routeBuilds } from "./core/build-hosts";
 import { CatalogError, loadCatalog, pinProblems, withOverrides } from "../images";
-import { projectRoot } from "./paths";
+import { projectRoot } from "./system/paths";
 import { planStack } from "./core/plan";
 import { diffPlans, markdownReport, type PlanRow } from "./core/plan-report";
 import type { BuildDiff } from "./core/package-diff";
 import { readFileSync } from "node:fs";
 import { scsMetadata } from "./core/scs";
 import { StackConfigError } from "./core/settings";
-import { readStackSettings, stackNames } from "./stack-files";
+import { readStackSettings, stackNames } from "./system/stack-files";
 import { closest, commandHelp, globalHelp, parseOptions } from "./options";
 import { commands, register, UsageError } from "./registry";
 import "./commands";

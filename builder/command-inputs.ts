@@ -245,7 +245,7 @@ export const S3_CREDENTIALS = {
   SCW_SECRET_KEY: ENVIRONMENT.SCW_SECRET_KEY!,
 };
 export const CACHE = { FACTORY_CACHE: ENVIRONMENT.FACTORY_CACHE! };
-/** The customisation's libguestfs appliance size (builder/accel.ts). */
+/** The customisation's libguestfs appliance size (builder/system/accel.ts). */
 export const APPLIANCE = {
   FACTORY_APPLIANCE_SMP: ENVIRONMENT.FACTORY_APPLIANCE_SMP!,
   FACTORY_APPLIANCE_MEMSIZE: ENVIRONMENT.FACTORY_APPLIANCE_MEMSIZE!,

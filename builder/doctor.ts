@@ -25,10 +25,10 @@ import { doctorHost, privateKeyFindings } from "./doctor-host";
 import { BuildHostList, hostLabel } from "./core/build-hosts";
 import { sourceDigest } from "./build-stamp";
 import { LOCAL_STACK } from "./local/local-job";
-import { projectRoot } from "./paths";
+import { projectRoot } from "./system/paths";
 import { ENVIRONMENT, register, UsageError } from "./registry";
 import { StackConfigError, type StackSettings } from "./core/settings";
-import { readStackSettings } from "./stack-files";
+import { readStackSettings } from "./system/stack-files";
 import { regionOf, ZONE_CAPABILITIES } from "./core/zones";
 
 export interface DoctorFacts {

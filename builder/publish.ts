@@ -16,7 +16,7 @@ import { findBaseArtifact } from "./base-artifact";
 import { hashInputs, withBaseEpoch } from "./core/plan";
 import { loadCatalog, osBase } from "../images";
 import { resolveSource } from "./resolve";
-import { cacheDir } from "./paths";
+import { cacheDir } from "./system/paths";
 import { dropReference, withReference, type RefsOptions } from "./artifact-refs";
 import { companionKeys } from "./provenance";
 import { releasePrivateKey, releasePublicKey, SignatureError } from "./core/signing";

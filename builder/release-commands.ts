@@ -6,10 +6,10 @@ import { Duration } from "./core/settings";
 
 const FACTORY_TIMEOUT = Duration.optional();
 import { loadCatalog } from "../images";
-import { onPath } from "./exec";
+import { onPath } from "./system/exec";
 import { checkUpstream } from "./check-upstream";
 import { lifecycle } from "./core/lifecycle";
-import { projectRoot } from "./paths";
+import { projectRoot } from "./system/paths";
 import { bounded, ENVIRONMENT, register, UsageError, withContract, withHowTo, type Values } from "./registry";
 import { parseWaves, rollout, rolloutMarkdown } from "./core/rollout";
 import { checkLiveImages, lifecycleImages, releaseViews, scsImage } from "./core/release-status";
@@ -17,7 +17,7 @@ import { checkCatalog, type CatalogImage, type Finding } from "./core/scs-check"
 import { parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./core/retention";
 import { applyRetention, liveFactoryImages, zoneClient } from "./retention-api";
 import { planStack } from "./core/plan";
-import { readStackSettings, stackNames } from "./stack-files";
+import { readStackSettings, stackNames } from "./system/stack-files";
 import { table } from "./core/table";
 import { ZONES } from "./core/zones";
 

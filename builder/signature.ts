@@ -9,9 +9,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Signature } from "../images/schema";
-import { run, ToolError } from "./exec";
+import { run, ToolError } from "./system/exec";
 import { fetchBytes } from "./fetch";
-import { cacheDir } from "./paths";
+import { cacheDir } from "./system/paths";
 import { throughMirror } from "./core/upstream-url";
 
 export class SignatureError extends Error {

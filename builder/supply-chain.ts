@@ -9,11 +9,11 @@ import type { KeyObject } from "node:crypto";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { Readable } from "node:stream";
-import { accelerator } from "./accel";
+import { accelerator } from "./system/accel";
 import { stampFile } from "./build-stamp";
 import { BUILDER_REVISION } from "./core/plan";
 import { diffPackages, packageDiffMarkdown, type BuildDiff, type PackageVersion } from "./core/package-diff";
-import { projectRoot } from "./paths";
+import { projectRoot } from "./system/paths";
 import {
   companionKeys,
   provenanceStatement,

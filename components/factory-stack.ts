@@ -2,7 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { cliFile } from "../builder/build-stamp";
-import { projectRoot } from "../builder/paths";
+import { projectRoot } from "../builder/system/paths";
 import type { PlannedImage } from "../builder/core/plan";
 import { environmentTags } from "../builder/core/release-spec";
 import { formatCurrentBuilds } from "../builder/core/retention";

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import type { Accelerator } from "../accel";
+import type { Accelerator } from "../system/accel";
 import { OVMF } from "../testing/local-boot";
 
 export interface Disk {

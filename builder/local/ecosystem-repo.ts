@@ -18,9 +18,9 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../exec";
+import { run } from "../system/exec";
 import { ECOSYSTEM_KEY_PATH } from "../build";
-import { projectRoot } from "../paths";
+import { projectRoot } from "../system/paths";
 import { publicKey, sign, TEST_KEYS, type TestKey } from "./test-keys";
 
 /** A flat repository's Release file: the index's digest, which the signature covers. */

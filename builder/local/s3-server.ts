@@ -5,8 +5,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { ensureGoTool } from "../go-tools";
-import { freePort } from "../free-port";
+import { ensureGoTool } from "../system/go-tools";
+import { freePort } from "../system/free-port";
 
 export const VERSITYGW_VERSION = "v1.8.0";
 

@@ -8,9 +8,9 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { accelerator, type Accelerator } from "../accel";
-import { run } from "../exec";
-import { freePort } from "../free-port";
+import { accelerator, type Accelerator } from "../system/accel";
+import { run } from "../system/exec";
+import { freePort } from "../system/free-port";
 import { checksFor, runGuestChecks, type CheckResult } from "./guest-checks";
 import type { SshSession } from "./ssh";
 

@@ -10,7 +10,7 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run, ToolError } from "../exec";
+import { run, ToolError } from "../system/exec";
 
 export class HostKeyError extends Error {
   constructor(message: string) {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bucketLocationFinding, onlineFindings, type OnlineTarget } from "../../builder/doctor-online";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
-import { freePort } from "../../builder/free-port";
+import { freePort } from "../../builder/system/free-port";
 import { ensureVersitygw } from "../../builder/local/s3-server";
 import { s3Client } from "../../builder/upload";
 

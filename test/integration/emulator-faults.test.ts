@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
 import { operationOf } from "../../builder/emulator/faults";
-import { run } from "../../builder/exec";
+import { run } from "../../builder/system/exec";
 import { startS3, type S3Server } from "../../builder/local/s3-server";
 import { scalewayClient } from "../../builder/scw-client";
 

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Emulator, Fault } from "../../builder/emulator/api";
-import { run } from "../../builder/exec";
+import { run } from "../../builder/system/exec";
 import {
   releaseThroughEmulator,
   ReleaseStepError,

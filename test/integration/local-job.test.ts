@@ -10,8 +10,8 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { accelerator, guestfsEnv } from "../../builder/accel";
-import { run } from "../../builder/exec";
+import { accelerator, guestfsEnv } from "../../builder/system/accel";
+import { run } from "../../builder/system/exec";
 import { DPKG_UNSAFE_IO, POLICY_RC_D } from "../../builder/customise";
 import { checksFor, GUEST_CHECKS, type CheckResult } from "../../builder/testing/guest-checks";
 import { RUN_ORDER } from "../../builder/testing/battery";

@@ -15,9 +15,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { accelerator } from "../../builder/accel";
+import { accelerator } from "../../builder/system/accel";
 import { buildImage } from "../../builder/build";
-import { run } from "../../builder/exec";
+import { run } from "../../builder/system/exec";
 import { ChecksumMismatchError, fetchVerified } from "../../builder/fetch";
 import { qemuImgInfo } from "../../builder/finalise";
 import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";

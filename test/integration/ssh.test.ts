@@ -5,7 +5,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { run } from "../../builder/exec";
+import { run } from "../../builder/system/exec";
 import { ephemeralKey, HostKeyError, sshSession } from "../../builder/testing/ssh";
 import { startSshd, type TestSshd } from "../support/sshd";
 

@@ -1,6 +1,6 @@
 /** The libguestfs appliance's size and network, decided from the host and the recipe. */
 import { describe, expect, it } from "vitest";
-import { applianceSize } from "../../builder/accel";
+import { applianceSize } from "../../builder/system/accel";
 import { HYGIENE_DELETES, needsNetwork } from "../../builder/customise";
 import type { Step } from "../../images/schema";
 

@@ -12,7 +12,7 @@ import {
   UnpublishContract,
   type Contract,
 } from "../../builder/core/contract";
-import { missingTool, onPath } from "../../builder/exec";
+import { missingTool, onPath } from "../../builder/system/exec";
 import {
   closest,
   commandHelp,

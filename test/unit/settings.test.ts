@@ -7,7 +7,7 @@ import {
   StackSettings,
   scalewayS3Region,
 } from "../../builder/core/settings";
-import { projectDefaults, readStackSettings, stackNames } from "../../builder/stack-files";
+import { projectDefaults, readStackSettings, stackNames } from "../../builder/system/stack-files";
 import { missingCapabilities, ZONES } from "../../builder/core/zones";
 import { settingsFor } from "./helpers";
 

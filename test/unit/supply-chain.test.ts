@@ -28,9 +28,9 @@ import {
   signEnvelope,
   SignatureError,
 } from "../../builder/core/signing";
-import { projectRoot } from "../../builder/paths";
+import { projectRoot } from "../../builder/system/paths";
 import { parseStackSettings } from "../../builder/core/settings";
-import { readStackSettings } from "../../builder/stack-files";
+import { readStackSettings } from "../../builder/system/stack-files";
 import { markdownReport } from "../../builder/core/plan-report";
 import { TEST_RELEASE_KEY } from "../../builder/local/test-keys";
 import { loadCatalog, osBase } from "../../images";

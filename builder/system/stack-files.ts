@@ -2,8 +2,8 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import type { Catalog } from "../images";
-import { parseStackSettings, PROJECT, StackConfigError, type StackSettings } from "./core/settings";
+import type { Catalog } from "../../images";
+import { parseStackSettings, PROJECT, StackConfigError, type StackSettings } from "../core/settings";
 
 /** Project-level defaults declared in Pulumi.yaml, as `image-factory:<key>` strings like Pulumi passes them. */
 export function projectDefaults(projectDir: string): Record<string, string> {

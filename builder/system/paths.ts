@@ -9,9 +9,9 @@ export function cacheDir(...parts: string[]): string {
   return join(root, ...parts);
 }
 
-/** The project root (holding Pulumi.yaml), whether running from source or from dist/. */
+/** The project root (holding Pulumi.yaml), whether running from source (builder/system/) or from dist/builder/system/. */
 export function projectRoot(): string {
-  const candidates = [join(__dirname, ".."), join(__dirname, "..", "..")];
+  const candidates = [join(__dirname, "..", ".."), join(__dirname, "..", "..", "..")];
   const found = candidates.find((d) => existsSync(join(d, "Pulumi.yaml")));
   if (!found) throw new Error(`cannot find the project root (Pulumi.yaml) above ${__dirname}`);
   return found;
