@@ -5,8 +5,8 @@ import { loadCatalog } from "../images";
 import { buildEcosystemRepo } from "./local/ecosystem-repo";
 import { runLocalJob } from "./local/local-job";
 import { table } from "./core/table";
-import { testLocal } from "./testing/local-boot";
-import { SCENARIOS } from "./testing/battery";
+import { testLocal } from "./release/local-boot";
+import { SCENARIOS } from "./release/battery";
 import { str, need, CACHE, APPLIANCE, out } from "./command-inputs";
 
 register("ecosystem-repo", {

@@ -15,7 +15,7 @@ import { parseWaves, rollout, rolloutMarkdown } from "./core/rollout";
 import { checkLiveImages, lifecycleImages, releaseViews, scsImage } from "./core/release-status";
 import { checkCatalog, type CatalogImage, type Finding } from "./core/scs-check";
 import { parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./core/retention";
-import { applyRetention, liveFactoryImages, zoneClient } from "./retention-api";
+import { applyRetention, liveFactoryImages, zoneClient } from "./release/retention-api";
 import { planStack } from "./core/plan";
 import { readStackSettings, stackNames } from "./system/stack-files";
 import { table } from "./core/table";

@@ -3,7 +3,7 @@ import { loadCatalog } from "../images";
 import { register, UsageError, type Values } from "./registry";
 import { API_CREDENTIALS, missingCredential } from "./release-commands";
 import { releasedImage } from "./core/release-status";
-import { liveFactoryImages, zoneClient } from "./retention-api";
+import { liveFactoryImages, zoneClient } from "./release/retention-api";
 import { ZONES } from "./core/zones";
 
 const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);

@@ -2,12 +2,12 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { register, UsageError } from "./registry";
 import { loadCatalog } from "../images";
-import { scalewayClient } from "./scw-client";
+import { scalewayClient } from "./release/scw-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { TestInstanceContract, type Read } from "./core/contract";
 import { statusTag, withStatus } from "./core/retention";
 import { table } from "./core/table";
-import { runBattery, SCENARIOS } from "./testing/battery";
+import { runBattery, SCENARIOS } from "./release/battery";
 import { out } from "./command-inputs";
 
 /** Powers the test Instance off (waiting until it is stopped) unless it already is. */

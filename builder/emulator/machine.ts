@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import type { Accelerator } from "../system/accel";
-import { OVMF } from "../testing/local-boot";
+import { OVMF } from "../release/local-boot";
 
 export interface Disk {
   /** Volume id: the disk's serial (virtio-blk keeps 20 characters) and QEMU node name. */

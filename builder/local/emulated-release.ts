@@ -5,7 +5,7 @@
  * Once the battery passed, the test Instance leaves the zone, as the stack's next `up` removes it.
  */
 import type { Client } from "@scaleway/sdk-client";
-import { scalewayClient } from "../scw-client";
+import { scalewayClient } from "../release/scw-client";
 import { Blockv1 } from "@scaleway/sdk-block";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { Vpcv2 } from "@scaleway/sdk-vpc";
@@ -15,7 +15,7 @@ import { join } from "node:path";
 import type { Accelerator } from "../system/accel";
 import { startEmulator, type Emulator, type Fault } from "../emulator/api";
 import { run, ToolError } from "../system/exec";
-import type { CheckResult } from "../testing/guest-checks";
+import type { CheckResult } from "../release/guest-checks";
 import { LineSplitter } from "./progress";
 import { sdkRequests, testEnvironment, type ReleaseSpec } from "../core/release-spec";
 

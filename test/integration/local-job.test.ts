@@ -13,10 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accelerator, guestfsEnv } from "../../builder/system/accel";
 import { run } from "../../builder/system/exec";
 import { DPKG_UNSAFE_IO, POLICY_RC_D } from "../../builder/customise";
-import { checksFor, GUEST_CHECKS, type CheckResult } from "../../builder/testing/guest-checks";
-import { RUN_ORDER } from "../../builder/testing/battery";
+import { checksFor, GUEST_CHECKS, type CheckResult } from "../../builder/release/guest-checks";
+import { RUN_ORDER } from "../../builder/release/battery";
 import { ensureUefi, uefiGuestArgs } from "../../builder/uefi";
-import { testLocal } from "../../builder/testing/local-boot";
+import { testLocal } from "../../builder/release/local-boot";
 import { localStack } from "../../builder/local/local-job";
 import type { PlannedImage } from "../../builder/core/plan";
 

@@ -18,7 +18,7 @@ import { TEST_KEYS } from "../../builder/local/test-keys";
 import { projectRoot } from "../../builder/system/paths";
 import { planStack, type PlannedImage } from "../../builder/core/plan";
 import { readStackSettings } from "../../builder/system/stack-files";
-import { ephemeralKey } from "../../builder/testing/ssh";
+import { ephemeralKey } from "../../builder/release/ssh";
 import { s3Client } from "../../builder/upload";
 import { loadCatalog, osBase, withOverrides } from "../../images";
 import { startSshd, type TestSshd } from "./sshd";

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { inSubnet, RUN_ORDER, SCENARIOS } from "../../builder/testing/battery";
-import { confText } from "../../builder/testing/metadata-server";
+import { inSubnet, RUN_ORDER, SCENARIOS } from "../../builder/release/battery";
+import { confText } from "../../builder/release/metadata-server";
 
 describe("test battery helpers", () => {
   it.each([

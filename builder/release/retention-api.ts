@@ -3,7 +3,7 @@ import type { Client } from "@scaleway/sdk-client";
 import { scalewayClient } from "./scw-client";
 import { Blockv1 } from "@scaleway/sdk-block";
 import { Instancev1 } from "@scaleway/sdk-instance";
-import { hiddenTags, RETIRED_SNAPSHOT_TAG, type LiveImage, type RetentionStep } from "./core/retention";
+import { hiddenTags, RETIRED_SNAPSHOT_TAG, type LiveImage, type RetentionStep } from "../core/retention";
 
 /** A Scaleway API client for one zone from the usual environment (SCW_ACCESS_KEY, SCW_SECRET_KEY; SCW_API_URL). */
 export function zoneClient(zone: string, missing: (name: string) => Error): Client {

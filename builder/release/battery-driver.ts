@@ -8,7 +8,7 @@
  * fingerprint is among the `ssh-host-fingerprints` user data the image published at boot.
  */
 import type { Client } from "@scaleway/sdk-client";
-import { scalewayClient } from "../scw-client";
+import { scalewayClient } from "./scw-client";
 import { Blockv1 } from "@scaleway/sdk-block";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { Vpcv2 } from "@scaleway/sdk-vpc";
