@@ -6,8 +6,8 @@ import { AppBases, SourceOverrides, UpstreamSignatures } from "./core/settings";
 import type { z } from "zod";
 import { PublishContract, UnpublishContract, type Read } from "./core/contract";
 import { Architecture } from "../images/schema";
-import { resolveSource } from "./resolve";
-import type { S3Target } from "./upload";
+import { resolveSource } from "./pipeline/resolve";
+import type { S3Target } from "./pipeline/upload";
 
 export const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);
 export function need(v: Values, k: string, env?: string): string {

@@ -4,7 +4,7 @@
  * environment the remote Command sends. One probe over SSH with the host key pinned; the judging is pure.
  */
 import type { Architecture } from "../images/schema";
-import { runOnHost, type SshTarget } from "./build-host-ssh";
+import { runOnHost, type SshTarget } from "./pipeline/build-host-ssh";
 import type { Finding } from "./doctor-checks";
 
 /**

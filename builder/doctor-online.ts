@@ -8,7 +8,7 @@ import { scalewayClient } from "./release/scw-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import type { Finding } from "./doctor-checks";
 import { PROJECT } from "./core/settings";
-import { s3Client } from "./upload";
+import { s3Client } from "./pipeline/upload";
 
 export interface OnlineTarget {
   zone: string;

@@ -7,7 +7,7 @@ import { Duration } from "./core/settings";
 const FACTORY_TIMEOUT = Duration.optional();
 import { loadCatalog } from "../images";
 import { onPath } from "./system/exec";
-import { checkUpstream } from "./check-upstream";
+import { checkUpstream } from "./pipeline/check-upstream";
 import { lifecycle } from "./core/lifecycle";
 import { projectRoot } from "./system/paths";
 import { bounded, ENVIRONMENT, register, UsageError, withContract, withHowTo, type Values } from "./registry";

@@ -19,7 +19,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../system/exec";
-import { ECOSYSTEM_KEY_PATH } from "../build";
+import { ECOSYSTEM_KEY_PATH } from "../pipeline/build";
 import { projectRoot } from "../system/paths";
 import { publicKey, sign, TEST_KEYS, type TestKey } from "./test-keys";
 

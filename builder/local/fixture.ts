@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from "node:path";
 import { accelerator, guestfsEnv } from "../system/accel";
 import { run } from "../system/exec";
-import { digestFile } from "../fetch";
+import { digestFile } from "../pipeline/fetch";
 import { cacheDir, projectRoot } from "../system/paths";
 
 export async function ensureFixture(): Promise<string> {

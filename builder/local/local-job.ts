@@ -14,7 +14,7 @@ import { cacheDir, projectRoot } from "../system/paths";
 import { PublishContract, writeEnvironment } from "../core/contract";
 import { planStack, type PlannedImage } from "../core/plan";
 import { readStackSettings } from "../system/stack-files";
-import { s3Client } from "../upload";
+import { s3Client } from "../pipeline/upload";
 import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
 import { ensureFixture } from "./fixture";
 import { serveDirectory } from "./http-server";

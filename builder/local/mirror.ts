@@ -6,7 +6,7 @@
 import { copyFileSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Architecture, OsRelease } from "../../images/schema";
-import { digestFile } from "../fetch";
+import { digestFile } from "../pipeline/fetch";
 import { upstreamLocation } from "../core/upstream-url";
 import { publicKey, sign, type TestKey } from "./test-keys";
 

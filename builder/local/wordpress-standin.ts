@@ -17,7 +17,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { run } from "../system/exec";
-import { digestFile } from "../fetch";
+import { digestFile } from "../pipeline/fetch";
 import { cacheDir } from "../system/paths";
 
 export interface StandIn {

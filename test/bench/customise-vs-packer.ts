@@ -18,9 +18,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { accelerator, applianceSize } from "../../builder/system/accel";
-import { customiseImage, type CustomiseInput } from "../../builder/customise";
+import { customiseImage, type CustomiseInput } from "../../builder/pipeline/customise";
 import { run } from "../../builder/system/exec";
-import { convertForImport, extractPackagesAndTrim } from "../../builder/finalise";
+import { convertForImport, extractPackagesAndTrim } from "../../builder/pipeline/finalise";
 import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";
 import { ensureFixture } from "../../builder/local/fixture";
 import { serveDirectory } from "../../builder/local/http-server";

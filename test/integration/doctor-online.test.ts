@@ -13,7 +13,7 @@ import { bucketLocationFinding, onlineFindings, type OnlineTarget } from "../../
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
 import { freePort } from "../../builder/system/free-port";
 import { ensureVersitygw } from "../../builder/local/s3-server";
-import { s3Client } from "../../builder/upload";
+import { s3Client } from "../../builder/pipeline/upload";
 
 const ACCESS = "SCWDOCTOR00000000001";
 const SECRET = "00000000-0000-4000-8000-00000000d0c7";

@@ -19,12 +19,12 @@ import { serveDirectory, type StaticServer } from "../../builder/local/http-serv
 import { ensureVersitygw, startS3, type S3Server } from "../../builder/local/s3-server";
 import { TEST_RELEASE_KEY } from "../../builder/local/test-keys";
 import { artifactKey, contentHash, hashInputs } from "../../builder/core/plan";
-import { companionKeys } from "../../builder/provenance";
-import { publish } from "../../builder/publish";
-import { sbomSchemaErrors } from "../../builder/sbom";
+import { companionKeys } from "../../builder/pipeline/provenance";
+import { publish } from "../../builder/pipeline/publish";
+import { sbomSchemaErrors } from "../../builder/pipeline/sbom";
 import { SignatureError } from "../../builder/core/signing";
-import { diffAgainstPrevious, packagesInBucket } from "../../builder/supply-chain";
-import { s3Client } from "../../builder/upload";
+import { diffAgainstPrevious, packagesInBucket } from "../../builder/pipeline/supply-chain";
+import { s3Client } from "../../builder/pipeline/upload";
 import type { Catalog, OsRelease } from "../../images";
 import { createFakeUpstream } from "../support/upstream";
 

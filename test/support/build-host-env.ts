@@ -7,7 +7,7 @@ import { CreateBucketCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SENT_ENV, type SshTarget } from "../../builder/build-host-ssh";
+import { SENT_ENV, type SshTarget } from "../../builder/pipeline/build-host-ssh";
 import { buildEcosystemRepo, localEcosystemVersion } from "../../builder/local/ecosystem-repo";
 import { ensureFixture } from "../../builder/local/fixture";
 import { serveDirectory, type StaticServer } from "../../builder/local/http-server";
@@ -19,7 +19,7 @@ import { projectRoot } from "../../builder/system/paths";
 import { planStack, type PlannedImage } from "../../builder/core/plan";
 import { readStackSettings } from "../../builder/system/stack-files";
 import { ephemeralKey } from "../../builder/release/ssh";
-import { s3Client } from "../../builder/upload";
+import { s3Client } from "../../builder/pipeline/upload";
 import { loadCatalog, osBase, withOverrides } from "../../images";
 import { startSshd, type TestSshd } from "./sshd";
 

@@ -9,7 +9,7 @@ import {
   signProvenance,
   verifyRelease,
   type ProvenanceSource,
-} from "../../builder/provenance";
+} from "../../builder/pipeline/provenance";
 import {
   cycloneDx,
   dep5Licenses,
@@ -18,7 +18,7 @@ import {
   sbomPackages,
   sbomSchemaErrors,
   type SbomSubject,
-} from "../../builder/sbom";
+} from "../../builder/pipeline/sbom";
 import {
   keyId,
   openEnvelope,

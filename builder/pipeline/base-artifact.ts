@@ -8,10 +8,10 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmS
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
-import type { Architecture, Release } from "../images/schema";
+import type { Architecture, Release } from "../../images/schema";
 import { artifactFileName, type BaseArtifact, type Manifest } from "./build";
 import { digestFile } from "./fetch";
-import { artifactKey, type HashInputs } from "./core/plan";
+import { artifactKey, type HashInputs } from "../core/plan";
 import { objectContentHash } from "./upload";
 
 export interface BaseLookup {

@@ -3,9 +3,9 @@
  * provenance file, the package list for the manifest and the never-booted hygiene, SELinux relabel last.
  * Building the argument list is pure; running it is `customiseImage`.
  */
-import type { Family, Step } from "../images/schema";
-import { applianceArgs, guestfsEnv, type Accelerator } from "./system/accel";
-import { run } from "./system/exec";
+import type { Family, Step } from "../../images/schema";
+import { applianceArgs, guestfsEnv, type Accelerator } from "../system/accel";
+import { run } from "../system/exec";
 
 /** Where the package list is left for finalise to read and remove. */
 export const SBOM_PATH = "/root/.factory-packages.tsv";

@@ -14,20 +14,20 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { loadCatalog, osBase, type Catalog } from "../images";
-import type { Architecture, Release, Step } from "../images/schema";
-import { accelerator, type Accelerator } from "./system/accel";
-import { canonicalJson, sha256Hex } from "./core/canonical";
+import { loadCatalog, osBase, type Catalog } from "../../images";
+import type { Architecture, Release, Step } from "../../images/schema";
+import { accelerator, type Accelerator } from "../system/accel";
+import { canonicalJson, sha256Hex } from "../core/canonical";
 import { customiseImage, isLoopback, type EcosystemSource } from "./customise";
 import { ensurePinnedKey } from "./signature";
-import { run } from "./system/exec";
+import { run } from "../system/exec";
 import { digestFile, fetchVerified } from "./fetch";
 import { convertForImport, extractPackagesAndTrim, type PackageEntry } from "./finalise";
-import { contentHash, hashInputs, withBaseEpoch, type BuildDials, type HashInputs } from "./core/plan";
+import { contentHash, hashInputs, withBaseEpoch, type BuildDials, type HashInputs } from "../core/plan";
 import { resolveSource, type ResolvedSource } from "./resolve";
-import { scsMetadata, type ScsMetadata } from "./core/scs";
+import { scsMetadata, type ScsMetadata } from "../core/scs";
 import { ensureUefi, uefiGuestArgs } from "./uefi";
-import { throughMirror } from "./core/upstream-url";
+import { throughMirror } from "../core/upstream-url";
 
 /** Where a scaleway-ecosystem repository publishes its signing key, relative to the repository URL. */
 export const ECOSYSTEM_KEY_PATH = "scaleway-ecosystem.asc";

@@ -3,9 +3,9 @@
  * EFI system partition. Where one is missing: grow the disk, add a FAT EFI system partition at the end, mount it
  * on /boot/efi, and install GRUB for EFI on the removable path (no NVRAM to write in a never-booted image).
  */
-import { guestfsEnv, type Accelerator } from "./system/accel";
-import { run } from "./system/exec";
-import type { Family } from "../images/schema";
+import { guestfsEnv, type Accelerator } from "../system/accel";
+import { run } from "../system/exec";
+import type { Family } from "../../images/schema";
 
 const ESP_GPT_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 const ESP_MBR_ID = 0xef;

@@ -4,11 +4,11 @@
  * catalog's pin where one is recorded.
  */
 import { basename } from "node:path";
-import type { Architecture, OsRelease } from "../images/schema";
+import type { Architecture, OsRelease } from "../../images/schema";
 import { checksumFor, type Checksum } from "./checksums";
 import { fetchBytes } from "./fetch";
 import { verifySignature } from "./signature";
-import { throughMirror, upstreamLocation } from "./core/upstream-url";
+import { throughMirror, upstreamLocation } from "../core/upstream-url";
 
 export interface ResolvedSource {
   release: string;

@@ -7,8 +7,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { hostLabel, type BuildHost } from "./core/build-hosts";
-import { run, ToolError } from "./system/exec";
+import { hostLabel, type BuildHost } from "../core/build-hosts";
+import { run, ToolError } from "../system/exec";
 
 export class BuildHostError extends Error {
   override name = "BuildHostError";

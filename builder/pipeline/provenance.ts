@@ -8,8 +8,8 @@
 import { hostname } from "node:os";
 import type { KeyObject } from "node:crypto";
 import { z } from "zod";
-import { sha256Hex } from "./core/canonical";
-import { IN_TOTO_PAYLOAD_TYPE, openEnvelope, signEnvelope, SignatureError } from "./core/signing";
+import { sha256Hex } from "../core/canonical";
+import { IN_TOTO_PAYLOAD_TYPE, openEnvelope, signEnvelope, SignatureError } from "../core/signing";
 
 export const STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
 export const SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1";
@@ -17,7 +17,7 @@ export const SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1";
 export const BUILD_TYPE = "urn:image-factory:buildtype:libguestfs-customise:v1";
 
 /** Where each signed file sits beside the artifact `<key>` in the bucket (and beside the local cache's file). */
-/** Keep in step with ARTIFACT_COMPANIONS (builder/artifact-refs.ts), which deletes them with the artifact. */
+/** Keep in step with ARTIFACT_COMPANIONS (builder/pipeline/artifact-refs.ts), which deletes them with the artifact. */
 export const companionKeys = (artifactKey: string) => ({
   manifest: `${artifactKey}.manifest.json`,
   sbom: `${artifactKey}.cdx.json`,
@@ -25,7 +25,7 @@ export const companionKeys = (artifactKey: string) => ({
   notes: `${artifactKey}.notes.md`,
 });
 
-/** What provenance needs from a build manifest (builder/build.ts's Manifest). */
+/** What provenance needs from a build manifest (builder/pipeline/build.ts's Manifest). */
 export interface ProvenanceSource {
   release: string;
   arch: string;

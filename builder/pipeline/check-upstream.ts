@@ -5,13 +5,13 @@
  * near end of life and new upstream majors the catalog lacks.
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import type { Catalog, OsRelease } from "../images";
-import type { Architecture, Pin } from "../images/schema";
+import type { Catalog, OsRelease } from "../../images";
+import type { Architecture, Pin } from "../../images/schema";
 import { fetchBytes } from "./fetch";
-import { lifecycle } from "./core/lifecycle";
+import { lifecycle } from "../core/lifecycle";
 import { resolveSource } from "./resolve";
-import { throughMirror } from "./core/upstream-url";
-import { compareSerials, listingLocation, majorsLocation, newestSerial } from "./core/upstream-watch";
+import { throughMirror } from "../core/upstream-url";
+import { compareSerials, listingLocation, majorsLocation, newestSerial } from "../core/upstream-watch";
 
 export interface UpstreamRow {
   release: string;

@@ -25,7 +25,7 @@ import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import type { Checksum } from "./checksums";
 import { HttpStatusError, openGet } from "./http-get";
-import { cacheDir } from "./system/paths";
+import { cacheDir } from "../system/paths";
 import { backoffDelay, describeCause, judgeResponse, resumeHeaders, type PartialMeta } from "./resume";
 
 /** A digest to verify a download against: upstreams' checksum files use sha256/sha512; WordPress publishes sha1. */

@@ -3,9 +3,9 @@
  * that Scaleway's snapshot import accepts (qcow2 v3, zlib or no compression — never zstd —, no backing file).
  */
 import { readFileSync } from "node:fs";
-import { guestfsEnv, type Accelerator } from "./system/accel";
+import { guestfsEnv, type Accelerator } from "../system/accel";
 import { SBOM_PATH } from "./customise";
-import { run } from "./system/exec";
+import { run } from "../system/exec";
 
 export interface PackageEntry {
   name: string;

@@ -9,11 +9,11 @@ import type { KeyObject } from "node:crypto";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { Readable } from "node:stream";
-import { accelerator } from "./system/accel";
-import { stampFile } from "./build-stamp";
-import { BUILDER_REVISION } from "./core/plan";
-import { diffPackages, packageDiffMarkdown, type BuildDiff, type PackageVersion } from "./core/package-diff";
-import { projectRoot } from "./system/paths";
+import { accelerator } from "../system/accel";
+import { stampFile } from "../build-stamp";
+import { BUILDER_REVISION } from "../core/plan";
+import { diffPackages, packageDiffMarkdown, type BuildDiff, type PackageVersion } from "../core/package-diff";
+import { projectRoot } from "../system/paths";
 import {
   companionKeys,
   provenanceStatement,
@@ -24,9 +24,9 @@ import {
   type Statement,
 } from "./provenance";
 import { cycloneDx, readDebianPackages, sbomPackages, type InstalledPackage } from "./sbom";
-import { SignatureError } from "./core/signing";
+import { SignatureError } from "../core/signing";
 
-/** What the supply chain reads of a build manifest (builder/build.ts). */
+/** What the supply chain reads of a build manifest (builder/pipeline/build.ts). */
 export type SupplyManifest = ProvenanceSource & {
   label: string;
   output: { sha256: string };

@@ -181,7 +181,7 @@ async function readOrMigrate(s3: S3Client, bucket: string, key: string): Promise
   return readRecord(s3, bucket, key);
 }
 
-/** What publish writes beside an artifact (builder/provenance.ts's companionKeys): it goes with the artifact. */
+/** What publish writes beside an artifact (builder/pipeline/provenance.ts's companionKeys): it goes with the artifact. */
 export const ARTIFACT_COMPANIONS = [".manifest.json", ".cdx.json", ".notes.md", ".provenance.dsse.json"] as const;
 
 async function deleteArtifact(s3: S3Client, bucket: string, key: string, recordEtag: string): Promise<void> {

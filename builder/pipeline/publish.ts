@@ -1,7 +1,7 @@
 /**
  * publish: what the ZonalImage's Command runs. The artifact key is the content hash, so when the object is already
  * in the regional bucket (another zone's stack built it) nothing is built and nothing is uploaded; the stack only
- * records its reference. The reference is recorded first (builder/artifact-refs.ts), so no other stack's unpublish
+ * records its reference. The reference is recorded first (builder/pipeline/artifact-refs.ts), so no other stack's unpublish
  * deletes the artifact while this one looks for it, builds or uploads; a publish that fails takes its reference
  * back. Then, unless the artifact is there: build, upload the manifest, then the artifact.
  */
@@ -13,13 +13,13 @@ import { digestFile } from "./fetch";
 import { join } from "node:path";
 import { artifactFileName, buildImage, type BaseArtifact, type BuildRequest, type Manifest } from "./build";
 import { findBaseArtifact } from "./base-artifact";
-import { hashInputs, withBaseEpoch } from "./core/plan";
-import { loadCatalog, osBase } from "../images";
+import { hashInputs, withBaseEpoch } from "../core/plan";
+import { loadCatalog, osBase } from "../../images";
 import { resolveSource } from "./resolve";
-import { cacheDir } from "./system/paths";
+import { cacheDir } from "../system/paths";
 import { dropReference, withReference, type RefsOptions } from "./artifact-refs";
 import { companionKeys } from "./provenance";
-import { releasePrivateKey, releasePublicKey, SignatureError } from "./core/signing";
+import { releasePrivateKey, releasePublicKey, SignatureError } from "../core/signing";
 import { diffAgainstPrevious, ensureSbom, getText, provenanceFor, releaseNotes, verifyInBucket } from "./supply-chain";
 import { sbomPackages } from "./sbom";
 import {

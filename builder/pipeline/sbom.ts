@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { PackageURL } from "packageurl-js";
 import { Spec, Validation } from "@cyclonedx/cyclonedx-library";
-import { guestfsEnv, type Accelerator } from "./system/accel";
-import { run } from "./system/exec";
+import { guestfsEnv, type Accelerator } from "../system/accel";
+import { run } from "../system/exec";
 
 export interface InstalledPackage {
   name: string;

@@ -2,7 +2,7 @@
  * Upstream checksum files in their real formats. Parsing is strict: a malformed line is an error with its line
  * number, because a checksum file we misread is a verification we did not do.
  */
-import type { ChecksumFormat } from "../images/schema";
+import type { ChecksumFormat } from "../../images/schema";
 
 export type HashAlgo = "sha256" | "sha512";
 export interface Checksum {

@@ -8,11 +8,11 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { Signature } from "../images/schema";
-import { run, ToolError } from "./system/exec";
+import type { Signature } from "../../images/schema";
+import { run, ToolError } from "../system/exec";
 import { fetchBytes } from "./fetch";
-import { cacheDir } from "./system/paths";
-import { throughMirror } from "./core/upstream-url";
+import { cacheDir } from "../system/paths";
+import { throughMirror } from "../core/upstream-url";
 
 export class SignatureError extends Error {
   constructor(message: string) {
