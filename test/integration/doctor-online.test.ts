@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bucketLocationFinding, onlineFindings, type OnlineTarget } from "../../builder/doctor-online";
+import { bucketLocationFinding, onlineFindings, type OnlineTarget } from "../../builder/cli/doctor-online";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
 import { freePort } from "../../builder/system/free-port";
 import { ensureVersitygw } from "../../builder/local/s3-server";

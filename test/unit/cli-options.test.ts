@@ -21,8 +21,8 @@ import {
   unknownOption,
   UsageError,
   type OptionTable,
-} from "../../builder/options";
-import { commands, withContract, withHowTo } from "../../builder/registry";
+} from "../../builder/cli/options";
+import { commands, withContract, withHowTo } from "../../builder/cli/registry";
 import "../../builder/cli";
 
 const BUILDER = join(__dirname, "..", "..", "builder");

@@ -14,7 +14,7 @@ import {
   type Contract,
 } from "../../builder/core/contract";
 import { StackSettings } from "../../builder/core/settings";
-import { commands, ENVIRONMENT } from "../../builder/registry";
+import { commands, ENVIRONMENT } from "../../builder/cli/registry";
 import "../../builder/cli";
 
 const ROOT = join(__dirname, "..", "..");

@@ -1,12 +1,12 @@
 /** The local stack's subcommands: ecosystem-repo, local (the main job), test-local. */
 import { writeFileSync } from "node:fs";
 import { ENVIRONMENT, register, UsageError } from "./registry";
-import { loadCatalog } from "../images";
-import { buildEcosystemRepo } from "./local/ecosystem-repo";
-import { runLocalJob } from "./local/local-job";
-import { table } from "./core/table";
-import { testLocal } from "./release/local-boot";
-import { SCENARIOS } from "./release/battery";
+import { loadCatalog } from "../../images";
+import { buildEcosystemRepo } from "../local/ecosystem-repo";
+import { runLocalJob } from "../local/local-job";
+import { table } from "../core/table";
+import { testLocal } from "../release/local-boot";
+import { SCENARIOS } from "../release/battery";
 import { str, need, CACHE, APPLIANCE, out } from "./command-inputs";
 
 register("ecosystem-repo", {

@@ -1,13 +1,13 @@
 /** What the pipeline subcommands share: their option tables, reading flags and FACTORY_* variables, S3 targets. */
 import type { OptionSpec, OptionTable } from "./options";
 import { ENVIRONMENT, UsageError, type Values } from "./registry";
-import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../images";
-import { AppBases, SourceOverrides, UpstreamSignatures } from "./core/settings";
+import { CatalogError, loadCatalog, osBase, withOverrides, type Catalog } from "../../images";
+import { AppBases, SourceOverrides, UpstreamSignatures } from "../core/settings";
 import type { z } from "zod";
-import { PublishContract, UnpublishContract, type Read } from "./core/contract";
-import { Architecture } from "../images/schema";
-import { resolveSource } from "./pipeline/resolve";
-import type { S3Target } from "./pipeline/upload";
+import { PublishContract, UnpublishContract, type Read } from "../core/contract";
+import { Architecture } from "../../images/schema";
+import { resolveSource } from "../pipeline/resolve";
+import type { S3Target } from "../pipeline/upload";
 
 export const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);
 export function need(v: Values, k: string, env?: string): string {

@@ -3,10 +3,10 @@
  * pinProblems: unverified pins, unverified key fingerprints, unsigned upstreams without a pinned checksum), and the
  * scaleway-ecosystem repository's transport and pinned key.
  */
-import { pinProblems, withOverrides, type Catalog, type PinProblemKind } from "../images";
+import { pinProblems, withOverrides, type Catalog, type PinProblemKind } from "../../images";
 import { isLoopback, type Finding } from "./doctor-checks";
-import { planStack } from "./core/plan";
-import { PROJECT, type StackSettings } from "./core/settings";
+import { planStack } from "../core/plan";
+import { PROJECT, type StackSettings } from "../core/settings";
 
 const FIX: Record<PinProblemKind, { check: string; fix: (release: string) => string }> = {
   "unverified-pin": {

@@ -7,7 +7,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
-import { loadCatalog, type Catalog } from "../images";
+import { loadCatalog, type Catalog } from "../../images";
 import {
   backendFindings,
   credentialFindings,
@@ -22,14 +22,14 @@ import {
 import { onlineFindings, type OnlineTarget } from "./doctor-online";
 import { upstreamFindings } from "./doctor-pins";
 import { doctorHost, privateKeyFindings } from "./doctor-host";
-import { BuildHostList, hostLabel } from "./core/build-hosts";
-import { sourceDigest } from "./build-stamp";
-import { LOCAL_STACK } from "./local/local-job";
-import { projectRoot } from "./system/paths";
+import { BuildHostList, hostLabel } from "../core/build-hosts";
+import { sourceDigest } from "../build-stamp";
+import { LOCAL_STACK } from "../local/local-job";
+import { projectRoot } from "../system/paths";
 import { ENVIRONMENT, register, UsageError } from "./registry";
-import { StackConfigError, type StackSettings } from "./core/settings";
-import { readStackSettings } from "./system/stack-files";
-import { regionOf, ZONE_CAPABILITIES } from "./core/zones";
+import { StackConfigError, type StackSettings } from "../core/settings";
+import { readStackSettings } from "../system/stack-files";
+import { regionOf, ZONE_CAPABILITIES } from "../core/zones";
 
 export interface DoctorFacts {
   stack: string;

@@ -3,8 +3,8 @@
  * Its architecture, KVM, free disk space, the CLI's version against this checkout's, and whether sshd accepts the
  * environment the remote Command sends. One probe over SSH with the host key pinned; the judging is pure.
  */
-import type { Architecture } from "../images/schema";
-import { runOnHost, type SshTarget } from "./pipeline/build-host-ssh";
+import type { Architecture } from "../../images/schema";
+import { runOnHost, type SshTarget } from "../pipeline/build-host-ssh";
 import type { Finding } from "./doctor-checks";
 
 /**

@@ -1,19 +1,19 @@
 /** Supply-chain subcommands: `diff` (what changed between a release's last two builds) and `verify` (signatures). */
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readFileSync } from "node:fs";
-import { loadCatalog } from "../images";
-import { Architecture } from "../images/schema";
-import { packageDiffMarkdown } from "./core/package-diff";
-import { projectRoot } from "./system/paths";
-import { companionKeys, Statement, verifyRelease, scsProvenanceMismatches } from "./pipeline/provenance";
+import { loadCatalog } from "../../images";
+import { Architecture } from "../../images/schema";
+import { packageDiffMarkdown } from "../core/package-diff";
+import { projectRoot } from "../system/paths";
+import { companionKeys, Statement, verifyRelease, scsProvenanceMismatches } from "../pipeline/provenance";
 import type { OptionTable } from "./options";
 import { ENVIRONMENT, register, UsageError, type Values } from "./registry";
-import { asPublicPem } from "./core/settings";
-import { IN_TOTO_PAYLOAD_TYPE, releasePublicKey, keyId, Envelope } from "./core/signing";
-import { readStackSettings } from "./system/stack-files";
-import { buildsInBucket, diffAgainstPrevious, packagesInBucket, verifyInBucket } from "./pipeline/supply-chain";
-import { s3Client, type S3Target } from "./pipeline/upload";
-import { regionOf } from "./core/zones";
+import { asPublicPem } from "../core/settings";
+import { IN_TOTO_PAYLOAD_TYPE, releasePublicKey, keyId, Envelope } from "../core/signing";
+import { readStackSettings } from "../system/stack-files";
+import { buildsInBucket, diffAgainstPrevious, packagesInBucket, verifyInBucket } from "../pipeline/supply-chain";
+import { s3Client, type S3Target } from "../pipeline/upload";
+import { regionOf } from "../core/zones";
 
 const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);
 

@@ -1,10 +1,10 @@
 /** The build pipeline's subcommands: resolve, fetch, build, upload, publish, unpublish. */
 import { register } from "./registry";
-import { buildImage } from "./pipeline/build";
-import { PublishContract, UnpublishContract } from "./core/contract";
-import { fetchVerified } from "./pipeline/fetch";
-import { publish, unpublish } from "./pipeline/publish";
-import { s3Client, uploadArtifact } from "./pipeline/upload";
+import { buildImage } from "../pipeline/build";
+import { PublishContract, UnpublishContract } from "../core/contract";
+import { fetchVerified } from "../pipeline/fetch";
+import { publish, unpublish } from "../pipeline/publish";
+import { s3Client, uploadArtifact } from "../pipeline/upload";
 import {
   need,
   sourceOptions,

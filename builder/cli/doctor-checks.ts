@@ -2,8 +2,8 @@
  * `image-factory doctor`'s offline checks: plain functions over facts gathered beforehand (doctor-facts.ts), so
  * each is tested on crafted facts. A finding is one problem and how to fix it.
  */
-import { PROJECT, type StackSettings } from "./core/settings";
-import { ZONE_CAPABILITIES } from "./core/zones";
+import { PROJECT, type StackSettings } from "../core/settings";
+import { ZONE_CAPABILITIES } from "../core/zones";
 
 export interface Finding {
   /** credentials, backend, endpoint, zone, settings, pins, keys, ecosystem, online */

@@ -1,5 +1,5 @@
 /** The CLI's subcommand registry, shared by cli.ts and the modules that add commands. */
-import { ContractError, durationMs, readEnvironment, type Contract, type Read } from "./core/contract";
+import { ContractError, durationMs, readEnvironment, type Contract, type Read } from "../core/contract";
 import { UsageError, type OptionTable, type Values } from "./options";
 
 export { UsageError, type OptionTable, type Values };

@@ -1,13 +1,13 @@
 /** `test-instance`: the tests Command — the battery against a test Instance, then the image marked released. */
 import { renameSync, writeFileSync } from "node:fs";
 import { register, UsageError } from "./registry";
-import { loadCatalog } from "../images";
-import { scalewayClient } from "./release/scw-client";
+import { loadCatalog } from "../../images";
+import { scalewayClient } from "../release/scw-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
-import { TestInstanceContract, type Read } from "./core/contract";
-import { statusTag, withStatus } from "./core/retention";
-import { table } from "./core/table";
-import { runBattery, SCENARIOS } from "./release/battery";
+import { TestInstanceContract, type Read } from "../core/contract";
+import { statusTag, withStatus } from "../core/retention";
+import { table } from "../core/table";
+import { runBattery, SCENARIOS } from "../release/battery";
 import { out } from "./command-inputs";
 
 /** Powers the test Instance off (waiting until it is stopped) unless it already is. */

@@ -1,10 +1,10 @@
 /** `released`: the image users should boot, looked up as they would: the newest `factory:status=released` one. */
-import { loadCatalog } from "../images";
+import { loadCatalog } from "../../images";
 import { register, UsageError, type Values } from "./registry";
 import { API_CREDENTIALS, missingCredential } from "./release-commands";
-import { releasedImage } from "./core/release-status";
-import { liveFactoryImages, zoneClient } from "./release/retention-api";
-import { ZONES } from "./core/zones";
+import { releasedImage } from "../core/release-status";
+import { liveFactoryImages, zoneClient } from "../release/retention-api";
+import { ZONES } from "../core/zones";
 
 const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);
 

@@ -4,11 +4,11 @@
  * Nothing is created or changed.
  */
 import { GetBucketLocationCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
-import { scalewayClient } from "./release/scw-client";
+import { scalewayClient } from "../release/scw-client";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import type { Finding } from "./doctor-checks";
-import { PROJECT } from "./core/settings";
-import { s3Client } from "./pipeline/upload";
+import { PROJECT } from "../core/settings";
+import { s3Client } from "../pipeline/upload";
 
 export interface OnlineTarget {
   zone: string;

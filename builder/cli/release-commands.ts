@@ -1,25 +1,25 @@
 /** Release and lifecycle subcommands: SCS conformance, image lifecycle, the upstream watcher, rollout in waves. */
 import { join } from "node:path";
-import { ContractError, readEnvironment, RetentionContract, type Read } from "./core/contract";
+import { ContractError, readEnvironment, RetentionContract, type Read } from "../core/contract";
 import type { OptionSpec } from "./options";
-import { Duration } from "./core/settings";
+import { Duration } from "../core/settings";
 
 const FACTORY_TIMEOUT = Duration.optional();
-import { loadCatalog } from "../images";
-import { onPath } from "./system/exec";
-import { checkUpstream } from "./pipeline/check-upstream";
-import { lifecycle } from "./core/lifecycle";
-import { projectRoot } from "./system/paths";
+import { loadCatalog } from "../../images";
+import { onPath } from "../system/exec";
+import { checkUpstream } from "../pipeline/check-upstream";
+import { lifecycle } from "../core/lifecycle";
+import { projectRoot } from "../system/paths";
 import { bounded, ENVIRONMENT, register, UsageError, withContract, withHowTo, type Values } from "./registry";
-import { parseWaves, rollout, rolloutMarkdown } from "./core/rollout";
-import { checkLiveImages, lifecycleImages, releaseViews, scsImage } from "./core/release-status";
-import { checkCatalog, type CatalogImage, type Finding } from "./core/scs-check";
-import { parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "./core/retention";
-import { applyRetention, liveFactoryImages, zoneClient } from "./release/retention-api";
-import { planStack } from "./core/plan";
-import { readStackSettings, stackNames } from "./system/stack-files";
-import { table } from "./core/table";
-import { ZONES } from "./core/zones";
+import { parseWaves, rollout, rolloutMarkdown } from "../core/rollout";
+import { checkLiveImages, lifecycleImages, releaseViews, scsImage } from "../core/release-status";
+import { checkCatalog, type CatalogImage, type Finding } from "../core/scs-check";
+import { parseCurrentBuilds, planRetention, formatCurrentBuilds, type RetentionStep } from "../core/retention";
+import { applyRetention, liveFactoryImages, zoneClient } from "../release/retention-api";
+import { planStack } from "../core/plan";
+import { readStackSettings, stackNames } from "../system/stack-files";
+import { table } from "../core/table";
+import { ZONES } from "../core/zones";
 
 const str = (v: Values, k: string) => (typeof v[k] === "string" ? v[k] : undefined);
 const today = () => new Date().toISOString().slice(0, 10);
@@ -263,7 +263,7 @@ register("rollout", {
         "the pulumi CLI is not installed (not found on PATH): rollout drives it through the Automation API; install it (https://www.pulumi.com/docs/install/), then pulumi login",
       );
     // The engine is only loaded here: the rest of this CLI (what the Commands run) never imports Pulumi.
-    const { automationRunner } = await import("../components/automation.js");
+    const { automationRunner } = await import("../../components/automation.js");
     const op = v.preview ? "preview" : "up";
     const report = await rollout(
       waves,
