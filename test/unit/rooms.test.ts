@@ -30,7 +30,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   emulator: ["core", "system", "release"],
   local: ["core", "system", "pipeline", "release", "emulator"],
   cli: ["core", "system", "entry:build-stamp.ts", "pipeline", "release", "emulator", "local", "pulumi"],
-  "entry:cli.ts": ["core", "system", "cli"],
+  "entry:cli.ts": ["core", "cli"],
   pulumi: ["core", "system", "entry:build-stamp.ts"],
 };
 
