@@ -4,9 +4,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { assertBuilt } from "./builder/build-stamp";
-import { projectRoot } from "./builder/paths";
-import { planStack } from "./builder/plan";
-import { parseStackSettings } from "./builder/settings";
+import { projectRoot } from "./builder/system/paths";
+import { planStack } from "./builder/core/plan";
+import { parseStackSettings } from "./builder/core/settings";
 import { passedEarlier, retention, testedContentHashes, zonalImages } from "./components/factory-stack";
 import { loadCatalog } from "./images";
 

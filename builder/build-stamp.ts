@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
-import { projectRoot } from "./paths";
+import { projectRoot } from "./system/paths";
 
 /** What tsc compiles into the program and the CLI (tests are left out: editing one does not stale the CLI). */
 export const SOURCES = ["index.ts", "components", "images", "builder", "policy", "tsconfig.json"];

@@ -1,6 +1,6 @@
 /** The rollout's runner on the real engine: Pulumi's Automation API over this project's stacks. */
 import * as pulumi from "@pulumi/pulumi";
-import type { StackRunner } from "../builder/rollout";
+import type { StackRunner } from "../builder/core/rollout";
 
 export function automationRunner(projectDir: string, onOutput?: (line: string) => void): StackRunner {
   return {

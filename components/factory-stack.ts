@@ -2,12 +2,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { cliFile } from "../builder/build-stamp";
-import { projectRoot } from "../builder/paths";
-import type { PlannedImage } from "../builder/plan";
-import { environmentTags } from "../builder/release-spec";
-import { formatCurrentBuilds } from "../builder/retention";
-import { testCommercialType, type StackSettings } from "../builder/settings";
-import { routeBuilds, type BuildPlace } from "../builder/build-hosts";
+import { projectRoot } from "../builder/system/paths";
+import type { PlannedImage } from "../builder/core/plan";
+import { environmentTags } from "../builder/core/release-spec";
+import { formatCurrentBuilds } from "../builder/core/retention";
+import { testCommercialType, type StackSettings } from "../builder/core/settings";
+import { routeBuilds, type BuildPlace } from "../builder/core/build-hosts";
 import { Retention } from "./retention";
 import { ZonalImage, type FactoryCredentials, type RemoteBuild } from "./zonal-image";
 

@@ -6,8 +6,8 @@
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { RetentionContract, writeEnvironment } from "../builder/contract";
-import type { Zone } from "../builder/zones";
+import { RetentionContract, writeEnvironment } from "../builder/core/contract";
+import type { Zone } from "../builder/core/zones";
 import type { FactoryCredentials } from "./zonal-image";
 
 /** The Command's name as shipped: kept, so stacks that ran it keep their resource (see `aliases` below). */

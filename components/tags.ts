@@ -4,11 +4,11 @@
  * Why elements and not one Output: at preview the build date is unknown while the artifact Command is being
  * (re)created, and @pulumi/policy turns a mandatory rule that reads an unknown value into an advisory. One Output
  * for the whole list made every tag unknown, so the policy pack blocked nothing a pull request changed. Built
- * this way, every tag a mandatory rule reads comes from the plan (builder/release-spec.ts) and is known at
+ * this way, every tag a mandatory rule reads comes from the plan (builder/core/release-spec.ts) and is known at
  * preview; only the build date's own element may be unknown, and only an advisory rule reads it (policy/rules.ts).
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { buildDateTag } from "../builder/release-spec";
+import { buildDateTag } from "../builder/core/release-spec";
 
 export { buildDateTag };
 

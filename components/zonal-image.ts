@@ -6,11 +6,11 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as scaleway from "@pulumiverse/scaleway";
-import { PublishContract, writeEnvironment } from "../builder/contract";
-import type { BuildHost } from "../builder/build-hosts";
-import type { PlannedImage } from "../builder/plan";
-import type { StackSettings } from "../builder/settings";
-import { releaseSpec, testEnvironment } from "../builder/release-spec";
+import { PublishContract, writeEnvironment } from "../builder/core/contract";
+import type { BuildHost } from "../builder/core/build-hosts";
+import type { PlannedImage } from "../builder/core/plan";
+import type { StackSettings } from "../builder/core/settings";
+import { releaseSpec, testEnvironment } from "../builder/core/release-spec";
 import { imageTags } from "./tags";
 
 /** The build date in `image-factory publish`'s JSON result; empty while unknown (previews, a failed parse). */
@@ -126,7 +126,7 @@ export class ZonalImage extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`${name}: ${plan.release.id} is not built for ${plan.arch}`, this);
     }
 
-    // The release sequence as data, shared with the local job's emulated release (builder/release-spec.ts).
+    // The release sequence as data, shared with the local job's emulated release (builder/core/release-spec.ts).
     const t = args.timeouts ?? {};
     // A candidate until its battery passed (now, by the test runner's tag, or in an earlier up); released at once without tests.
     const status = !args.runTests || args.testedAlready ? "released" : "candidate";

@@ -1,7 +1,7 @@
 /** Pieces several catalog files share. Data only. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { projectRoot } from "../builder/paths";
+import { projectRoot } from "../builder/system/paths";
 import type { Architecture, Pin, ScsDeclared, Step } from "./schema";
 
 /** Scaleway boots Instance images from Block Storage volumes attached over virtio-scsi (`/dev/sda`). */

@@ -9,8 +9,8 @@
  * advisory.
  */
 import { UnknownValueError } from "@pulumi/policy";
-import { checkImageMetadata } from "../builder/scs-check";
-import { scsFromTags } from "../builder/scs";
+import { checkImageMetadata } from "../builder/core/scs-check";
+import { scsFromTags } from "../builder/core/scs";
 
 export const IMAGE = "scaleway:instance/image:Image";
 export const SNAPSHOT = "scaleway:block/snapshot:Snapshot";

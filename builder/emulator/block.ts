@@ -5,7 +5,7 @@ import { createReadStream, createWriteStream, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { run } from "../exec";
+import { run } from "../system/exec";
 import type { State } from "./context";
 import { invalid, invalidArguments, precondition } from "./errors";
 import { undergo } from "./faults";

@@ -3,7 +3,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { run } from "../exec";
+import { run } from "../system/exec";
 import { notFound } from "./errors";
 import { createFaultBook } from "./faults";
 import {

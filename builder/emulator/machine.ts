@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import type { Accelerator } from "../accel";
-import { OVMF } from "../testing/local-boot";
+import type { Accelerator } from "../system/accel";
+import { OVMF } from "../release/local-boot";
 
 export interface Disk {
   /** Volume id: the disk's serial (virtio-blk keeps 20 characters) and QEMU node name. */

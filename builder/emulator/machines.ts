@@ -1,7 +1,7 @@
 /** Power transitions of emulated servers: boot and halt their QEMU machine, with its metadata API and forwarded ports. */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startMetadataServer } from "../testing/metadata-server";
+import { startMetadataServer } from "../release/metadata-server";
 import type { BlockWork } from "./block";
 import type { State } from "./context";
 import { instanceDate, type PrivateNic, type Server, type Task } from "./model";

@@ -1,7 +1,7 @@
 /** The emulator's records of Scaleway resources, the options it starts with, and the products it offers. */
-import type { Accelerator } from "../accel";
+import type { Accelerator } from "../system/accel";
 import type { Fault } from "./faults";
-import type { MetadataServer } from "../testing/metadata-server";
+import type { MetadataServer } from "../release/metadata-server";
 import type { Machine } from "./machine";
 
 export interface EmulatorOptions {

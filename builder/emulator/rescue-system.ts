@@ -24,8 +24,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { run } from "../exec";
-import { cacheDir } from "../paths";
+import { run } from "../system/exec";
+import { cacheDir } from "../system/paths";
 
 export interface RescueSystem {
   kernel: string;

@@ -18,12 +18,10 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../exec";
-import { projectRoot } from "../paths";
+import { run } from "../system/exec";
+import { ECOSYSTEM_KEY_PATH } from "../pipeline/build";
+import { projectRoot } from "../system/paths";
 import { publicKey, sign, TEST_KEYS, type TestKey } from "./test-keys";
-
-/** Where a scaleway-ecosystem repository publishes its signing key, relative to the repository URL. */
-export const ECOSYSTEM_KEY_PATH = "scaleway-ecosystem.asc";
 
 /** A flat repository's Release file: the index's digest, which the signature covers. */
 export function releaseFile(packages: Buffer, date: Date): string {

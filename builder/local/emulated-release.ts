@@ -5,24 +5,24 @@
  * Once the battery passed, the test Instance leaves the zone, as the stack's next `up` removes it.
  */
 import type { Client } from "@scaleway/sdk-client";
-import { scalewayClient } from "../scw-client";
+import { scalewayClient } from "../release/scw-client";
 import { Blockv1 } from "@scaleway/sdk-block";
 import { Instancev1 } from "@scaleway/sdk-instance";
 import { Vpcv2 } from "@scaleway/sdk-vpc";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Accelerator } from "../accel";
+import type { Accelerator } from "../system/accel";
 import { startEmulator, type Emulator, type Fault } from "../emulator/api";
-import { run, ToolError } from "../exec";
-import type { CheckResult } from "../testing/guest-checks";
+import { run, ToolError } from "../system/exec";
+import type { CheckResult } from "../release/guest-checks";
 import { LineSplitter } from "./progress";
-import { sdkRequests, testEnvironment, type ReleaseSpec } from "../release-spec";
+import { sdkRequests, testEnvironment, type ReleaseSpec } from "../core/release-spec";
 
 export interface EmulatedReleaseOptions {
   stateDir: string;
   s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string };
-  /** The release sequence the ZonalImage maps to Pulumi resources (builder/release-spec.ts). */
+  /** The release sequence the ZonalImage maps to Pulumi resources (builder/core/release-spec.ts). */
   spec: ReleaseSpec;
   /** The artifact's build date as publish reported it: the image's SCS image_build_date tag. */
   buildDate: string;

@@ -5,10 +5,10 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { accelerator, guestfsEnv } from "../accel";
-import { run } from "../exec";
-import { digestFile } from "../fetch";
-import { cacheDir, projectRoot } from "../paths";
+import { accelerator, guestfsEnv } from "../system/accel";
+import { run } from "../system/exec";
+import { digestFile } from "../pipeline/fetch";
+import { cacheDir, projectRoot } from "../system/paths";
 
 export async function ensureFixture(): Promise<string> {
   const variant = "debian-12";

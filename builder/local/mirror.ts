@@ -6,8 +6,8 @@
 import { copyFileSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Architecture, OsRelease } from "../../images/schema";
-import { digestFile } from "../fetch";
-import { upstreamLocation } from "../upstream-url";
+import { digestFile } from "../pipeline/fetch";
+import { upstreamLocation } from "../core/upstream-url";
 import { publicKey, sign, type TestKey } from "./test-keys";
 
 export function mirrorPath(root: string, url: string): string {

@@ -5,8 +5,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
-import { ensureGoTool } from "../go-tools";
+import { ensureGoTool } from "../system/go-tools";
+import { freePort } from "../system/free-port";
 
 export const VERSITYGW_VERSION = "v1.8.0";
 
@@ -27,17 +27,6 @@ export function ensureVersitygw(): Promise<string> {
     pkg: "github.com/versity/versitygw/cmd/versitygw",
     version: VERSITYGW_VERSION,
     ldflags: `-X main.Version=${VERSITYGW_VERSION} -X main.Build=${VERSITYGW_VERSION}`,
-  });
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
   });
 }
 

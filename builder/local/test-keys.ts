@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../exec";
-import { projectRoot } from "../paths";
+import { run } from "../system/exec";
+import { projectRoot } from "../system/paths";
 
 export interface TestKey {
   /** Armoured secret key, committed. */

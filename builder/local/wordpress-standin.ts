@@ -16,9 +16,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { run } from "../exec";
-import { digestFile } from "../fetch";
-import { cacheDir } from "../paths";
+import { run } from "../system/exec";
+import { digestFile } from "../pipeline/fetch";
+import { cacheDir } from "../system/paths";
 
 export interface StandIn {
   file: string;

@@ -6,8 +6,8 @@
  * cores, so the ratio says what parallel builds gain here, not what two real machines would (about 1/2).
  */
 import { join } from "node:path";
-import { runOnHost } from "../../builder/build-host-ssh";
-import { hostIndex } from "../../builder/build-hosts";
+import { runOnHost } from "../../builder/pipeline/build-host-ssh";
+import { hostIndex } from "../../builder/core/build-hosts";
 import { buildHostEnv, HOST_CLI } from "../support/build-host-env";
 import type { Row } from "./common";
 

@@ -17,14 +17,14 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { accelerator, applianceSize } from "../../builder/accel";
-import { customiseImage, type CustomiseInput } from "../../builder/customise";
-import { run } from "../../builder/exec";
-import { convertForImport, extractPackagesAndTrim } from "../../builder/finalise";
+import { accelerator, applianceSize } from "../../builder/system/accel";
+import { customiseImage, type CustomiseInput } from "../../builder/pipeline/customise";
+import { run } from "../../builder/system/exec";
+import { convertForImport, extractPackagesAndTrim } from "../../builder/pipeline/finalise";
 import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";
 import { ensureFixture } from "../../builder/local/fixture";
 import { serveDirectory } from "../../builder/local/http-server";
-import { projectRoot } from "../../builder/paths";
+import { projectRoot } from "../../builder/system/paths";
 import { loadCatalog, type OsRelease } from "../../images";
 import type { Row } from "./common";
 

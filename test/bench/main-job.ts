@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { join } from "node:path";
 import { ensureFixture } from "../../builder/local/fixture";
 import { localStack, type LocalJobResult } from "../../builder/local/local-job";
-import { cacheDir, projectRoot } from "../../builder/paths";
-import type { CheckResult } from "../../builder/testing/guest-checks";
+import { cacheDir, projectRoot } from "../../builder/system/paths";
+import type { CheckResult } from "../../builder/release/guest-checks";
 import { median, runPassingStderr, seconds, type Row } from "./common";
 
 export interface MainJobOptions {

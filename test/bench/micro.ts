@@ -8,14 +8,14 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { randomBytes } from "node:crypto";
 import { copyFileSync, createReadStream, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { accelerator, guestfsEnv } from "../../builder/accel";
-import { customiseArgs, customiseImage, type CustomiseInput } from "../../builder/customise";
-import { run } from "../../builder/exec";
+import { accelerator, guestfsEnv } from "../../builder/system/accel";
+import { customiseArgs, customiseImage, type CustomiseInput } from "../../builder/pipeline/customise";
+import { run } from "../../builder/system/exec";
 import { buildEcosystemRepo } from "../../builder/local/ecosystem-repo";
 import { ensureFixture } from "../../builder/local/fixture";
 import { serveDirectory } from "../../builder/local/http-server";
 import { ensureVersitygw, startS3 } from "../../builder/local/s3-server";
-import { s3Client, uploadArtifact } from "../../builder/upload";
+import { s3Client, uploadArtifact } from "../../builder/pipeline/upload";
 import { loadCatalog, type OsRelease } from "../../images";
 import { median, seconds, type Row } from "./common";
 

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { table } from "../../builder/table";
+import { table } from "../../builder/core/table";
 import type { Row } from "./common";
 import {
   benchBoot,

@@ -14,10 +14,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACT_COMPANIONS, dropReference, references, withReference } from "../../builder/artifact-refs";
-import { companionKeys } from "../../builder/provenance";
+import { ARTIFACT_COMPANIONS, dropReference, references, withReference } from "../../builder/pipeline/artifact-refs";
+import { companionKeys } from "../../builder/pipeline/provenance";
 import { startS3, type S3Server } from "../../builder/local/s3-server";
-import { s3Client, sweepStaleUploads, uploadArtifact } from "../../builder/upload";
+import { s3Client, sweepStaleUploads, uploadArtifact } from "../../builder/pipeline/upload";
 
 const BUCKET = "refs-test";
 let work: string;

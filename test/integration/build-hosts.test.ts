@@ -7,9 +7,9 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BuildHostError, runOnHost } from "../../builder/build-host-ssh";
-import { recordKey } from "../../builder/artifact-refs";
-import { doctorHost } from "../../builder/doctor-host";
+import { BuildHostError, runOnHost } from "../../builder/pipeline/build-host-ssh";
+import { recordKey } from "../../builder/pipeline/artifact-refs";
+import { doctorHost } from "../../builder/cli/doctor-host";
 import { buildHostEnv, HOST_CLI as CLI, type BuildHostEnv } from "../support/build-host-env";
 import { SLOW_TESTS } from "../support/slow";
 

@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkUpstream } from "../../builder/check-upstream";
+import { checkUpstream } from "../../builder/pipeline/check-upstream";
 import { serveDirectory, type StaticServer } from "../../builder/local/http-server";
 import { publicKey, sign, TEST_KEYS } from "../../builder/local/test-keys";
 import { loadCatalog, withOverrides } from "../../images";

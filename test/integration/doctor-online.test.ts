@@ -9,10 +9,11 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bucketLocationFinding, onlineFindings, type OnlineTarget } from "../../builder/doctor-online";
+import { bucketLocationFinding, onlineFindings, type OnlineTarget } from "../../builder/cli/doctor-online";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
-import { ensureVersitygw, freePort } from "../../builder/local/s3-server";
-import { s3Client } from "../../builder/upload";
+import { freePort } from "../../builder/system/free-port";
+import { ensureVersitygw } from "../../builder/local/s3-server";
+import { s3Client } from "../../builder/pipeline/upload";
 
 const ACCESS = "SCWDOCTOR00000000001";
 const SECRET = "00000000-0000-4000-8000-00000000d0c7";

@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
 import { removeTestServer } from "../../builder/local/emulated-release";
 import { localReleaseSpec } from "../../builder/local/local-job";
-import { planStack } from "../../builder/plan";
-import { GB, sdkRequests } from "../../builder/release-spec";
+import { planStack } from "../../builder/core/plan";
+import { GB, sdkRequests } from "../../builder/core/release-spec";
 import { loadCatalog } from "../../images";
 import { settingsFor } from "../unit/helpers";
 

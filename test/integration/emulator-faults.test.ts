@@ -12,9 +12,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
 import { operationOf } from "../../builder/emulator/faults";
-import { run } from "../../builder/exec";
+import { run } from "../../builder/system/exec";
 import { startS3, type S3Server } from "../../builder/local/s3-server";
-import { scalewayClient } from "../../builder/scw-client";
+import { scalewayClient } from "../../builder/release/scw-client";
 
 const SECRET = "00000000-0000-4000-8000-000000000001";
 const PROJECT = "00000000-0000-4000-8000-000000000002";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../builder/emulator/machine";
-import { run } from "../../builder/exec";
+import { run } from "../../builder/system/exec";
 
 describe("emulated machine power-off", () => {
   const work = mkdtempSync(join(tmpdir(), "factory-machine-"));

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
-import { run } from "../../builder/exec";
+import { run } from "../../builder/system/exec";
 import { startS3, type S3Server } from "../../builder/local/s3-server";
 
 const SECRET = "00000000-0000-4000-8000-000000000001";

@@ -11,9 +11,9 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
-import { liveImages } from "../../builder/release-commands";
-import { checkImageMetadata } from "../../builder/scs-check";
-import { scsMetadata, scsTags } from "../../builder/scs";
+import { liveImages } from "../../builder/cli/release-commands";
+import { checkImageMetadata } from "../../builder/core/scs-check";
+import { scsMetadata, scsTags } from "../../builder/core/scs";
 import { loadCatalog } from "../../images";
 
 const RECORDINGS =

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Emulator, Fault } from "../../builder/emulator/api";
-import { run } from "../../builder/exec";
+import { run } from "../../builder/system/exec";
 import {
   releaseThroughEmulator,
   ReleaseStepError,
@@ -20,7 +20,7 @@ import {
 } from "../../builder/local/emulated-release";
 import { localReleaseSpec } from "../../builder/local/local-job";
 import { startS3, type S3Server } from "../../builder/local/s3-server";
-import { planStack } from "../../builder/plan";
+import { planStack } from "../../builder/core/plan";
 import { loadCatalog } from "../../images";
 import { settingsFor } from "../unit/helpers";
 

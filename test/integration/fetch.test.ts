@@ -11,7 +11,13 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ChecksumMismatchError, DownloadError, fetchBytes, fetchVerified, type Digest } from "../../builder/fetch";
+import {
+  ChecksumMismatchError,
+  DownloadError,
+  fetchBytes,
+  fetchVerified,
+  type Digest,
+} from "../../builder/pipeline/fetch";
 import { serveDirectory } from "../../builder/local/http-server";
 
 const FAST = { backoffMs: 20, maxBackoffMs: 100, idleTimeoutMs: 2000 };

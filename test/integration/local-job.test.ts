@@ -10,15 +10,15 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { accelerator, guestfsEnv } from "../../builder/accel";
-import { run } from "../../builder/exec";
-import { DPKG_UNSAFE_IO, POLICY_RC_D } from "../../builder/customise";
-import { checksFor, GUEST_CHECKS, type CheckResult } from "../../builder/testing/guest-checks";
-import { RUN_ORDER } from "../../builder/testing/battery";
-import { ensureUefi, uefiGuestArgs } from "../../builder/uefi";
-import { testLocal } from "../../builder/testing/local-boot";
+import { accelerator, guestfsEnv } from "../../builder/system/accel";
+import { run } from "../../builder/system/exec";
+import { DPKG_UNSAFE_IO, POLICY_RC_D } from "../../builder/pipeline/customise";
+import { checksFor, GUEST_CHECKS, type CheckResult } from "../../builder/release/guest-checks";
+import { RUN_ORDER } from "../../builder/release/battery";
+import { ensureUefi, uefiGuestArgs } from "../../builder/pipeline/uefi";
+import { testLocal } from "../../builder/release/local-boot";
 import { localStack } from "../../builder/local/local-job";
-import type { PlannedImage } from "../../builder/plan";
+import type { PlannedImage } from "../../builder/core/plan";
 
 const ROOT = join(__dirname, "..", "..");
 const state = mkdtempSync(join(tmpdir(), "factory-local-"));

@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../builder/emulator/machine";
 import { rescueSystem } from "../../builder/emulator/rescue-system";
-import { run } from "../../builder/exec";
-import { startMetadataServer } from "../../builder/testing/metadata-server";
-import { ephemeralKey, sshSession } from "../../builder/testing/ssh";
+import { run } from "../../builder/system/exec";
+import { startMetadataServer } from "../../builder/release/metadata-server";
+import { ephemeralKey, sshSession } from "../../builder/release/ssh";
 
 describe("emulator rescue system", () => {
   const work = mkdtempSync(join(tmpdir(), "factory-rescue-"));

@@ -10,9 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmulator, type Emulator } from "../../builder/emulator/api";
-import { run, ToolError } from "../../builder/exec";
-import { HIDDEN_TAG, RETIRED_SNAPSHOT_TAG } from "../../builder/retention";
-import { scsMetadata, scsTags } from "../../builder/scs";
+import { run, ToolError } from "../../builder/system/exec";
+import { HIDDEN_TAG, RETIRED_SNAPSHOT_TAG } from "../../builder/core/retention";
+import { scsMetadata, scsTags } from "../../builder/core/scs";
 import { loadCatalog } from "../../images";
 
 const ROOT = join(__dirname, "..", "..");

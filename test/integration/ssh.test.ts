@@ -5,8 +5,8 @@
 import { existsSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { run } from "../../builder/exec";
-import { ephemeralKey, HostKeyError, sshSession } from "../../builder/testing/ssh";
+import { run } from "../../builder/system/exec";
+import { ephemeralKey, HostKeyError, sshSession } from "../../builder/release/ssh";
 import { startSshd, type TestSshd } from "../support/sshd";
 
 let key: Awaited<ReturnType<typeof ephemeralKey>>;

@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ToolError, run } from "../../builder/exec";
-import { ensureGoTool } from "../../builder/go-tools";
+import { ToolError, run } from "../../builder/system/exec";
+import { ensureGoTool } from "../../builder/system/go-tools";
 import { STACKS } from "./stacks";
 
 const WORKFLOW = join(__dirname, "..", "..", ".github", "workflows", "image-factory.yml");

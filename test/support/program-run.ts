@@ -6,8 +6,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { Struct } from "google-protobuf/google/protobuf/struct_pb";
-import { planStack } from "../../builder/plan";
-import type { StackSettings } from "../../builder/settings";
+import { planStack } from "../../builder/core/plan";
+import type { StackSettings } from "../../builder/core/settings";
 import { retention, zonalImages } from "../../components/factory-stack";
 import { loadCatalog, type Catalog } from "../../images";
 

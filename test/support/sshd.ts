@@ -20,8 +20,8 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../../builder/exec";
-import { cacheDir } from "../../builder/paths";
+import { run } from "../../builder/system/exec";
+import { cacheDir } from "../../builder/system/paths";
 
 async function sshdBinary(): Promise<string> {
   const { stdout } = await run("dpkg-query", ["-W", "-f=${Version}", "openssh-client"]);

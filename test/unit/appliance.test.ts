@@ -1,7 +1,7 @@
 /** The libguestfs appliance's size and network, decided from the host and the recipe. */
 import { describe, expect, it } from "vitest";
-import { applianceSize } from "../../builder/accel";
-import { HYGIENE_DELETES, needsNetwork } from "../../builder/customise";
+import { applianceSize } from "../../builder/system/accel";
+import { HYGIENE_DELETES, needsNetwork } from "../../builder/pipeline/customise";
 import type { Step } from "../../images/schema";
 
 describe("applianceSize", () => {

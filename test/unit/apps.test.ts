@@ -21,8 +21,8 @@ import {
   planStack,
   rebuildReasons,
   withBaseEpoch,
-} from "../../builder/plan";
-import { scsMetadata } from "../../builder/scs";
+} from "../../builder/core/plan";
+import { scsMetadata } from "../../builder/core/scs";
 import { settingsFor } from "./helpers";
 
 const catalog = loadCatalog();

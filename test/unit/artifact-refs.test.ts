@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
-import { planAdd, planDrop, RefsRecord } from "../../builder/artifact-refs";
-import { staleUploads } from "../../builder/upload";
+import { planAdd, planDrop, RefsRecord } from "../../builder/pipeline/artifact-refs";
+import { staleUploads } from "../../builder/pipeline/upload";
 
 const T = Date.parse("2026-12-01T12:00:00Z");
 const ago = (ms: number) => new Date(T - ms).toISOString();

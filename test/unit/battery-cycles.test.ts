@@ -4,11 +4,11 @@
  * snapshot and volume a check made must be gone afterwards, pass or fail.
  */
 import { describe, expect, it } from "vitest";
-import { ScenarioFailure } from "../../builder/testing/battery-driver";
-import { plannedBoots } from "../../builder/testing/battery";
-import { stopInPlace, stoppedAndRescued, type CycleDriver } from "../../builder/testing/scenarios/power-cycles";
-import { hotSnapshot } from "../../builder/testing/scenarios/snapshots";
-import { SCENARIOS, Verdicts, type ScenarioName } from "../../builder/testing/scenarios/verdicts";
+import { ScenarioFailure } from "../../builder/release/battery-driver";
+import { plannedBoots } from "../../builder/release/battery";
+import { stopInPlace, stoppedAndRescued, type CycleDriver } from "../../builder/release/scenarios/power-cycles";
+import { hotSnapshot } from "../../builder/release/scenarios/snapshots";
+import { SCENARIOS, Verdicts, type ScenarioName } from "../../builder/release/scenarios/verdicts";
 
 type Fault =
   | "stop in place stops fully"

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { inSubnet, RUN_ORDER, SCENARIOS } from "../../builder/testing/battery";
-import { confText } from "../../builder/testing/metadata-server";
+import { inSubnet, RUN_ORDER, SCENARIOS } from "../../builder/release/battery";
+import { confText } from "../../builder/release/metadata-server";
 
 describe("test battery helpers", () => {
   it.each([
@@ -92,7 +92,7 @@ describe("image-factory test-instance", () => {
       e.mockRestore();
     }
   }
-  // Checked before anything else, as every variable of the Command's environment (builder/contract.ts).
+  // Checked before anything else, as every variable of the Command's environment (builder/core/contract.ts).
   const creds = { SCW_ACCESS_KEY: "SCWXXXXXXXXXXXXXXXXX", SCW_SECRET_KEY: "not-a-real-secret" };
   it.each([
     { args: ["test-instance"], env: {}, error: /missing --server \(or FACTORY_SERVER_ID\)/ },

@@ -4,9 +4,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { BuildHostList, hostIndex, routeBuilds, type BuildHosts } from "../../builder/build-hosts";
-import { planStack } from "../../builder/plan";
-import { readStackSettings, stackNames } from "../../builder/stack-files";
+import { BuildHostList, hostIndex, routeBuilds, type BuildHosts } from "../../builder/core/build-hosts";
+import { planStack } from "../../builder/core/plan";
+import { readStackSettings, stackNames } from "../../builder/system/stack-files";
 import { buildPlaces } from "../../components/factory-stack";
 import { loadCatalog } from "../../images";
 import { plain, runStack } from "../support/program-run";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CATALOG_SOURCES, CatalogError, loadCatalog, parseCatalog, type CatalogSource } from "../../images";
-import { SCS_KEYS, scsMetadata } from "../../builder/scs";
+import { SCS_KEYS, scsMetadata } from "../../builder/core/scs";
 
 const REQUIRED = [
   "ubuntu-26.04",

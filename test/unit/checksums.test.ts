@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checksumFor, ChecksumFileError, clearsignedBody, parseChecksums } from "../../builder/checksums";
+import { checksumFor, ChecksumFileError, clearsignedBody, parseChecksums } from "../../builder/pipeline/checksums";
 import type { ChecksumFormat } from "../../images/schema";
 
 const H256 = "a".repeat(64);

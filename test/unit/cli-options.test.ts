@@ -11,8 +11,8 @@ import {
   TestInstanceContract,
   UnpublishContract,
   type Contract,
-} from "../../builder/contract";
-import { missingTool, onPath } from "../../builder/exec";
+} from "../../builder/core/contract";
+import { missingTool, onPath } from "../../builder/system/exec";
 import {
   closest,
   commandHelp,
@@ -21,8 +21,8 @@ import {
   unknownOption,
   UsageError,
   type OptionTable,
-} from "../../builder/options";
-import { commands, withContract, withHowTo } from "../../builder/registry";
+} from "../../builder/cli/options";
+import { commands, withContract, withHowTo } from "../../builder/cli/registry";
 import "../../builder/cli";
 
 const BUILDER = join(__dirname, "..", "..", "builder");

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { SCS_KEYS } from "../../builder/scs";
+import { SCS_KEYS } from "../../builder/core/scs";
 
 async function run(args: string[]) {
   const out: string[] = [];

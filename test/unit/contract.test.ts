@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { bounded } from "../../builder/registry";
+import { bounded } from "../../builder/cli/registry";
 import { TEST_RELEASE_KEY } from "../../builder/local/test-keys";
 import {
   ContractError,
@@ -11,7 +11,7 @@ import {
   secretVariables,
   TestInstanceContract,
   writeEnvironment,
-} from "../../builder/contract";
+} from "../../builder/core/contract";
 
 const HASH = "a".repeat(64);
 const publish = {

@@ -6,8 +6,8 @@ import {
   HYGIENE_DELETES,
   POLICY_RC_D,
   type CustomiseInput,
-} from "../../builder/customise";
-import { joinTags, parseLayout, planEsp } from "../../builder/uefi";
+} from "../../builder/pipeline/customise";
+import { joinTags, parseLayout, planEsp } from "../../builder/pipeline/uefi";
 import type { Step } from "../../images/schema";
 
 const base: CustomiseInput = {

@@ -12,9 +12,9 @@ import {
   TestInstanceContract,
   UnpublishContract,
   type Contract,
-} from "../../builder/contract";
-import { StackSettings } from "../../builder/settings";
-import { commands, ENVIRONMENT } from "../../builder/registry";
+} from "../../builder/core/contract";
+import { StackSettings } from "../../builder/core/settings";
+import { commands, ENVIRONMENT } from "../../builder/cli/registry";
 import "../../builder/cli";
 
 const ROOT = join(__dirname, "..", "..");

@@ -8,8 +8,8 @@ import {
   type Env,
   type PulumiCredentials,
   type StackFile,
-} from "../../builder/doctor-checks";
-import { bucketLocationFinding, headBucketFinding, serverTypeFindings } from "../../builder/doctor-online";
+} from "../../builder/cli/doctor-checks";
+import { bucketLocationFinding, headBucketFinding, serverTypeFindings } from "../../builder/cli/doctor-online";
 import { settingsFor } from "./helpers";
 
 const ACCESS = "SCWABCDEFGHJKMNPQRST";

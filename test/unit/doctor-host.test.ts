@@ -1,6 +1,6 @@
 /** `doctor --host`: the probe's output as a build host answers it, judged for an architecture and a CLI version. */
 import { describe, expect, it } from "vitest";
-import { hostFindings, parseProbe, privateKeyFindings, type HostFacts } from "../../builder/doctor-host";
+import { hostFindings, parseProbe, privateKeyFindings, type HostFacts } from "../../builder/cli/doctor-host";
 
 const DIGEST = "a".repeat(64);
 const ready: HostFacts = {

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { missingCapabilities, regionOf, ZONE_CAPABILITIES, ZONES } from "../../builder/zones";
+import { missingCapabilities, regionOf, ZONE_CAPABILITIES, ZONES } from "../../builder/core/zones";
 
 const RECORDINGS = join(__dirname, "..", "..", "..", "shared", "scaleway-api-recordings");
 

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { loadCatalog } from "../../images";
-import { formatFinding } from "../../builder/doctor-checks";
-import { gatherFacts, LOCAL_NOTES, offlineReport, onlineTarget } from "../../builder/doctor";
+import { formatFinding } from "../../builder/cli/doctor-checks";
+import { gatherFacts, LOCAL_NOTES, offlineReport, onlineTarget } from "../../builder/cli/doctor";
 
 const ROOT = join(__dirname, "..", "..");
 const EMPTY_HOME = mkdtempSync(join(tmpdir(), "doctor-home-"));

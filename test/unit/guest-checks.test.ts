@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { GUEST_CHECKS } from "../../builder/testing/guest-checks";
-import { startMetadataServer } from "../../builder/testing/metadata-server";
-import { fingerprintsIn } from "../../builder/testing/ssh";
+import { GUEST_CHECKS } from "../../builder/release/guest-checks";
+import { startMetadataServer } from "../../builder/release/metadata-server";
+import { fingerprintsIn } from "../../builder/release/ssh";
 
 const expectations = { hostname: "factory-test-abc123", releaseId: "debian-12" };
 const check = (name: string) => {

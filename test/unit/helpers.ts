@@ -1,5 +1,5 @@
 import { loadCatalog, type Catalog, type OsRelease } from "../../images";
-import { parseStackSettings, PROJECT, type StackSettings } from "../../builder/settings";
+import { parseStackSettings, PROJECT, type StackSettings } from "../../builder/core/settings";
 
 /** Settings as a stack file would give them, with overrides; values in Pulumi's string form. */
 export function settingsFor(overrides: Record<string, unknown> = {}, stack = "test-fr-par-2"): StackSettings {

@@ -2,8 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog } from "../../images";
 import type { Step } from "../../images/schema";
-import { BaseMismatchError, buildSteps, checkBase, type Manifest } from "../../builder/build";
-import { layerDependencies, planStack } from "../../builder/plan";
+import { BaseMismatchError, buildSteps, checkBase, type Manifest } from "../../builder/pipeline/build";
+import { layerDependencies, planStack } from "../../builder/core/plan";
 import { settingsFor } from "./helpers";
 
 const catalog = loadCatalog();

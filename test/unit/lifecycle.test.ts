@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog, type Catalog, type Release } from "../../images";
-import { lifecycle } from "../../builder/lifecycle";
-import { planStack } from "../../builder/plan";
-import { epochStart, retiredBy } from "../../builder/end-of-life";
+import { lifecycle } from "../../builder/core/lifecycle";
+import { planStack } from "../../builder/core/plan";
+import { epochStart, retiredBy } from "../../builder/core/end-of-life";
 import { settingsFor } from "./helpers";
 
 const catalog = loadCatalog();

@@ -4,7 +4,7 @@
  */
 import { request } from "node:http";
 import { describe, expect, it } from "vitest";
-import { startMetadataServer } from "../../builder/testing/metadata-server";
+import { startMetadataServer } from "../../builder/release/metadata-server";
 
 const isRoot = process.getuid?.() === 0;
 

@@ -4,9 +4,9 @@
  */
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { SBOM_COMMAND, SBOM_PATH } from "../../builder/customise";
-import { parsePackageList, sourceRpm } from "../../builder/finalise";
-import { cycloneDx, sbomSchemaErrors, type SbomSubject } from "../../builder/sbom";
+import { SBOM_COMMAND, SBOM_PATH } from "../../builder/pipeline/customise";
+import { parsePackageList, sourceRpm } from "../../builder/pipeline/finalise";
+import { cycloneDx, sbomSchemaErrors, type SbomSubject } from "../../builder/pipeline/sbom";
 
 describe("sourceRpm", () => {
   it.each([

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog, type Catalog, type OsRelease } from "../../images";
-import { planStack } from "../../builder/plan";
-import { diffPlans, markdownReport, type PlanRow } from "../../builder/plan-report";
+import { planStack } from "../../builder/core/plan";
+import { diffPlans, markdownReport, type PlanRow } from "../../builder/core/plan-report";
 import { settingsFor } from "./helpers";
 
 function rows(stack: string, over: Record<string, unknown>, catalog: Catalog = loadCatalog()): PlanRow[] {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog, type Catalog, type OsRelease } from "../../images";
-import { canonicalJson } from "../../builder/canonical";
-import { planStack, rebuildReasons, securityEpoch, type HashInputs } from "../../builder/plan";
-import { throughMirror } from "../../builder/upstream-url";
+import { canonicalJson } from "../../builder/core/canonical";
+import { planStack, rebuildReasons, securityEpoch, type HashInputs } from "../../builder/core/plan";
+import { throughMirror } from "../../builder/core/upstream-url";
 import { settingsFor } from "./helpers";
 
 /** A catalog where one release's pin or recipe differs, to see which hashes move. */

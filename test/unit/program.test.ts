@@ -5,12 +5,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadCatalog, type Catalog, type OsRelease } from "../../images";
-import { planStack } from "../../builder/plan";
+import { planStack } from "../../builder/core/plan";
 import { factoryCli, passedEarlier, retention, testedContentHashes, zonalImages } from "../../components/factory-stack";
-import { formatCurrentBuilds } from "../../builder/retention";
+import { formatCurrentBuilds } from "../../builder/core/retention";
 import { ARM64_BUILD_HOST, settingsFor } from "./helpers";
 import { localReleaseSpec } from "../../builder/local/local-job";
-import { testEnvironment, withBuildDate } from "../../builder/release-spec";
+import { testEnvironment, withBuildDate } from "../../builder/core/release-spec";
 import {
   PublishContract,
   readEnvironment,
@@ -18,7 +18,7 @@ import {
   secretVariables,
   TestInstanceContract,
   type Contract,
-} from "../../builder/contract";
+} from "../../builder/core/contract";
 import { IMAGE, SERVER, SNAPSHOT, violations } from "../../policy/rules";
 
 interface Registered {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog } from "../../images";
-import { planStack } from "../../builder/plan";
-import { GB, releaseSpec, sdkRequests, testEnvironment, withBuildDate } from "../../builder/release-spec";
-import { readEnvironment, TestInstanceContract } from "../../builder/contract";
+import { planStack } from "../../builder/core/plan";
+import { GB, releaseSpec, sdkRequests, testEnvironment, withBuildDate } from "../../builder/core/release-spec";
+import { readEnvironment, TestInstanceContract } from "../../builder/core/contract";
 import { settingsFor } from "./helpers";
 
 const PROJECT = "11111111-2222-4333-8444-555555555555";

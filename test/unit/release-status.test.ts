@@ -1,9 +1,9 @@
 /** factory:status as the zone's readers see it: the newest released image is the release's, never a candidate. */
 import { describe, expect, it } from "vitest";
 import { loadCatalog } from "../../images";
-import { checkLiveImages, lifecycleImages, releasedImage, releaseViews } from "../../builder/release-status";
-import { HIDDEN_TAG, statusTag, type LiveImage, type ReleaseStatus } from "../../builder/retention";
-import { scsMetadata, scsTags } from "../../builder/scs";
+import { checkLiveImages, lifecycleImages, releasedImage, releaseViews } from "../../builder/core/release-status";
+import { HIDDEN_TAG, statusTag, type LiveImage, type ReleaseStatus } from "../../builder/core/retention";
+import { scsMetadata, scsTags } from "../../builder/core/scs";
 
 const catalog = loadCatalog();
 const AT = "2026-11-23";

@@ -8,7 +8,7 @@ import {
   type PartialMeta,
   type ResponseHead,
   type Verdict,
-} from "../../builder/resume";
+} from "../../builder/pipeline/resume";
 
 const URL_A = "http://127.0.0.1:8080/a.qcow2";
 

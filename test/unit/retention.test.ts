@@ -9,7 +9,7 @@ import {
   statusTag,
   withStatus,
   type LiveImage,
-} from "../../builder/retention";
+} from "../../builder/core/retention";
 
 const hash = (c: string) => c.repeat(64);
 const NAME = "Debian 12 Bookworm (x86_64)";

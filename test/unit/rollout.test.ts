@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { parseWaves, rollout, rolloutMarkdown, type StackOutcome, type StackRunner } from "../../builder/rollout";
-import { stackNames } from "../../builder/stack-files";
+import { parseWaves, rollout, rolloutMarkdown, type StackOutcome, type StackRunner } from "../../builder/core/rollout";
+import { stackNames } from "../../builder/system/stack-files";
 
 const STACKS = stackNames(join(__dirname, "..", ".."));
 

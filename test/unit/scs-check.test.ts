@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog } from "../../images";
-import { scsFromTags, scsMetadata, scsTags } from "../../builder/scs";
+import { scsFromTags, scsMetadata, scsTags } from "../../builder/core/scs";
 import {
   catalogImages,
   checkCatalog,
@@ -8,7 +8,7 @@ import {
   checkImageSet,
   requiredUbuntuLts,
   type CatalogImage,
-} from "../../builder/scs-check";
+} from "../../builder/core/scs-check";
 
 const catalog = loadCatalog();
 const AT = "2026-11-23";

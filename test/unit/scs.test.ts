@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog } from "../../images";
-import { scsFromTags, scsMetadata, scsTags } from "../../builder/scs";
+import { scsFromTags, scsMetadata, scsTags } from "../../builder/core/scs";
 
 describe("SCS tags", () => {
   it("round-trip every release's metadata", () => {

@@ -9,7 +9,7 @@ import {
   retryDelay,
   retryingFetch,
   type RetryPolicy,
-} from "../../builder/scw-client";
+} from "../../builder/release/scw-client";
 
 const P: RetryPolicy = { retries: 3, minMs: 100, maxMs: 10_000 };
 const NOW = Date.parse("2026-12-02T00:00:00Z");

@@ -1,8 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { loadCatalog } from "../../images";
-import { parseStackSettings, PROJECT, StackConfigError, StackSettings, scalewayS3Region } from "../../builder/settings";
-import { projectDefaults, readStackSettings, stackNames } from "../../builder/stack-files";
-import { missingCapabilities, ZONES } from "../../builder/zones";
+import {
+  parseStackSettings,
+  PROJECT,
+  StackConfigError,
+  StackSettings,
+  scalewayS3Region,
+} from "../../builder/core/settings";
+import { projectDefaults, readStackSettings, stackNames } from "../../builder/system/stack-files";
+import { missingCapabilities, ZONES } from "../../builder/core/zones";
 import { settingsFor } from "./helpers";
 
 const ROOT = `${__dirname}/../..`;

@@ -6,8 +6,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { planStack } from "../../builder/plan";
-import { diffPlans, type Change, type PlanRow } from "../../builder/plan-report";
+import { planStack } from "../../builder/core/plan";
+import { diffPlans, type Change, type PlanRow } from "../../builder/core/plan-report";
 import { loadCatalog, type Catalog } from "../../images";
 import { runStack, type Registration } from "../support/program-run";
 import { opsByName, previewAgainst, simulate, type Simulation } from "../support/simulator";

@@ -2,14 +2,14 @@ import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compareVersions, diffPackages, packageDiffMarkdown } from "../../builder/package-diff";
+import { compareVersions, diffPackages, packageDiffMarkdown } from "../../builder/core/package-diff";
 import {
   provenanceStatement,
   scsProvenanceMismatches,
   signProvenance,
   verifyRelease,
   type ProvenanceSource,
-} from "../../builder/provenance";
+} from "../../builder/pipeline/provenance";
 import {
   cycloneDx,
   dep5Licenses,
@@ -18,7 +18,7 @@ import {
   sbomPackages,
   sbomSchemaErrors,
   type SbomSubject,
-} from "../../builder/sbom";
+} from "../../builder/pipeline/sbom";
 import {
   keyId,
   openEnvelope,
@@ -27,17 +27,17 @@ import {
   releasePublicKey,
   signEnvelope,
   SignatureError,
-} from "../../builder/signing";
-import { projectRoot } from "../../builder/paths";
-import { parseStackSettings } from "../../builder/settings";
-import { readStackSettings } from "../../builder/stack-files";
-import { markdownReport } from "../../builder/plan-report";
+} from "../../builder/core/signing";
+import { projectRoot } from "../../builder/system/paths";
+import { parseStackSettings } from "../../builder/core/settings";
+import { readStackSettings } from "../../builder/system/stack-files";
+import { markdownReport } from "../../builder/core/plan-report";
 import { TEST_RELEASE_KEY } from "../../builder/local/test-keys";
 import { loadCatalog, osBase } from "../../images";
-import { planStack } from "../../builder/plan";
-import { releaseTags, withBuildDate } from "../../builder/release-spec";
-import { SCS_TAG_PREFIX, scsFromTags } from "../../builder/scs";
-import { upstreamLocation } from "../../builder/upstream-url";
+import { planStack } from "../../builder/core/plan";
+import { releaseTags, withBuildDate } from "../../builder/core/release-spec";
+import { SCS_TAG_PREFIX, scsFromTags } from "../../builder/core/scs";
+import { upstreamLocation } from "../../builder/core/upstream-url";
 import { settingsFor } from "./helpers";
 
 describe("dpkg version order", () => {

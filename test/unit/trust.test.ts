@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CATALOG_SOURCES, loadCatalog, parseCatalog } from "../../images";
-import { overridesEnvironment, planStack, rebuildReasons } from "../../builder/plan";
-import { readStackSettings, stackNames } from "../../builder/stack-files";
+import { overridesEnvironment, planStack, rebuildReasons } from "../../builder/core/plan";
+import { readStackSettings, stackNames } from "../../builder/system/stack-files";
 import { publishEnvironment } from "../../builder/local/local-job";
 import { settingsFor } from "./helpers";
 

@@ -7,7 +7,7 @@ import {
   majorsLocation,
   newestSerial,
   serialShape,
-} from "../../builder/upstream-watch";
+} from "../../builder/core/upstream-watch";
 
 const os = (id: string) => loadCatalog().byId.get(id) as OsRelease;
 

@@ -1,4 +1,4 @@
-# The Packer way of what image-factory's debian-12 recipe does without booting (builder/customise.ts): the
+# The Packer way of what image-factory's debian-12 recipe does without booting (builder/pipeline/customise.ts): the
 # scaleway-ecosystem package from its repository, kernel and cloud-init upgrades, the provenance file and package
 # list, then the never-booted hygiene, on the booted guest over SSH. Run as root by the template.
 export DEBIAN_FRONTEND=noninteractive
