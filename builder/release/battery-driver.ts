@@ -98,6 +98,16 @@ export class Battery {
     this.o.log?.(line);
   }
 
+  /** Removals that failed in the scenarios' cleanups, until the battery takes them (each fails its group). */
+  private cleanupFailures: string[] = [];
+  cleanupFailed(what: string, err: Error) {
+    this.cleanupFailures.push(`removing the ${what}: ${err.message}`);
+    this.log(`cleanup: ${what}: ${err.message}`);
+  }
+  takeCleanupFailures(): string[] {
+    return this.cleanupFailures.splice(0);
+  }
+
   get zone() {
     return this.o.zone;
   }

@@ -122,6 +122,7 @@ export async function runBattery(o: BatteryOptions): Promise<BatteryReport> {
       } catch (err) {
         v.abort(err);
       }
+      v.cleanupFailed(b.takeCleanupFailures());
       results.push(...v.results());
     }
     return { serverId: o.serverId, zone: o.zone, results };

@@ -21,7 +21,8 @@ type Fault =
   | "rescue lacks the root volume"
   | "reboot does nothing"
   | "reboot loses data"
-  | "boot type stays rescue";
+  | "boot type stays rescue"
+  | "volume deletion fails";
 
 interface Disk {
   marker: string;
@@ -42,6 +43,7 @@ class FakeServer implements CycleDriver {
   snapshots = new Map<string, Disk>();
   volumes = new Map<string, Disk>();
   lines: string[] = [];
+  cleanupFailures: string[] = [];
   private n = 0;
   constructor(readonly fault?: Fault) {}
 
@@ -56,6 +58,9 @@ class FakeServer implements CycleDriver {
 
   log(line: string) {
     this.lines.push(line);
+  }
+  cleanupFailed(what: string, err: Error) {
+    this.cleanupFailures.push(`removing the ${what}: ${err.message}`);
   }
   async writeMarker() {
     this.markerValue = `m${++this.n}`;
@@ -147,6 +152,8 @@ class FakeServer implements CycleDriver {
     return [...this.volumes.values()].find((d) => d.dev === dev)?.marker ?? "";
   }
   async deleteVolume(id: string) {
+    if (this.fault === "volume deletion fails")
+      throw new Error(`http error 503: injected 503 on DELETE /block/volumes/{id}`);
     this.volumes.delete(id);
   }
   async deleteSnapshot(id: string) {
@@ -163,6 +170,8 @@ async function run(group: typeof stopInPlace, wanted: ScenarioName[], fault?: Fa
   } catch (err) {
     v.abort(err);
   }
+  // As runBattery does after each group.
+  v.cleanupFailed(server.cleanupFailures);
   return {
     server,
     results: v.results(),
@@ -240,6 +249,17 @@ describe("snapshot cleanup", () => {
     expect(server.bootType).toBe(fault === "boot type stays rescue" ? "rescue" : "local");
   });
 
+  it("a volume whose deletion fails fails every scenario of the cycle, naming it", async () => {
+    const { server, results } = await run(stoppedAndRescued, STOPPED, "volume deletion fails");
+    expect(results.map((r) => [r.name, r.status])).toEqual(STOPPED.map((n) => [n, "fail"]));
+    for (const r of results)
+      expect(r.reason).toMatch(
+        /^cleanup failed: removing the volume volume-\d+: http error 503: injected 503 on DELETE/,
+      );
+    // What is left is named, never hidden: the volume stays, the snapshot it came from could still go.
+    expect([...server.volumes.keys()]).toHaveLength(1);
+  });
+
   it.each<{ fault?: Fault; fails: boolean }>([{ fails: false }, { fault: "snapshot misses the marker", fails: true }])(
     "the hot snapshot leaves no snapshot or volume behind ($fault)",
     async ({ fault, fails }) => {
@@ -255,6 +275,44 @@ describe("snapshot cleanup", () => {
 });
 
 describe("verdicts of a shared cycle", () => {
+  it.each<{ checks: [ScenarioName, boolean, string][]; failures: string[]; want: [string, string, string][] }>([
+    {
+      checks: [],
+      failures: [],
+      want: [
+        ["archive", "pass", ""],
+        ["reboot", "pass", ""],
+      ],
+    },
+    {
+      checks: [],
+      failures: ["removing the volume v1: 503"],
+      want: [
+        ["archive", "fail", "cleanup failed: removing the volume v1: 503"],
+        ["reboot", "fail", "cleanup failed: removing the volume v1: 503"],
+      ],
+    },
+    {
+      checks: [["archive", false, "data is gone"]],
+      failures: ["removing the volume v1: 503", "removing the snapshot s1: 412"],
+      want: [
+        [
+          "archive",
+          "fail",
+          "data is gone; cleanup failed too: removing the volume v1: 503; removing the snapshot s1: 412",
+        ],
+        ["reboot", "fail", "cleanup failed: removing the volume v1: 503; removing the snapshot s1: 412"],
+      ],
+    },
+  ])("a failed cleanup fails the group: $failures", ({ checks, failures, want }) => {
+    const v = new Verdicts(["archive", "reboot"]);
+    for (const [name, ok, reason] of checks) v.check(name, ok, reason);
+    v.done("archive");
+    v.done("reboot");
+    v.cleanupFailed(failures);
+    expect(v.results().map((r) => [r.name, r.status, r.reason])).toEqual(want);
+  });
+
   it("passes only what was concluded, fails the rest with the reason the cycle broke", () => {
     const v = new Verdicts(["archive", "cold snapshot", "rescue"]);
     v.check("archive", false, "data is gone");

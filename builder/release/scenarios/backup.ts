@@ -51,9 +51,9 @@ export const backupScenarios: Record<"backup", (b: Battery) => Promise<void>> = 
           if (s.state !== "stopped") await b.action(serverId, "poweroff", "stopped").catch(() => undefined);
           await b.instance
             .deleteServer({ zone: b.zone, serverId })
-            .catch((e: Error) => b.log(`cleanup: backup server: ${e.message}`));
+            .catch((e: Error) => b.cleanupFailed(`backup server ${serverId}`, e));
           for (const v of Object.values(s.volumes))
-            await b.deleteVolume(v.id).catch((e: Error) => b.log(`cleanup: backup volume: ${e.message}`));
+            await b.deleteVolume(v.id).catch((e: Error) => b.cleanupFailed(`backup volume ${v.id}`, e));
         }
       }
       if (imageId) {
@@ -63,13 +63,13 @@ export const backupScenarios: Record<"backup", (b: Battery) => Promise<void>> = 
         );
         await b.instance
           .deleteImage({ zone: b.zone, imageId })
-          .catch((e: Error) => b.log(`cleanup: backup image: ${e.message}`));
+          .catch((e: Error) => b.cleanupFailed(`backup image ${imageId}`, e));
         for (const snap of [image?.rootVolume, ...Object.values(image?.extraVolumes ?? {})].filter(
           (v): v is Instancev1.VolumeSummary => v !== undefined,
         ))
           await b.block
             .deleteSnapshot({ zone: b.zone, snapshotId: snap.id })
-            .catch((e: Error) => b.log(`cleanup: backup snapshot: ${e.message}`));
+            .catch((e: Error) => b.cleanupFailed(`backup snapshot ${snap.id}`, e));
       }
     }
   },

@@ -7,6 +7,8 @@ export interface CycleDriver {
   /** The value the last `writeMarker` wrote. */
   readonly markerValue: string;
   log(line: string): void;
+  /** A removal in a cleanup failed: recorded, it fails the scenarios of the group (battery.ts), beside their verdict. */
+  cleanupFailed(what: string, err: Error): void;
   writeMarker(): Promise<void>;
   /** The marker file as the booted system sees it ("" when absent). */
   readMarker(): Promise<string>;

@@ -85,7 +85,7 @@ export const networkScenarios: Record<
       });
       await b.instance
         .deleteSecurityGroup({ zone: b.zone, securityGroupId: g.id })
-        .catch((e: Error) => b.log(`cleanup: security group: ${e.message}`));
+        .catch((e: Error) => b.cleanupFailed(`security group ${g.id}`, e));
     }
   },
 
@@ -125,10 +125,10 @@ export const networkScenarios: Record<
       if (nicId)
         await b.instance
           .deletePrivateNIC({ zone: b.zone, serverId: b.o.serverId, privateNicId: nicId })
-          .catch((e: Error) => b.log(`cleanup: private NIC: ${e.message}`));
+          .catch((e: Error) => b.cleanupFailed(`private NIC ${nicId}`, e));
       await b.vpc
         .deletePrivateNetwork({ region: b.zone.replace(/-\d+$/, ""), privateNetworkId: pn.id })
-        .catch((e: Error) => b.log(`cleanup: private network: ${e.message}`));
+        .catch((e: Error) => b.cleanupFailed(`private network ${pn.id}`, e));
     }
   },
 };

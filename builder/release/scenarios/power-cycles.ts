@@ -163,10 +163,10 @@ export async function stoppedAndRescued(d: CycleDriver, v: Verdicts): Promise<vo
   } finally {
     await removeSnapshotWork(d, work);
     if (rescue) {
-      await d.setBootType("local").catch((e: Error) => d.log(`cleanup: boot type: ${e.message}`));
+      await d.setBootType("local").catch((e: Error) => d.cleanupFailed("boot type", e));
       if (inRescue) {
         await d.forgetFingerprints();
-        await d.act("reboot", "running").catch((e: Error) => d.log(`cleanup: reboot out of rescue: ${e.message}`));
+        await d.act("reboot", "running").catch((e: Error) => d.cleanupFailed("reboot out of rescue", e));
       }
     }
   }

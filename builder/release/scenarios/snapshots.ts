@@ -30,11 +30,9 @@ export async function markerInSnapshot(
 /** Deletes what a snapshot check made (the volume first: it was made from the snapshot), logging what fails. */
 export async function removeSnapshotWork(d: CycleDriver, work: SnapshotWork): Promise<void> {
   if (work.volumeId)
-    await d.deleteVolume(work.volumeId).catch((e: Error) => d.log(`cleanup: volume ${work.volumeId}: ${e.message}`));
+    await d.deleteVolume(work.volumeId).catch((e: Error) => d.cleanupFailed(`volume ${work.volumeId}`, e));
   if (work.snapshotId)
-    await d
-      .deleteSnapshot(work.snapshotId)
-      .catch((e: Error) => d.log(`cleanup: snapshot ${work.snapshotId}: ${e.message}`));
+    await d.deleteSnapshot(work.snapshotId).catch((e: Error) => d.cleanupFailed(`snapshot ${work.snapshotId}`, e));
 }
 
 /** The hot snapshot: taken while the server runs, the marker written just before must be in it. */

@@ -60,6 +60,25 @@ export class Verdicts {
     for (const name of this.wanted) if (!this.verdicts.has(name)) this.conclude(name, "fail", `not reached: ${reason}`);
   }
 
+  /**
+   * Removals that failed in the group's cleanup fail every wanted scenario of it: a passed one with the cleanup as
+   * its reason, a failed one keeping its own reason and naming the cleanup after it.
+   */
+  cleanupFailed(failures: readonly string[]) {
+    if (!failures.length) return;
+    const text = failures.join("; ");
+    for (const name of this.wanted) {
+      const v = this.verdicts.get(name);
+      if (v?.status === "fail") v.reason = `${v.reason}; cleanup failed too: ${text}`;
+      else
+        this.verdicts.set(name, {
+          status: "fail",
+          reason: `cleanup failed: ${text}`,
+          seconds: v?.seconds ?? (Date.now() - this.started) / 1000,
+        });
+    }
+  }
+
   /** One result per wanted scenario; one the cycle never concluded fails rather than passing unproven. */
   results(): CheckResult[] {
     return this.wanted.map((name) => {

@@ -35,7 +35,7 @@ export const volumeScenarios: Record<"block volume" | "hot snapshot", (b: Batter
       await b.detach(vol.id);
       await b.diskGone(dev);
     } finally {
-      await b.deleteVolume(vol.id).catch((e: Error) => b.log(`cleanup: volume: ${e.message}`));
+      await b.deleteVolume(vol.id).catch((e: Error) => b.cleanupFailed(`volume ${vol.id}`, e));
     }
   },
 
