@@ -1,6 +1,7 @@
 /**
  * The supply chain on the local parts: two fixture builds of debian-12 published to a real S3 server, the second
- * with one package removed by a recipe variation. The SBOM is checked against the image's dpkg database read
+ * after a new scaleway-ecosystem release (1.0.0, then 1.0.1: one package upgraded, as a product release rebuilds
+ * every image). The SBOM is checked against the image's dpkg database read
  * independently (dpkg-query on a copy of it), the diff must show exactly that package, and a flipped byte in each
  * signed file must be refused by `image-factory verify` and by publish before an import.
  * The builds go through the per-user artifact cache (content-addressed, as every run of the factory's): the first run
@@ -28,13 +29,12 @@ import { sbomSchemaErrors } from "../../builder/pipeline/sbom";
 import { SignatureError } from "../../builder/core/signing";
 import { diffAgainstPrevious, packagesInBucket } from "../../builder/pipeline/supply-chain";
 import { s3Client } from "../../builder/pipeline/upload";
-import type { Catalog, OsRelease } from "../../images";
+import type { Catalog } from "../../images";
 import { createFakeUpstream } from "../support/upstream";
 
-const dials = { releaseEpoch: "2026Q4", ecosystemVersion: "1.0.0", securityEpoch: 0 };
 const BUCKET = "image-factory-supply";
-/** A leaf package of the fixture: nothing depends on it, so removing it removes exactly it. */
-const VARIED = "eject";
+/** The ecosystem releases of the two builds: the second differs from the first in that one package. */
+const ECOSYSTEM = ["1.0.0", "1.0.1"] as const;
 
 let work: string;
 let mirror: StaticServer;
@@ -48,7 +48,7 @@ beforeAll(async () => {
   await ensureVersitygw();
   work = mkdtempSync(join(tmpdir(), "factory-supply-"));
   catalog = (await createFakeUpstream(join(work, "www"), fixture)).catalog;
-  await buildEcosystemRepo(join(work, "www", "packages"), "1.0.0");
+  for (const v of ECOSYSTEM) await buildEcosystemRepo(join(work, "www", `packages-${v}`), v);
   mirror = await serveDirectory(join(work, "www"));
   s3 = await startS3(join(work, "s3"));
   await s3Client({ ...s3, bucket: BUCKET }).send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -60,23 +60,16 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-/** debian-12 as the catalog has it, or with one more recipe step. */
-function variant(extra: OsRelease["recipe"]): Catalog {
-  const release = structuredClone(catalog.byId.get("debian-12") as OsRelease);
-  release.recipe.push(...extra);
-  const byId = new Map(catalog.byId);
-  byId.set("debian-12", release);
-  return { releases: catalog.releases.map((r) => byId.get(r.id)!), byId };
-}
-
-function request(c: Catalog, ref: string) {
-  const hash = contentHash(hashInputs(c, c.byId.get("debian-12")!, "x86_64", dials));
+/** debian-12 of the fixture catalog with the given scaleway-ecosystem release. */
+function request(ecosystemVersion: (typeof ECOSYSTEM)[number], ref: string) {
+  const dials = { releaseEpoch: "2026Q4", ecosystemVersion, securityEpoch: 0 };
+  const hash = contentHash(hashInputs(catalog, catalog.byId.get("debian-12")!, "x86_64", dials));
   return {
-    catalog: c,
+    catalog,
     releaseId: "debian-12",
     arch: "x86_64" as const,
     dials,
-    ecosystem: { repository: `${mirror.url}/packages`, version: "1.0.0" },
+    ecosystem: { repository: `${mirror.url}/packages-${ecosystemVersion}`, version: ecosystemVersion },
     mirror: `${mirror.url}/upstream`,
     expectedContentHash: hash,
     s3: { ...s3, bucket: BUCKET },
@@ -112,7 +105,7 @@ describe("supply chain of two fixture builds", () => {
   let second: ReturnType<typeof request>;
 
   it("publishes a build with a valid CycloneDX SBOM listing every installed package of its dpkg database", async () => {
-    first = request(catalog, "local/debian-12-x86_64");
+    first = request(ECOSYSTEM[0], "local/debian-12-x86_64");
     await publish(first);
     const sbom = await getText(companionKeys(first.key).sbom);
     expect(await sbomSchemaErrors(sbom)).toBeNull();
@@ -163,8 +156,8 @@ describe("supply chain of two fixture builds", () => {
     expect(await getText(companionKeys(first.key).notes)).toContain("first build of this release in the bucket");
   });
 
-  it("shows exactly the one package a second build removed, in the diff and in its release notes", async () => {
-    second = request(variant([{ op: "remove", packages: [VARIED] }]), "local/debian-12-x86_64");
+  it("shows exactly the one package a second build upgraded (a new scaleway-ecosystem), in the diff and in its release notes", async () => {
+    second = request(ECOSYSTEM[1], "local/debian-12-x86_64");
     expect(second.key).not.toBe(first.key);
     await publish(second);
     const diff = await diffAgainstPrevious(
@@ -176,10 +169,19 @@ describe("supply chain of two fixture builds", () => {
       (await packagesInBucket(client(), BUCKET, second.key))!,
     );
     expect(diff.from).toBe(first.key);
-    expect(diff.changes).toEqual([expect.objectContaining({ change: "removed", name: VARIED, arch: "amd64" })]);
+    expect(diff.changes).toEqual([
+      {
+        change: "upgraded",
+        name: "scaleway-ecosystem",
+        arch: "all",
+        from: ECOSYSTEM[0],
+        to: ECOSYSTEM[1],
+        class: "other",
+      },
+    ]);
     const notes = await getText(companionKeys(second.key).notes);
     expect(notes).toContain(`## Packages since \`${first.key}\``);
-    expect(notes).toContain(`| \`${VARIED}\` | amd64 | removed |`);
+    expect(notes).toContain("| `scaleway-ecosystem` | all | upgraded |");
   });
 
   it("image-factory verify accepts the published set and refuses a flipped byte in each signed file", async () => {
