@@ -35,12 +35,12 @@ const CLI = join(ROOT, "dist", "builder", "cli.js");
  */
 const FIRST_OWN_CALL: Record<
   ScenarioName,
-  { op: string; when?: Record<string, string> } | "shares the group's" | "none of its own"
+  { op: string; when?: Record<string, string> } | "shares the group's" | "none of its own" | "in the guest"
 > = {
   // GET /instance/servers/{id} is every step's; the rest is TCP and SSH.
   network: "none of its own",
-  // In the guest only.
-  dns: "none of its own",
+  // In the guest only: it meets a name that cannot resolve (RFC 6761's .invalid) among the names it must resolve.
+  dns: "in the guest",
   "security group": { op: "POST /instance/security_groups" },
   "private networks": { op: "POST /vpc/private-networks" },
   "block volume": { op: "POST /block/volumes" },
@@ -53,6 +53,7 @@ const FIRST_OWN_CALL: Record<
   reboot: "shares the group's",
   backup: { op: "POST /instance/servers/{id}/action", when: { action: "backup" } },
 };
+const UNRESOLVABLE = "factory-fault.invalid";
 const OWN = Object.entries(FIRST_OWN_CALL).flatMap(([name, c]) =>
   typeof c === "object" ? [{ name: name as ScenarioName, ...c }] : [],
 );
@@ -132,7 +133,7 @@ describe.skipIf(!existsSync(CLI))("every scenario against a final API fault, in 
       buildDate: manifest.scs.image_build_date,
       accel,
       cli: CLI,
-      dnsNames: ["localhost"],
+      dnsNames: ["localhost", UNRESOLVABLE],
       reportFile: join(state, "report.json"),
       log: (l) => lines.push(l),
       faults: FAULTS,
@@ -162,8 +163,12 @@ describe.skipIf(!existsSync(CLI))("every scenario against a final API fault, in 
         expect(got.status).toBe("fail");
         expect(got.reason).toMatch(/^not reached: .*injected 503 on PATCH \/instance\/servers\/\{id\}/);
       }
-    // The two without an API call of their own still pass: a fault in one scenario does not leak into the next.
-    expect([byName.get("network")!.status, byName.get("dns")!.status]).toEqual(["pass", "pass"]);
+    expect(byName.get("dns")).toMatchObject({
+      status: "fail",
+      reason: expect.stringContaining(`${UNRESOLVABLE} does not resolve inside the guest`),
+    });
+    // network makes no call of its own: it still passes, as no fault of the scenarios before it leaks into it.
+    expect(byName.get("network")!.status).toBe("pass");
     // One boot: the test server's first; the power cycles and the backup's Instance never started.
     const boots = zone.emulator.exchanges.filter(
       (e) =>
