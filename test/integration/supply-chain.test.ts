@@ -176,7 +176,8 @@ describe("supply chain of two fixture builds", () => {
         arch: "all",
         from: ECOSYSTEM[0],
         to: ECOSYSTEM[1],
-        class: "other",
+        // It holds the image's trust (its helpers fetch keys and user data): a security row, listed first.
+        class: "security",
       },
     ]);
     const notes = await getText(companionKeys(second.key).notes);
