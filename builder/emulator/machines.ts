@@ -48,7 +48,11 @@ export function machines(ctx: State, v: Views, work: BlockWork) {
   async function boot(s: Server): Promise<void> {
     const dir = join(s.dir, `boot-${Date.now()}`);
     mkdirSync(dir, { recursive: true });
-    s.metadata ??= await startMetadataServer(metadataConf(s), { userData: s.userData });
+    s.metadata ??= await startMetadataServer(metadataConf(s), {
+      userData: s.userData,
+      // The metadata API meets the zone's faults too, named by the guest's request (`GET /conf`).
+      inject: (op, query) => ctx.faults.request(op, query),
+    });
     // A server made a moment ago may still have its root volume being written.
     for (const id of s.volumeIds) await waitAvailable(get(volumes, id, "volume"));
     const disks = s.volumeIds.map((id) => ({ id, file: get(volumes, id, "volume").file }));

@@ -54,6 +54,11 @@ export interface MetadataServerOptions {
    * to a forwarder whose own port the server sees, so those callers must leave it off.
    */
   privilegedUserData?: boolean;
+  /**
+   * Tests only: an answer to give instead of the real one (`GET /conf`, its query as the body), as the emulator's
+   * fault book decides; undefined serves the request.
+   */
+  inject?: (op: string, query: Record<string, string>) => { status: number; body: unknown } | undefined;
 }
 
 /**
@@ -71,6 +76,8 @@ export async function startMetadataServer(
     const url = new URL(req.url ?? "/", "http://x");
     const send = (status: number, body: string, type = "text/plain") =>
       res.writeHead(status, { "content-type": type }).end(body);
+    const injected = opts.inject?.(`${req.method} ${url.pathname}`, Object.fromEntries(url.searchParams));
+    if (injected) return send(injected.status, JSON.stringify(injected.body), "application/json");
     if (url.pathname === "/conf") {
       return url.searchParams.get("format") === "json"
         ? send(200, JSON.stringify(currentConf()), "application/json")

@@ -35,10 +35,10 @@ const CLI = join(ROOT, "dist", "builder", "cli.js");
  */
 const FIRST_OWN_CALL: Record<
   ScenarioName,
-  { op: string; when?: Record<string, string> } | "shares the group's" | "none of its own" | "in the guest"
+  { op: string; when?: Record<string, string> } | "shares the group's" | "the metadata API" | "in the guest"
 > = {
-  // GET /instance/servers/{id} is every step's; the rest is TCP and SSH.
-  network: "none of its own",
+  // Besides the server read every step makes, its one call is the guest's to the metadata API, faulted as it starts.
+  network: "the metadata API",
   // In the guest only: it meets a name that cannot resolve (RFC 6761's .invalid) among the names it must resolve.
   dns: "in the guest",
   "security group": { op: "POST /instance/security_groups" },
@@ -54,6 +54,8 @@ const FIRST_OWN_CALL: Record<
   backup: { op: "POST /instance/servers/{id}/action", when: { action: "backup" } },
 };
 const UNRESOLVABLE = "factory-fault.invalid";
+/** The guest's metadata API answers network's request with a 503, once. */
+const METADATA_FAULT: Fault = { kind: "server-error", status: 503, op: "GET /conf", times: 1 };
 const OWN = Object.entries(FIRST_OWN_CALL).flatMap(([name, c]) =>
   typeof c === "object" ? [{ name: name as ScenarioName, ...c }] : [],
 );
@@ -135,7 +137,12 @@ describe.skipIf(!existsSync(CLI))("every scenario against a final API fault, in 
       cli: CLI,
       dnsNames: ["localhost", UNRESOLVABLE],
       reportFile: join(state, "report.json"),
-      log: (l) => lines.push(l),
+      log: (l) => {
+        lines.push(l);
+        // Added as network starts, after boot (when cloud-init and the ecosystem read /conf themselves): its
+        // metadata check is the next request to /conf.
+        if (/test: network\b/.test(l)) zone!.emulator.faults.add(METADATA_FAULT);
+      },
       faults: FAULTS,
       zone,
     });
@@ -150,7 +157,7 @@ describe.skipIf(!existsSync(CLI))("every scenario against a final API fault, in 
     expect(guest, log).toEqual([]);
     // Every fault hit, each once per attempt.
     expect(zone.emulator.faults.hits.map((h) => h.op).sort()).toEqual(
-      FAULTS.flatMap((f) => Array<string>(PROVIDER_RETRY.retries + 1).fill(f.op)).sort(),
+      [...FAULTS.flatMap((f) => Array<string>(PROVIDER_RETRY.retries + 1).fill(f.op)), METADATA_FAULT.op].sort(),
     );
     for (const c of OWN) {
       const got = byName.get(c.name)!;
@@ -167,8 +174,11 @@ describe.skipIf(!existsSync(CLI))("every scenario against a final API fault, in 
       status: "fail",
       reason: expect.stringContaining(`${UNRESOLVABLE} does not resolve inside the guest`),
     });
-    // network makes no call of its own: it still passes, as no fault of the scenarios before it leaks into it.
-    expect(byName.get("network")!.status).toBe("pass");
+    // network's only call of its own is the guest's to the metadata API.
+    expect(byName.get("network")).toMatchObject({
+      status: "fail",
+      reason: expect.stringMatching(/169\.254\.42\.42\/conf.*503/s),
+    });
     // One boot: the test server's first; the power cycles and the backup's Instance never started.
     const boots = zone.emulator.exchanges.filter(
       (e) =>

@@ -83,3 +83,31 @@ describe("metadata server source port rule", () => {
     }
   });
 });
+
+describe("metadata server faults (tests only)", () => {
+  it("answers what the injector decides for the request it names, and serves the rest", async () => {
+    const seen: string[] = [];
+    let armed = true;
+    const s = await startMetadataServer(
+      { id: "server" },
+      {
+        inject: (op, query) => {
+          seen.push(`${op} ${JSON.stringify(query)}`);
+          if (op !== "GET /conf" || !armed) return undefined;
+          armed = false;
+          return { status: 503, body: { type: "internal_error", message: `injected 503 on ${op}` } };
+        },
+      },
+    );
+    try {
+      expect(await get(s.port, "/conf", 0)).toEqual({
+        status: 503,
+        body: JSON.stringify({ type: "internal_error", message: "injected 503 on GET /conf" }),
+      });
+      expect((await get(s.port, "/conf?format=json", 0)).status).toBe(200);
+      expect(seen).toEqual(["GET /conf {}", 'GET /conf {"format":"json"}']);
+    } finally {
+      await s.close();
+    }
+  });
+});
