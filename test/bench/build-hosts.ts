@@ -14,6 +14,29 @@ import type { Row } from "./common";
 /** The bench table's row (test/bench/common.ts), with a baseline measured side by side. */
 export type BuildHostsRow = Row & Required<Pick<Row, "baseline" | "ratio" | "met" | "samples">>;
 
+/**
+ * Candidates `from`, `from + 1`, … taken in order until each host has its even share of `count` (host `h` of `hosts`
+ * as `hostOf` routes it): the two-host side must really use both hosts, and routing by content hash alone may send
+ * every image of a small N to one of them.
+ */
+export function evenShares(count: number, hosts: number, from: number, hostOf: (c: number) => number): number[][] {
+  const base = Math.floor(count / hosts);
+  // When count is not a multiple, the first hosts to reach `base` take one more each.
+  let extra = count % hosts;
+  const shares: number[][] = Array.from({ length: hosts }, () => []);
+  for (let c = from; shares.flat().length < count; c++) {
+    if (c - from > 64 * count)
+      throw new Error(`bench build-hosts: no even split of ${count} images over ${hosts} hosts`);
+    const share = shares[hostOf(c)]!;
+    if (share.length < base) share.push(c);
+    else if (share.length === base && extra > 0) {
+      share.push(c);
+      extra--;
+    }
+  }
+  return shares;
+}
+
 /** Runs the comparison once; `n` images (BENCH_BUILD_HOSTS_N, default 2). Takes about 1.5·n TCG builds' time. */
 export async function benchBuildHosts(n = Number(process.env.BENCH_BUILD_HOSTS_N ?? 2)): Promise<BuildHostsRow> {
   const e = await buildHostEnv(2);
@@ -39,8 +62,8 @@ export async function benchBuildHosts(n = Number(process.env.BENCH_BUILD_HOSTS_N
     const one = await wall(async () => {
       for (let i = 1; i <= n; i++) await publish(0, i);
     });
-    const second = Array.from({ length: n }, (_, i) => n + 1 + i);
-    const byHost = [0, 1].map((h) => second.filter((s) => hostIndex(e.plan(s).contentHash, 2) === h));
+    // Counters after the first side's, chosen so that the routing gives each host half of them.
+    const byHost = evenShares(n, 2, n + 1, (s) => hostIndex(e.plan(s).contentHash, 2));
     const two = await wall(() =>
       Promise.all(
         byHost.map(async (share, h) => {
