@@ -6,7 +6,7 @@ import { PROJECT, type StackSettings } from "../core/settings";
 import { ZONE_CAPABILITIES } from "../core/zones";
 
 export interface Finding {
-  /** credentials, backend, endpoint, zone, settings, pins, keys, ecosystem, online */
+  /** credentials, backend, release, endpoint, zone, settings, pins, keys, ecosystem, online */
   check: string;
   problem: string;
   fix: string;
@@ -77,6 +77,31 @@ export function credentialFindings(file: StackFile, env: Env, settings?: Pick<St
   else if (project && !UUID.test(project))
     f("SCW_DEFAULT_PROJECT_ID is not a Project id (expected a UUID)", "set SCW_DEFAULT_PROJECT_ID to the Project's id");
   return out;
+}
+
+/**
+ * The release signing key (docs/supply-chain.md): without it a real stack publishes artifacts that nobody can
+ * verify (publish only warns, so this is where it is said before `pulumi up`); in clear text it is exposed.
+ */
+export function releaseKeyFindings(config: Record<string, unknown>): Finding[] {
+  const key = config[`${PROJECT}:releaseKey`];
+  const f = (problem: string, fix: string): Finding[] => [{ check: "release", problem, fix }];
+  if (key === undefined)
+    return f(
+      `${PROJECT}:releaseKey is not set: artifacts would be published unsigned, their provenance unverifiable`,
+      `openssl genpkey -algorithm ed25519 | pulumi config set --secret ${PROJECT}:releaseKey, and its public part (openssl pkey -pubout) as ${PROJECT}:releasePublicKey`,
+    );
+  if (!isSecure(key))
+    return f(
+      `${PROJECT}:releaseKey is in clear text in the stack file`,
+      `pulumi config set --secret ${PROJECT}:releaseKey with a new key (the exposed one signs for anybody), and update ${PROJECT}:releasePublicKey`,
+    );
+  if (config[`${PROJECT}:releasePublicKey`] === undefined)
+    return f(
+      `${PROJECT}:releasePublicKey is not set: operators cannot verify what the stack signs`,
+      `pulumi config get ${PROJECT}:releaseKey | openssl pkey -pubout | pulumi config set ${PROJECT}:releasePublicKey`,
+    );
+  return [];
 }
 
 /** loopback hosts: 127.0.0.0/8, ::1, localhost. */

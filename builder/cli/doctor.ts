@@ -10,6 +10,7 @@ import { z } from "zod";
 import { loadCatalog, type Catalog } from "../../images";
 import {
   backendFindings,
+  releaseKeyFindings,
   credentialFindings,
   endpointFindings,
   formatFinding,
@@ -73,6 +74,7 @@ export function offlineReport(facts: DoctorFacts, catalog: Catalog, fileExists: 
     findings.push(
       ...credentialFindings(facts.file, facts.env, s),
       ...backendFindings(facts.file, facts.env, facts.pulumiCredentials, fileExists),
+      ...releaseKeyFindings(facts.file.config),
     );
   findings.push(...privateKeyFindings(facts.file.config));
   if (s) {

@@ -4,6 +4,7 @@ import {
   credentialFindings,
   endpointFindings,
   isLoopback,
+  releaseKeyFindings,
   zoneFindings,
   type Env,
   type PulumiCredentials,
@@ -70,6 +71,39 @@ describe("doctor: credentials", () => {
     },
   ])("$name", ({ file: f, env, projectId, expected }) => {
     expect(problems(credentialFindings(f, env, { projectId }))).toEqual(expected);
+  });
+});
+
+describe("doctor: release signing key", () => {
+  const secure = { secure: "v1:AAAA" };
+  const pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PRIVATE KEY-----\n";
+  it.each([
+    {
+      name: "a secret key and its public part",
+      config: { "image-factory:releaseKey": secure, "image-factory:releasePublicKey": "MCowBQ" },
+      want: [],
+    },
+    {
+      name: "no key",
+      config: {},
+      want: [
+        "image-factory:releaseKey is not set: artifacts would be published unsigned, their provenance unverifiable",
+      ],
+    },
+    {
+      name: "the key in clear text",
+      config: { "image-factory:releaseKey": pem, "image-factory:releasePublicKey": "MCowBQ" },
+      want: ["image-factory:releaseKey is in clear text in the stack file"],
+    },
+    {
+      name: "a secret key without its public part",
+      config: { "image-factory:releaseKey": secure },
+      want: ["image-factory:releasePublicKey is not set: operators cannot verify what the stack signs"],
+    },
+  ])("$name", ({ config, want }) => {
+    const found = releaseKeyFindings(config);
+    expect(found.map((f) => f.problem)).toEqual(want);
+    for (const f of found) expect(f.check).toBe("release");
   });
 });
 

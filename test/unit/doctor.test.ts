@@ -26,7 +26,7 @@ describe("doctor on the project's stacks", () => {
     expect(r.notes).toEqual(LOCAL_NOTES);
   });
 
-  it("finds on a prod stack without credentials exactly the credentials, the backend, and the real key and pin gaps", () => {
+  it("finds on a prod stack without credentials exactly the credentials, the backend, the release key, and the real key and pin gaps", () => {
     const r = report(ROOT, "prod-fr-par-1", {});
     // The pins as images/pins.json holds them, read here without the catalog: every OS release's x86_64 pin is
     // recorded as unverified (the stack ships "*" on x86_64; apps add no upstream of their own).
@@ -37,13 +37,14 @@ describe("doctor on the project's stacks", () => {
     const unverified = Object.entries(pins).filter(([, p]) => p.x86_64 && p.x86_64.provenance === "unverified");
     expect(unverified.length).toBe(12);
     const lines = r.findings.map(formatFinding);
-    expect(lines.slice(0, 4)).toEqual([
+    expect(lines.slice(0, 5)).toEqual([
       "credentials: no Scaleway access key — fix: export SCW_ACCESS_KEY=SCW… (or pulumi config set scaleway:accessKey SCW…)",
       "credentials: no Scaleway secret key — fix: export SCW_SECRET_KEY=… (or pulumi config set --secret scaleway:secretKey)",
       "credentials: no Scaleway Project id (the test battery creates its resources in it) — fix: export SCW_DEFAULT_PROJECT_ID=… (or pulumi config set image-factory:projectId …)",
       "backend: no Pulumi backend: PULUMI_BACKEND_URL is not set and no `pulumi login` is recorded — fix: pulumi login (Pulumi Cloud), pulumi login s3://BUCKET… or pulumi login --local; or export PULUMI_BACKEND_URL",
+      "release: image-factory:releaseKey is not set: artifacts would be published unsigned, their provenance unverifiable — fix: openssl genpkey -algorithm ed25519 | pulumi config set --secret image-factory:releaseKey, and its public part (openssl pkey -pubout) as image-factory:releasePublicKey",
     ]);
-    const rest = lines.slice(4);
+    const rest = lines.slice(5);
     // Each unverified pin once, named with its serial and the command that records it.
     for (const [id, p] of unverified)
       expect(rest).toContain(
@@ -87,7 +88,7 @@ describe("doctor on the project's stacks", () => {
       PULUMI_BACKEND_URL: "file:///srv/state",
       PULUMI_CONFIG_PASSPHRASE: "x",
     });
-    expect([...new Set(r.findings.map((f) => f.check))].sort()).toEqual(["ecosystem", "keys", "pins"]);
+    expect([...new Set(r.findings.map((f) => f.check))].sort()).toEqual(["ecosystem", "keys", "pins", "release"]);
     expect(r.notes).toEqual([
       "zone: no stored list of nl-ams-2's Instance types: --online checks the test commercial types",
     ]);
@@ -176,7 +177,9 @@ describe("doctor on crafted stacks", () => {
     },
   ])("$name", ({ lines, expected }) => {
     const r = report(project("test-x", stackYaml(lines)), "test-x", env);
-    expect(r.findings.filter((f) => f.check !== "pins" && f.check !== "keys").map(formatFinding)).toEqual(expected);
+    // Pins, upstream keys and the release key are the same for every crafted stack: their own tests cover them.
+    const own = r.findings.filter((f) => !["pins", "keys", "release"].includes(f.check));
+    expect(own.map(formatFinding)).toEqual(expected);
   });
 
   it("goes online only with a readable key pair", () => {
