@@ -10,6 +10,7 @@ import { basename, join } from "node:path";
 import { loadCatalog, osBase, withOverrides } from "../../images";
 import { WORDPRESS_TARBALL } from "../../images/apps";
 import { run } from "../system/exec";
+import { ensurePortFree, portTaken } from "../system/free-port";
 import { cacheDir, projectRoot } from "../system/paths";
 import { PublishContract, writeEnvironment } from "../core/contract";
 import { planStack, type PlannedImage } from "../core/plan";
@@ -214,17 +215,31 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       `${basename(fixture, ".qcow2")}-${readFileSync(`${fixture}.sha256`, "utf8").trim().slice(0, 12)}`,
     );
   const www = join(state, "www");
-  rmSync(www, { recursive: true, force: true });
-  mkdirSync(www, { recursive: true });
-  for (const [url, standIn] of Object.entries(standIns)) placeFile(standIn.file, mirrorPath(www, url));
-  for (const p of plans) {
-    const os = osBase(stackCatalog, p.release);
-    // Signed as the stack's upstreamSignatures say, with the committed test key the stack pins: the prod road.
-    await mirrorAs(www, os, p.arch, fixture, TEST_KEYS.upstream);
-  }
-  await buildEcosystemRepo(join(www, "packages"), settings.ecosystemVersion);
-  const mirror = await serveDirectory(www, portOf(settings.mirror));
-  const s3 = await startS3(join(state, "s3"), portOf(settings.s3Endpoint), plans[0]?.region ?? "fr-par");
+  // The stack file fixes the local services' ports: a second local job on this machine finds them taken, and says
+  // so before it touches the running one's mirror tree or buckets.
+  const [mirrorPort, s3Port] = [portOf(settings.mirror), portOf(settings.s3Endpoint)];
+  const mirror = await serveDirectory(www, mirrorPort).catch((err: unknown) => {
+    throw portTaken(err, "image-factory:mirror", mirrorPort);
+  });
+  await ensurePortFree(s3Port, "image-factory:s3Endpoint").catch(async (err: unknown) => {
+    await mirror.close();
+    throw err;
+  });
+  const s3 = await (async () => {
+    rmSync(www, { recursive: true, force: true });
+    mkdirSync(www, { recursive: true });
+    for (const [url, standIn] of Object.entries(standIns)) placeFile(standIn.file, mirrorPath(www, url));
+    for (const p of plans) {
+      const os = osBase(stackCatalog, p.release);
+      // Signed as the stack's upstreamSignatures say, with the committed test key the stack pins: the prod road.
+      await mirrorAs(www, os, p.arch, fixture, TEST_KEYS.upstream);
+    }
+    await buildEcosystemRepo(join(www, "packages"), settings.ecosystemVersion);
+    return startS3(join(state, "s3"), s3Port, plans[0]?.region ?? "fr-par");
+  })().catch(async (err: unknown) => {
+    await mirror.close();
+    throw err;
+  });
   try {
     const client = s3Client({ ...s3, bucket: settings.bucket });
     if (!existsSync(join(s3.root, settings.bucket)))
