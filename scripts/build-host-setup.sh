@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The build host's half of scripts/prepare-build-host, which ships it with its payload and runs it there as root.
-#   build-host-setup.sh <payload dir>     environment: STAMP, NODE_VERSION, PACKAGES (Debian names for amd64)
+#   build-host-setup.sh <payload dir>     environment: STAMP, NODE_VERSION, PACKAGES (Debian names for amd64),
+#                                         BUILD_USER (who logs in to build)
 # Every step checks before it changes anything; the last lines say what changed, so a second run shows it did
 # nothing. Reads nothing from stdin: it runs with stdin closed.
 set -euo pipefail
@@ -73,6 +74,12 @@ wrapper="$(printf '#!/bin/sh\nexec %s/bin/node /opt/image-factory/current/dist/b
 if [ "$(cat /usr/local/bin/image-factory 2>/dev/null)" != "$wrapper" ]; then
   printf '%s\n' "$wrapper" >/usr/local/bin/image-factory && chmod 755 /usr/local/bin/image-factory
   changed+=("/usr/local/bin/image-factory")
+fi
+
+# Debian's udev gives /dev/kvm to root and the kvm group: the user who builds must be in it.
+if [ "$BUILD_USER" != root ] && getent group kvm >/dev/null && ! id -nG "$BUILD_USER" | grep -qw kvm; then
+  usermod -aG kvm "$BUILD_USER"
+  changed+=("$BUILD_USER in group kvm")
 fi
 
 # The remote Command's environment arrives as SSH environment requests: sshd must accept exactly these names.
