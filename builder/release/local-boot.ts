@@ -43,20 +43,26 @@ export interface LocalBootResult {
 /** Debian's ovmf package. */
 export const OVMF = "/usr/share/ovmf/OVMF.fd";
 
-function qemuArgs(o: {
+/** A guest on a copy-on-write overlay and a NoCloud seed, its SSH forwarded to a loopback port, its serial to a file. */
+export function qemuArgs(o: {
   accel: Accelerator;
   overlay: string;
   seed: string;
   consoleLog: string;
   sshPort: number;
-  metadataPort: number;
+  /** The loopback metadata server to serve at 169.254.42.42; without it, plain user networking. */
+  metadataPort?: number;
   firmware: "bios" | "uefi";
+  /** 1024 unless told: what a test boot needs. */
+  memoryMiB?: number;
 }): string[] {
   const net = [
-    "user,id=n0,net=169.254.0.0/16",
+    o.metadataPort === undefined ? "user,id=n0" : "user,id=n0,net=169.254.0.0/16",
     `hostfwd=tcp:127.0.0.1:${o.sshPort}-:22`,
     // The metadata API at its real address: each guest connection is piped to the loopback metadata server.
-    `guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${o.metadataPort}`,
+    ...(o.metadataPort === undefined
+      ? []
+      : [`guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${o.metadataPort}`]),
   ].join(",");
   return [
     "-accel",
@@ -66,7 +72,7 @@ function qemuArgs(o: {
     "-smp",
     "2",
     "-m",
-    "1024",
+    String(o.memoryMiB ?? 1024),
     "-nodefaults",
     "-display",
     "none",
@@ -114,10 +120,7 @@ export async function testLocal(opts: LocalBootOptions): Promise<LocalBootResult
   try {
     const overlay = join(work, "overlay.qcow2");
     await run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", opts.image, overlay]);
-    writeFileSync(join(work, "user-data"), `#cloud-config\nssh_authorized_keys:\n  - ${key.publicKey}\n`);
-    writeFileSync(join(work, "meta-data"), `instance-id: iid-${randomUUID()}\nlocal-hostname: ${hostname}\n`);
-    const seed = join(work, "seed.iso");
-    await run("cloud-localds", [seed, join(work, "user-data"), join(work, "meta-data")]);
+    const seed = await nocloudSeed(work, key.publicKey, hostname);
     const sshPort = await freePort();
 
     let started = Date.now();
@@ -199,6 +202,15 @@ export async function testLocal(opts: LocalBootOptions): Promise<LocalBootResult
     rmSync(work, { recursive: true, force: true });
     rmSync(key.dir, { recursive: true, force: true });
   }
+}
+
+/** A NoCloud seed in `dir`: the public key for the image's default user, a fresh instance id, the hostname. */
+export async function nocloudSeed(dir: string, publicKey: string, hostname: string): Promise<string> {
+  writeFileSync(join(dir, "user-data"), `#cloud-config\nssh_authorized_keys:\n  - ${publicKey}\n`);
+  writeFileSync(join(dir, "meta-data"), `instance-id: iid-${randomUUID()}\nlocal-hostname: ${hostname}\n`);
+  const seed = join(dir, "seed.iso");
+  await run("cloud-localds", [seed, join(dir, "user-data"), join(dir, "meta-data")]);
+  return seed;
 }
 
 function readConsole(file: string): string {
