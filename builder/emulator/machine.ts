@@ -4,7 +4,7 @@
  * ports as security group rules change.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
@@ -153,6 +153,8 @@ export class Machine {
     proc.stderr.on("data", (d) => (this.stderr += d));
     const tap = this.tap;
     proc.once("exit", () => {
+      // What the namespace agent reported (DHCP messages it could not read, its death): beside the console.
+      if (tap?.agentLog) writeFileSync(join(this.spec.dir, "network.log"), tap.agentLog);
       void tap?.close().finally(() => rmSync(sockDir, { recursive: true, force: true }));
       if (!tap) rmSync(sockDir, { recursive: true, force: true });
       this.qmp?.destroy();
