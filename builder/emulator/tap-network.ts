@@ -22,32 +22,45 @@ const METADATA = "169.254.42.42";
 let chosen: NetworkKind | undefined;
 
 /**
+ * The choice, given `FACTORY_EMULATOR_NETWORK` and a probe that says why a TAP namespace cannot be made ("" if it
+ * can): the network and the line to log.
+ */
+export function chooseNetwork(forced: string | undefined, probe: () => string): { kind: NetworkKind; log: string } {
+  if (forced && forced !== "tap" && forced !== "user")
+    throw new Error(`FACTORY_EMULATOR_NETWORK is "${forced}": expected tap or user`);
+  if (forced === "user")
+    return {
+      kind: "user",
+      log: "QEMU user networking (FACTORY_EMULATOR_NETWORK=user); the user data port rule is off",
+    };
+  const why = probe();
+  if (why && forced === "tap")
+    throw new Error(`FACTORY_EMULATOR_NETWORK=tap, but this host cannot make a namespace with a TAP device: ${why}`);
+  return why
+    ? { kind: "user", log: `QEMU user networking (${why}); the user data port rule is off` }
+    : { kind: "tap", log: "a TAP network in their own namespace (the metadata API sees source ports)" };
+}
+
+/** Why this host cannot make a network namespace with a TAP device as an unprivileged user, or "". */
+function probeTap(): string {
+  const r = spawnSync("unshare", ["-Urn", "ip", "tuntap", "add", "dev", "tap0", "mode", "tap"], {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  return r.status === 0 ? "" : (r.stderr || r.error?.message || `exit ${r.status}`).trim();
+}
+
+/**
  * TAP when this host lets an unprivileged user make a network namespace with a TAP device in it; else QEMU's user
  * networking, where the metadata API cannot see source ports. `FACTORY_EMULATOR_NETWORK=tap|user` forces one;
  * `tap` forced where it cannot work is an error naming why. Decided, and logged, once per process.
  */
 export function emulatorNetwork(env: NodeJS.ProcessEnv = process.env): NetworkKind {
   if (chosen) return chosen;
-  const forced = env.FACTORY_EMULATOR_NETWORK;
-  if (forced && forced !== "tap" && forced !== "user")
-    throw new Error(`FACTORY_EMULATOR_NETWORK is "${forced}": expected tap or user`);
-  let why = "";
-  if (forced !== "user") {
-    const probe = spawnSync("unshare", ["-Urn", "ip", "tuntap", "add", "dev", "tap0", "mode", "tap"], {
-      encoding: "utf8",
-      timeout: 10_000,
-    });
-    if (probe.status !== 0) why = (probe.stderr || probe.error?.message || `exit ${probe.status}`).trim();
-    if (why && forced === "tap")
-      throw new Error(`FACTORY_EMULATOR_NETWORK=tap, but this host cannot make a namespace with a TAP device: ${why}`);
-  }
-  chosen = forced === "user" || why ? "user" : "tap";
-  process.stderr.write(
-    chosen === "tap"
-      ? "emulator: machines use a TAP network in their own namespace (the metadata API sees source ports)\n"
-      : `emulator: machines use QEMU user networking (${forced === "user" ? "FACTORY_EMULATOR_NETWORK=user" : why}); the user data port rule is off\n`,
-  );
-  return chosen;
+  const { kind, log } = chooseNetwork(env.FACTORY_EMULATOR_NETWORK, probeTap);
+  process.stderr.write(`emulator: machines use ${log}\n`);
+  chosen = kind;
+  return kind;
 }
 
 /** The compiled agent: the emulator may run from source (tests) or from dist; the agent always runs compiled. */
