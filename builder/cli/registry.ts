@@ -40,6 +40,8 @@ export const ENVIRONMENT: Record<string, string> = {
   FACTORY_TIMEOUT: "end the run after this long (90m, 2h): a Command has no timeout of its own",
   FACTORY_CACHE: "the download and build cache; $XDG_CACHE_HOME/scw-image-factory by default",
   FACTORY_ACCEL: "kvm or tcg: the QEMU accelerator, instead of probing /dev/kvm",
+  FACTORY_EMULATOR_NETWORK:
+    "tap or user: the emulated machines' public network, instead of probing for an unprivileged network namespace",
   FACTORY_LOCAL_STATE: "where the local stack keeps its mirror tree and buckets between runs; in the cache by default",
   FACTORY_RELEASE_KEY:
     "the release key (Ed25519 PKCS#8 PEM, a secret) signing the provenance; unsigned with a warning when unset",

@@ -4,12 +4,13 @@
  * ports as security group rules change.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import type { Accelerator } from "../system/accel";
 import { OVMF } from "../release/local-boot";
+import { emulatorNetwork, TapNetwork } from "./tap-network";
 
 export interface Disk {
   /** Volume id: the disk's serial (virtio-blk keeps 20 characters) and QEMU node name. */
@@ -36,8 +37,13 @@ export interface MachineSpec {
   publicMac: string;
   /** Public IPv4 on the host's loopback the forwarded ports listen on. */
   publicIp: string;
-  /** Loopback port of this Instance's metadata API. */
+  /** Loopback port of this Instance's metadata API (QEMU user networking). */
   metadataPort: number;
+  /**
+   * Serves the metadata API on a PROXY unix socket (MetadataServer.listenProxied); given, the machine gets the TAP
+   * network where the host allows it (tap-network.ts), so the API sees the guest's own source ports.
+   */
+  metadataProxy?: (path: string) => Promise<() => Promise<void>>;
   /** Boot this kernel and initramfs instead of the boot disk (the rescue system); the disks stay data disks. */
   kernel?: { kernel: string; initrd: string; append: string };
 }
@@ -56,6 +62,7 @@ export class Machine {
   private pending: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
   private listeners: ((event: { event: string; data?: Record<string, unknown> }) => void)[] = [];
   private forwarded = new Set<string>();
+  private tap?: TapNetwork;
   private exitWaiters: (() => void)[] = [];
   stderr = "";
 
@@ -73,11 +80,30 @@ export class Machine {
     return existsSync(this.consoleLog) ? readFileSync(this.consoleLog, "utf8") : "";
   }
 
+  /** Which network the public NIC is on. */
+  get network(): "tap" | "user" {
+    return this.tap ? "tap" : "user";
+  }
+
   async start(): Promise<void> {
     const s = this.spec;
     // Unix socket paths are limited to 108 bytes; state directories can be deeper than that.
     const sockDir = mkdtempSync(join(tmpdir(), "qmp-"));
     const sock = join(sockDir, "qmp.sock");
+    this.tap = undefined;
+    try {
+      if (s.metadataProxy && emulatorNetwork() === "tap")
+        this.tap = await TapNetwork.start(sockDir, s.publicMac, s.metadataProxy, (why) => {
+          this.stderr += `${why}\n`;
+          this.proc?.kill("SIGKILL");
+        });
+    } catch (err) {
+      rmSync(sockDir, { recursive: true, force: true });
+      throw err;
+    }
+    const publicNetdev = this.tap
+      ? "tap,id=public,ifname=tap0,script=no,downscript=no"
+      : `user,id=public,net=169.254.0.0/16,ipv4=on,ipv6=on,guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${s.metadataPort}`;
     const args = [
       "-accel",
       s.accel,
@@ -106,7 +132,7 @@ export class Machine {
       ...(s.kernel ? ["-kernel", s.kernel.kernel, "-initrd", s.kernel.initrd, "-append", s.kernel.append] : []),
       // Public NIC: the guest reaches the host at 169.254.2.2 and the metadata API at its real address.
       "-netdev",
-      `user,id=public,net=169.254.0.0/16,ipv4=on,ipv6=on,guestfwd=tcp:169.254.42.42:80-cmd:socat - TCP:127.0.0.1:${s.metadataPort}`,
+      publicNetdev,
       "-device",
       `virtio-net-pci,netdev=public,mac=${s.publicMac}`,
       ...s.nics.flatMap((n) => [
@@ -121,11 +147,16 @@ export class Machine {
     ];
     this.forwarded.clear();
     this.stderr = "";
-    const proc = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "ignore", "pipe"] });
+    const [command, argv] = this.tap ? this.tap.wrap("qemu-system-x86_64", args) : ["qemu-system-x86_64", args];
+    const proc = spawn(command, argv, { stdio: ["ignore", "ignore", "pipe"] });
     this.proc = proc;
     proc.stderr.on("data", (d) => (this.stderr += d));
+    const tap = this.tap;
     proc.once("exit", () => {
-      rmSync(sockDir, { recursive: true, force: true });
+      // What the namespace agent reported (DHCP messages it could not read, its death): beside the console.
+      if (tap?.agentLog) writeFileSync(join(this.spec.dir, "network.log"), tap.agentLog);
+      void tap?.close().finally(() => rmSync(sockDir, { recursive: true, force: true }));
+      if (!tap) rmSync(sockDir, { recursive: true, force: true });
       this.qmp?.destroy();
       this.qmp = undefined;
       for (const p of this.pending.splice(0)) p.reject(new QmpError(`QEMU exited: ${this.stderr.trim().slice(-300)}`));
@@ -220,6 +251,7 @@ export class Machine {
 
   /** Opens exactly the given TCP ports on the public IP (the security group's verdict), closing the others. */
   async forwardPorts(ports: number[]): Promise<void> {
+    if (this.tap) return this.tap.forwardPorts(this.spec.publicIp, ports);
     const want = new Set(ports.map((p) => `tcp:${this.spec.publicIp}:${p}-:${p}`));
     for (const rule of [...this.forwarded].filter((r) => !want.has(r))) {
       await this.hmp(

@@ -71,6 +71,7 @@ export function machines(ctx: State, v: Views, work: BlockWork) {
       publicMac: s.mac,
       publicIp: s.publicIp ?? "127.255.255.254",
       metadataPort: s.metadata.port,
+      metadataProxy: (path) => s.metadata!.listenProxied(path),
       kernel,
     });
     s.machine = machine;

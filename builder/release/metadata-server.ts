@@ -4,12 +4,20 @@
  * guest's 169.254.42.42:80 to this loopback server.
  */
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
+import { rmSync } from "node:fs";
+import { readProxyHeader, type ProxyHeader } from "./proxy-header";
 
 export interface MetadataServer {
   url: string;
   port: number;
   userData: Map<string, string>;
+  /**
+   * Also serves on a unix socket whose connections each start with a PROXY v1 header (a forwarder in the guest's
+   * network namespace), so the server sees the guest's own source port; a connection without a valid header gets
+   * a 400 naming the problem. The returned function stops listening and removes the socket file.
+   */
+  listenProxied(path: string): Promise<() => Promise<void>>;
   /** Resolves when a user data key is first written (e.g. `ssh-host-fingerprints` at first boot). */
   waitFor(key: string, timeoutMs: number): Promise<string>;
   close(): Promise<void>;
@@ -50,8 +58,9 @@ export interface MetadataServerOptions {
   onWrite?: (key: string, value: string) => void;
   /**
    * Refuse `/user_data` requests whose TCP source port is 1024 or above, as Scaleway does. Only where the guest's
-   * connections reach this server with their source port intact: QEMU's user networking (guestfwd) hands each one
-   * to a forwarder whose own port the server sees, so those callers must leave it off.
+   * connections reach this server with their source port intact (the PROXY listener): QEMU's user networking
+   * (guestfwd) hands each one to a forwarder whose own port the server sees, so those callers must leave it off.
+   * PROXY connections (`listenProxied`) always meet the rule.
    */
   privilegedUserData?: boolean;
   /**
@@ -72,10 +81,19 @@ export async function startMetadataServer(
   const userData = opts.userData ?? new Map<string, string>();
   const currentConf = () => (typeof conf === "function" ? conf() : conf);
   const waiters = new Map<string, ((v: string) => void)[]>();
+  const proxied = new WeakMap<object, ProxyHeader>();
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
+    // The server closes first after each answer: the guest's next connection from the same source port (cloud-init
+    // takes port 1 for user data, then again for vendor data) then finds no TIME_WAIT of its own in the way.
     const send = (status: number, body: string, type = "text/plain") =>
-      res.writeHead(status, { "content-type": type }).end(body);
+      res
+        .writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(body), connection: "close" })
+        .end(body);
+    const header = proxied.get(req.socket);
+    // A PROXY connection carries the guest's own port, so the rule always holds there.
+    const enforce = header !== undefined || opts.privilegedUserData;
+    const sourcePort = header?.sourcePort ?? req.socket.remotePort;
     const injected = opts.inject?.(`${req.method} ${url.pathname}`, Object.fromEntries(url.searchParams));
     if (injected) return send(injected.status, JSON.stringify(injected.body), "application/json");
     if (url.pathname === "/conf") {
@@ -84,11 +102,7 @@ export async function startMetadataServer(
         : send(200, confText(currentConf()));
     }
     const isUserData = url.pathname === "/user_data" || url.pathname.startsWith("/user_data/");
-    if (
-      isUserData &&
-      opts.privilegedUserData &&
-      (req.socket.remotePort ?? PRIVILEGED_PORTS_BELOW) >= PRIVILEGED_PORTS_BELOW
-    )
+    if (isUserData && enforce && (sourcePort ?? PRIVILEGED_PORTS_BELOW) >= PRIVILEGED_PORTS_BELOW)
       return send(403, refusedBody, "application/json");
     if (url.pathname === "/user_data" && req.method === "GET")
       return send(200, JSON.stringify({ user_data: [...userData.keys()] }), "application/json");
@@ -121,10 +135,38 @@ export async function startMetadataServer(
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
+  const listenProxied = async (path: string) => {
+    const sockets = new Set<Socket>();
+    const unix = createNetServer((sock) => {
+      sockets.add(sock);
+      sock.once("close", () => sockets.delete(sock));
+      sock.on("error", () => sock.destroy());
+      readProxyHeader(sock).then(
+        ({ header, rest }) => {
+          proxied.set(sock, header);
+          if (rest.length) sock.unshift(rest);
+          server.emit("connection", sock);
+          sock.resume();
+        },
+        (err: Error) =>
+          sock.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${err.message}\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      unix.once("error", reject);
+      unix.listen(path, resolve);
+    });
+    return () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        unix.close(() => (rmSync(path, { force: true }), resolve()));
+      });
+  };
   return {
     url: `http://127.0.0.1:${port}`,
     port,
     userData,
+    listenProxied,
     waitFor: (key, timeoutMs) =>
       userData.has(key)
         ? Promise.resolve(userData.get(key)!)

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../builder/emulator/machine";
+import { emulatorNetwork } from "../../builder/emulator/tap-network";
 import { rescueSystem } from "../../builder/emulator/rescue-system";
 import { run } from "../../builder/system/exec";
 import { startMetadataServer } from "../../builder/release/metadata-server";
@@ -35,7 +36,10 @@ describe("emulator rescue system", () => {
     // Its own loopback address, so a concurrent run's forwarded port 22 does not collide.
     const ip = `127.0.77.${2 + Math.floor(Math.random() * 250)}`;
     const key = await ephemeralKey();
-    const md = await startMetadataServer({ id: "s", ssh_public_keys: [{ key: key.publicKey }] });
+    const md = await startMetadataServer(
+      { id: "s", ssh_public_keys: [{ key: key.publicKey }] },
+      { userData: new Map([["probe", "ok"]]) },
+    );
     const m = new Machine({
       dir: work,
       accel: "tcg",
@@ -47,6 +51,7 @@ describe("emulator rescue system", () => {
       publicMac: "de:00:00:00:00:e1",
       publicIp: ip,
       metadataPort: md.port,
+      metadataProxy: (path) => md.listenProxied(path),
       kernel: rescue,
     });
     try {
@@ -67,6 +72,16 @@ describe("emulator rescue system", () => {
         }
         expect(out.code, out.stderr).toBe(0);
         expect(out.stdout.trim().split("\n")).toEqual([uuid, "0", "rootfs"]);
+        expect(m.network).toBe(emulatorNetwork());
+        if (m.network === "tap") {
+          // The API now sees the guest's own source port: user data to root's ports only, as Scaleway serves it.
+          const probe = await ssh.exec(
+            `u=http://169.254.42.42/user_data/probe; curl -sS --local-port 600-700 -w ' %{http_code}\n' $u; curl -sS -o /dev/null -w '%{http_code}\n' $u; curl -sS -o /dev/null -w '%{http_code}\n' http://169.254.42.42/conf; ip -4 -o addr show eth0`,
+          );
+          const lines = probe.stdout.trim().split("\n");
+          expect(lines.slice(0, 3), probe.stderr).toEqual(["ok 200", "403", "200"]);
+          expect(lines[3]).toMatch(/inet 169\.254\.0\.15\/16 /);
+        }
         process.stderr.write(
           `rescue system: SSH after ${((Date.now() - started) / 1000).toFixed(1)} s\n${m
             .console()
