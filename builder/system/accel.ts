@@ -20,30 +20,29 @@ function hostKernel(): string | undefined {
   return kernels.length ? join("/boot", kernels.at(-1)!) : undefined;
 }
 
+/**
+ * The probe's QEMU for this host's own architecture (a build host may be arm64): KVM runs only guests of the host's
+ * architecture, and an arm64 guest needs a machine type and `-cpu host`. Undefined where no probe is known (TCG).
+ * The arm64 line follows QEMU's documented `virt` machine; it has not run on an arm64 host here.
+ */
+export function kvmProbeCommand(arch: string, kernel: string): { command: string; args: string[] } | undefined {
+  const common = ["-accel", "kvm", "-m", "256", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio"];
+  const boot = (console: string) => ["-kernel", kernel, "-append", `console=${console} panic=-1 quiet loglevel=3`];
+  if (arch === "x64") return { command: "qemu-system-x86_64", args: [...common, ...boot("ttyS0")] };
+  if (arch === "arm64")
+    return {
+      command: "qemu-system-aarch64",
+      args: ["-machine", "virt", "-cpu", "host", ...common, ...boot("ttyAMA0")],
+    };
+  return undefined;
+}
+
 async function probeKvm(): Promise<boolean> {
   const kernel = hostKernel();
-  if (!existsSync("/dev/kvm") || !kernel) return false;
+  const probe = kernel ? kvmProbeCommand(process.arch, kernel) : undefined;
+  if (!existsSync("/dev/kvm") || !probe) return false;
   try {
-    const { stdout } = await run(
-      "qemu-system-x86_64",
-      [
-        "-accel",
-        "kvm",
-        "-m",
-        "256",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-serial",
-        "stdio",
-        "-kernel",
-        kernel,
-        "-append",
-        "console=ttyS0 panic=-1 quiet loglevel=3",
-      ],
-      { timeoutMs: 15_000 },
-    );
+    const { stdout } = await run(probe.command, probe.args, { timeoutMs: 15_000 });
     return /Kernel panic/.test(stdout);
   } catch {
     return false;
