@@ -19,6 +19,8 @@ export const PROBE = [
   "if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then echo kvm=rw; elif [ -e /dev/kvm ]; then echo kvm=denied; else echo kvm=absent; fi",
   "echo \"free_kib=$(df -Pk /var/tmp | awk 'NR==2 {print $4}')\"",
   'echo "cli=$(command -v image-factory)"',
+  // /dev/kvm opening proves little (nested KVM may accept a VM and hang): the host's CLI boots its kernel under KVM.
+  'echo "accel=$(command -v image-factory >/dev/null && image-factory doctor --accel 2>/dev/null)"',
   "echo \"stamp=$(tr -d ' \\n' < /opt/image-factory/current/dist/builder/build-stamp.json 2>/dev/null)\"",
   'echo "env=${FACTORY_DOCTOR_PROBE:-}"',
 ].join("; ");
@@ -28,6 +30,8 @@ export interface HostFacts {
   kvm: "rw" | "denied" | "absent";
   freeKib: number;
   cli: string;
+  /** What the host's CLI found by booting its kernel under KVM; empty without a CLI. */
+  accel: "kvm" | "tcg" | "";
   /** The installed CLI's build stamp digest; empty when unreadable. */
   stamp: string;
   envAccepted: boolean;
@@ -45,6 +49,7 @@ export function parseProbe(stdout: string): HostFacts {
     kvm: (["rw", "denied", "absent"].includes(v.kvm ?? "") ? v.kvm : "absent") as HostFacts["kvm"],
     freeKib: Number(v.free_kib) || 0,
     cli: v.cli ?? "",
+    accel: v.accel === "kvm" || v.accel === "tcg" ? v.accel : "",
     stamp: /"sources":"([0-9a-f]{64})"/.exec(v.stamp ?? "")?.[1] ?? "",
     envAccepted: v.env === "accepted",
   };
@@ -69,6 +74,11 @@ export function hostFindings(f: HostFacts, arch: Architecture, digest: string, w
     );
   if (f.kvm === "denied")
     add("/dev/kvm exists but this user cannot open it", "add the user to the kvm group (usermod -aG kvm <user>)");
+  if (f.kvm === "rw" && f.accel === "tcg")
+    add(
+      "opens /dev/kvm, but its kernel does not boot under KVM there (nested virtualisation?): builds would run under TCG",
+      "enable nested virtualisation on the hypervisor, or use bare metal",
+    );
   if (f.freeKib < MIN_FREE_GIB * 2 ** 20)
     add(
       `has ${(f.freeKib / 2 ** 20).toFixed(1)} GiB free under /var/tmp, below the ${MIN_FREE_GIB} GiB a build needs`,

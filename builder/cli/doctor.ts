@@ -27,6 +27,7 @@ import { BuildHostList, hostLabel } from "../core/build-hosts";
 import { sourceDigest } from "../build-stamp";
 import { LOCAL_STACK } from "../local/local-job";
 import { projectRoot } from "../system/paths";
+import { accelerator } from "../system/accel";
 import { ENVIRONMENT, register, UsageError } from "./registry";
 import { StackConfigError, type StackSettings } from "../core/settings";
 import { readStackSettings } from "../system/stack-files";
@@ -201,7 +202,8 @@ register("doctor", {
   summary: "check, without creating anything, what a real `pulumi up` of a stack needs; non-zero on a problem",
   usage:
     "image-factory doctor --stack NAME [--online] [--json]\n" +
-    "image-factory doctor --host USER@ADDRESS[:PORT] --host-key 'ssh-ed25519 AAAA…' --arch x86_64|arm64 --key FILE [--json]",
+    "image-factory doctor --host USER@ADDRESS[:PORT] --host-key 'ssh-ed25519 AAAA…' --arch x86_64|arm64 --key FILE [--json]\n" +
+    "image-factory doctor --accel",
   options: {
     stack: { type: "string", value: "NAME", description: "the stack to check (stacks/Pulumi.NAME.yaml)" },
     online: {
@@ -222,6 +224,11 @@ register("doctor", {
     },
     arch: { type: "string", value: "ARCH", description: "with --host: the architecture it builds (x86_64 or arm64)" },
     key: { type: "string", value: "FILE", description: "with --host: the SSH private key file for the user" },
+    accel: {
+      type: "boolean",
+      description:
+        "print the accelerator this machine's builds use, kvm or tcg, found by booting its kernel under KVM (what --host asks a build host)",
+    },
   },
   environment: {
     ...Object.fromEntries(
@@ -231,6 +238,10 @@ register("doctor", {
     PULUMI_CONFIG_PASSPHRASE: "the passphrase of a self-managed backend's secrets (or PULUMI_CONFIG_PASSPHRASE_FILE)",
   },
   async run(v) {
+    if (v.accel) {
+      process.stdout.write(`${await accelerator()}\n`);
+      return 0;
+    }
     if (typeof v.host === "string") return doctorHostCommand(v);
     if (typeof v.stack !== "string" || !v.stack) throw new UsageError("doctor: give --stack NAME");
     const report = await doctor(v.stack, process.env, v.online === true);

@@ -8,6 +8,7 @@ const ready: HostFacts = {
   kvm: "rw",
   freeKib: 50 * 2 ** 20,
   cli: "/usr/local/bin/image-factory",
+  accel: "kvm",
   stamp: DIGEST,
   envAccepted: true,
 };
@@ -20,16 +21,18 @@ describe("the probe", () => {
       "kvm=rw",
       "free_kib=52428800",
       "cli=/usr/local/bin/image-factory",
+      "accel=kvm",
       `stamp={"sources":"${DIGEST}"}`,
       "env=accepted",
       "",
     ].join("\n");
     expect(parseProbe(out)).toEqual(ready);
-    expect(parseProbe("arch=x86_64\nkvm=absent\nfree_kib=\ncli=\nstamp=\nenv=\n")).toEqual({
+    expect(parseProbe("arch=x86_64\nkvm=absent\nfree_kib=\ncli=\naccel=\nstamp=\nenv=\n")).toEqual({
       arch: "x86_64",
       kvm: "absent",
       freeKib: 0,
       cli: "",
+      accel: "",
       stamp: "",
       envAccepted: false,
     });
@@ -56,6 +59,20 @@ describe("a build host's findings", () => {
       facts: { kvm: "denied" },
       arch: "arm64" as const,
       problems: [`${W}: /dev/kvm exists but this user cannot open it`],
+    },
+    {
+      what: "KVM that opens but does not boot a kernel (nested)",
+      facts: { accel: "tcg" as const },
+      arch: "arm64" as const,
+      problems: [
+        `${W}: opens /dev/kvm, but its kernel does not boot under KVM there (nested virtualisation?): builds would run under TCG`,
+      ],
+    },
+    {
+      what: "no CLI yet to boot a kernel with: the device is all there is to judge",
+      facts: { cli: "", stamp: "", accel: "" as const },
+      arch: "arm64" as const,
+      problems: [`${W}: has no image-factory on PATH`],
     },
     {
       what: "a small disk",
