@@ -86,7 +86,7 @@ const CASES: Record<string, Case> = {
     run: async () => [await benchBuildHosts()],
   },
   boot: {
-    what: "boot to verified SSH through the emulated API (median of BENCH_BOOTS), reboot beside it",
+    what: "boot to verified SSH through the emulated API (median of BENCH_BOOTS), reboot beside it: TAP vs user networking",
     run: async (w) => benchBoot(mainOptions(w)),
   },
   layering: {
