@@ -8,10 +8,10 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { existsSync, readFileSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { projectRoot } from "../system/paths";
-import type { AgentConfig } from "./netns-agent";
+import { join2, type AgentConfig } from "./netns-agent";
 
 export type NetworkKind = "tap" | "user";
 
@@ -191,7 +191,7 @@ export class TapNetwork {
       const server = createServer({ pauseOnConnect: true }, (client) => {
         const inside = connect(this.forwardSocket);
         inside.write(`${port}\n`);
-        pipe(client, inside);
+        join2(client, inside);
         client.resume();
       });
       await new Promise<void>((resolve, reject) => {
@@ -210,11 +210,4 @@ export class TapNetwork {
     this.dns.close();
     await this.stopMetadata();
   }
-}
-
-function pipe(a: Socket, b: Socket): void {
-  a.on("error", () => b.destroy());
-  b.on("error", () => a.destroy());
-  a.pipe(b);
-  b.pipe(a);
 }
