@@ -155,8 +155,8 @@ export class Machine {
     proc.once("exit", () => {
       // What the namespace agent reported (DHCP messages it could not read, its death): beside the console.
       if (tap?.agentLog) writeFileSync(join(this.spec.dir, "network.log"), tap.agentLog);
-      void tap?.close().finally(() => rmSync(sockDir, { recursive: true, force: true }));
-      if (!tap) rmSync(sockDir, { recursive: true, force: true });
+      // The namespace's sockets live in sockDir: the directory goes once the network is down.
+      void (tap?.close() ?? Promise.resolve()).finally(() => rmSync(sockDir, { recursive: true, force: true }));
       this.qmp?.destroy();
       this.qmp = undefined;
       for (const p of this.pending.splice(0)) p.reject(new QmpError(`QEMU exited: ${this.stderr.trim().slice(-300)}`));
