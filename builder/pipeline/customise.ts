@@ -154,6 +154,36 @@ function stepArgs(step: Step, input: CustomiseInput): string[] {
   }
 }
 
+/**
+ * virt-customize runs `apt-get update` before every `--install`: under TCG each update re-reads the distribution's
+ * package lists for many seconds. Adjacent steps that install packages (the base recipe's ecosystem package, kernel
+ * and cloud-init) share one `--install`, so one update and one apt transaction serve them all. A step's file writes
+ * (a repository and its key) move before the shared install and its deletes after it; a step that is not an install
+ * (a command, a file) keeps its place between installs, as it may depend on what came before it.
+ */
+export function shareAptRuns(steps: string[][]): string[][] {
+  const out: string[][] = [];
+  let group: { before: string[]; packages: string[]; after: string[] } | undefined;
+  const flush = () => {
+    if (group) out.push([...group.before, "--install", group.packages.join(","), ...group.after]);
+    group = undefined;
+  };
+  for (const args of steps) {
+    const at = args.indexOf("--install");
+    if (at < 0 || args.indexOf("--install", at + 1) >= 0 || args.includes("--run-command")) {
+      flush();
+      out.push(args);
+      continue;
+    }
+    group ??= { before: [], packages: [], after: [] };
+    group.before.push(...args.slice(0, at));
+    group.packages.push(args[at + 1]!);
+    group.after.push(...args.slice(at + 2));
+  }
+  flush();
+  return out;
+}
+
 export const SBOM_COMMAND: Record<Family, string> = {
   debian: `dpkg-query -W -f='\${Package}\\t\${Version}\\t\${Architecture}\\n' > ${SBOM_PATH}`,
   // The rpm database names each package's source RPM and licence: columns 4 and 5, as the SBOM reports them.
@@ -223,7 +253,8 @@ export function customiseArgs(input: CustomiseInput): string[] {
         `${DPKG_UNSAFE_IO}:force-unsafe-io\n`,
       ]
     : [];
-  args.push(...input.steps.filter((s) => s.op !== "selinux-relabel").flatMap((s) => stepArgs(s, input)));
+  const recipe = input.steps.filter((s) => s.op !== "selinux-relabel").map((s) => stepArgs(s, input));
+  args.push(...(input.family === "debian" ? shareAptRuns(recipe) : recipe).flat());
   args.push(...(input.extraArgs ?? []));
   if (guard) args.push("--delete", POLICY_RC_D, "--delete", DPKG_UNSAFE_IO);
   args.push("--write", `/etc/scw-release:${provenanceFile(input.provenance)}`);

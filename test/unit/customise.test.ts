@@ -5,6 +5,7 @@ import {
   DPKG_UNSAFE_IO,
   HYGIENE_DELETES,
   POLICY_RC_D,
+  shareAptRuns,
   type CustomiseInput,
 } from "../../builder/pipeline/customise";
 import { joinTags, parseLayout, planEsp } from "../../builder/pipeline/uefi";
@@ -73,6 +74,95 @@ describe("customiseArgs", () => {
       "--delete",
       "/etc/apt/sources.list.d/scaleway-ecosystem.list",
     ]);
+  });
+
+  it("gives the base recipe's three installs one apt run: the repository written before it, removed after it", () => {
+    const args = argsFor({
+      steps: [
+        { op: "scaleway-ecosystem" },
+        { op: "upgrade-kernel", package: "linux-image-cloud-{arch}" },
+        { op: "upgrade-cloud-init" },
+      ],
+    });
+    expect(args.filter((a) => a === "--install")).toHaveLength(1);
+    expect(args.slice(GUARD.length, GUARD.length + 6)).toEqual([
+      "--write",
+      "/etc/apt/sources.list.d/scaleway-ecosystem.list:deb [trusted=yes] http://169.254.2.2:18680/packages/debian ./\n",
+      "--install",
+      "scaleway-ecosystem=1.0.0,linux-image-cloud-amd64,cloud-init",
+      "--delete",
+      "/etc/apt/sources.list.d/scaleway-ecosystem.list",
+    ]);
+  });
+
+  it.each([
+    {
+      name: "adjacent installs",
+      steps: [
+        ["--install", "a"],
+        ["--install", "b,c"],
+      ],
+      out: [["--install", "a,b,c"]],
+    },
+    {
+      name: "a command between installs keeps its place",
+      steps: [
+        ["--install", "a"],
+        ["--run-command", "x"],
+        ["--install", "b"],
+      ],
+      out: [
+        ["--install", "a"],
+        ["--run-command", "x"],
+        ["--install", "b"],
+      ],
+    },
+    {
+      name: "writes before, deletes after the shared install",
+      steps: [
+        ["--install", "k"],
+        ["--write", "/l:deb r ./", "--install", "e=1", "--delete", "/l"],
+        ["--install", "c"],
+      ],
+      out: [["--write", "/l:deb r ./", "--install", "k,e=1,c", "--delete", "/l"]],
+    },
+    {
+      name: "a removal is not an install",
+      steps: [
+        ["--install", "a"],
+        ["--uninstall", "n"],
+        ["--install", "b"],
+      ],
+      out: [
+        ["--install", "a"],
+        ["--uninstall", "n"],
+        ["--install", "b"],
+      ],
+    },
+    {
+      name: "a file step ends a group",
+      steps: [
+        ["--install", "a"],
+        ["--write", "/f:x", "--chmod", "0644:/f"],
+        ["--install", "b"],
+      ],
+      out: [
+        ["--install", "a"],
+        ["--write", "/f:x", "--chmod", "0644:/f"],
+        ["--install", "b"],
+      ],
+    },
+  ])("shareAptRuns: $name", ({ steps, out }) => expect(shareAptRuns(steps)).toEqual(out));
+
+  it("keeps one install per step for rhel, whose dnf keeps its metadata between runs", () => {
+    const args = argsFor({
+      family: "rhel",
+      steps: [
+        { op: "install", packages: ["tmux"] },
+        { op: "install", packages: ["htop"] },
+      ],
+    });
+    expect(args.filter((a) => a === "--install")).toHaveLength(2);
   });
 
   it("refuses a remote ecosystem repository without a pinned key", () => {
