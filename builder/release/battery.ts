@@ -6,6 +6,7 @@
  */
 import { Battery, type BatteryOptions } from "./battery-driver";
 import { runGuestChecks, type CheckResult } from "./guest-checks";
+import type { SshSession } from "./ssh";
 import { backupScenarios } from "./scenarios/backup";
 import { networkScenarios } from "./scenarios/network";
 import { cycleBoots, stopInPlace, stoppedAndRescued } from "./scenarios/power-cycles";
@@ -80,12 +81,14 @@ export async function runBattery(o: BatteryOptions): Promise<BatteryReport> {
   try {
     const started = Date.now();
     o.log?.(`test: boot (${plannedBoots(selected as ScenarioName[])} boots planned)`);
+    // The session the boot check logged in with runs the in-guest checks: no second handshake with the guest.
+    let ssh: SshSession;
     try {
       await b.authorize(o.serverId);
       const s = await b.server();
       if (s.state === "running") await b.action(s.id, "reboot", "running");
       else await b.action(s.id, "poweron", "running");
-      await b.connect();
+      ssh = await b.connect();
       results.push({
         name: "boot: key accepted, host key verified",
         status: "pass",
@@ -104,7 +107,6 @@ export async function runBattery(o: BatteryOptions): Promise<BatteryReport> {
       return { serverId: o.serverId, zone: o.zone, results };
     }
     const server = await b.server();
-    const ssh = await b.connect();
     results.push(
       ...(await runGuestChecks(ssh, {
         hostname: server.hostname,
