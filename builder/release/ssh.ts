@@ -6,8 +6,13 @@
  * The check happens inside ssh's own handshake: a KnownHostsCommand is handed the offered key's fingerprint and
  * vouches for the key only if that fingerprint was published. One connection, no scan-then-connect window, and a
  * key matching none of the fingerprints ends in "Host key verification failed" (StrictHostKeyChecking=yes).
+ *
+ * A session's commands share one connection (OpenSSH's ControlMaster): under TCG a handshake costs the guest a
+ * second or two of CPU (key exchange, host key signature, a forked sshd, PAM), and a battery runs dozens of
+ * commands. The first command's connection makes the host key check; the others ride on it.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run, ToolError } from "../system/exec";
@@ -107,6 +112,7 @@ export function sshSession(
     "ConnectTimeout=20",
     "-o",
     "LogLevel=ERROR",
+    ...multiplexing(join(dir, "cm")),
   ];
   return {
     user,
@@ -125,6 +131,35 @@ export function sshSession(
         return { code: err.code ?? 255, stdout: err.stdout, stderr: err.stderr };
       }
     },
-    dispose: () => rmSync(dir, { recursive: true, force: true }),
+    dispose: () => {
+      stopMaster(join(dir, "cm"));
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
+}
+
+/**
+ * One connection for a session's commands. The master lives on between commands (ControlPersist) and goes when the
+ * session is disposed, or after ten idle minutes if nobody does. A guest that reboots or stops under it leaves no
+ * RST: keepalives end the master within about 15 s, and the next command then connects (and checks) afresh.
+ */
+export function multiplexing(controlPath: string): string[] {
+  return [
+    "-o",
+    "ControlMaster=auto",
+    "-o",
+    `ControlPath=${controlPath}`,
+    "-o",
+    "ControlPersist=600",
+    "-o",
+    "ServerAliveInterval=5",
+    "-o",
+    "ServerAliveCountMax=3",
+  ];
+}
+
+/** Asks a session's master to exit (a local socket: instant); nothing to do when no command ever connected. */
+function stopMaster(controlPath: string): void {
+  if (!existsSync(controlPath)) return;
+  spawnSync("ssh", ["-o", `ControlPath=${controlPath}`, "-O", "exit", "master"], { stdio: "ignore", timeout: 5000 });
 }

@@ -26,6 +26,22 @@ afterAll(async () => {
   if (key) rmSync(key.dir, { recursive: true, force: true });
 });
 
+/** The client's port of the connection a command ran over, as the server saw it (SSH_CONNECTION). */
+async function clientPort(ssh: ReturnType<typeof sshSession>): Promise<string> {
+  const r = await ssh.exec("echo $SSH_CONNECTION", 30_000);
+  expect(r.code, r.stderr).toBe(0);
+  const port = r.stdout.split(" ")[1]!;
+  expect(port).toMatch(/^\d+$/);
+  return port;
+}
+
+/** The pid of this machine's process holding an established connection from local port `port`. */
+async function connectionHolder(port: string): Promise<number | undefined> {
+  const { stdout } = await run("ss", ["-Htnp", "state", "established", `( sport = :${port} )`]);
+  const pid = /pid=(\d+)/.exec(stdout)?.[1];
+  return pid ? Number(pid) : undefined;
+}
+
 describe("ssh with published host key fingerprints", () => {
   it("logs in when the host key's fingerprint was published, among others", async () => {
     const ssh = sshSession("root", "127.0.0.1", server.port, key.privateKey, `${stranger}\n${server.fingerprint}`);
@@ -47,6 +63,31 @@ describe("ssh with published host key fingerprints", () => {
     } finally {
       ssh.dispose();
     }
+  });
+
+  it("runs a session's commands over one connection, and connects afresh when that connection is gone", async () => {
+    const ssh = sshSession("root", "127.0.0.1", server.port, key.privateKey, server.fingerprint);
+    try {
+      const first = await clientPort(ssh);
+      expect(await clientPort(ssh)).toBe(first);
+      expect(await clientPort(ssh)).toBe(first);
+      // What a guest's reset does to a session: its connection is gone. The next command opens (and checks) a new one.
+      const holder = await connectionHolder(first);
+      expect(holder).toBeDefined();
+      process.kill(holder!, "SIGKILL");
+      const again = await clientPort(ssh);
+      expect(again).not.toBe(first);
+    } finally {
+      ssh.dispose();
+    }
+  });
+
+  it("leaves no connection behind once disposed", async () => {
+    const ssh = sshSession("root", "127.0.0.1", server.port, key.privateKey, server.fingerprint);
+    const port = await clientPort(ssh);
+    expect(await connectionHolder(port)).toBeDefined();
+    ssh.dispose();
+    expect(await connectionHolder(port)).toBeUndefined();
   });
 
   it("refuses to start without any published fingerprint", () => {
