@@ -3,8 +3,9 @@
  * that Scaleway's snapshot import accepts (qcow2 v3, zlib or no compression — never zstd —, no backing file).
  */
 import { readFileSync } from "node:fs";
-import { guestfsEnv, type Accelerator } from "../system/accel";
+import type { Accelerator } from "../system/accel";
 import { SBOM_PATH } from "./customise";
+import { GuestfishSession, mountable, parseFilesystems } from "./guestfish-session";
 import { run } from "../system/exec";
 
 export interface PackageEntry {
@@ -46,18 +47,53 @@ export function parsePackageList(text: string): PackageEntry[] {
 }
 
 /**
- * Take the package list out of the image, then sparsify in place: virt-sparsify adds the disk with discard enabled
- * and trims every filesystem, so the conversion that follows skips the freed clusters (a plain guestfish fstrim
- * on a drive added without discard frees nothing).
+ * Take the package list out of the image and trim every filesystem, in one appliance. The disk is added with
+ * discard on, as virt-sparsify --in-place adds it: a trim on a drive without discard frees nothing in the qcow2.
+ * Each filesystem is mounted on its own mountpoint (no inspection of the guest's fstab is needed for either job);
+ * exactly one must hold the package list. One that does not mount is not trimmed, and the package list still has
+ * to be found.
  */
 export async function extractPackagesAndTrim(
   disk: string,
   sbomOut: string,
   accel: Accelerator,
 ): Promise<PackageEntry[]> {
-  const script = [`download ${SBOM_PATH} ${sbomOut}`, `rm ${SBOM_PATH}`].join("\n");
-  await run("guestfish", ["--format=qcow2", "-a", disk, "-i"], { env: guestfsEnv(accel), input: script });
-  await run("virt-sparsify", ["--in-place", "--format", "qcow2", disk], { env: guestfsEnv(accel) });
+  const g = await GuestfishSession.start(accel);
+  try {
+    await g.do("add-drive", disk, "format:qcow2", "discard:enable");
+    await g.do("run");
+    const filesystems = mountable(parseFilesystems(await g.do("list-filesystems")));
+    const mounted: string[] = [];
+    for (const [i, fs] of filesystems.entries()) {
+      const at = `/fs${i}`;
+      await g.do("mkmountpoint", at);
+      if (
+        await g.do("mount", fs.device, at).then(
+          () => true,
+          () => false,
+        )
+      )
+        mounted.push(at);
+    }
+    const holders: string[] = [];
+    for (const at of mounted) if ((await g.do("is-file", `${at}${SBOM_PATH}`)).trim() === "true") holders.push(at);
+    if (holders.length !== 1)
+      throw new Error(
+        `${disk}: the package list ${SBOM_PATH} is on ${holders.length} of the image's ${mounted.length} mounted filesystems, not exactly one`,
+      );
+    await g.do("download", `${holders[0]}${SBOM_PATH}`, sbomOut);
+    await g.do("rm", `${holders[0]}${SBOM_PATH}`);
+    // The package list's filesystem (the root) must trim; another (an old kernel's vfat) may refuse: a bigger
+    // artifact, not a wrong one.
+    for (const at of mounted)
+      await g.do("fstrim", at).catch((err: unknown) => {
+        if (at === holders[0]) throw err;
+      });
+    await g.do("umount-all");
+    await g.do("shutdown");
+  } finally {
+    await g.close();
+  }
   return parsePackageList(readFileSync(sbomOut, "utf8"));
 }
 
