@@ -3,7 +3,7 @@
  * that Scaleway's snapshot import accepts (qcow2 v3, zlib or no compression — never zstd —, no backing file).
  */
 import { readFileSync } from "node:fs";
-import type { Accelerator } from "../system/accel";
+import { applianceSize, type Accelerator } from "../system/accel";
 import { SBOM_PATH } from "./customise";
 import { GuestfishSession, mountable, parseFilesystems } from "./guestfish-session";
 import { run } from "../system/exec";
@@ -60,6 +60,7 @@ export async function extractPackagesAndTrim(
 ): Promise<PackageEntry[]> {
   const g = await GuestfishSession.start(accel);
   try {
+    await g.do("set-smp", String(applianceSize().smp));
     await g.do("add-drive", disk, "format:qcow2", "discard:enable");
     await g.do("run");
     const filesystems = mountable(parseFilesystems(await g.do("list-filesystems")));

@@ -80,7 +80,7 @@ export function applianceSize(
   return { smp, memsize };
 }
 
-/** virt-customize's and virt-sparsify's own flags for that size (guestfish takes the memory from LIBGUESTFS_MEMSIZE). */
+/** virt-customize's own flags for that size (guestfish takes the memory from LIBGUESTFS_MEMSIZE, the vCPUs by set-smp). */
 export function applianceArgs(): string[] {
   const { smp, memsize } = applianceSize();
   return ["--smp", String(smp), "--memsize", String(memsize)];
