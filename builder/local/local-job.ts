@@ -15,7 +15,7 @@ import { cacheDir, projectRoot } from "../system/paths";
 import { PublishContract, writeEnvironment } from "../core/contract";
 import { planStack, type PlannedImage } from "../core/plan";
 import { readStackSettings } from "../system/stack-files";
-import { s3Client } from "../pipeline/upload";
+import { objectContentHash, s3Client } from "../pipeline/upload";
 import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
 import { ensureFixture } from "./fixture";
 import { serveDirectory } from "./http-server";
@@ -165,14 +165,16 @@ function stepCost(accel: Accelerator): Cost {
 /**
  * The steps of the job and what each needs: an image's battery needs its build, and an InstantApp's build needs
  * its base's when the base is in the same run (the base's artifact is published first, so an app layered on it
- * can start from it).
+ * can start from it). An app whose artifact is already in the bucket under its planned hash builds nothing, so it
+ * layers on nothing and waits for no base (a second run checks them all at once).
  */
 export function jobSteps(
-  plans: { name: string; releaseId: string; baseId?: string; arch: string }[],
+  plans: { name: string; releaseId: string; baseId?: string; arch: string; published?: boolean }[],
   test: boolean,
 ): { id: string; needs: string[]; image: string; kind: "build" | "test" }[] {
   return plans.flatMap((p) => {
-    const base = p.baseId ? plans.find((b) => b.releaseId === p.baseId && b.arch === p.arch) : undefined;
+    const base =
+      p.baseId && !p.published ? plans.find((b) => b.releaseId === p.baseId && b.arch === p.arch) : undefined;
     const build = {
       id: `build ${p.name}`,
       needs: base ? [`build ${base.name}`] : [],
@@ -311,11 +313,15 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       if (result === "failed") throw new Error(`the battery failed (report: ${report})`);
     };
 
-    const described = plans.map((p) => ({
+    const inBucket = await Promise.all(
+      plans.map(async (p) => (await objectContentHash(client, settings.bucket, p.artifactKey)) === p.contentHash),
+    );
+    const described = plans.map((p, i) => ({
       name: p.name,
       releaseId: p.release.id,
       arch: p.arch,
       baseId: p.release.kind === "app" ? osBase(stackCatalog, p.release).id : undefined,
+      published: inBucket[i],
     }));
     const shape = jobSteps(described, opts.test);
     const cost = stepCost(accel);

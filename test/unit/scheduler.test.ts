@@ -247,6 +247,26 @@ describe("the local job's steps", () => {
       ],
     },
     {
+      name: "an app already in the bucket waits for no base: it layers on nothing",
+      plans: [debian, { ...openvpn, published: true }],
+      test: true,
+      want: [
+        ["build debian-12-x86_64", []],
+        ["test debian-12-x86_64", ["build debian-12-x86_64"]],
+        ["build app-openvpn-x86_64", []],
+        ["test app-openvpn-x86_64", ["build app-openvpn-x86_64"]],
+      ],
+    },
+    {
+      name: "a published base does not spare an unpublished app the wait",
+      plans: [{ ...debian, published: true }, openvpn],
+      test: false,
+      want: [
+        ["build debian-12-x86_64", []],
+        ["build app-openvpn-x86_64", ["build debian-12-x86_64"]],
+      ],
+    },
+    {
       name: "a base not in this run is no edge",
       plans: [openvpn],
       test: false,
