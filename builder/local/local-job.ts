@@ -4,37 +4,28 @@
  * ZonalImage Command does it (the same CLI, the same FACTORY_* environment).
  */
 import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { availableParallelism, freemem } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { loadCatalog, osBase, withOverrides } from "../../images";
 import { WORDPRESS_TARBALL } from "../../images/apps";
 import { run } from "../system/exec";
-import { ensurePortFree, portTaken } from "../system/free-port";
-import { cacheDir, projectRoot } from "../system/paths";
+import { projectRoot } from "../system/paths";
 import { PublishContract, writeEnvironment } from "../core/contract";
 import { planStack, type PlannedImage } from "../core/plan";
 import { readStackSettings } from "../system/stack-files";
 import { objectContentHash, s3Client } from "../pipeline/upload";
-import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
-import { ensureFixture } from "./fixture";
-import { serveDirectory } from "./http-server";
-import { mirrorAs, mirrorPath, placeFile } from "./mirror";
-import { TEST_KEYS, TEST_RELEASE_KEY } from "./test-keys";
+import { localEcosystemVersion } from "./ecosystem-repo";
+import { startLocalServices } from "./local-services";
+import { TEST_RELEASE_KEY } from "./test-keys";
 import { wordpressStandIn, type StandIn } from "./wordpress-standin";
-import { startS3 } from "./s3-server";
 import { accelerator, type Accelerator } from "../system/accel";
 import { testCommercialType, type StackSettings } from "../core/settings";
 import { environmentTags, releaseSpec, type ReleaseSpec } from "../core/release-spec";
-import { releaseThroughEmulator } from "./emulated-release";
 import { LineSplitter, progress } from "./progress";
 import { machineBudget, schedule, type Cost, type Outcome, type Step } from "./scheduler";
 
 export const LOCAL_STACK = "local";
-
-function portOf(url: string): number {
-  return Number(new URL(url).port);
-}
 
 export interface LocalJobResult {
   image: string;
@@ -196,8 +187,6 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
     );
   const plans = opts.images?.length ? stack.plans.filter((p) => opts.images!.includes(p.release.id)) : stack.plans;
   const stackCatalog = withOverrides(catalog, settings);
-  if (!settings.mirror || !settings.s3Endpoint)
-    throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
   const accel = await accelerator();
   const budget = machineBudget(
     availableParallelism(),
@@ -207,41 +196,8 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
   const width = Math.max(...plans.map((p) => p.name.length)) + 6;
   const say = progress(undefined, undefined, width);
 
-  const fixture = await ensureFixture();
-  // Where the local stack keeps its mirror tree and its S3 buckets between runs: per fixture, because a rebuilt
-  // fixture is a different upstream under the same serial, which publish rightly refuses to paper over.
-  const state =
-    process.env.FACTORY_LOCAL_STATE ??
-    cacheDir(
-      "local",
-      `${basename(fixture, ".qcow2")}-${readFileSync(`${fixture}.sha256`, "utf8").trim().slice(0, 12)}`,
-    );
-  const www = join(state, "www");
-  // The stack file fixes the local services' ports: a second local job on this machine finds them taken, and says
-  // so before it touches the running one's mirror tree or buckets.
-  const [mirrorPort, s3Port] = [portOf(settings.mirror), portOf(settings.s3Endpoint)];
-  const mirror = await serveDirectory(www, mirrorPort).catch((err: unknown) => {
-    throw portTaken(err, "image-factory:mirror", mirrorPort);
-  });
-  await ensurePortFree(s3Port, "image-factory:s3Endpoint").catch(async (err: unknown) => {
-    await mirror.close();
-    throw err;
-  });
-  const s3 = await (async () => {
-    rmSync(www, { recursive: true, force: true });
-    mkdirSync(www, { recursive: true });
-    for (const [url, standIn] of Object.entries(standIns)) placeFile(standIn.file, mirrorPath(www, url));
-    for (const p of plans) {
-      const os = osBase(stackCatalog, p.release);
-      // Signed as the stack's upstreamSignatures say, with the committed test key the stack pins: the prod road.
-      await mirrorAs(www, os, p.arch, fixture, TEST_KEYS.upstream);
-    }
-    await buildEcosystemRepo(join(www, "packages"), settings.ecosystemVersion);
-    return startS3(join(state, "s3"), s3Port, plans[0]?.region ?? "fr-par");
-  })().catch(async (err: unknown) => {
-    await mirror.close();
-    throw err;
-  });
+  const services = await startLocalServices({ settings, plans, catalog: stackCatalog, standIns });
+  const { state, s3 } = services;
   try {
     const client = s3Client({ ...s3, bucket: settings.bucket });
     if (!existsSync(join(s3.root, settings.bucket)))
@@ -290,6 +246,8 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       const report = join(state, "tested", `${plan.name}.report.json`);
       // Each image's release gets an emulated zone of its own: the battery counts whatever else is in its zone
       // as left behind, and each battery's Instances need public IPs no other release uses at the same time.
+      // Loaded only when a battery runs: the emulator and QEMU's modules are most of the job's start-up otherwise.
+      const { releaseThroughEmulator } = await import("./emulated-release.js");
       const released = await releaseThroughEmulator({
         stateDir: join(state, "emulator", plan.name),
         s3: { ...s3, region: plan.region },
@@ -375,7 +333,6 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
     );
     return results;
   } finally {
-    await mirror.close();
-    await s3.stop();
+    await services.close();
   }
 }
