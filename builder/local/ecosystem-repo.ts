@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { run } from "../system/exec";
 import { ECOSYSTEM_KEY_PATH } from "../pipeline/build";
 import { projectRoot } from "../system/paths";
-import { publicKey, sign, TEST_KEYS, type TestKey } from "./test-keys";
+import { TEST_KEYS, withSigner, type TestKey } from "./test-keys";
 
 /** A flat repository's Release file: the index's digest, which the signature covers. */
 export function releaseFile(packages: Buffer, date: Date): string {
@@ -103,9 +103,11 @@ export async function buildEcosystemRepo(
     writeFileSync(join(debian, "Packages"), stdout);
     const release = join(debian, "Release");
     writeFileSync(release, releaseFile(Buffer.from(stdout), new Date()));
-    await sign(signingKey, release, join(debian, "InRelease"), "clearsign");
-    await sign(signingKey, release, join(debian, "Release.gpg"), "armored-detached");
-    writeFileSync(join(repoRoot, ECOSYSTEM_KEY_PATH), await publicKey(signingKey));
+    await withSigner(signingKey, async (signer) => {
+      await signer.sign(release, join(debian, "InRelease"), "clearsign");
+      await signer.sign(release, join(debian, "Release.gpg"), "armored-detached");
+      writeFileSync(join(repoRoot, ECOSYSTEM_KEY_PATH), await signer.publicKey());
+    });
     return debian;
   } finally {
     rmSync(stage, { recursive: true, force: true });

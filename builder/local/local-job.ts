@@ -4,37 +4,28 @@
  * ZonalImage Command does it (the same CLI, the same FACTORY_* environment).
  */
 import { CreateBucketCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { availableParallelism, freemem } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { loadCatalog, osBase, withOverrides } from "../../images";
 import { WORDPRESS_TARBALL } from "../../images/apps";
 import { run } from "../system/exec";
-import { ensurePortFree, portTaken } from "../system/free-port";
-import { cacheDir, projectRoot } from "../system/paths";
+import { projectRoot } from "../system/paths";
 import { PublishContract, writeEnvironment } from "../core/contract";
 import { planStack, type PlannedImage } from "../core/plan";
 import { readStackSettings } from "../system/stack-files";
-import { s3Client } from "../pipeline/upload";
-import { buildEcosystemRepo, localEcosystemVersion } from "./ecosystem-repo";
-import { ensureFixture } from "./fixture";
-import { serveDirectory } from "./http-server";
-import { mirrorAs, mirrorPath, placeFile } from "./mirror";
-import { TEST_KEYS, TEST_RELEASE_KEY } from "./test-keys";
+import { objectContentHash, s3Client } from "../pipeline/upload";
+import { localEcosystemVersion } from "./ecosystem-repo";
+import { startLocalServices } from "./local-services";
+import { TEST_RELEASE_KEY } from "./test-keys";
 import { wordpressStandIn, type StandIn } from "./wordpress-standin";
-import { startS3 } from "./s3-server";
 import { accelerator, type Accelerator } from "../system/accel";
 import { testCommercialType, type StackSettings } from "../core/settings";
 import { environmentTags, releaseSpec, type ReleaseSpec } from "../core/release-spec";
-import { releaseThroughEmulator } from "./emulated-release";
 import { LineSplitter, progress } from "./progress";
 import { machineBudget, schedule, type Cost, type Outcome, type Step } from "./scheduler";
 
 export const LOCAL_STACK = "local";
-
-function portOf(url: string): number {
-  return Number(new URL(url).port);
-}
 
 export interface LocalJobResult {
   image: string;
@@ -158,21 +149,26 @@ function availableMiB(): number {
  * What one build or battery costs: a libguestfs appliance or a TCG guest keeps a core busy; under KVM the guest
  * mostly waits, so two fit per core. Memory: the appliance or guest (1 GiB) plus QEMU and the tools around it.
  */
-function stepCost(accel: Accelerator): Cost {
+export function stepCost(accel: Accelerator, kind: "build" | "test", published: boolean): Cost {
+  // A build whose artifact is already in the bucket only checks it (a download hashed, no appliance): the three
+  // of a second run go at once rather than two, then one.
+  if (kind === "build" && published) return { cpus: 0.5, memoryMiB: 256 };
   return { cpus: accel === "kvm" ? 0.5 : 1, memoryMiB: 2048 };
 }
 
 /**
  * The steps of the job and what each needs: an image's battery needs its build, and an InstantApp's build needs
  * its base's when the base is in the same run (the base's artifact is published first, so an app layered on it
- * can start from it).
+ * can start from it). An app whose artifact is already in the bucket under its planned hash builds nothing, so it
+ * layers on nothing and waits for no base (a second run checks them all at once).
  */
 export function jobSteps(
-  plans: { name: string; releaseId: string; baseId?: string; arch: string }[],
+  plans: { name: string; releaseId: string; baseId?: string; arch: string; published?: boolean }[],
   test: boolean,
 ): { id: string; needs: string[]; image: string; kind: "build" | "test" }[] {
   return plans.flatMap((p) => {
-    const base = p.baseId ? plans.find((b) => b.releaseId === p.baseId && b.arch === p.arch) : undefined;
+    const base =
+      p.baseId && !p.published ? plans.find((b) => b.releaseId === p.baseId && b.arch === p.arch) : undefined;
     const build = {
       id: `build ${p.name}`,
       needs: base ? [`build ${base.name}`] : [],
@@ -194,8 +190,6 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
     );
   const plans = opts.images?.length ? stack.plans.filter((p) => opts.images!.includes(p.release.id)) : stack.plans;
   const stackCatalog = withOverrides(catalog, settings);
-  if (!settings.mirror || !settings.s3Endpoint)
-    throw new Error("the local stack needs image-factory:mirror and image-factory:s3Endpoint");
   const accel = await accelerator();
   const budget = machineBudget(
     availableParallelism(),
@@ -205,41 +199,8 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
   const width = Math.max(...plans.map((p) => p.name.length)) + 6;
   const say = progress(undefined, undefined, width);
 
-  const fixture = await ensureFixture();
-  // Where the local stack keeps its mirror tree and its S3 buckets between runs: per fixture, because a rebuilt
-  // fixture is a different upstream under the same serial, which publish rightly refuses to paper over.
-  const state =
-    process.env.FACTORY_LOCAL_STATE ??
-    cacheDir(
-      "local",
-      `${basename(fixture, ".qcow2")}-${readFileSync(`${fixture}.sha256`, "utf8").trim().slice(0, 12)}`,
-    );
-  const www = join(state, "www");
-  // The stack file fixes the local services' ports: a second local job on this machine finds them taken, and says
-  // so before it touches the running one's mirror tree or buckets.
-  const [mirrorPort, s3Port] = [portOf(settings.mirror), portOf(settings.s3Endpoint)];
-  const mirror = await serveDirectory(www, mirrorPort).catch((err: unknown) => {
-    throw portTaken(err, "image-factory:mirror", mirrorPort);
-  });
-  await ensurePortFree(s3Port, "image-factory:s3Endpoint").catch(async (err: unknown) => {
-    await mirror.close();
-    throw err;
-  });
-  const s3 = await (async () => {
-    rmSync(www, { recursive: true, force: true });
-    mkdirSync(www, { recursive: true });
-    for (const [url, standIn] of Object.entries(standIns)) placeFile(standIn.file, mirrorPath(www, url));
-    for (const p of plans) {
-      const os = osBase(stackCatalog, p.release);
-      // Signed as the stack's upstreamSignatures say, with the committed test key the stack pins: the prod road.
-      await mirrorAs(www, os, p.arch, fixture, TEST_KEYS.upstream);
-    }
-    await buildEcosystemRepo(join(www, "packages"), settings.ecosystemVersion);
-    return startS3(join(state, "s3"), s3Port, plans[0]?.region ?? "fr-par");
-  })().catch(async (err: unknown) => {
-    await mirror.close();
-    throw err;
-  });
+  const services = await startLocalServices({ settings, plans, catalog: stackCatalog, standIns });
+  const { state, s3 } = services;
   try {
     const client = s3Client({ ...s3, bucket: settings.bucket });
     if (!existsSync(join(s3.root, settings.bucket)))
@@ -288,6 +249,8 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       const report = join(state, "tested", `${plan.name}.report.json`);
       // Each image's release gets an emulated zone of its own: the battery counts whatever else is in its zone
       // as left behind, and each battery's Instances need public IPs no other release uses at the same time.
+      // Loaded only when a battery runs: the emulator and QEMU's modules are most of the job's start-up otherwise.
+      const { releaseThroughEmulator } = await import("./emulated-release.js");
       const released = await releaseThroughEmulator({
         stateDir: join(state, "emulator", plan.name),
         s3: { ...s3, region: plan.region },
@@ -311,18 +274,26 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
       if (result === "failed") throw new Error(`the battery failed (report: ${report})`);
     };
 
-    const described = plans.map((p) => ({
+    const inBucket = await Promise.all(
+      plans.map(async (p) => (await objectContentHash(client, settings.bucket, p.artifactKey)) === p.contentHash),
+    );
+    const described = plans.map((p, i) => ({
       name: p.name,
       releaseId: p.release.id,
       arch: p.arch,
       baseId: p.release.kind === "app" ? osBase(stackCatalog, p.release).id : undefined,
+      published: inBucket[i],
     }));
     const shape = jobSteps(described, opts.test);
-    const cost = stepCost(accel);
     const steps: Step<void>[] = shape.map((s) => {
       const i = plans.findIndex((p) => p.name === s.image);
       const plan = plans[i]!;
-      return { id: s.id, needs: s.needs, cost, run: () => (s.kind === "build" ? build(plan) : test(plan, 42 + i)) };
+      return {
+        id: s.id,
+        needs: s.needs,
+        cost: stepCost(accel, s.kind, inBucket[i]!),
+        run: () => (s.kind === "build" ? build(plan) : test(plan, 42 + i)),
+      };
     });
     say.job(
       `${steps.length} steps for ${plans.length} images, ${accel}; at once: ${budget.steps ?? "as fit"} (${budget.cpus} cores, ${(budget.memoryMiB / 1024).toFixed(1)} GiB for guests)`,
@@ -369,7 +340,6 @@ export async function runLocalJob(opts: LocalJobOptions = { test: true }): Promi
     );
     return results;
   } finally {
-    await mirror.close();
-    await s3.stop();
+    await services.close();
   }
 }

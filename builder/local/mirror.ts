@@ -46,9 +46,14 @@ export function checksumLine(format: OsRelease["upstream"]["checksumFormat"], na
   }
 }
 
+/** The digest algorithm of a release's checksum file. */
+export const checksumAlgo = (release: OsRelease) =>
+  release.upstream.checksumFormat === "sha512sums" ? ("sha512" as const) : ("sha256" as const);
+
 /**
  * Serves `image` as the release's pinned build for `arch`; returns the paths written. A release whose upstream
  * signs gets its checksum file signed by `signingKey` (required then) and that key's public part at its keyUrl.
+ * `digests`: the image's digests when the caller has just read them (keyed by algorithm), so it is not read again.
  */
 export async function mirrorAs(
   root: string,
@@ -56,11 +61,12 @@ export async function mirrorAs(
   arch: Architecture,
   image: string,
   signingKey?: TestKey,
+  digests: Partial<Record<"sha256" | "sha512", string>> = {},
 ) {
   const where = upstreamLocation(release, arch);
   const name = new URL(where.image).pathname.split("/").at(-1)!;
-  const algo = release.upstream.checksumFormat === "sha512sums" ? "sha512" : "sha256";
-  const hex = await digestFile(image, algo);
+  const algo = checksumAlgo(release);
+  const hex = digests[algo] ?? (await digestFile(image, algo));
   const imagePath = mirrorPath(root, where.image);
   const checksumsPath = mirrorPath(root, where.checksums);
   placeFile(image, imagePath);

@@ -59,25 +59,41 @@ export async function withKey<T>(
   }
 }
 
+export type SignMode = "detached" | "armored-detached" | "clearsign";
+
+/** What one gpg session with a test key imported does: sign files, export the public part. */
+export interface Signer {
+  sign(file: string, out: string, how: SignMode): Promise<void>;
+  publicKey(): Promise<string>;
+}
+
+/**
+ * Runs `use` with one gpg session for `key`: a repository signed twice and its key exported import the key and
+ * start gpg's agent once, not three times.
+ */
+export function withSigner<T>(key: TestKey, use: (signer: Signer) => Promise<T>): Promise<T> {
+  return withKey(key, (gpg) =>
+    use({
+      async sign(file, out, how) {
+        const mode =
+          how === "clearsign"
+            ? ["--clearsign"]
+            : how === "armored-detached"
+              ? ["--armor", "--detach-sign"]
+              : ["--detach-sign"];
+        await gpg(["--local-user", key.fingerprint, ...mode, "--output", out, file]);
+      },
+      publicKey: () => gpg(["--armor", "--export", key.fingerprint]),
+    }),
+  );
+}
+
 /** The armoured public part of a test key. */
 export function publicKey(key: TestKey): Promise<string> {
-  return withKey(key, (gpg) => gpg(["--armor", "--export", key.fingerprint]));
+  return withSigner(key, (s) => s.publicKey());
 }
 
 /** Signs `file` with a test key: a binary detached signature (`SHA256SUMS.gpg` style), armoured, or clear-signed. */
-export function sign(
-  key: TestKey,
-  file: string,
-  out: string,
-  how: "detached" | "armored-detached" | "clearsign",
-): Promise<void> {
-  const mode =
-    how === "clearsign"
-      ? ["--clearsign"]
-      : how === "armored-detached"
-        ? ["--armor", "--detach-sign"]
-        : ["--detach-sign"];
-  return withKey(key, async (gpg) => {
-    await gpg(["--local-user", key.fingerprint, ...mode, "--output", out, file]);
-  });
+export function sign(key: TestKey, file: string, out: string, how: SignMode): Promise<void> {
+  return withSigner(key, (s) => s.sign(file, out, how));
 }

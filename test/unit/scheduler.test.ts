@@ -8,7 +8,7 @@ import {
   type Snapshot,
   type Step,
 } from "../../builder/local/scheduler";
-import { jobSteps } from "../../builder/local/local-job";
+import { jobSteps, stepCost } from "../../builder/local/local-job";
 import { LineSplitter, prefixLine, progress } from "../../builder/local/progress";
 
 const core = { cpus: 1, memoryMiB: 2048 };
@@ -247,6 +247,26 @@ describe("the local job's steps", () => {
       ],
     },
     {
+      name: "an app already in the bucket waits for no base: it layers on nothing",
+      plans: [debian, { ...openvpn, published: true }],
+      test: true,
+      want: [
+        ["build debian-12-x86_64", []],
+        ["test debian-12-x86_64", ["build debian-12-x86_64"]],
+        ["build app-openvpn-x86_64", []],
+        ["test app-openvpn-x86_64", ["build app-openvpn-x86_64"]],
+      ],
+    },
+    {
+      name: "a published base does not spare an unpublished app the wait",
+      plans: [{ ...debian, published: true }, openvpn],
+      test: false,
+      want: [
+        ["build debian-12-x86_64", []],
+        ["build app-openvpn-x86_64", ["build debian-12-x86_64"]],
+      ],
+    },
+    {
       name: "a base not in this run is no edge",
       plans: [openvpn],
       test: false,
@@ -263,6 +283,27 @@ describe("the local job's steps", () => {
     },
   ])("$name", ({ plans, test, want }) => {
     expect(jobSteps(plans, test).map((s) => [s.id, s.needs])).toEqual(want);
+  });
+});
+
+describe("what a step of the local job costs", () => {
+  it.each([
+    ["tcg", "build", false, { cpus: 1, memoryMiB: 2048 }],
+    ["kvm", "build", false, { cpus: 0.5, memoryMiB: 2048 }],
+    ["tcg", "test", false, { cpus: 1, memoryMiB: 2048 }],
+    ["tcg", "build", true, { cpus: 0.5, memoryMiB: 256 }],
+    ["kvm", "build", true, { cpus: 0.5, memoryMiB: 256 }],
+    // A battery boots a guest whatever the bucket holds.
+    ["tcg", "test", true, { cpus: 1, memoryMiB: 2048 }],
+  ] as const)("%s %s, artifact in the bucket: %s", (accel, kind, published, want) => {
+    expect(stepCost(accel, kind, published)).toEqual(want);
+  });
+  it("three checks of a second run fit two cores at once, two builds do not", () => {
+    const twoCoresTcg = { cpus: 2, memoryMiB: 16_384 };
+    const checks = ["a", "b", "c"].map((id) => ({ id, needs: [], cost: stepCost("tcg", "build", true) }));
+    const builds = ["a", "b", "c"].map((id) => ({ id, needs: [], cost: stepCost("tcg", "build", false) }));
+    expect(decide({ steps: checks, running: [], finished: {} }, twoCoresTcg).start).toEqual(["a", "b", "c"]);
+    expect(decide({ steps: builds, running: [], finished: {} }, twoCoresTcg).start).toEqual(["a", "b"]);
   });
 });
 
