@@ -36,6 +36,8 @@ export function createState(o: EmulatorOptions) {
     region: o.s3.region,
     forcePathStyle: true,
     credentials: { accessKeyId: o.s3.accessKeyId, secretAccessKey: o.s3.secretAccessKey },
+    // The import reads whole artifacts: no response CRC computed in JavaScript (qemu-img checks what it reads).
+    responseChecksumValidation: "WHEN_REQUIRED",
   });
   const faults = createFaultBook(o.faults);
   const counters = { nextIp: 2, nextSubnet: 0 };

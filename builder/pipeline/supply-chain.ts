@@ -4,7 +4,7 @@
  * release's previous build (`<key>.notes.md`). publish writes them before the artifact and verifies the whole set
  * in the bucket before it reports success, which is what the snapshot import waits for.
  */
-import { GetObjectCommand, ListObjectsV2Command, type GetObjectCommandInput, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import type { KeyObject } from "node:crypto";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -106,24 +106,11 @@ export async function getText(s3: S3Client, bucket: string, key: string): Promis
 }
 
 /**
- * sha256 of an object, streamed: what the snapshot import will read, not what its metadata claims. The SDK's own
- * response checksum (a CRC computed in JavaScript, seconds per image) is not asked for: the sha256 computed here is
- * compared with a signed digest, which a CRC adds nothing to.
+ * sha256 of an object, streamed: what the snapshot import will read, not what its metadata claims. (The client asks
+ * for no response CRC, see s3Client: this sha256 is compared with a signed digest.)
  */
 export async function objectSha256(s3: S3Client, bucket: string, key: string): Promise<string> {
-  const get = new GetObjectCommand({ Bucket: bucket, Key: key });
-  // After the SDK's middleware that turns ChecksumMode on by default, before the request is serialised.
-  const noChecksumMode =
-    (next: (a: { input: GetObjectCommandInput }) => unknown) => (a: { input: GetObjectCommandInput }) => {
-      delete a.input.ChecksumMode;
-      return next(a);
-    };
-  get.middlewareStack.addRelativeTo(noChecksumMode as unknown as Parameters<typeof get.middlewareStack.add>[0], {
-    name: "noResponseChecksum",
-    relation: "after",
-    toMiddleware: "flexibleChecksumsInputMiddleware",
-  });
-  const body = (await s3.send(get)).Body as Readable;
+  const body = (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body as Readable;
   const h = createHash("sha256");
   for await (const chunk of body) h.update(chunk as Buffer);
   return h.digest("hex");

@@ -36,6 +36,9 @@ export function s3Client(t: S3Target): S3Client {
     forcePathStyle: true,
     credentials: { accessKeyId: t.accessKeyId, secretAccessKey: t.secretAccessKey },
     maxAttempts: 5,
+    // No response CRC unless a request asks for one: the SDK computes it in JavaScript (seconds per artifact read
+    // back), and what is read back is checked by sha256 against signed digests.
+    responseChecksumValidation: "WHEN_REQUIRED",
   });
 }
 
