@@ -185,7 +185,10 @@ export class TapNetwork {
     for (const [port, server] of this.forwards)
       if (!ports.includes(port)) {
         this.forwards.delete(port);
-        await new Promise((r) => server.close(r));
+        // New connections are refused at once; established ones carry on, as with QEMU's hostfwd_remove on user
+        // networking (what Scaleway does to a tracked flow when a rule changes is not documented: unverified).
+        // Waiting for them to end held the API's answer for as long as a client kept its SSH connection open.
+        server.close();
       }
     for (const port of ports.filter((p) => !this.forwards.has(p))) {
       const server = createServer({ pauseOnConnect: true }, (client) => {
