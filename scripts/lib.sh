@@ -37,7 +37,7 @@ ensure_node() {
 # Debian packages the build pipeline and its tests run for real.
 SYSTEM_PACKAGES=(libguestfs-tools qemu-utils qemu-system-x86 linux-image-amd64 debootstrap gpg gpgv
   openssh-client dpkg-dev cloud-image-utils socat ovmf
-  openssh-server klibc-utils curl)
+  openssh-server klibc-utils curl fdisk gdisk)
 
 # What only the bench needs: Packer, the baseline the customisation is measured against.
 BENCH_PACKAGES=(packer)

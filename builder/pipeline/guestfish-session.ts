@@ -28,6 +28,9 @@ export function mountable(filesystems: Filesystem[]): Filesystem[] {
 }
 
 export class GuestfishSession {
+  /** The server's stderr: where an appliance-side error is written, not to the `--remote` client's. */
+  private serverLog = "";
+
   private constructor(
     private readonly pid: string,
     private readonly env: NodeJS.ProcessEnv,
@@ -47,15 +50,38 @@ export class GuestfishSession {
       child.once("exit", resolve);
     });
     child.stdout.destroy();
-    child.stderr.destroy();
     const pid = /GUESTFISH_PID=(\d+)/.exec(stdout)?.[1];
-    if (code !== 0 || !pid)
+    if (code !== 0 || !pid) {
+      child.stderr.destroy();
       throw new Error(`guestfish --listen exited ${code} without a server: ${(stderr || stdout).trim().slice(0, 300)}`);
-    return new GuestfishSession(pid, env);
+    }
+    const session = new GuestfishSession(pid, env);
+    // Kept open (the server holds the pipe until it exits) but never keeping this process alive by itself.
+    child.stderr.removeAllListeners("data");
+    child.stderr.on("data", (d: Buffer) => (session.serverLog = (session.serverLog + d.toString()).slice(-4000)));
+    child.stderr.on("error", () => undefined);
+    (child.stderr as unknown as { unref?: () => void }).unref?.();
+    return session;
   }
 
+  /** Runs one command; a failure names it, with what the server said. */
   async do(...command: string[]): Promise<string> {
-    return (await run("guestfish", [`--remote=${this.pid}`, "--", ...command], { env: this.env })).stdout;
+    const before = this.serverLog.length;
+    try {
+      return (await run("guestfish", [`--remote=${this.pid}`, "--", ...command], { env: this.env })).stdout;
+    } catch (err) {
+      if (!(err instanceof ToolError)) throw err;
+      // Give the server's error line a moment to arrive on its pipe.
+      await new Promise((r) => setTimeout(r, 50));
+      const said = this.serverLog.slice(Math.min(before, this.serverLog.length)).trim() || err.stderr.trim();
+      throw new ToolError(
+        "guestfish",
+        `guestfish ${command.join(" ")} failed${said ? `: ${said}` : ""}`,
+        said,
+        err.stdout,
+        err.code,
+      );
+    }
   }
 
   /** Ends the server and its appliance; a server that no longer answers is killed. */

@@ -8,7 +8,6 @@ import {
   shareAptRuns,
   type CustomiseInput,
 } from "../../builder/pipeline/customise";
-import { joinTags, parseLayout, planEsp } from "../../builder/pipeline/uefi";
 import type { Step } from "../../images/schema";
 
 const base: CustomiseInput = {
@@ -242,39 +241,4 @@ describe("customiseArgs", () => {
     ["http://localhost:9000/x", "http://169.254.2.2:9000/x"],
     ["https://pkgs.example/x", "https://pkgs.example/x"],
   ])("applianceUrl(%s) = %s", (url, out) => expect(applianceUrl(url)).toBe(out));
-});
-
-describe("ensure-uefi layout", () => {
-  const mbr = `TABLE msdos\nSECTORS 6815744\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 3221225471\n  part_size: 3220176896\n}\nGPT 1 0FC63DAF-8483-4772-8E79-3D69D8477DE4\nMBR 1 0x83\nGPT 2\nMBR 2\n`;
-  const gpt = `TABLE gpt\nSECTORS 20971520\n[0] = {\n  part_num: 1\n  part_start: 1048576\n  part_end: 2097151\n  part_size: 1048576\n}\n[1] = {\n  part_num: 2\n  part_start: 2097152\n  part_end: 211812351\n  part_size: 1\n}\nGPT 1 21686148-6449-6E6F-744E-656564454649\nGPT 2 C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n`;
-
-  it("reads guestfish's answers for an MBR disk that has an ESP (sgdisk also answers with GUIDs)", () => {
-    // Verbatim guestfish output for the fixture after ensure-uefi; asks that failed printed nothing.
-    const raw =
-      "TABLE\nmsdos\nSECTORS\n6815744\n[0] = {\n  part_num: 1\n  part_start: 65536\n  part_end: 3221160447\n  part_size: 3221094912\n}\n" +
-      "[1] = {\n  part_num: 2\n  part_start: 3221225472\n  part_end: 3489660927\n  part_size: 268435456\n}\n" +
-      "GPT 1\n0FC63DAF-8483-4772-8E79-3D69D8477DE4\nMBR 1\n0x83\nGPT 2\nC12A7328-F81F-11D2-BA4B-00A0C93EC93B\nMBR 2\n0xef\nGPT 3\nMBR 3\n";
-    const layout = parseLayout(joinTags(raw));
-    expect(layout.table).toBe("msdos");
-    expect(layout.partitions.map((p) => [p.num, p.esp])).toEqual([
-      [1, false],
-      [2, true],
-    ]);
-  });
-
-  it("finds an existing ESP by GPT type", () => {
-    expect(parseLayout(gpt).partitions.map((p) => p.esp)).toEqual([false, true]);
-  });
-
-  it("places a new ESP after the last partition, aligned, inside the grown MBR disk", () => {
-    const layout = parseLayout(mbr);
-    expect(layout.partitions).toEqual([{ num: 1, start: 1048576, end: 3221225471, esp: false }]);
-    expect(planEsp(layout)).toEqual({ start: 6291456, end: 6815743 });
-  });
-
-  it("refuses a full MBR", () => {
-    const layout = parseLayout(mbr);
-    layout.partitions = [1, 2, 3, 4].map((num) => ({ num, start: num, end: num, esp: false }));
-    expect(() => planEsp(layout)).toThrow(/four partitions/);
-  });
 });
