@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { applianceSize } from "../../builder/system/accel";
 import { HYGIENE_DELETES, needsNetwork } from "../../builder/pipeline/customise";
+import { uefiGuestArgs } from "../../builder/pipeline/uefi";
 import type { Step } from "../../images/schema";
 
 describe("applianceSize", () => {
@@ -44,7 +45,19 @@ describe("needsNetwork", () => {
     { why: "an install", steps: [file, { op: "install", packages: ["openvpn"] }] as Step[], network: true },
     { why: "the ecosystem package", steps: [{ op: "scaleway-ecosystem" }] as Step[], network: true },
     { why: "a command, which may fetch", steps: [{ op: "run", command: "true" }] as Step[], network: true },
-  ])("$why: $network", ({ steps, network }) => expect(needsNetwork(steps)).toBe(network));
+    {
+      why: "files only, but the UEFI bootloader to install",
+      steps: [file],
+      extra: uefiGuestArgs("rhel", { state: "added (partition 3, gpt)", needsBootloader: true }),
+      network: true,
+    },
+    {
+      why: "files only, the ESP already there",
+      steps: [file],
+      extra: uefiGuestArgs("rhel", { state: "present (partition 2)", needsBootloader: false }),
+      network: false,
+    },
+  ])("$why: $network", ({ steps, extra, network }) => expect(needsNetwork(steps, extra)).toBe(network));
 });
 
 it("drops APT's binary caches, which the first apt-get update rebuilds", () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   applianceUrl,
   customiseArgs,
+  APT_NO_TRANSLATIONS,
   DPKG_UNSAFE_IO,
   HYGIENE_DELETES,
   POLICY_RC_D,
@@ -18,8 +19,8 @@ const base: CustomiseInput = {
   provenance: { IMAGE_ID: "debian-12", IMAGE_CONTENT_HASH: "abc" },
 };
 const argsFor = (over: Partial<CustomiseInput>) => customiseArgs({ ...base, ...over });
-/** What every Debian-family customisation starts with: no service starts (policy-rc.d). */
-const GUARD = argsFor({ steps: [] }).slice(0, 6);
+/** What every Debian-family customisation starts with: no service starts (policy-rc.d), no fsync, no translations. */
+const GUARD = argsFor({ steps: [] }).slice(0, 8);
 
 describe("customiseArgs", () => {
   it.each([
@@ -47,8 +48,14 @@ describe("customiseArgs", () => {
     });
     expect(args.slice(0, GUARD.length)).toEqual(GUARD);
     expect(GUARD[1]).toMatch(/^\/usr\/sbin\/policy-rc\.d:#!\/bin\/sh\n[^]*exit 101\n$/);
-    expect(GUARD.slice(4)).toEqual(["--write", `${DPKG_UNSAFE_IO}:force-unsafe-io\n`]);
-    expect(args[args.indexOf(DPKG_UNSAFE_IO, GUARD.length) - 1]).toBe("--delete");
+    expect(GUARD.slice(4)).toEqual([
+      "--write",
+      `${DPKG_UNSAFE_IO}:force-unsafe-io\n`,
+      "--write",
+      `${APT_NO_TRANSLATIONS}:Acquire::Languages "none";\n`,
+    ]);
+    for (const path of [DPKG_UNSAFE_IO, APT_NO_TRANSLATIONS])
+      expect(args[args.indexOf(path, GUARD.length) - 1], path).toBe("--delete");
     const lifted = args.indexOf(POLICY_RC_D, GUARD.length);
     expect(args[lifted - 1]).toBe("--delete");
     // After the recipe and the disk-level steps, before provenance and hygiene.
