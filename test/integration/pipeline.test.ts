@@ -174,7 +174,11 @@ describe("build and publish debian-12 end to end", () => {
       byId: new Map(catalog.byId),
     };
     const release = structuredClone(os("debian-12"));
-    release.recipe.splice(1, 0, { op: "run", command: "echo 'step two fails' >&2; exit 3" });
+    // Step one writes a file, step two fails: before the recipe's package steps, which would only add minutes.
+    release.recipe.unshift(
+      { op: "write-file", path: "/etc/factory-step-one", content: "one\n", mode: "0644" },
+      { op: "run", command: "echo 'step two fails' >&2; exit 3" },
+    );
     (broken.byId as Map<string, OsRelease>).set("debian-12", release);
     const out = join(work, "out-broken");
     await expect(
