@@ -4,18 +4,12 @@
  * Each subcommand takes flags, and falls back to FACTORY_* environment variables so Commands pass data through
  * `environment` rather than on a command line.
  */
+import "./cli/compile-cache";
 import { CatalogError } from "../images";
 import { StackConfigError } from "./core/settings";
 import { closest, commandHelp, globalHelp, parseOptions } from "./cli/options";
-import { commands, UsageError } from "./cli/registry";
-import "./cli/commands";
-import "./cli/plan-commands";
-import "./cli/local-commands";
-import "./cli/test-instance-command";
-import "./cli/release-commands";
-import "./cli/released-command";
-import "./cli/supply-commands";
-import "./cli/doctor";
+import { UsageError } from "./cli/registry";
+import { COMMAND_NAMES, loadAllCommands, loadCommand } from "./cli/command-modules";
 
 export { UsageError };
 
@@ -32,14 +26,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h") {
-    process.stdout.write(`${globalHelp(commands)}\n`);
+    process.stdout.write(`${globalHelp(await loadAllCommands())}\n`);
     return name ? 0 : 2;
   }
-  const cmd = commands[name];
+  // Only the module of the command that runs is loaded (builder/cli/command-modules.ts).
+  const cmd = await loadCommand(name);
   if (!cmd) {
-    const suggestion = closest(name, Object.keys(commands));
+    const suggestion = closest(name, [...COMMAND_NAMES]);
     process.stderr.write(
-      `image-factory: unknown command "${name}"${suggestion ? `; did you mean ${suggestion}?` : ""}\n\n${globalHelp(commands)}\n`,
+      `image-factory: unknown command "${name}"${suggestion ? `; did you mean ${suggestion}?` : ""}\n\n${globalHelp(await loadAllCommands())}\n`,
     );
     return 2;
   }

@@ -5,8 +5,7 @@ import { loadCatalog } from "../../images";
 import { buildEcosystemRepo } from "../local/ecosystem-repo";
 import { runLocalJob } from "../local/local-job";
 import { table } from "../core/table";
-import { testLocal } from "../release/local-boot";
-import { SCENARIOS } from "../release/battery";
+import { SCENARIOS } from "../release/scenarios/names";
 import { str, need, CACHE, APPLIANCE, out } from "./command-inputs";
 
 register("ecosystem-repo", {
@@ -119,6 +118,8 @@ register("test-local", {
     const releaseId = need(v, "release");
     const release = loadCatalog().byId.get(releaseId);
     if (!release) throw new UsageError(`no release "${releaseId}" in the catalog`);
+    // Loaded here: QEMU's and the guest checks' modules are not the main job's (it loads them for a battery).
+    const { testLocal } = await import("../release/local-boot.js");
     const { results, console: consoleText } = await testLocal({
       image,
       releaseId,

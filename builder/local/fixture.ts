@@ -3,7 +3,16 @@
  * user under a key derived from the script, so a changed script rebuilds it and an unchanged one never does.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { accelerator, guestfsEnv } from "../system/accel";
 import { run } from "../system/exec";
@@ -40,6 +49,32 @@ function recordOtherDigests(file: string, digests: Partial<Record<Algo, string>>
     writeFileSync(digestsRecord(file), `${JSON.stringify(merged)}\n`);
 }
 
+/**
+ * What changes whenever a file's bytes may have: device and inode (replaced), size, mtime and ctime (written). No
+ * one sets a ctime: the kernel moves it on every write, and on every link or chmod too (then the file is only hashed
+ * again, needlessly but safely).
+ */
+export function fileIdentity(s: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string {
+  return [s.dev, s.ino, s.size, s.mtimeNs, s.ctimeNs].join(":");
+}
+
+/** `<fixture>.checked.json`: the fixture's identity when its bytes were last found to have their recorded sha256. */
+const checkedRecord = (file: string) => `${file}.checked.json`;
+
+/** Whether `record` says the file, with its identity now, was checked against `sha256` and not written since. */
+export function checkedUnchanged(record: unknown, sha256: string, identity: string): boolean {
+  const r = record as { sha256?: unknown; identity?: unknown } | undefined;
+  return !!r && r.sha256 === sha256 && r.identity === identity;
+}
+
+function readChecked(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(checkedRecord(file), "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
 export async function ensureFixture(): Promise<string> {
   return (await ensureFixtureDigests([])).file;
 }
@@ -63,6 +98,11 @@ export async function ensureFixtureDigests<A extends Algo>(
     // The other digests, recorded once from bytes that had this sha256: the sha256 read below proves the bytes
     // are still those, so the others need no second hash (sha512 is most of the read's time).
     const known = otherDigests(file, recordedSha256);
+    // Not even the sha256 is read again when the file was found intact before and not written since (its identity,
+    // taken before that read, is unchanged): a second local job reads none of the fixture's hundreds of MiB.
+    const identity = fileIdentity(statSync(file, { bigint: true }));
+    if (checkedUnchanged(readChecked(file), recordedSha256, identity) && wanted.every((a) => known[a]))
+      return { file, digests: { ...known, sha256: recordedSha256 } as Record<A | "sha256", string> };
     const digests = {
       ...known,
       ...(await digestsOf(
@@ -72,6 +112,7 @@ export async function ensureFixtureDigests<A extends Algo>(
     };
     if (digests.sha256 === recordedSha256) {
       recordOtherDigests(file, digests);
+      writeFileSync(checkedRecord(file), `${JSON.stringify({ sha256: recordedSha256, identity })}\n`);
       return { file, digests: digests };
     }
     process.stderr.write(`fixture: ${file} does not match its recorded sha256; rebuilding\n`);

@@ -3,7 +3,7 @@
  * downloads, the factory's scaleway-ecosystem repository and the embedded S3 server. The independent parts start
  * at the same time, so a second run that builds nothing does not wait for them one after another.
  */
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Catalog } from "../../images";
 import { osBase } from "../../images";
@@ -11,6 +11,9 @@ import type { PlannedImage } from "../core/plan";
 import { ensurePortFree, portTaken } from "../system/free-port";
 import { cacheDir } from "../system/paths";
 import { buildEcosystemRepo } from "./ecosystem-repo";
+import { ECOSYSTEM_KEY_PATH } from "../pipeline/build";
+import { upstreamLocation } from "../core/upstream-url";
+import { codeDigest, fileSha256, layoutStamp } from "./layout-stamp";
 import { ensureFixtureDigests } from "./fixture";
 import { serveDirectory, type StaticServer } from "./http-server";
 import { checksumAlgo, mirrorAs, mirrorPath, placeFile } from "./mirror";
@@ -73,19 +76,57 @@ export async function startLocalServices(o: {
     await mirror.close();
     throw err;
   });
-  rmSync(www, { recursive: true, force: true });
-  mkdirSync(www, { recursive: true });
-  const layout = (async () => {
-    for (const [url, standIn] of Object.entries(o.standIns)) placeFile(standIn.file, mirrorPath(www, url));
-    // Signed as the stack's upstreamSignatures say, with the committed test key the stack pins: the prod road.
-    for (const u of upstreams) await mirrorAs(www, u.os, u.arch, fixture, TEST_KEYS.upstream, digests);
-  })();
-  const [laid, repo, s3] = await Promise.allSettled([
+  // The tree is laid out again only when what it is made from changed (builder/local/layout-stamp.ts); the stamp is
+  // removed first and written last, so a run interrupted halfway lays it out again.
+  const stampFile = `${www}.stamp`;
+  const stamp = layoutStamp({
+    upstreams: upstreams.map((u) => ({
+      release: u.os.id,
+      arch: u.arch,
+      location: upstreamLocation(u.os, u.arch),
+      format: u.os.upstream.checksumFormat,
+      signature: u.os.upstream.signature ?? null,
+      hex: digests[checksumAlgo(u.os)],
+    })),
+    standIns: Object.fromEntries(Object.entries(o.standIns).map(([url, s]) => [url, s.sha256])),
+    ecosystem: { version: o.settings.ecosystemVersion, keyPath: ECOSYSTEM_KEY_PATH },
+    keys: [TEST_KEYS.upstream, TEST_KEYS.ecosystem].map((k) => ({
+      fingerprint: k.fingerprint,
+      sha256: fileSha256(k.file),
+    })),
+    code: codeDigest(__dirname),
+  });
+  // And every file the mirror and the repository serve is still there (a stamp does not bring back a deleted file).
+  const served = [
+    ...upstreams.flatMap((u) => {
+      const where = upstreamLocation(u.os, u.arch);
+      return [where.image, where.checksums, where.signature, u.os.upstream.signature?.keyUrl];
+    }),
+    ...Object.keys(o.standIns),
+  ].flatMap((url) => (url ? [mirrorPath(www, url)] : []));
+  const laidOut =
+    existsSync(stampFile) &&
+    readFileSync(stampFile, "utf8").trim() === stamp &&
+    [...served, join(www, "packages", "debian", "InRelease")].every((f) => existsSync(f));
+  const layout = laidOut
+    ? Promise.resolve()
+    : (async () => {
+        rmSync(stampFile, { force: true });
+        rmSync(www, { recursive: true, force: true });
+        mkdirSync(www, { recursive: true });
+        for (const [url, standIn] of Object.entries(o.standIns)) placeFile(standIn.file, mirrorPath(www, url));
+        // Signed as the stack's upstreamSignatures say, with the committed test key the stack pins: the prod road.
+        const mirrored = (async () => {
+          for (const u of upstreams) await mirrorAs(www, u.os, u.arch, fixture, TEST_KEYS.upstream, digests);
+        })();
+        await Promise.all([mirrored, buildEcosystemRepo(join(www, "packages"), o.settings.ecosystemVersion)]);
+        writeFileSync(stampFile, `${stamp}\n`);
+      })();
+  const [laid, s3] = await Promise.allSettled([
     layout,
-    buildEcosystemRepo(join(www, "packages"), o.settings.ecosystemVersion),
     startS3(join(state, "s3"), s3Port, o.plans[0]?.region ?? "fr-par"),
   ]);
-  const failed = [laid, repo, s3].find((r) => r.status === "rejected");
+  const failed = [laid, s3].find((r) => r.status === "rejected");
   if (failed || s3.status === "rejected") {
     if (s3.status === "fulfilled") await s3.value.stop();
     await mirror.close();

@@ -276,8 +276,16 @@ async function verifyBeforeImport(req: PublishRequest, s3: ReturnType<typeof s3C
     );
     return;
   }
-  await verifyInBucket(s3, req.s3.bucket, req.key, releasePublicKey(req.releaseKey, "FACTORY_RELEASE_KEY"));
-  process.stderr.write(`publish ${req.key}: provenance signature and digests verified\n`);
+  // The artifact's sha256 is reused when this machine read this object version in full before (a second publish
+  // of an unchanged artifact): the signature, the manifest and the SBOM are checked again every time.
+  let read = true;
+  await verifyInBucket(s3, req.s3, req.key, releasePublicKey(req.releaseKey, "FACTORY_RELEASE_KEY"), {
+    reuseDigest: true,
+    onArtifactDigest: (d) => (read = d.read),
+  });
+  process.stderr.write(
+    `publish ${req.key}: provenance signature and digests verified${read ? "" : " (the artifact's sha256 as this machine read this object version before)"}\n`,
+  );
 }
 
 async function readManifest(

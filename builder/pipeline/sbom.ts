@@ -10,7 +10,6 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSy
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { PackageURL } from "packageurl-js";
-import { Spec, Validation } from "@cyclonedx/cyclonedx-library";
 import { guestfsEnv, type Accelerator } from "../system/accel";
 import { run } from "../system/exec";
 
@@ -237,5 +236,7 @@ export function sbomPackages(sbom: unknown): { name: string; version: string; ar
 
 /** Schema errors of a CycloneDX 1.6 JSON document against the official (strict) schema; null when valid. */
 export async function sbomSchemaErrors(json: string): Promise<unknown> {
+  // Loaded here, not with the module: its validators are a fifth of a publish run's start-up, and only tests use them.
+  const { Spec, Validation } = await import("@cyclonedx/cyclonedx-library");
   return new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(json);
 }

@@ -6,9 +6,7 @@
  */
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import type { KeyObject } from "node:crypto";
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import type { Readable } from "node:stream";
 import { accelerator } from "../system/accel";
 import { stampFile } from "../build-stamp";
 import { BUILDER_REVISION } from "../core/plan";
@@ -25,6 +23,7 @@ import {
 } from "./provenance";
 import { cycloneDx, readDebianPackages, sbomPackages, type InstalledPackage } from "./sbom";
 import { SignatureError } from "../core/signing";
+import { objectSha256, objectSha256Reused } from "./bucket-digests";
 
 /** What the supply chain reads of a build manifest (builder/pipeline/build.ts). */
 export type SupplyManifest = ProvenanceSource & {
@@ -106,26 +105,19 @@ export async function getText(s3: S3Client, bucket: string, key: string): Promis
 }
 
 /**
- * sha256 of an object, streamed: what the snapshot import will read, not what its metadata claims. (The client asks
- * for no response CRC, see s3Client: this sha256 is compared with a signed digest.)
- */
-export async function objectSha256(s3: S3Client, bucket: string, key: string): Promise<string> {
-  const body = (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body as Readable;
-  const h = createHash("sha256");
-  for await (const chunk of body) h.update(chunk as Buffer);
-  return h.digest("hex");
-}
-
-/**
  * Verifies the artifact under `artifactKey` in the bucket against its signed provenance: the envelope by `key`,
- * then the artifact's, manifest's and SBOM's digests, then the SCS metadata against the provenance.
+ * then the artifact's, manifest's and SBOM's digests, then the SCS metadata against the provenance. The manifest,
+ * SBOM and provenance are read every time; the artifact's sha256 too, unless `reuseDigest` and this machine already
+ * read this very object version in full (builder/pipeline/bucket-digests.ts says what proves its bytes then).
  */
 export async function verifyInBucket(
   s3: S3Client,
-  bucket: string,
+  where: { endpoint: string; bucket: string },
   artifactKey: string,
   key: KeyObject,
+  opts: { reuseDigest?: boolean; onArtifactDigest?: (d: { sha256: string; read: boolean }) => void } = {},
 ): Promise<Statement> {
+  const bucket = where.bucket;
   const k = companionKeys(artifactKey);
   const [manifest, sbom, provenance] = await Promise.all([
     getText(s3, bucket, k.manifest),
@@ -143,10 +135,15 @@ export async function verifyInBucket(
     throw new SignatureError(
       `${artifactKey}: ${missing.join(", ")} missing from bucket ${bucket}: nothing to verify the artifact against`,
     );
+  const object = { ...where, key: artifactKey };
+  const artifact = opts.reuseDigest
+    ? await objectSha256Reused(s3, object)
+    : { sha256: await objectSha256(s3, object), read: true };
+  opts.onArtifactDigest?.(artifact);
   const statement = verifyRelease(
     {
       artifactKey,
-      artifactSha256: await objectSha256(s3, bucket, artifactKey),
+      artifactSha256: artifact.sha256,
       manifest: manifest!,
       sbom: sbom!,
       provenance: provenance!,

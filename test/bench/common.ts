@@ -1,5 +1,6 @@
 /** What every bench case returns and the helpers they share. */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 export interface Row {
   bench: string;
@@ -45,4 +46,22 @@ export function runPassingStderr(
     child.on("error", reject);
     child.on("close", (code) => resolve({ stdout: Buffer.concat(out).toString("utf8"), code: code ?? -1 }));
   });
+}
+
+/**
+ * CPU seconds (user + system) of this process's children that have ended and been waited for, from
+ * /proc/self/stat (cutime, cstime): a child's own waited-for children are in its figure, so a job's whole process
+ * tree is counted. The steadier figure when other work shares the cores. Undefined where there is no /proc.
+ */
+export function childrenCpuSeconds(): number | undefined {
+  try {
+    // The fields after the command name, which is in parentheses and may hold spaces: cutime and cstime are the
+    // 16th and 17th fields of the line, the 14th and 15th after the name.
+    const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+    const ticks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+    const [cutime, cstime] = [Number(fields[13]), Number(fields[14])];
+    return [cutime, cstime, ticks].every(Number.isFinite) && ticks > 0 ? (cutime + cstime) / ticks : undefined;
+  } catch {
+    return undefined;
+  }
 }

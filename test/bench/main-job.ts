@@ -9,7 +9,7 @@ import { ensureFixture } from "../../builder/local/fixture";
 import { localStack, type LocalJobResult } from "../../builder/local/local-job";
 import { cacheDir, projectRoot } from "../../builder/system/paths";
 import type { CheckResult } from "../../builder/release/guest-checks";
-import { median, runPassingStderr, seconds, type Row } from "./common";
+import { childrenCpuSeconds, median, runPassingStderr, seconds, type Row } from "./common";
 
 export interface MainJobOptions {
   /** Where the cases make their state and cache directories. */
@@ -40,12 +40,13 @@ const withoutArtifacts = (work: string) => cacheView(work, (e) => e !== "artifac
 async function local(
   args: string[],
   env: { state: string; cache?: string; network?: "tap" | "user" },
-): Promise<{ wall: number; results: LocalJobResult[]; code: number }> {
+): Promise<{ wall: number; cpu?: number; results: LocalJobResult[]; code: number }> {
   const cli = join(projectRoot(), "dist", "builder", "cli.js");
   process.stderr.write(
     `bench: image-factory local ${args.join(" ")} (state ${env.state}${env.cache ? `, cache ${env.cache}` : ""})\n`,
   );
   let r = { stdout: "", code: 0 };
+  const cpuBefore = childrenCpuSeconds();
   const wall = await seconds(async () => {
     r = await runPassingStderr(process.execPath, [cli, "local", "--json", ...args], {
       ...process.env,
@@ -54,13 +55,15 @@ async function local(
       ...(env.network ? { FACTORY_EMULATOR_NETWORK: env.network } : {}),
     });
   });
+  const cpuAfter = childrenCpuSeconds();
   let results: LocalJobResult[];
   try {
     results = JSON.parse(r.stdout) as LocalJobResult[];
   } catch {
     throw new Error(`image-factory local ${args.join(" ")} exited ${r.code} without a JSON result`);
   }
-  return { wall, results, code: r.code };
+  const cpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore;
+  return { wall, ...(cpu === undefined ? {} : { cpu }), results, code: r.code };
 }
 
 const imagesArg = (ids: string[]) => (ids.length ? ["--images", ids.join(",")] : []);
@@ -71,14 +74,21 @@ const fresh = (o: MainJobOptions, name: string) => {
   return d;
 };
 
+/** Second runs of the main job timed for the median. */
+const SECOND_RUNS = 3;
+
 /** First and second main job on one fresh state; the battery and build of each image from the first. */
 export async function benchFirstSecond(o: MainJobOptions): Promise<Row[]> {
   const state = fresh(o, "main-state");
   const cache = o.cache === "cold" ? cold(o.work) : undefined;
   const args = [...imagesArg(o.images), ...onlyArg(o.tests)];
   const first = await local(args, { state, cache });
-  const second = await local(args, { state, cache });
-  const failed = [...first.results, ...second.results]
+  // The second run three times, for a median: a few seconds each, and the cores may be shared.
+  const again = [];
+  for (let i = 0; i < SECOND_RUNS; i++) again.push(await local(args, { state, cache }));
+  const second = again[0]!;
+  const cpus = again.flatMap((r) => (r.cpu === undefined ? [] : [r.cpu]));
+  const failed = [...first.results, ...again.flatMap((r) => r.results)]
     .filter((r) => r.error || r.tests === "failed")
     .map((r) => `${r.image}: ${r.error ?? "tests failed"}`);
   const scope = `${o.images.join(",") || "all images"}${o.tests.length ? `, tests ${o.tests.join(",")}` : ""}`;
@@ -93,14 +103,26 @@ export async function benchFirstSecond(o: MainJobOptions): Promise<Row[]> {
       details: { results: first.results, failed },
     },
     {
-      bench: "second main job",
-      ours: second.wall,
+      bench: `second main job (median of ${SECOND_RUNS})`,
+      ours: median(again.map((r) => r.wall)),
       unit: "s",
-      ratio: second.wall / 5,
+      ratio: median(again.map((r) => r.wall)) / 5,
       goal: "<= 5 s",
-      met: second.wall <= 5,
+      met: median(again.map((r) => r.wall)) <= 5,
+      samples: { wall: again.map((r) => r.wall), ...(cpus.length ? { cpu: cpus } : {}) },
       details: { results: second.results },
     },
+    ...(cpus.length
+      ? [
+          {
+            bench: `second main job, CPU seconds of its processes (median of ${SECOND_RUNS})`,
+            ours: median(cpus),
+            unit: "s",
+            goal: "(report: steadier than the wall time when the cores are shared)",
+            samples: { cpu: cpus },
+          },
+        ]
+      : []),
     ...first.results.map((r) => ({
       bench: `battery ${r.image}`,
       ours: r.testSeconds,

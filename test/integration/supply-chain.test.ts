@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PackageURL } from "packageurl-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { accelerator, guestfsEnv } from "../../builder/system/accel";
 import { main } from "../../builder/cli";
 import { run } from "../../builder/system/exec";
@@ -218,5 +218,32 @@ describe("supply chain of two fixture builds", () => {
       }
     }
     expect(await main(["verify", second.key, ...keyFlags])).toBe(0);
+  });
+
+  it("publishes an unchanged artifact again without reading it back, and reads it again once it was written again", async () => {
+    /** What publish said about the artifact's sha256: reused from this machine's earlier read, or read now. */
+    const verified = async () => {
+      const said: string[] = [];
+      const spy = vi.spyOn(process.stderr, "write").mockImplementation((s) => (said.push(String(s)), true));
+      try {
+        await publish({ ...second, ref: "local-3/debian-12-x86_64" });
+      } finally {
+        spy.mockRestore();
+      }
+      const line = said.find((l) => l.includes("provenance signature and digests verified"));
+      expect(line).toBeDefined();
+      return line!.includes("as this machine read this object version before") ? "reused" : "read";
+    };
+    /** The same bytes written again: a new version (a new Last-Modified, a second later), never taken on trust. */
+    const rewrite = async () => {
+      await new Promise((r) => setTimeout(r, 1100));
+      await put(second.key, await getBytes(second.key));
+    };
+    await rewrite();
+    expect(await verified()).toBe("read");
+    expect(await verified()).toBe("reused");
+    await rewrite();
+    expect(await verified()).toBe("read");
+    expect(await verified()).toBe("reused");
   });
 });

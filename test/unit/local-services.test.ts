@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { digestsOf, ensureFixtureDigests } from "../../builder/local/fixture";
+import { checkedUnchanged, digestsOf, ensureFixtureDigests, fileIdentity } from "../../builder/local/fixture";
 import { projectRoot } from "../../builder/system/paths";
 import { upstreamsToMirror } from "../../builder/local/local-services";
 
@@ -93,5 +93,50 @@ describe("the fixture's digests for the mirror", () => {
     // A record for these bytes is used as it stands (what the sha256 read proves is that the bytes are the same).
     writeFileSync(`${file}.digests.json`, JSON.stringify({ sha256: sha("sha256"), sha512: "recorded" }));
     expect((await ensureFixtureDigests(["sha512"])).digests).toEqual({ sha256: sha("sha256"), sha512: "recorded" });
+  });
+
+  it("records the identity of the bytes it found intact, and reads them again once they were written", async () => {
+    const file = placeFixture(bytes);
+    for (const record of [".digests.json", ".checked.json"]) rmSync(`${file}${record}`, { force: true });
+    const want = { file, digests: { sha256: sha("sha256"), sha512: sha("sha512") } };
+    expect(await ensureFixtureDigests(["sha512"])).toEqual(want);
+    const identity = fileIdentity(statSync(file, { bigint: true }));
+    expect(JSON.parse(readFileSync(`${file}.checked.json`, "utf8"))).toEqual({ sha256: sha("sha256"), identity });
+    expect(await ensureFixtureDigests(["sha512"])).toEqual(want);
+    // The same bytes written again, their mtime put back: a new ctime, so they are read (and found intact) again.
+    const { atime, mtime } = statSync(file);
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(file, bytes);
+    utimesSync(file, atime, mtime);
+    const rewritten = fileIdentity(statSync(file, { bigint: true }));
+    expect(rewritten).not.toBe(identity);
+    expect(await ensureFixtureDigests(["sha512"])).toEqual(want);
+    expect(JSON.parse(readFileSync(`${file}.checked.json`, "utf8")).identity).toBe(rewritten);
+  });
+});
+
+describe("whether a checked fixture is unchanged since", () => {
+  const SHA = "a".repeat(64);
+  const ID = "2049:131:190381056:1764627600000000000:1764627600000000000";
+  it.each<[string, unknown, boolean]>([
+    ["the record of this sha256 and identity", { sha256: SHA, identity: ID }, true],
+    ["no record", undefined, false],
+    ["a record of another sha256", { sha256: "b".repeat(64), identity: ID }, false],
+    ["a record of another identity (written since)", { sha256: SHA, identity: `${ID}1` }, false],
+    ["a record without identity", { sha256: SHA }, false],
+    ["a record without sha256", { identity: ID }, false],
+  ])("%s: %s", (_, record, unchanged) => {
+    expect(checkedUnchanged(record, SHA, ID)).toBe(unchanged);
+  });
+
+  it.each([
+    ["another inode", { ino: 132n }],
+    ["another size", { size: 190381057n }],
+    ["another mtime", { mtimeNs: 1n }],
+    ["another ctime", { ctimeNs: 1n }],
+    ["another device", { dev: 2050n }],
+  ])("an identity differs with %s", (_, change) => {
+    const base = { dev: 2049n, ino: 131n, size: 190381056n, mtimeNs: 5n, ctimeNs: 6n };
+    expect(fileIdentity({ ...base, ...change })).not.toBe(fileIdentity(base));
   });
 });

@@ -5,21 +5,9 @@
 import type { CheckResult } from "../guest-checks";
 import { ScenarioFailure } from "../battery-driver";
 
-export const SCENARIOS = [
-  "network",
-  "dns",
-  "security group",
-  "private networks",
-  "block volume",
-  "hot snapshot",
-  "cold snapshot",
-  "reboot",
-  "stop in place",
-  "archive",
-  "backup",
-  "rescue",
-] as const;
-export type ScenarioName = (typeof SCENARIOS)[number];
+import type { ScenarioName } from "./names";
+
+export { SCENARIOS, type ScenarioName } from "./names";
 
 interface Verdict {
   status: "pass" | "fail";
