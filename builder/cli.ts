@@ -4,7 +4,6 @@
  * Each subcommand takes flags, and falls back to FACTORY_* environment variables so Commands pass data through
  * `environment` rather than on a command line.
  */
-import "./cli/compile-cache";
 import { CatalogError } from "../images";
 import { StackConfigError } from "./core/settings";
 import { closest, commandHelp, globalHelp, parseOptions } from "./cli/options";
