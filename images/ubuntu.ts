@@ -1,6 +1,9 @@
 import { baseRecipe, DEBIAN_ARCH_NAMES, pinsOf, SCALEWAY_DEFAULTS } from "./common";
 import type { Release } from "./schema";
 
+/** The primary key fingerprint of the key that signs cloud-images.ubuntu.com's SHA256SUMS (see the signature below). */
+export const UBUNTU_CLOUD_IMAGE_KEY = "D2EB44626FDDC30B513D5BB71A5D6C4C7DB87C81";
+
 const ubuntu = (version: string, codename: string, title: string, released: string, eol: string) =>
   ({
     kind: "os",
@@ -18,16 +21,17 @@ const ubuntu = (version: string, codename: string, title: string, released: stri
       image: `https://cloud-images.ubuntu.com/releases/${codename}/release-{serial}/ubuntu-${version}-server-cloudimg-{arch}.img`,
       checksums: `https://cloud-images.ubuntu.com/releases/${codename}/release-{serial}/SHA256SUMS`,
       checksumFormat: "sha256sums",
-      // Canonical signs SHA256SUMS with a detached SHA256SUMS.gpg beside it, as for every Ubuntu image
-      // (https://documentation.ubuntu.com/security/software-integrity/image-verification/). That page names the
-      // CD image key only; no stored upstream source gives the fingerprint of the key that signs
-      // cloud-images.ubuntu.com (ubuntu-cloudimage-keyring), so it is unverified: pin it, with the keyUrl Canonical
-      // publishes it at, before the first production build of Ubuntu.
+      // Canonical signs SHA256SUMS with a detached SHA256SUMS.gpg beside it. The key is the "UEC Image Automatic
+      // Signing Key <cdimage@ubuntu.com>" of ubuntu-cloudimage-keyring.gpg, the keyring of the keys that have signed
+      // cloud-images.ubuntu.com. The fingerprint was read with `gpg --show-keys` from that file in Debian's
+      // ubuntu-keyring package (trixie, 2023.11.28.1-0.2, fetched through apt, so checked against Debian's archive
+      // signature). The key itself comes from Ubuntu's keyserver and must match the pin.
       signature: {
         url: `https://cloud-images.ubuntu.com/releases/${codename}/release-{serial}/SHA256SUMS.gpg`,
         kind: "detached",
-        fingerprint: "unverified",
-        source: "https://documentation.ubuntu.com/security/software-integrity/image-verification/",
+        fingerprint: UBUNTU_CLOUD_IMAGE_KEY,
+        keyUrl: `https://keyserver.ubuntu.com/pks/lookup?op=get&search=0x${UBUNTU_CLOUD_IMAGE_KEY}`,
+        source: "https://packages.debian.org/sid/all/ubuntu-keyring/filelist",
       },
       archNames: DEBIAN_ARCH_NAMES,
       pins: pinsOf(`ubuntu-${version}`),

@@ -28,7 +28,7 @@ describe("upstream signatures in the catalog", () => {
   it.each([
     {
       name: "a pinned fingerprint without its key URL",
-      sig: { fingerprint: "A".repeat(40) },
+      sig: { fingerprint: "A".repeat(40), keyUrl: undefined },
       problem: /signature\.keyUrl: a pinned fingerprint needs the keyUrl/,
     },
     {
