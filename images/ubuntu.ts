@@ -23,15 +23,16 @@ const ubuntu = (version: string, codename: string, title: string, released: stri
       checksumFormat: "sha256sums",
       // Canonical signs SHA256SUMS with a detached SHA256SUMS.gpg beside it. The key is the "UEC Image Automatic
       // Signing Key <cdimage@ubuntu.com>" of ubuntu-cloudimage-keyring.gpg, the keyring of the keys that have signed
-      // cloud-images.ubuntu.com. The fingerprint was read with `gpg --show-keys` from that file in Debian's
-      // ubuntu-keyring package (trixie, 2023.11.28.1-0.2, fetched through apt, so checked against Debian's archive
-      // signature). The key itself comes from Ubuntu's keyserver and must match the pin.
+      // cloud-images.ubuntu.com, built by the ubuntu-keyring source package (2023.11.28.1 in noble). The fingerprint
+      // was read with `gpg --show-keys` from that file in Debian's build of it (ubuntu-keyring 2023.11.28.1-0.2,
+      // fetched through apt, so checked against Debian's archive signature). The key itself comes from Ubuntu's
+      // keyserver and must match the pin.
       signature: {
         url: `https://cloud-images.ubuntu.com/releases/${codename}/release-{serial}/SHA256SUMS.gpg`,
         kind: "detached",
         fingerprint: UBUNTU_CLOUD_IMAGE_KEY,
         keyUrl: `https://keyserver.ubuntu.com/pks/lookup?op=get&search=0x${UBUNTU_CLOUD_IMAGE_KEY}`,
-        source: "https://packages.debian.org/sid/all/ubuntu-keyring/filelist",
+        source: "https://packages.ubuntu.com/source/noble/ubuntu-keyring",
       },
       archNames: DEBIAN_ARCH_NAMES,
       pins: pinsOf(`ubuntu-${version}`),
