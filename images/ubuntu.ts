@@ -2,7 +2,7 @@ import { baseRecipe, DEBIAN_ARCH_NAMES, pinsOf, SCALEWAY_DEFAULTS } from "./comm
 import type { Release } from "./schema";
 
 /** The primary key fingerprint of the key that signs cloud-images.ubuntu.com's SHA256SUMS (see the signature below). */
-export const UBUNTU_CLOUD_IMAGE_KEY = "D2EB44626FDDC30B513D5BB71A5D6C4C7DB87C81";
+const UBUNTU_CLOUD_IMAGE_KEY = "D2EB44626FDDC30B513D5BB71A5D6C4C7DB87C81";
 
 const ubuntu = (version: string, codename: string, title: string, released: string, eol: string) =>
   ({
