@@ -87,6 +87,12 @@ export const Pin = z.strictObject({
 });
 export type Pin = z.infer<typeof Pin>;
 
+/**
+ * The format of every upstream image: the distributions' official QCOW2 cloud images. Fetch refuses a file of any
+ * other format, or a QCOW2 that names a file outside itself, before any tool opens it.
+ */
+export const UPSTREAM_FORMAT = "qcow2";
+
 export const Upstream = z.strictObject({
   /** The official QCOW2 cloud image. Also the SCS `image_source` (SCS-0104 checks its form). */
   image: urlTemplate,

@@ -2,7 +2,7 @@
 import { register } from "./registry";
 import { buildImage } from "../pipeline/build";
 import { PublishContract, UnpublishContract } from "../core/contract";
-import { fetchVerified } from "../pipeline/fetch";
+import { fetchUpstreamImage } from "../pipeline/inspect-upstream";
 import { publish, unpublish } from "../pipeline/publish";
 import { s3Client, uploadArtifact } from "../pipeline/upload";
 import {
@@ -39,7 +39,7 @@ register("fetch", {
   async run(v, p) {
     const { release, arch, source } = await resolveFor(v, p);
     out({
-      path: await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${arch}`),
+      path: await fetchUpstreamImage(source, `${release.id} ${arch}`),
       checksum: source.checksum,
     });
   },

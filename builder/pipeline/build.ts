@@ -22,6 +22,7 @@ import { customiseImage, isLoopback, type EcosystemSource } from "./customise";
 import { ensurePinnedKey } from "./signature";
 import { run } from "../system/exec";
 import { digestFile, fetchVerified } from "./fetch";
+import { fetchUpstreamImage } from "./inspect-upstream";
 import { convertForImport, extractPackagesAndTrim, type PackageEntry } from "./finalise";
 import { contentHash, hashInputs, withBaseEpoch, type BuildDials, type HashInputs } from "../core/plan";
 import { resolveSource, type ResolvedSource } from "./resolve";
@@ -201,9 +202,7 @@ export async function buildImage(req: BuildRequest): Promise<BuildResult> {
       ? `build ${release.id} ${req.arch}: layered on ${os.id} ${base.manifest.contentHash.slice(0, 16)} (${source.fileName})\n`
       : `build ${release.id} ${req.arch}: ${source.fileName} ${source.checksum.algo} ${source.checksum.hex.slice(0, 16)}… (${source.trust})\n`,
   );
-  const blob = base
-    ? base.artifact
-    : await fetchVerified(source.fetchUrl, source.checksum, `${release.id} ${req.arch}`);
+  const blob = base ? base.artifact : await fetchUpstreamImage(source, `${release.id} ${req.arch}`);
 
   mkdirSync(req.outDir, { recursive: true });
   const work = mkdtempSync(join(req.outDir, ".work-"));

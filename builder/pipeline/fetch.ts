@@ -4,7 +4,8 @@
  * backoff, resuming with an HTTP Range request validated by If-Range (ETag/Last-Modified) and the file's size; a
  * server that ignores the Range is read from byte 0. Partial files are per process (`<algo>-<hex>.<pid>.part`,
  * adopted by a later run once that process is gone), are only ever trusted through the whole-file digest, and are
- * removed when a fetch fails for good. Cached blobs are verified again before each use.
+ * removed when a fetch fails for good. Cached blobs are verified again before each use, and so is what `inspect`
+ * judges (an upstream image's header): a file it refuses is never cached, or is dropped from the cache.
  */
 import { createHash } from "node:crypto";
 import {
@@ -268,18 +269,25 @@ async function downloadOnce(url: string, p: Partial, label: string, o: Required<
 /**
  * The path of a verified local copy of `url`; `label` names it in progress lines and errors. Fails with a
  * ChecksumMismatchError when a whole download does not match `expected`, and with a DownloadError naming the URL,
- * the tries and the last cause when no try completes.
+ * the tries and the last cause when no try completes; with what `inspect` throws when it refuses the verified file.
  */
 export async function fetchVerified(
   url: string,
   expected: Digest,
   label: string,
   options: FetchOptions = {},
+  inspect?: (file: string) => Promise<void>,
 ): Promise<string> {
   const o = { ...DEFAULTS, ...options };
   const blob = cacheDir("blobs", expected.algo, expected.hex);
   if (existsSync(blob)) {
-    if ((await digestFile(blob, expected.algo)) === expected.hex) return blob;
+    if ((await digestFile(blob, expected.algo)) === expected.hex) {
+      await inspect?.(blob).catch((err: unknown) => {
+        rmSync(blob, { force: true });
+        throw err;
+      });
+      return blob;
+    }
     process.stderr.write(`fetch ${label}: cached copy is corrupt, fetching again\n`);
     rmSync(blob);
   }
@@ -288,11 +296,16 @@ export async function fetchVerified(
   mkdirSync(dirname(blob), { recursive: true });
   const partial = claimPartial(dir, `${expected.algo}-${expected.hex}`);
   let last = "";
+  let refused: unknown;
   for (let attempt = 1; attempt <= o.tries; attempt++) {
     try {
       const outcome = await downloadOnce(url, partial, label, o);
       const actual = await digestFile(partial.file, expected.algo);
       if (actual === expected.hex) {
+        await inspect?.(partial.file).catch((err: unknown) => {
+          dropPartial(partial);
+          throw (refused = err); // the file's own content: fetching it again cannot help
+        });
         renameSync(partial.file, blob);
         rmSync(partial.meta, { force: true });
         return blob;
@@ -303,7 +316,7 @@ export async function fetchVerified(
         throw new ChecksumMismatchError(`${label} (${url})`, expected, actual);
       last = `${expected.algo} mismatch after ${outcome.from ? `resuming at byte ${outcome.from}` : "a body without Content-Length"}`;
     } catch (err) {
-      if (err instanceof ChecksumMismatchError) throw err;
+      if (err instanceof ChecksumMismatchError || err === refused) throw err;
       if (err instanceof HttpStatusError && !err.retryable) {
         dropPartial(partial);
         throw new DownloadError(url, `${err.message.replace(/ from .*$/, "")} (not retried)`, attempt);

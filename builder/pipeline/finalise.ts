@@ -103,7 +103,7 @@ export interface QemuImgInfo {
   "virtual-size": number;
   "actual-size": number;
   "backing-filename"?: string;
-  "format-specific"?: { type: string; data: { compat?: string; "compression-type"?: string } };
+  "format-specific"?: { type: string; data: { compat?: string; "compression-type"?: string; "data-file"?: string } };
 }
 
 export async function qemuImgInfo(path: string): Promise<QemuImgInfo> {
@@ -123,8 +123,17 @@ export function checkImportable(info: QemuImgInfo, path: string): void {
   if (problems.length) throw new ImportFormatError(`${path}: not importable: ${problems.join("; ")}`);
 }
 
-/** Converts to a standalone, zlib-compressed qcow2 v3 and checks it. */
+/**
+ * Converts to a standalone, zlib-compressed qcow2 v3 and checks it. `qemu-img convert` flattens a backing chain
+ * into its output, so an input that names a backing file or a data file is refused first (fetch's gate should
+ * have refused its upstream already: this is the second wall, before any byte is copied).
+ */
 export async function convertForImport(input: string, output: string): Promise<QemuImgInfo> {
+  const { stdout } = await run("qemu-img", ["info", "-f", "qcow2", "--output=json", input]);
+  const before = JSON.parse(stdout) as QemuImgInfo;
+  const outside = before["backing-filename"] ?? before["format-specific"]?.data["data-file"];
+  if (outside !== undefined)
+    throw new ImportFormatError(`${input}: not converted: it names ${JSON.stringify(outside)} outside itself`);
   await run("qemu-img", [
     "convert",
     "-f",
