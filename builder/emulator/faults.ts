@@ -16,6 +16,12 @@ export const Fault = z
       op: z.string(),
       status: z.union([z.literal(500), z.literal(502), z.literal(503), z.literal(504)]).default(503),
     }),
+    // The request is carried out, then its answer is lost: a 5xx instead, as from a proxy that lost the backend.
+    z.object({
+      kind: z.literal("lost-answer"),
+      op: z.string(),
+      status: z.union([z.literal(500), z.literal(502), z.literal(503), z.literal(504)]).default(502),
+    }),
     // Scaleway's TransientStateError: the resource is busy in another transition.
     z.object({ kind: z.literal("conflict"), op: z.string() }),
     // The request is accepted; the transition it starts stays in its transient state (`creating`, `starting`) this long.
@@ -47,11 +53,14 @@ export interface FaultBook {
   readonly hits: { op: string; kind: string }[];
   /** The error a request fault answers with, if one matches. */
   request(op: string, body: Record<string, unknown>): ApiError | undefined;
+  /** The error that replaces the answer of a request the handler carried out, if a lost-answer fault matches. */
+  answer(op: string, body: Record<string, unknown>): ApiError | undefined;
   /** A transition fault for a request the handler accepted, if one matches. */
   transition(op: string, body: Record<string, unknown>): TransitionFault | undefined;
 }
 
 const REQUEST_KINDS = new Set(["throttle", "server-error", "conflict"]);
+const TRANSITION_KINDS = new Set(["slow", "fail"]);
 
 /** The operation name of a route pattern: its zone or region prefix replaced by the API's name. */
 export const operationOf = (method: string, pattern: string): string =>
@@ -99,8 +108,16 @@ export function createFaultBook(initial: Fault[] = []): FaultBook {
         current_state: "busy",
       });
     },
+    answer(op, body) {
+      const f = take(op, body, (k) => k === "lost-answer");
+      if (f?.kind !== "lost-answer") return undefined;
+      return new ApiError(f.status, {
+        type: "internal_error",
+        message: `injected ${f.status}: ${op} was carried out, its answer lost`,
+      });
+    },
     transition(op, body) {
-      const f = take(op, body, (k) => !REQUEST_KINDS.has(k));
+      const f = take(op, body, (k) => TRANSITION_KINDS.has(k));
       if (!f) return undefined;
       return f.kind === "slow" ? { holdMs: f.holdMs, fail: false } : { holdMs: 0, fail: true };
     },

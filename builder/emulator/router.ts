@@ -118,6 +118,8 @@ export function createRouter(
     if (injected) return reply(injected.status, injected.body, injected.headers);
     try {
       const [status, out, headers] = await match[2](match[1].exec(url.pathname)!.slice(1), body, url.searchParams);
+      const lost = status < 400 ? faults.answer(match[3], body) : undefined;
+      if (lost) return reply(lost.status, lost.body, lost.headers);
       reply(status, out, headers);
     } catch (err) {
       if (err instanceof ApiError) return reply(err.status, err.body, err.headers);

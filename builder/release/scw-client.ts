@@ -4,8 +4,10 @@
  * Terraform provider, which the Pulumi provider is built from, puts a retrying transport under its SDK
  * (terraform-provider-scaleway internal/transport/retry.go: go-retryablehttp, 3 retries, waits from 2 s to 2 min,
  * on connection errors, 429 and 5xx but 501). The factory's own calls (test runner, retention, doctor) do the same,
- * honouring Retry-After; anything else (400, 404, 409, 412…) fails at once with the SDK's error.
+ * honouring Retry-After; anything else (400, 404, 409, 412…) fails at once with the SDK's error. A create is
+ * retried only after looking for the resource its unanswered attempt may have made (adopt-created.ts).
  */
+import { adoptCreated } from "./adopt-created";
 import { createAdvancedClient, withHTTPClient, withProfile, type Client, type Profile } from "@scaleway/sdk-client";
 
 export interface RetryPolicy {
@@ -60,6 +62,7 @@ export function retryingFetch(
   return async (input, init) => {
     // A Request's body can be read once: keep a pristine copy to clone for each attempt.
     const original = new Request(input, init);
+    const startedAt = Date.now();
     for (let attempt = 0; ; attempt++) {
       const what = `${original.method} ${new URL(original.url).pathname}`;
       let res: Response | undefined;
@@ -79,6 +82,16 @@ export function retryingFetch(
       );
       await res?.body?.cancel();
       await new Promise((r) => setTimeout(r, wait));
+      // A 429 is answered before anything is done; a 5xx or a lost connection may follow a committed create.
+      if (res?.status !== 429) {
+        const adopted = await adoptCreated(original, startedAt, inner);
+        if (adopted) {
+          log(
+            `scaleway api: ${what}: adopted ${adopted.id}, which the unanswered attempt created, instead of creating another`,
+          );
+          return adopted.response;
+        }
+      }
     }
   };
 }

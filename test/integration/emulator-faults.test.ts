@@ -1,7 +1,8 @@
 /**
  * Faults on demand in the emulator, seen through the factory's retrying client: 429 with Retry-After and 5xx are
  * retried, a 409 conflict fails at once with the SDK's TransientStateError, a slow transition holds its transient
- * state, and a failing one ends in `error` or a failed task. No guest boots (the failing power-on fails before).
+ * state, a failing one ends in `error` or a failed task, and a create whose answer is lost is adopted, not made
+ * twice. No guest boots (the failing power-on fails before).
  */
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { Blockv1 } from "@scaleway/sdk-block";
@@ -199,6 +200,66 @@ describe("emulator faults", () => {
     expect(e.console(server!.id)).toBe("");
     await instance.deleteServer({ serverId: server!.id });
     await block.deleteVolume({ volumeId: after.volumes["0"]!.id });
+    await instance.deleteImage({ imageId: image!.id });
+    await block.deleteSnapshot({ snapshotId: snap.id });
+  });
+  it("adopts what a create whose answer was lost made: exactly one of each, however the retries go", async () => {
+    const count = async () => ({
+      servers: (await instance.listServers({ name: "lost" })).servers.filter((x) => x.name === "lost").length,
+      images: (await instance.listImages({ name: "lost" })).images.filter((x) => x.name === "lost").length,
+      snapshots: (await block.listSnapshots({ name: "lost" })).snapshots.filter((x) => x.name === "lost").length,
+      volumes: (await block.listVolumes({ name: "lost-data" })).volumes.filter((x) => x.name === "lost-data").length,
+    });
+    const lost = (op: string) => e.faults.add({ kind: "lost-answer", op, status: 502, times: 1 });
+    const hitsBefore = e.faults.hits.length;
+    lost("POST /block/snapshots/import-from-object-storage");
+    const snap = await block.waitForSnapshot({ snapshotId: (await importDisk("lost")).id }, wait);
+    lost("POST /instance/images");
+    const { image } = await instance.createImage({
+      name: "lost",
+      rootVolume: snap.id,
+      arch: "x86_64",
+      project: PROJECT,
+      tags: ["t1"],
+    });
+    lost("POST /instance/servers");
+    const { server } = await instance.createServer({
+      name: "lost",
+      commercialType: "DEV1-S",
+      image: image!.id,
+      volumes: { "0": { volumeType: "sbs_volume" } },
+      dynamicIpRequired: false,
+      project: PROJECT,
+      protected: false,
+      tags: ["factory", "lost"],
+    });
+    // Not committed (answered before the handler): nothing to adopt, so the retry creates it.
+    e.faults.add({ kind: "server-error", op: "POST /block/volumes", status: 503, times: 1 });
+    const volume = await block.createVolume({
+      name: "lost-data",
+      fromEmpty: { size: 10_000_000_000 },
+      projectId: PROJECT,
+      perfIops: 5000,
+    });
+    expect(e.faults.hits.slice(hitsBefore).map((h) => h.kind)).toEqual([
+      "lost-answer",
+      "lost-answer",
+      "lost-answer",
+      "server-error",
+    ]);
+    expect(await count()).toEqual({ servers: 1, images: 1, snapshots: 1, volumes: 1 });
+    expect(server).toMatchObject({ name: "lost", tags: ["factory", "lost"] });
+    expect(image).toMatchObject({ name: "lost", rootVolume: { id: snap.id } });
+    // Each lost create was sent once; the one refused before the handler twice.
+    const posts = (path: RegExp) =>
+      e.exchanges.filter((x) => x.method === "POST" && path.test(x.path)).map((x) => x.status);
+    expect(posts(/\/servers$/).slice(-1)).toEqual([502]);
+    expect(posts(/\/volumes$/).slice(-2)).toEqual([503, 200]);
+
+    const s = await instance.waitForServer({ serverId: server!.id }, wait);
+    await instance.deleteServer({ serverId: server!.id });
+    await block.deleteVolume({ volumeId: s.volumes["0"]!.id });
+    await block.deleteVolume({ volumeId: volume.id });
     await instance.deleteImage({ imageId: image!.id });
     await block.deleteSnapshot({ snapshotId: snap.id });
   });
