@@ -207,8 +207,12 @@ describe("emulator faults", () => {
     const count = async () => ({
       servers: (await instance.listServers({ name: "lost" })).servers.filter((x) => x.name === "lost").length,
       images: (await instance.listImages({ name: "lost" })).images.filter((x) => x.name === "lost").length,
-      snapshots: (await block.listSnapshots({ name: "lost" })).snapshots.filter((x) => x.name === "lost").length,
-      volumes: (await block.listVolumes({ name: "lost-data" })).volumes.filter((x) => x.name === "lost-data").length,
+      snapshots: (await block.listSnapshots({ name: "lost", includeDeleted: false })).snapshots.filter(
+        (x) => x.name === "lost",
+      ).length,
+      volumes: (await block.listVolumes({ name: "lost-data", includeDeleted: false })).volumes.filter(
+        (x) => x.name === "lost-data",
+      ).length,
     });
     const lost = (op: string) => e.faults.add({ kind: "lost-answer", op, status: 502, times: 1 });
     const hitsBefore = e.faults.hits.length;
