@@ -32,9 +32,16 @@ export = async () => {
   const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`);
   const passed = passedEarlier((await self.getOutputDetails("testedContentHashes")).value);
 
-  // The release key stays a secret Output from the stack file to the artifact Command's environment.
-  const releaseKey = new pulumi.Config().getSecret("releaseKey");
-  const images = zonalImages(plans, settings, { accessKey, secretKey, releaseKey }, undefined, passed);
+  // The release key stays a secret Output from the stack file to the artifact Command's environment; so does the
+  // artifact Command's own Object Storage key, when the stack gives it one.
+  const factory = new pulumi.Config();
+  const releaseKey = factory.getSecret("releaseKey");
+  const objectStorageSecret = factory.getSecret("objectStorageSecretKey");
+  const objectStorage =
+    settings.objectStorageAccessKey && objectStorageSecret
+      ? { accessKey: settings.objectStorageAccessKey, secretKey: objectStorageSecret }
+      : undefined;
+  const images = zonalImages(plans, settings, { accessKey, secretKey, releaseKey, objectStorage }, undefined, passed);
   retention(plans, settings, { accessKey, secretKey }, images);
 
   return {

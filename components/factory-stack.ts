@@ -52,6 +52,14 @@ export function buildPlaces(
     problems.push(
       "image-factory:buildHostPrivateKey: a build host is remote, but no private key is set: pulumi config set --secret buildHostPrivateKey < <key file>",
     );
+  if (remote && settings.objectStorageSecretKey === undefined)
+    problems.push(
+      "image-factory:objectStorageSecretKey: a build host is remote and would hold the Scaleway API key: give the artifact Command an Object Storage key of its own (objectStorageAccessKey, and pulumi config set --secret objectStorageSecretKey)",
+    );
+  if ((settings.objectStorageAccessKey === undefined) !== (settings.objectStorageSecretKey === undefined))
+    problems.push(
+      "image-factory:objectStorageAccessKey and objectStorageSecretKey: set both or neither (they are one API key)",
+    );
   if (problems.length)
     throw new pulumi.ResourceError(
       `stack ${pulumi.getStack()}: builds without a host:\n${problems.map((p) => `  - ${p}`).join("\n")}`,

@@ -31,6 +31,12 @@ export interface FactoryCredentials {
   secretKey: pulumi.Input<string>;
   /** The release key (Ed25519 PKCS#8 PEM, stack config `releaseKey`) signing the provenance; must be a secret Output. */
   releaseKey?: pulumi.Input<string>;
+  /**
+   * The Object Storage key the artifact Command uses instead of `accessKey`/`secretKey` (stack config
+   * `objectStorageAccessKey`/`objectStorageSecretKey`): it only builds and uploads, so it, and the build host it
+   * runs on, need no Instance or Block rights. The secret key must be a secret Output.
+   */
+  objectStorage?: { accessKey: pulumi.Input<string>; secretKey: pulumi.Input<string> };
 }
 
 /** An SSH build host the artifact is built on, instead of this machine. */
@@ -141,8 +147,8 @@ export class ZonalImage extends pulumi.ComponentResource {
     const environment = writeEnvironment<typeof PublishContract, pulumi.Input<string>>(
       PublishContract,
       {
-        accessKeyId: args.credentials.accessKey,
-        secretAccessKey: args.credentials.secretKey,
+        accessKeyId: args.credentials.objectStorage?.accessKey ?? args.credentials.accessKey,
+        secretAccessKey: args.credentials.objectStorage?.secretKey ?? args.credentials.secretKey,
         s3Endpoint: args.s3Endpoint ?? `https://s3.${plan.region}.scw.cloud`,
         s3Region: plan.region,
         bucket: args.bucket,

@@ -216,6 +216,14 @@ export const StackSettings = z.strictObject({
   /** The SSH private key for the build hosts' users; a secret. Required when a build host is remote. */
   buildHostPrivateKey: BuildHostPrivateKey.optional(),
   // --- end of build hosts ---
+  /**
+   * An API key for the artifact Command alone (publish and unpublish reach only Object Storage), so the Scaleway
+   * API key, which can create and delete Instances, never travels to a build host. Required when a build host is
+   * remote; set both or neither (docs/production.md#least-privilege).
+   */
+  objectStorageAccessKey: z.string().min(1).optional(),
+  /** Its secret key; a secret. */
+  objectStorageSecretKey: z.union([z.string().min(1), z.strictObject({ secure: z.string().min(1) })]).optional(),
 });
 export type StackSettings = z.infer<typeof StackSettings>;
 

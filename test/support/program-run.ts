@@ -9,6 +9,7 @@ import type { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import { planStack } from "../../builder/core/plan";
 import type { StackSettings } from "../../builder/core/settings";
 import { retention, zonalImages } from "../../components/factory-stack";
+import type { FactoryCredentials } from "../../components/zonal-image";
 import { loadCatalog, type Catalog } from "../../images";
 
 // Internal runtime functions (stripped from the typings): the monitor the mocks installed, and the drain of
@@ -76,6 +77,8 @@ export interface RunOptions {
   transformations?: pulumi.ResourceTransformation[];
   /** Content hashes whose battery passed in an earlier `up` (the stack's `testedContentHashes` output). */
   passed?: Set<string>;
+  /** The Commands' credentials (CREDENTIALS by default). */
+  credentials?: FactoryCredentials;
 }
 
 interface RegisterRequest {
@@ -168,11 +171,11 @@ export async function runStack(stack: string, settings: StackSettings, opts: Run
   const images = zonalImages(
     plans,
     settings,
-    CREDENTIALS,
+    opts.credentials ?? CREDENTIALS,
     opts.transformations ? { transformations: opts.transformations } : undefined,
     opts.passed,
   );
-  retention(plans, settings, CREDENTIALS, images);
+  retention(plans, settings, opts.credentials ?? CREDENTIALS, images);
   await runtimeSettings.waitForRPCs();
   return registered;
 }

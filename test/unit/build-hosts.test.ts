@@ -9,8 +9,8 @@ import { planStack } from "../../builder/core/plan";
 import { readStackSettings, stackNames } from "../../builder/system/stack-files";
 import { buildPlaces } from "../../components/factory-stack";
 import { loadCatalog } from "../../images";
-import { plain, runStack } from "../support/program-run";
-import { ARM64_BUILD_HOST, settingsFor } from "./helpers";
+import { CREDENTIALS, plain, runStack, SECRET_SIG, SIG_KEY } from "../support/program-run";
+import { ARM64_BUILD_HOST, OBJECT_STORAGE_KEY, settingsFor } from "./helpers";
 
 const ROOT = `${__dirname}/../..`;
 const KEY = ARM64_BUILD_HOST.buildHosts[1]!.split(" ").slice(2).join(" ");
@@ -158,6 +158,52 @@ describe("a preview of a stack with arm64 images", () => {
     expect(Object.keys(remote!.environment).sort()).toEqual(Object.keys(local!.environment).sort());
     expect(remote!.environment.FACTORY_REF).toBe("test-fr-par-2/debian-12-arm64@build-host");
     expect(local!.environment.FACTORY_REF).toBe("test-fr-par-2/debian-12-x86_64");
+  });
+
+  it("gives the artifact Command the stack's Object Storage key, and only it: the Scaleway key stays here", async () => {
+    const objectStorage = { accessKey: "SCWOBJECTSTORAGEONLY", secretKey: pulumi.secret("object-storage-secret") };
+    const registered = await runStack(
+      "test-fr-par-2",
+      settingsFor({
+        images: ["debian-12"],
+        architectures: ["x86_64", "arm64"],
+        ...ARM64_BUILD_HOST,
+        ...OBJECT_STORAGE_KEY,
+      }),
+      { preview: true, credentials: { ...CREDENTIALS, objectStorage } },
+    );
+    const env = (part: string) =>
+      registered
+        .filter((r) => r.name.includes(part) && r.inputs.environment !== undefined)
+        .map((r) => r.inputs.environment as Record<string, unknown>);
+    for (const e of env("-artifact")) {
+      expect(plain(e.AWS_ACCESS_KEY_ID)).toBe("SCWOBJECTSTORAGEONLY");
+      expect(e.AWS_SECRET_ACCESS_KEY).toEqual({ [SIG_KEY]: SECRET_SIG, value: "object-storage-secret" });
+      expect(JSON.stringify(e)).not.toContain("00000000-0000-0000-0000-000000000000");
+    }
+    // The battery and retention still call the Instance and Block APIs with the Scaleway key.
+    const tests = env("-tests");
+    expect(tests.length).toBeGreaterThan(0);
+    const retention = registered
+      .filter((r) => r.type === "command:local:Command" && r.parent.includes("Retention"))
+      .map((r) => r.inputs.environment as Record<string, unknown>);
+    expect(retention).toHaveLength(1);
+    for (const e of [...tests, ...retention])
+      expect(plain(e.SCW_SECRET_KEY)).toBe("00000000-0000-0000-0000-000000000000");
+  });
+
+  it("refuses a remote host that would hold the Scaleway key, and half an Object Storage key", () => {
+    const { buildHosts, buildHostPrivateKey } = ARM64_BUILD_HOST;
+    const plans = (settings: ReturnType<typeof settingsFor>) => planStack(loadCatalog(), settings);
+    const remote = settingsFor({ images: ["debian-12"], architectures: ["arm64"], buildHosts, buildHostPrivateKey });
+    expect(() => buildPlaces(plans(remote), remote)).toThrow(
+      /image-factory:objectStorageSecretKey: a build host is remote and would hold the Scaleway API key/,
+    );
+    const half = settingsFor({ images: ["debian-12"], objectStorageAccessKey: "SCWOBJECTSTORAGEONLY" });
+    expect(() => buildPlaces(plans(half), half)).toThrow(/set both or neither/);
+    // Building here, the Scaleway key may serve Object Storage too, as it does today.
+    const here = settingsFor({ images: ["debian-12"] });
+    expect(() => buildPlaces(plans(here), here)).not.toThrow();
   });
 
   it("refuses a remote host without the private key", () => {

@@ -28,6 +28,12 @@ export function editedCatalog(id: string, change: (r: OsRelease) => void): Catal
   return { releases, byId: new Map(releases.map((r) => [r.id, r])) };
 }
 
+/** The artifact Command's own Object Storage key, as a stack file holds it (the secret encrypted), for a remote host. */
+export const OBJECT_STORAGE_KEY = {
+  objectStorageAccessKey: "SCWOBJECTSTORAGEONLY",
+  objectStorageSecretKey: { secure: "v1:placeholder" },
+};
+
 /**
  * An arm64 SSH build host for programs run under mocks, never dialled: a documentation address (RFC 5737), and a
  * host key and private key that are placeholders (the key's bytes spell "placeholder, not a host key").
@@ -39,4 +45,6 @@ export const ARM64_BUILD_HOST = {
   ],
   buildHostPrivateKey:
     "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder for programs under mocks, not a key\n-----END OPENSSH PRIVATE KEY-----\n",
+  // A remote host never gets the Scaleway API key.
+  ...OBJECT_STORAGE_KEY,
 };

@@ -1,7 +1,9 @@
 /**
  * Which secrets the CI workflow hands to which job: a job that can run on a pull request runs the pull request's
  * code (`npm ci` scripts, the program, the tests), so it may see only the read-only preview key; no workflow-wide
- * `env` may carry a secret at all. The check is run on the workflow that ships and on crafted violations.
+ * or job-wide `env` may carry a secret at all; write secrets only in jobs bound to the protected `production`
+ * Environment; a job holding a secret installs without dependency scripts, never beside the secret; every
+ * third-party action is pinned by commit. The check is run on the workflow that ships and on crafted violations.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -81,12 +83,62 @@ function pullRequestJobs(jobs: Record<string, Job>): Set<string> {
   return new Set(Object.keys(jobs).filter((n) => runsOnPr(n)));
 }
 
+interface Step {
+  uses?: string;
+  run?: string;
+  env?: unknown;
+  with?: unknown;
+  [key: string]: unknown;
+}
+
+/** The protected Environment the write secrets live in, whose rules keep it to reviewed code on main. */
+const PROTECTED_ENVIRONMENT = "production";
+
+const environmentOf = (job: Job): string | undefined =>
+  typeof job.environment === "string"
+    ? job.environment
+    : ((job.environment as { name?: string } | undefined)?.name ?? undefined);
+
+/** A step that installs npm dependencies and so runs their install scripts, unless told not to. */
+const installsWithScripts = (run: string): boolean =>
+  run.split(/&&|;|\n|\|\|/).some((cmd) => /\bnpm\s+(ci|install|i)\b/.test(cmd) && !/--ignore-scripts\b/.test(cmd));
+
+/** The hardening rules for jobs that hold secrets and for every action used, one line per breach. */
+function hardeningViolations(jobs: Record<string, Job>): string[] {
+  const problems: string[] = [];
+  for (const [name, job] of Object.entries(jobs)) {
+    const steps = (job.steps as Step[] | undefined) ?? [];
+    for (const s of secretsIn(job.env))
+      problems.push(`job ${name} holds secrets.${s} job-wide: give it to the one step that needs it`);
+    const held = secretsIn(job);
+    const write = held.filter((s) => !PR_ALLOWED.some((re) => re.test(s)));
+    if (write.length && environmentOf(job) !== PROTECTED_ENVIRONMENT)
+      problems.push(
+        `job ${name} references ${write.map((s) => (s === "*" ? "the whole secrets context" : `secrets.${s}`)).join(", ")} outside the protected ${PROTECTED_ENVIRONMENT} environment`,
+      );
+    steps.forEach((step, i) => {
+      const what = `job ${name} step ${i + 1}`;
+      if (held.length && step.run && installsWithScripts(step.run))
+        problems.push(
+          `${what} installs npm dependencies with their scripts in a job that holds secrets: add --ignore-scripts`,
+        );
+      if (secretsIn(step).length && step.run && /\bnpm\s+(ci|install|i)\b/.test(step.run))
+        problems.push(`${what} installs npm dependencies beside a secret`);
+      const uses = step.uses;
+      if (uses && !uses.startsWith("./") && !uses.startsWith("docker://") && !/@[0-9a-f]{40}$/.test(uses))
+        problems.push(`${what} uses ${uses}: pin it by commit`);
+    });
+  }
+  return problems;
+}
+
 /** What is wrong with a workflow's secrets, one line each; empty when nothing is. */
 function secretViolations(text: string): string[] {
   const wf = parse(text) as { on?: unknown; true?: unknown; env?: unknown; jobs?: Record<string, Job> };
   const problems: string[] = [];
   for (const s of secretsIn(wf.env))
     problems.push(`workflow-level env references secrets.${s}: every job would get it`);
+  problems.push(...hardeningViolations(wf.jobs ?? {}));
   // YAML 1.1 readers turn a bare `on` key into true; the yaml package (1.2) keeps "on".
   const onPullRequests = triggers(wf.on ?? wf.true).some((t) => PR_EVENTS.includes(t));
   if (!onPullRequests) return problems;
@@ -146,10 +198,13 @@ describe("the CI workflow's secrets", () => {
       name: "the passphrase given to the preview",
       edit: (t) =>
         t.replace(
-          "      SCW_ACCESS_KEY: ${{ secrets.SCW_PREVIEW_ACCESS_KEY }}\n",
-          "      SCW_ACCESS_KEY: ${{ secrets.SCW_PREVIEW_ACCESS_KEY }}\n      PULUMI_CONFIG_PASSPHRASE: ${{ secrets.PULUMI_CONFIG_PASSPHRASE }}\n",
+          "          SCW_ACCESS_KEY: ${{ secrets.SCW_PREVIEW_ACCESS_KEY }}\n",
+          "          SCW_ACCESS_KEY: ${{ secrets.SCW_PREVIEW_ACCESS_KEY }}\n          PULUMI_CONFIG_PASSPHRASE: ${{ secrets.PULUMI_CONFIG_PASSPHRASE }}\n",
         ),
-      want: ["job preview runs on pull requests and references secrets.PULUMI_CONFIG_PASSPHRASE"],
+      want: [
+        "job preview runs on pull requests and references secrets.PULUMI_CONFIG_PASSPHRASE",
+        "job preview references secrets.PULUMI_CONFIG_PASSPHRASE outside the protected production environment",
+      ],
     },
     {
       name: "the write key in a test step, bracket syntax",
@@ -158,7 +213,10 @@ describe("the CI workflow's secrets", () => {
           "        run: sudo --preserve-env=HOME,PATH bash .ci/run\n",
           "        run: sudo --preserve-env=HOME,PATH bash .ci/run\n        env:\n          KEY: ${{ secrets['SCW_SECRET_KEY'] }}\n",
         ),
-      want: ["job test runs on pull requests and references secrets.SCW_SECRET_KEY"],
+      want: [
+        "job test runs on pull requests and references secrets.SCW_SECRET_KEY",
+        "job test references secrets.SCW_SECRET_KEY outside the protected production environment",
+      ],
     },
     {
       name: "the whole secrets context dumped in the plan job",
@@ -167,7 +225,54 @@ describe("the CI workflow's secrets", () => {
           "      - name: Plan of the base branch\n",
           "      - run: echo '${{ toJSON(secrets) }}' > /dev/null\n      - name: Plan of the base branch\n",
         ),
-      want: ["job plan runs on pull requests and references the whole secrets context"],
+      want: [
+        "job plan runs on pull requests and references the whole secrets context",
+        "job plan references the whole secrets context outside the protected production environment",
+        "job plan step 4 installs npm dependencies with their scripts in a job that holds secrets: add --ignore-scripts",
+        "job plan step 6 installs npm dependencies with their scripts in a job that holds secrets: add --ignore-scripts",
+      ],
+    },
+    {
+      name: "a deploy wave's secrets job-wide again, outside the protected environment",
+      edit: (t) =>
+        t.replace(
+          "  canary-wave:\n    if: github.event_name == 'push'\n    needs: test\n    runs-on: ubuntu-24.04\n    timeout-minutes: 240\n",
+          "  canary-wave:\n    if: github.event_name == 'push'\n    needs: test\n    runs-on: ubuntu-24.04\n    timeout-minutes: 240\n    env:\n      KEY: ${{ secrets.SCW_SECRET_KEY }}\n",
+        ),
+      want: ["job canary-wave holds secrets.SCW_SECRET_KEY job-wide: give it to the one step that needs it"],
+    },
+    {
+      name: "the retention job unbound from the protected environment",
+      edit: (t) => t.replace("    timeout-minutes: 30\n    environment: production\n", "    timeout-minutes: 30\n"),
+      want: [
+        "job retention references secrets.SCW_ACCESS_KEY, secrets.SCW_SECRET_KEY outside the protected production environment",
+      ],
+    },
+    {
+      name: "install scripts run in a deploy job",
+      edit: (t) =>
+        t.replace(
+          "      - run: npm ci --ignore-scripts && npm run build\n      - uses: pulumi",
+          "      - run: npm ci && npm run build\n      - uses: pulumi",
+        ),
+      want: [
+        "job canary-wave step 3 installs npm dependencies with their scripts in a job that holds secrets: add --ignore-scripts",
+      ],
+    },
+    {
+      name: "npm ci in the step that holds the retention key",
+      edit: (t) =>
+        t.replace(
+          "        run: |\n          status=0",
+          "        run: |\n          npm ci --ignore-scripts\n          status=0",
+        ),
+      want: ["job retention step 4 installs npm dependencies beside a secret"],
+    },
+    {
+      name: "an action by tag",
+      edit: (t) =>
+        t.replace("uses: pulumi/actions@8582a9e8cc630786854029b4e09281acd6794b58 # v6.6.1", "uses: pulumi/actions@v6"),
+      want: ["job preview step 5 uses pulumi/actions@v6: pin it by commit"],
     },
     {
       // remaining-zones has its own push-only condition: it stays off pull requests.
